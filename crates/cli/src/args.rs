@@ -1,0 +1,135 @@
+//! The command line: global options and one subcommand per action.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Share folders and download files directly from peers, verified piece by piece.
+#[derive(Parser, Debug)]
+#[command(name = "peershare", version, about)]
+pub struct Cli {
+    /// Address of the daemon's local API (default: from the data folder, else 127.0.0.1:1101).
+    #[arg(long, global = true, env = "PEERSHARE_API", value_name = "HOST:PORT")]
+    pub api: Option<String>,
+    /// The daemon's data folder (identity, database, API token).
+    #[arg(long, global = true, env = "PEERSHARE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the peer daemon in the foreground (Ctrl-C stops it).
+    Up(UpArgs),
+    /// Show this peer's id, addresses and shares.
+    Status,
+    /// List the files a peer shares.
+    Browse {
+        /// The peer's full address, ending in /p2p/<peer id>.
+        peer: String,
+    },
+    /// Download a file from a peer, by name or by id.
+    Get {
+        /// The peer's full address, ending in /p2p/<peer id>.
+        peer: String,
+        /// The file's name (as `browse` shows it) or its id.
+        file: String,
+        /// Start the download and return at once instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List downloads: active, finished and failed.
+    Downloads,
+    /// List this peer's shared files.
+    Shares,
+    /// Rescan the shared folders now.
+    Rescan,
+    /// List transfer requests waiting for an answer (policy `ask`).
+    Requests,
+    /// Accept a waiting transfer request.
+    Accept {
+        /// The request's number from `peershare requests`.
+        id: u64,
+    },
+    /// Reject a waiting transfer request.
+    Reject {
+        /// The request's number from `peershare requests`.
+        id: u64,
+    },
+}
+
+/// Options of `peershare up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// A folder to share (repeatable).
+    #[arg(long, value_name = "DIR")]
+    pub share: Vec<PathBuf>,
+    /// Where downloads go (default: your Downloads folder).
+    #[arg(long, value_name = "DIR")]
+    pub downloads: Option<PathBuf>,
+    /// libp2p listen address (repeatable; default TCP and QUIC on port 1100).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen: Vec<String>,
+    /// Listen address of the data connection (default: the TCP listen IP, any port).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub data_listen: Option<String>,
+    /// What to do with requests for your files: accept, or ask you each time.
+    #[arg(long, default_value = "accept", value_name = "accept|ask")]
+    pub policy: String,
+    /// Uploads at once; further requests are answered "busy".
+    #[arg(long, default_value_t = 4)]
+    pub max_uploads: usize,
+    /// Seconds a request waits for your answer under `--policy ask`.
+    #[arg(long, default_value_t = 60)]
+    pub ask_timeout: u64,
+    /// Limit on the total upload rate, bytes per second (suffixes K, M, G).
+    #[arg(long, value_name = "RATE")]
+    pub max_upload_rate: Option<String>,
+    /// Do not watch shared folders for changes (rescan with `peershare rescan`).
+    #[arg(long)]
+    pub no_watch: bool,
+}
+
+/// Parses a byte count such as `512K`, `8M` or `1G` (powers of 1024).
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let mult = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches("IB")
+        .trim_end_matches('B')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_counts_parse() {
+        assert_eq!(parse_bytes("100"), Some(100));
+        assert_eq!(parse_bytes("8M"), Some(8 << 20));
+        assert_eq!(parse_bytes("2GiB"), Some(2 << 30));
+        assert_eq!(parse_bytes("5kb"), Some(5 << 10));
+        assert_eq!(parse_bytes("x"), None);
+        assert_eq!(parse_bytes("5T"), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! `peershare`: the one binary. `up` runs the peer daemon in the
+//! foreground; every other command is a client of that daemon's local API.
+//!
+//! This crate parses arguments, prints results and draws progress; the
+//! work itself lives in `peershare-node`. It must never hold daemon state
+//! of its own: two commands in a row only share what the daemon keeps.
+
+mod args;
+mod client;
+mod commands;
+mod up;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() {
+    let cli = args::Cli::parse();
+    let result = match cli.command {
+        args::Command::Up(ref up_args) => up::run(&cli, up_args).await,
+        ref command => commands::run(&cli, command).await,
+    };
+    if let Err(e) = result {
+        if cli.json {
+            let out = serde_json::json!({ "error": format!("{e:#}") });
+            println!("{out}");
+        } else {
+            eprintln!("error: {e:#}");
+        }
+        std::process::exit(1);
+    }
+}

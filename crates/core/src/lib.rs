@@ -1,0 +1,19 @@
+//! peershare-core: the parts of peershare that need no network and no runtime.
+//!
+//! It owns content ids ([`FileId`]), the BLAKE3 piece tree that lets a receiver
+//! verify every piece against a file's id ([`outboard`]), the rules that turn a
+//! name from the network into a safe file name ([`file_name`]), walking and
+//! hashing shared folders ([`scan`]) and the types and codecs of the wire
+//! protocols ([`wire`]).
+//!
+//! It must never open a socket, start an async runtime or trust a name from
+//! the network as a path.
+
+pub mod file_name;
+pub mod id;
+pub mod outboard;
+pub mod scan;
+pub mod wire;
+
+pub use id::FileId;
+pub use outboard::{Outboard, PieceLayout, DEFAULT_PIECE_LEN};

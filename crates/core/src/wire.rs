@@ -1,0 +1,10 @@
+//! The wire protocols between peers (documented in docs/PROTOCOL.md).
+//!
+//! [`control`] holds the small request/response messages carried over
+//! libp2p (browse, transfer requests); [`data`] holds the binary frames of
+//! the bulk data connection that moves tree hashes and pieces. Every decoder
+//! here checks sizes before it allocates and returns an error, never panics,
+//! on malformed input.
+
+pub mod control;
+pub mod data;

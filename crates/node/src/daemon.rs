@@ -1,0 +1,231 @@
+//! The peer daemon: wires identity, store, shares, gate, libp2p host, data
+//! listener, download engine and local API together, and stops them.
+//!
+//! This is the only module that knows how the parts connect; each part
+//! stays usable on its own. It never runs an index: joining one is a
+//! client concern added beside the host, not inside it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+use peershare_core::DEFAULT_PIECE_LEN;
+
+use crate::api;
+use crate::data_channel::{self, DataTls};
+use crate::download::Downloads;
+use crate::gate::{Policy, UploadGate};
+use crate::host::{ip_of, Host};
+use crate::identity;
+use crate::private_file::write_private;
+use crate::share::ShareIndex;
+use crate::store::Store;
+use crate::upload::{self, RateLimit};
+use crate::NodeError;
+
+/// Everything `peershare up` can be told.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// Where the key, token and database live.
+    pub data_dir: PathBuf,
+    /// Folders to share.
+    pub shares: Vec<PathBuf>,
+    /// Where finished downloads go.
+    pub downloads_dir: PathBuf,
+    /// libp2p listen addresses.
+    pub listen: Vec<Multiaddr>,
+    /// Local API address.
+    pub api: SocketAddr,
+    /// Data connection listen address; `None` picks the first TCP listen IP, any port.
+    pub data_listen: Option<SocketAddr>,
+    /// What to do with transfer requests.
+    pub policy: Policy,
+    /// Concurrent uploads before answering "busy".
+    pub max_uploads: usize,
+    /// How long an `ask` request waits for the person.
+    pub ask_timeout: Duration,
+    /// Total upload rate limit in bytes per second.
+    pub max_upload_rate: Option<u64>,
+    /// Watch shared folders for changes.
+    pub watch: bool,
+}
+
+impl NodeConfig {
+    /// Defaults for a data folder: ports 1100 (libp2p) and 1101 (API).
+    pub fn with_data_dir(data_dir: PathBuf, downloads_dir: PathBuf) -> Self {
+        Self {
+            data_dir,
+            shares: Vec::new(),
+            downloads_dir,
+            listen: vec![
+                "/ip4/0.0.0.0/tcp/1100".parse().expect("valid multiaddr"),
+                "/ip4/0.0.0.0/udp/1100/quic-v1"
+                    .parse()
+                    .expect("valid multiaddr"),
+            ],
+            api: SocketAddr::from(([127, 0, 0, 1], 1101)),
+            data_listen: None,
+            policy: Policy::Accept,
+            max_uploads: 4,
+            ask_timeout: Duration::from_secs(60),
+            max_upload_rate: None,
+            watch: true,
+        }
+    }
+}
+
+/// The running parts of a peer, shared with the API handlers.
+#[derive(Clone)]
+pub struct Node {
+    /// The libp2p host.
+    pub host: Host,
+    /// What this peer shares.
+    pub shares: ShareIndex,
+    /// Upload policy and slots.
+    pub gate: UploadGate,
+    /// The download engine.
+    pub downloads: Downloads,
+    /// Where downloads land.
+    pub downloads_dir: PathBuf,
+    /// The data listener's port.
+    pub data_port: u16,
+    /// Upload slots.
+    pub max_uploads: usize,
+    store: Store,
+}
+
+/// A started daemon; dropping the watcher stops watching.
+pub struct RunningNode {
+    /// The parts.
+    pub node: Node,
+    /// Where the API listens.
+    pub api_addr: SocketAddr,
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+impl RunningNode {
+    /// Flushes the database; call before the process exits.
+    pub async fn shutdown(self) {
+        self.node.store.close().await;
+    }
+}
+
+/// Starts a peer daemon with `config`.
+pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
+    for dir in [&mut config.data_dir, &mut config.downloads_dir] {
+        std::fs::create_dir_all(&*dir).map_err(|e| NodeError::io(dir, e))?;
+        *dir = std::fs::canonicalize(&*dir).map_err(|e| NodeError::io(dir, e))?;
+    }
+    for share in &mut config.shares {
+        if !share.is_dir() {
+            return Err(NodeError::BadRequest(format!(
+                "{} is not a folder: --share takes a folder to share",
+                share.display()
+            )));
+        }
+        *share = std::fs::canonicalize(&*share).map_err(|e| NodeError::io(share, e))?;
+    }
+    let keypair = identity::load_or_create(&config.data_dir)?;
+    let store = Store::open(&config.data_dir.join("peer.db")).await?;
+    let shares = ShareIndex::new(config.shares.clone(), DEFAULT_PIECE_LEN, store.clone());
+
+    let data_addr = config.data_listen.unwrap_or_else(|| {
+        let ip = config
+            .listen
+            .iter()
+            .find(|a| {
+                a.iter()
+                    .any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_)))
+            })
+            .and_then(ip_of)
+            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+        SocketAddr::new(ip, 0)
+    });
+    let data_listener = data_channel::bind(data_addr).await?;
+    let data_port = data_listener.local_addr()?.port();
+    let gate = UploadGate::new(
+        config.policy,
+        config.max_uploads,
+        config.ask_timeout,
+        data_port,
+    );
+    let tls = DataTls::new(&keypair)?;
+    let rate = config.max_upload_rate.map(|r| Arc::new(RateLimit::new(r)));
+    tokio::spawn(upload::serve(
+        data_listener,
+        tls.clone(),
+        gate.clone(),
+        rate,
+    ));
+
+    let host = Host::start(keypair, &config.listen, shares.clone(), gate.clone()).await?;
+    let downloads = Downloads::new(
+        store.clone(),
+        host.clone(),
+        tls,
+        config.downloads_dir.clone(),
+    );
+    let node = Node {
+        host,
+        shares: shares.clone(),
+        gate,
+        downloads,
+        downloads_dir: config.downloads_dir.clone(),
+        data_port,
+        max_uploads: config.max_uploads,
+        store,
+    };
+
+    let token = load_or_create_token(&config.data_dir)?;
+    let api_listener = tokio::net::TcpListener::bind(config.api)
+        .await
+        .map_err(|e| NodeError::Listen(format!("local API on {}: {e}", config.api)))?;
+    let api_addr = api_listener.local_addr()?;
+    tokio::spawn(api::serve(api_listener, api::router(node.clone(), token)));
+    write_private(
+        &config.data_dir.join(api::ADDR_FILE),
+        api::addr_file_contents(api_addr).as_bytes(),
+    )?;
+
+    let watcher = if config.watch && !config.shares.is_empty() {
+        match shares.watch() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!("not watching shared folders ({e}); use `peershare rescan`");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let scanning = shares.clone();
+    tokio::spawn(async move {
+        if let Err(e) = scanning.rescan().await {
+            tracing::error!("scanning the shared folders failed: {e}");
+        }
+    });
+    let resumed = node.downloads.resume_unfinished().await?;
+    if resumed > 0 {
+        tracing::info!(resumed, "resumed unfinished downloads");
+    }
+    Ok(RunningNode {
+        node,
+        api_addr,
+        _watcher: watcher,
+    })
+}
+
+fn load_or_create_token(data_dir: &std::path::Path) -> Result<String, NodeError> {
+    let path = data_dir.join(api::TOKEN_FILE);
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_string();
+        if !token.is_empty() {
+            return Ok(token);
+        }
+    }
+    let token = hex::encode(rand::random::<[u8; 24]>());
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
+}

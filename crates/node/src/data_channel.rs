@@ -1,0 +1,134 @@
+//! The bulk data connection: TCP with TLS 1.3, both ends proving their
+//! libp2p identity with the certificate libp2p-tls makes from the peer key.
+//!
+//! It exists because libp2p's multiplexed streams cost too much per byte
+//! for bulk data on small machines (docs/PROTOCOL.md has the figures).
+//! This module only sets connections up and reads/writes frames; what is
+//! sent over them is decided by [`crate::upload`] and [`crate::download`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use libp2p::identity::Keypair;
+use libp2p::PeerId;
+use peershare_core::wire::data::{FrameHeader, WireError, DATA_ALPN, HEADER_LEN};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::NodeError;
+
+/// Socket buffer size asked of the kernel for data connections.
+const SOCKET_BUFFER: u32 = 4 << 20;
+
+/// TLS settings for both directions, made once from the peer key.
+#[derive(Clone)]
+pub struct DataTls {
+    keypair: Keypair,
+    server: tokio_rustls::TlsAcceptor,
+}
+
+/// A data stream from either side.
+pub type DataStream = tokio_rustls::TlsStream<TcpStream>;
+
+impl DataTls {
+    /// Builds the TLS configuration bound to this peer's key.
+    pub fn new(keypair: &Keypair) -> Result<Self, NodeError> {
+        let mut server = libp2p::tls::make_server_config(keypair)
+            .map_err(|e| NodeError::Identity(format!("cannot make a TLS certificate: {e}")))?;
+        server.alpn_protocols = vec![DATA_ALPN.to_vec()];
+        Ok(Self {
+            keypair: keypair.clone(),
+            server: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
+        })
+    }
+
+    /// Connects to `addr` and checks that the far end is `peer`.
+    pub async fn connect(&self, addr: SocketAddr, peer: PeerId) -> Result<DataStream, NodeError> {
+        let mut config = libp2p::tls::make_client_config(&self.keypair, Some(peer))
+            .map_err(|e| NodeError::Identity(format!("cannot make a TLS certificate: {e}")))?;
+        config.alpn_protocols = vec![DATA_ALPN.to_vec()];
+        let tcp = TcpStream::connect(addr).await.map_err(|e| {
+            NodeError::Transfer(format!("cannot open a data connection to {addr}: {e}"))
+        })?;
+        tune(&tcp);
+        let name = ServerName::try_from("peershare").expect("a valid DNS name");
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| NodeError::Transfer(format!("data connection handshake failed: {e}")))?;
+        Ok(tokio_rustls::TlsStream::Client(tls))
+    }
+
+    /// Completes an incoming connection and says which peer it is.
+    pub async fn accept(&self, tcp: TcpStream) -> Result<(DataStream, PeerId), NodeError> {
+        tune(&tcp);
+        let tls =
+            self.server.accept(tcp).await.map_err(|e| {
+                NodeError::Transfer(format!("data connection handshake failed: {e}"))
+            })?;
+        let cert = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or_else(|| NodeError::Transfer("peer presented no certificate".into()))?;
+        let peer = libp2p::tls::certificate::parse(cert)
+            .map_err(|e| NodeError::Transfer(format!("bad peer certificate: {e}")))?
+            .peer_id();
+        Ok((tokio_rustls::TlsStream::Server(tls), peer))
+    }
+}
+
+/// Binds the data listener.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| NodeError::Transfer(format!("cannot listen for data on {addr}: {e}")))
+}
+
+fn tune(tcp: &TcpStream) {
+    let _ = tcp.set_nodelay(true);
+    let sock = socket2_ref(tcp);
+    let _ = sock.set_send_buffer_size(SOCKET_BUFFER as usize);
+    let _ = sock.set_recv_buffer_size(SOCKET_BUFFER as usize);
+}
+
+fn socket2_ref(tcp: &TcpStream) -> socket2::SockRef<'_> {
+    socket2::SockRef::from(tcp)
+}
+
+/// Reads one frame header, checking it against the limits for `piece_len`.
+pub async fn read_header<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    piece_len: u64,
+) -> Result<FrameHeader, NodeError> {
+    let mut bytes = [0u8; HEADER_LEN];
+    reader.read_exact(&mut bytes).await?;
+    FrameHeader::parse(bytes, piece_len).map_err(wire_error)
+}
+
+/// Reads the body of a small frame into a fresh buffer.
+pub async fn read_body<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    header: FrameHeader,
+) -> Result<Vec<u8>, NodeError> {
+    let mut body = vec![0u8; header.body_len as usize];
+    reader.read_exact(&mut body).await?;
+    Ok(body)
+}
+
+/// Writes a whole frame and flushes it.
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    frame: &[u8],
+) -> Result<(), NodeError> {
+    writer.write_all(frame).await?;
+    writer.flush().await?;
+    Ok(())
+}
+
+/// A protocol violation on the data connection.
+pub fn wire_error(e: WireError) -> NodeError {
+    NodeError::Transfer(format!("peer broke the data protocol: {e}"))
+}

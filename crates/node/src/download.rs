@@ -1,0 +1,755 @@
+//! The download engine: find the file at a source, ask for it, fetch its
+//! pieces over the data connection, verify each one, write it into the
+//! partial file, and rename the whole file into place once it checks out.
+//!
+//! Pieces are requested one by one from each source (pipelined), never as
+//! one opaque stream, so several sources can share a download. Network
+//! reading and verification run side by side: the connection task reads
+//! pieces into a small pool of buffers and a blocking task verifies and
+//! writes them, so memory stays at a few pieces whatever the file size.
+//! A source that sends a piece that does not verify is dropped.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use peershare_core::file_name::{sanitize, unique_path};
+use peershare_core::outboard::{VerifyError, LEAF_LEN};
+use peershare_core::scan::PARTIAL_DIR;
+use peershare_core::wire::control::{
+    BrowseRequest, SharedFileEntry, TransferResponse, MAX_BROWSE_PAGE,
+};
+use peershare_core::wire::data::{ClientFrame, PieceHeader, ServerFrame};
+use peershare_core::{FileId, Outboard, PieceLayout};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
+use crate::host::{ip_of, parse_peer_addr, Host};
+use crate::piece_map::{open_partial, partial_paths, PieceMap};
+use crate::piece_picker::PiecePicker;
+use crate::store::{DownloadRecord, DownloadState, Store};
+use crate::NodeError;
+
+/// Piece requests kept in flight per source.
+const WINDOW: usize = 8;
+/// Pieces read but not yet verified and written, per download.
+const VERIFY_QUEUE: usize = 3;
+/// Save the piece map at least this often while pieces arrive.
+const MAP_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a source may go without sending a byte.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Live counters of a running download.
+#[derive(Default)]
+pub struct Progress {
+    verified_bytes: AtomicU64,
+    fetched_bytes: AtomicU64,
+    running: AtomicBool,
+    started: Mutex<Option<Instant>>,
+}
+
+/// A download as shown to people and scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadView {
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: DownloadRecord,
+    /// Bytes verified and on disk.
+    pub verified_bytes: u64,
+    /// Bytes received from the network in this run (a resume fetches fewer than `size`).
+    pub fetched_bytes: u64,
+    /// Average receive rate of this run, bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// True while a task is working on it.
+    pub running: bool,
+}
+
+/// Starts, resumes and reports downloads.
+#[derive(Clone)]
+pub struct Downloads {
+    store: Store,
+    host: Host,
+    tls: DataTls,
+    downloads_dir: PathBuf,
+    live: Arc<Mutex<HashMap<i64, Arc<Progress>>>>,
+}
+
+impl Downloads {
+    /// The engine, saving into `downloads_dir`.
+    pub fn new(store: Store, host: Host, tls: DataTls, downloads_dir: PathBuf) -> Self {
+        Self {
+            store,
+            host,
+            tls,
+            downloads_dir,
+            live: Arc::default(),
+        }
+    }
+
+    fn partial_dir(&self) -> PathBuf {
+        self.downloads_dir.join(PARTIAL_DIR)
+    }
+
+    /// Starts (or resumes) downloading `file` (a name or an id) from the peer at `peer_addr`.
+    pub async fn start(&self, peer_addr: &str, file: &str) -> Result<DownloadView, NodeError> {
+        let (peer, dial) = parse_peer_addr(peer_addr)?;
+        let entry = self.resolve(peer, &dial, file).await?;
+        let record = match self.store.unfinished_download(&entry.id).await? {
+            Some(existing) if self.is_running(existing.id) => return self.view(existing),
+            Some(existing) => {
+                self.store
+                    .reactivate_download(existing.id, peer_addr)
+                    .await?;
+                self.store.download(existing.id).await?.unwrap_or(existing)
+            }
+            None => {
+                let name = sanitize(&entry.name);
+                self.store
+                    .insert_download(&entry.id, &name, entry.size, peer_addr)
+                    .await?
+            }
+        };
+        self.spawn(record.clone(), peer, dial);
+        self.view(record)
+    }
+
+    /// Resumes every download left active by an earlier run of the daemon.
+    pub async fn resume_unfinished(&self) -> Result<usize, NodeError> {
+        let mut resumed = 0;
+        for record in self.store.downloads().await? {
+            if record.state != DownloadState::Active {
+                continue;
+            }
+            match parse_peer_addr(&record.source) {
+                Ok((peer, dial)) => {
+                    tracing::info!(id = record.id, name = %record.name, "resuming download");
+                    self.spawn(record, peer, dial);
+                    resumed += 1;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.store
+                        .finish_download(record.id, DownloadState::Failed, Some(&msg), None)
+                        .await?;
+                }
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// All downloads with live progress, newest first.
+    pub async fn list(&self) -> Result<Vec<DownloadView>, NodeError> {
+        self.store
+            .downloads()
+            .await?
+            .into_iter()
+            .map(|r| self.view(r))
+            .collect()
+    }
+
+    /// One download with live progress.
+    pub async fn get(&self, id: i64) -> Result<Option<DownloadView>, NodeError> {
+        match self.store.download(id).await? {
+            Some(r) => Ok(Some(self.view(r)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Finds `file` (an id or a name) among the files `peer` shares.
+    async fn resolve(
+        &self,
+        peer: PeerId,
+        dial: &Multiaddr,
+        file: &str,
+    ) -> Result<SharedFileEntry, NodeError> {
+        let wanted_id: Option<FileId> = file.parse().ok();
+        let entries = browse_all(&self.host, peer, dial.clone()).await?;
+        let mut matches: Vec<SharedFileEntry> = match wanted_id {
+            Some(id) => entries.into_iter().filter(|e| e.id == id).collect(),
+            None => {
+                let exact: Vec<_> = entries.iter().filter(|e| e.name == file).cloned().collect();
+                if exact.is_empty() {
+                    entries
+                        .into_iter()
+                        .filter(|e| e.name.rsplit('/').next() == Some(file))
+                        .collect()
+                } else {
+                    exact
+                }
+            }
+        };
+        matches.dedup_by_key(|e| e.id);
+        match matches.len() {
+            0 => Err(NodeError::NotFound(format!(
+                "{peer} shares no file named {file:?}; `peershare browse <address>` lists what it shares"
+            ))),
+            1 => Ok(matches.remove(0)),
+            _ => Err(NodeError::BadRequest(format!(
+                "{} files are named {file:?}: ask for one by id ({})",
+                matches.len(),
+                matches
+                    .iter()
+                    .map(|e| format!("{} = {}", e.name, e.id))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    fn is_running(&self, id: i64) -> bool {
+        self.live
+            .lock()
+            .expect("live lock")
+            .get(&id)
+            .is_some_and(|p| p.running.load(Ordering::Relaxed))
+    }
+
+    fn view(&self, record: DownloadRecord) -> Result<DownloadView, NodeError> {
+        let progress = self
+            .live
+            .lock()
+            .expect("live lock")
+            .get(&record.id)
+            .cloned();
+        let (verified, fetched, running, rate) = match progress {
+            Some(p) => {
+                let fetched = p.fetched_bytes.load(Ordering::Relaxed);
+                let elapsed = p
+                    .started
+                    .lock()
+                    .expect("progress lock")
+                    .map(|s| s.elapsed().as_secs_f64())
+                    .unwrap_or(0.0);
+                let rate = if elapsed > 0.0 {
+                    (fetched as f64 / elapsed) as u64
+                } else {
+                    0
+                };
+                (
+                    p.verified_bytes.load(Ordering::Relaxed),
+                    fetched,
+                    p.running.load(Ordering::Relaxed),
+                    rate,
+                )
+            }
+            None => (0, 0, false, 0),
+        };
+        let verified = if record.state == DownloadState::Done {
+            record.size
+        } else {
+            verified
+        };
+        Ok(DownloadView {
+            record,
+            verified_bytes: verified,
+            fetched_bytes: fetched,
+            rate_bytes_per_sec: rate,
+            running,
+        })
+    }
+
+    fn spawn(&self, record: DownloadRecord, peer: PeerId, dial: Multiaddr) {
+        let progress = Arc::new(Progress::default());
+        progress.running.store(true, Ordering::Relaxed);
+        *progress.started.lock().expect("progress lock") = Some(Instant::now());
+        self.live
+            .lock()
+            .expect("live lock")
+            .insert(record.id, progress.clone());
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let outcome = engine.run(&record, peer, dial, &progress).await;
+            let result = match outcome {
+                Ok(path) => {
+                    tracing::info!(name = %record.name, path = %path.display(), "download complete");
+                    let path = path.to_string_lossy().into_owned();
+                    engine
+                        .store
+                        .finish_download(record.id, DownloadState::Done, None, Some(&path))
+                        .await
+                }
+                Err(e) => {
+                    tracing::warn!(name = %record.name, "download failed: {e}");
+                    let msg = e.to_string();
+                    engine
+                        .store
+                        .finish_download(record.id, DownloadState::Failed, Some(&msg), None)
+                        .await
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!("cannot record the end of a download: {e}");
+            }
+            progress.running.store(false, Ordering::Relaxed);
+        });
+    }
+
+    async fn run(
+        &self,
+        record: &DownloadRecord,
+        peer: PeerId,
+        dial: Multiaddr,
+        progress: &Progress,
+    ) -> Result<PathBuf, NodeError> {
+        let partial_dir = self.partial_dir();
+        std::fs::create_dir_all(&partial_dir).map_err(|e| NodeError::io(&partial_dir, e))?;
+        let (part_path, map_path) = partial_paths(&partial_dir, &record.file_id);
+
+        let answer = self
+            .host
+            .request_transfer(peer, vec![dial.clone()], record.file_id)
+            .await?;
+        let (ticket, data_port, piece_len) = match answer.response {
+            TransferResponse::Granted {
+                ticket,
+                data_port,
+                size,
+                piece_len,
+                ..
+            } if size == record.size => (ticket, data_port, piece_len),
+            TransferResponse::Granted { size, .. } => {
+                return Err(NodeError::Transfer(format!(
+                    "peer offers {size} bytes for a file listed as {} bytes",
+                    record.size
+                )))
+            }
+            TransferResponse::Rejected { reason } => {
+                return Err(NodeError::Refused(format!("rejected by peer: {reason}")))
+            }
+            TransferResponse::Busy => {
+                return Err(NodeError::Refused(
+                    "peer busy: all its upload slots are in use; try again later".into(),
+                ))
+            }
+            TransferResponse::NotFound => {
+                return Err(NodeError::NotFound(
+                    "the peer no longer shares this file (or it changed since it was listed)"
+                        .into(),
+                ))
+            }
+        };
+        let layout = PieceLayout::new(record.size, piece_len)
+            .map_err(|e| NodeError::Transfer(e.to_string()))?;
+        let ip = answer.remote_ip.or_else(|| ip_of(&dial)).ok_or_else(|| {
+            NodeError::Transfer("no IP address to open a data connection to".into())
+        })?;
+        let mut stream = self
+            .tls
+            .connect(SocketAddr::new(ip, data_port), peer)
+            .await?;
+        open_transfer(&mut stream, ticket, &record.file_id, layout).await?;
+        let outboard = Arc::new(fetch_tree(&mut stream, layout, &record.file_id).await?);
+
+        let map = PieceMap::load(map_path, &record.file_id, layout);
+        progress
+            .verified_bytes
+            .store(verified_bytes(&map, layout), Ordering::Relaxed);
+        if !map.is_complete() {
+            let part = open_partial(&part_path, record.size)?;
+            let source = SourceSession {
+                stream,
+                peer,
+                progress,
+            };
+            fetch_pieces(source, outboard.clone(), part, map).await?;
+        } else {
+            let _ = stream.shutdown().await;
+        }
+        self.finalize(record, &part_path, &partial_dir).await
+    }
+
+    /// Checks the whole partial file against its id and moves it into place under a free name.
+    async fn finalize(
+        &self,
+        record: &DownloadRecord,
+        part_path: &Path,
+        partial_dir: &Path,
+    ) -> Result<PathBuf, NodeError> {
+        let (part, expected, piece_len) = (part_path.to_path_buf(), record.file_id, 1 << 20);
+        let whole = tokio::task::spawn_blocking(move || Outboard::hash_file(&part, piece_len))
+            .await
+            .map_err(|e| NodeError::Transfer(e.to_string()))?
+            .map_err(|e| NodeError::io(part_path, e))?;
+        let (_, map_path) = partial_paths(partial_dir, &record.file_id);
+        if whole.id() != expected {
+            let _ = std::fs::remove_file(&map_path);
+            return Err(NodeError::Transfer(
+                "the assembled file does not match its id; its pieces will be fetched again".into(),
+            ));
+        }
+        let target = move_into_place(part_path, &self.downloads_dir, &record.name)?;
+        let _ = std::fs::remove_file(&map_path);
+        Ok(target)
+    }
+}
+
+/// Lists everything `peer` shares, page by page.
+pub async fn browse_all(
+    host: &Host,
+    peer: PeerId,
+    dial: Multiaddr,
+) -> Result<Vec<SharedFileEntry>, NodeError> {
+    let mut entries = Vec::new();
+    loop {
+        let request = BrowseRequest {
+            offset: entries.len() as u64,
+            limit: MAX_BROWSE_PAGE,
+        };
+        let page = host.browse(peer, vec![dial.clone()], request).await?;
+        let got = page.files.len();
+        entries.extend(page.files);
+        if got == 0 || entries.len() as u64 >= page.total {
+            return Ok(entries);
+        }
+    }
+}
+
+fn verified_bytes(map: &PieceMap, layout: PieceLayout) -> u64 {
+    (0..map.count())
+        .filter(|i| map.has(*i))
+        .map(|i| {
+            let r = layout.piece_range(i);
+            r.end - r.start
+        })
+        .sum()
+}
+
+/// Renames the verified partial file to a free name in `dir`; never overwrites.
+fn move_into_place(part: &Path, dir: &Path, name: &str) -> Result<PathBuf, NodeError> {
+    loop {
+        let target = unique_path(dir, name);
+        match std::fs::hard_link(part, &target) {
+            Ok(()) => {
+                let _ = std::fs::remove_file(part);
+                return Ok(target);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(_) => {
+                // File systems without hard links: a rename after the free-name check.
+                std::fs::rename(part, &target).map_err(|e| NodeError::io(&target, e))?;
+                return Ok(target);
+            }
+        }
+    }
+}
+
+async fn open_transfer(
+    stream: &mut DataStream,
+    ticket: u64,
+    id: &FileId,
+    layout: PieceLayout,
+) -> Result<(), NodeError> {
+    stream
+        .write_all(&ClientFrame::Open { ticket }.encode())
+        .await?;
+    stream.write_all(&ClientFrame::GetTree.encode()).await?;
+    stream.flush().await?;
+    match read_server_frame(stream, layout.piece_len()).await? {
+        ServerFrame::Ready {
+            id: got,
+            size,
+            piece_len,
+        } if got == *id && size == layout.file_len() && piece_len == layout.piece_len() => Ok(()),
+        ServerFrame::Ready { .. } => Err(NodeError::Transfer(
+            "the source announced a different file than it granted".into(),
+        )),
+        other => Err(unexpected(other)),
+    }
+}
+
+async fn fetch_tree(
+    stream: &mut DataStream,
+    layout: PieceLayout,
+    id: &FileId,
+) -> Result<Outboard, NodeError> {
+    let count = layout.piece_count() as usize;
+    let mut leaves = Vec::with_capacity(count * LEAF_LEN);
+    while leaves.len() < count * LEAF_LEN {
+        match read_server_frame(stream, layout.piece_len()).await? {
+            ServerFrame::Tree { first, leaves: run }
+                if first as usize * LEAF_LEN == leaves.len()
+                    && leaves.len() + run.len() <= count * LEAF_LEN =>
+            {
+                leaves.extend_from_slice(&run)
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+    Outboard::from_leaf_bytes(layout, &leaves, id).map_err(|e| {
+        NodeError::Transfer(format!(
+            "source sent a tree that does not match the id: {e}"
+        ))
+    })
+}
+
+async fn read_server_frame(
+    stream: &mut DataStream,
+    piece_len: u64,
+) -> Result<ServerFrame, NodeError> {
+    let header = read_header(stream, piece_len).await?;
+    if header.is_piece() {
+        return Err(NodeError::Transfer(
+            "source sent a piece nobody asked for".into(),
+        ));
+    }
+    let body = read_body(stream, header).await?;
+    ServerFrame::decode(header, &body).map_err(wire_error)
+}
+
+fn unexpected(frame: ServerFrame) -> NodeError {
+    match frame {
+        ServerFrame::Error { code, message } => {
+            NodeError::Transfer(format!("source refused ({code:?}): {message}"))
+        }
+        _ => NodeError::Transfer("source sent an unexpected frame".into()),
+    }
+}
+
+/// One source's connection, while it sends pieces.
+struct SourceSession<'a> {
+    stream: DataStream,
+    peer: PeerId,
+    progress: &'a Progress,
+}
+
+/// What the verifying task reports back.
+enum SinkEvent {
+    Verified { index: u64, buffer: Vec<u8> },
+    Corrupt { error: VerifyError },
+    Failed { error: NodeError },
+}
+
+/// Fetches every missing piece from one source, verifying and writing as they come.
+async fn fetch_pieces(
+    mut source: SourceSession<'_>,
+    outboard: Arc<Outboard>,
+    part: std::fs::File,
+    map: PieceMap,
+) -> Result<(), NodeError> {
+    let layout = outboard.layout();
+    let mut picker = PiecePicker::new((0..layout.piece_count()).filter(|i| !map.has(*i)));
+    let (to_sink, sink_rx) = mpsc::channel::<(u64, Vec<u8>)>(VERIFY_QUEUE);
+    let (sink_tx, mut events) = mpsc::channel::<SinkEvent>(WINDOW + VERIFY_QUEUE + 2);
+    let sink = tokio::task::spawn_blocking({
+        let outboard = outboard.clone();
+        move || write_verified_pieces(outboard, part, map, sink_rx, sink_tx)
+    });
+
+    let mut requested: VecDeque<u64> = VecDeque::new();
+    let mut free: Vec<Vec<u8>> = Vec::new();
+    let mut buffers = 0usize;
+    let piece_len = layout.piece_len() as usize;
+    let result: Result<(), NodeError> = async {
+        loop {
+            while let Ok(event) = events.try_recv() {
+                on_sink_event(event, &mut picker, &mut free, source.progress, layout)?;
+            }
+            if picker.is_complete() {
+                return Ok(());
+            }
+            let mut asked = false;
+            while requested.len() < WINDOW {
+                let Some(index) = picker.pick() else { break };
+                source
+                    .stream
+                    .write_all(&ClientFrame::GetPiece { index }.encode())
+                    .await?;
+                requested.push_back(index);
+                asked = true;
+            }
+            if asked {
+                source.stream.flush().await?;
+            }
+            let Some(&expected) = requested.front() else {
+                // Everything is asked for and received; wait for the verifier.
+                let Some(event) = events.recv().await else {
+                    return Err(sink_gone(&mut events));
+                };
+                on_sink_event(event, &mut picker, &mut free, source.progress, layout)?;
+                continue;
+            };
+            let mut buffer = match free.pop() {
+                Some(b) => b,
+                None if buffers < VERIFY_QUEUE + 2 => {
+                    buffers += 1;
+                    Vec::with_capacity(piece_len)
+                }
+                None => {
+                    let Some(event) = events.recv().await else {
+                        return Err(sink_gone(&mut events));
+                    };
+                    on_sink_event(event, &mut picker, &mut free, source.progress, layout)?;
+                    continue;
+                }
+            };
+            let index = tokio::time::timeout(
+                STALL_TIMEOUT,
+                read_piece(&mut source.stream, layout, &mut buffer),
+            )
+            .await
+            .map_err(|_| NodeError::Transfer("the source stopped sending".into()))??;
+            if index != expected {
+                return Err(NodeError::Transfer(format!(
+                    "source answered piece {index} when piece {expected} was due"
+                )));
+            }
+            requested.pop_front();
+            source
+                .progress
+                .fetched_bytes
+                .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+            if to_sink.send((index, buffer)).await.is_err() {
+                return Err(sink_gone(&mut events));
+            }
+        }
+    }
+    .await;
+    drop(to_sink);
+    let sink_result = sink.await.map_err(|e| NodeError::Transfer(e.to_string()))?;
+    if result.is_ok() {
+        let _ = source.stream.shutdown().await;
+    }
+    let verified = source.progress.verified_bytes.load(Ordering::Relaxed);
+    result.map_err(|e| source_failed(e, source.peer, verified, layout.file_len()))?;
+    sink_result
+}
+
+fn source_failed(error: NodeError, peer: PeerId, verified: u64, size: u64) -> NodeError {
+    let reason = match error {
+        NodeError::Io(e) => format!("connection lost ({e})"),
+        other => other.to_string(),
+    };
+    NodeError::Transfer(format!(
+        "source {peer} failed after {verified} of {size} bytes: {reason}. \
+         The verified pieces are kept: run the same `peershare get` again to resume"
+    ))
+}
+
+fn on_sink_event(
+    event: SinkEvent,
+    picker: &mut PiecePicker,
+    free: &mut Vec<Vec<u8>>,
+    progress: &Progress,
+    layout: PieceLayout,
+) -> Result<(), NodeError> {
+    match event {
+        SinkEvent::Verified { index, buffer } => {
+            picker.verified(index);
+            free.push(buffer);
+            let r = layout.piece_range(index);
+            progress
+                .verified_bytes
+                .fetch_add(r.end - r.start, Ordering::Relaxed);
+            Ok(())
+        }
+        SinkEvent::Corrupt { error } => Err(NodeError::Transfer(format!(
+            "{error}; the source was dropped"
+        ))),
+        SinkEvent::Failed { error } => Err(error),
+    }
+}
+
+/// The reason the verifying task stopped early, from its last events.
+fn sink_gone(events: &mut mpsc::Receiver<SinkEvent>) -> NodeError {
+    while let Ok(event) = events.try_recv() {
+        match event {
+            SinkEvent::Corrupt { error } => {
+                return NodeError::Transfer(format!("{error}; the source was dropped"))
+            }
+            SinkEvent::Failed { error } => return error,
+            SinkEvent::Verified { .. } => {}
+        }
+    }
+    NodeError::Stopped
+}
+
+/// Reads one piece frame into `buffer`; returns its index.
+async fn read_piece(
+    stream: &mut DataStream,
+    layout: PieceLayout,
+    buffer: &mut Vec<u8>,
+) -> Result<u64, NodeError> {
+    let header = read_header(stream, layout.piece_len()).await?;
+    if !header.is_piece() {
+        let body = read_body(stream, header).await?;
+        return Err(unexpected(
+            ServerFrame::decode(header, &body).map_err(wire_error)?,
+        ));
+    }
+    let mut index = [0u8; 8];
+    stream.read_exact(&mut index).await?;
+    let len = header.body_len as usize - 8;
+    buffer.clear();
+    buffer.resize(len, 0);
+    stream.read_exact(buffer).await?;
+    Ok(PieceHeader::index(index))
+}
+
+/// The blocking side: verify each piece, write it, and keep the map in step (synced first).
+fn write_verified_pieces(
+    outboard: Arc<Outboard>,
+    part: std::fs::File,
+    mut map: PieceMap,
+    mut pieces: mpsc::Receiver<(u64, Vec<u8>)>,
+    events: mpsc::Sender<SinkEvent>,
+) -> Result<(), NodeError> {
+    let layout = outboard.layout();
+    let id = outboard.id();
+    let mut dirty = false;
+    let mut last_save = Instant::now();
+    let save = |map: &PieceMap| -> Result<(), NodeError> {
+        part.sync_data().map_err(NodeError::Io)?;
+        map.save(&id, layout)
+    };
+    while let Some((index, buffer)) = pieces.blocking_recv() {
+        if let Err(error) = outboard.verify_piece(index, &buffer) {
+            let _ = events.blocking_send(SinkEvent::Corrupt { error });
+            break;
+        }
+        if let Err(e) = write_at(&part, &buffer, layout.piece_range(index).start) {
+            let error = NodeError::Io(e);
+            let _ = events.blocking_send(SinkEvent::Failed { error });
+            break;
+        }
+        map.set(index);
+        dirty = true;
+        if last_save.elapsed() >= MAP_SAVE_INTERVAL {
+            save(&map)?;
+            dirty = false;
+            last_save = Instant::now();
+        }
+        if events
+            .blocking_send(SinkEvent::Verified { index, buffer })
+            .is_err()
+        {
+            break;
+        }
+    }
+    if dirty {
+        save(&map)?;
+    }
+    Ok(())
+}
+
+fn write_at(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(data, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while done < data.len() {
+            done += file.seek_write(&data[done..], offset + done as u64)?;
+        }
+        Ok(())
+    }
+}

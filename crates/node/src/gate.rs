@@ -1,0 +1,263 @@
+//! The sharing side's decision on every transfer request: the policy
+//! (accept everything, or ask the person), the upload slots ("busy" when
+//! full), the requests waiting for an answer, and the one-use tickets that
+//! let a granted peer open a data connection.
+//!
+//! The gate decides and counts; it never touches files or sockets. A slot
+//! is held by a [`UploadSlot`] guard from grant until the data connection
+//! ends, so a crashed upload can never leak one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use peershare_core::wire::control::TransferResponse;
+use peershare_core::FileId;
+use serde::Serialize;
+
+use crate::share::{ShareIndex, SharedFile};
+
+/// How long a granted ticket may wait for its data connection.
+pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
+
+/// What the sharing side does with requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Grant every request while slots are free.
+    Accept,
+    /// Hold each request until the person accepts or rejects it.
+    Ask,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "accept" => Ok(Self::Accept),
+            "ask" => Ok(Self::Ask),
+            other => Err(format!("unknown policy {other:?}: use accept or ask")),
+        }
+    }
+}
+
+/// A request waiting for the person's answer.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingRequest {
+    /// Number to accept or reject it by.
+    pub id: u64,
+    /// Who asks.
+    pub peer: String,
+    /// Which file.
+    pub file_id: FileId,
+    /// The file's shared name.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+    /// Seconds left before it is rejected by timeout.
+    pub expires_in: u64,
+    #[serde(skip)]
+    expires: Instant,
+}
+
+/// What the gate says about a new request.
+pub enum Verdict {
+    /// Answer now.
+    Answer(TransferResponse),
+    /// Held for the person under this pending id; answer later.
+    Held(u64),
+}
+
+struct Ticket {
+    peer: PeerId,
+    file: SharedFile,
+    expires: Instant,
+}
+
+struct GateState {
+    busy_slots: usize,
+    tickets: HashMap<u64, Ticket>,
+    pending: HashMap<u64, (PeerId, SharedFile, Instant)>,
+    next_pending: u64,
+}
+
+/// Upload policy, slots and tickets, shared by the libp2p host and the data server.
+#[derive(Clone)]
+pub struct UploadGate {
+    policy: Policy,
+    max_uploads: usize,
+    ask_timeout: Duration,
+    data_port: u16,
+    state: Arc<Mutex<GateState>>,
+}
+
+/// Holds one upload slot; dropping it frees the slot.
+pub struct UploadSlot {
+    state: Arc<Mutex<GateState>>,
+}
+
+impl Drop for UploadSlot {
+    fn drop(&mut self) {
+        let mut state = self.state.lock().expect("gate lock");
+        state.busy_slots = state.busy_slots.saturating_sub(1);
+    }
+}
+
+impl UploadGate {
+    /// A gate with this policy and slot count; `data_port` goes into grants.
+    pub fn new(policy: Policy, max_uploads: usize, ask_timeout: Duration, data_port: u16) -> Self {
+        Self {
+            policy,
+            max_uploads: max_uploads.max(1),
+            ask_timeout,
+            data_port,
+            state: Arc::new(Mutex::new(GateState {
+                busy_slots: 0,
+                tickets: HashMap::new(),
+                pending: HashMap::new(),
+                next_pending: 1,
+            })),
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
+    /// How long an asked request waits for the person.
+    pub fn ask_timeout(&self) -> Duration {
+        self.ask_timeout
+    }
+
+    /// Uploads running or granted right now.
+    pub fn busy_slots(&self) -> usize {
+        self.state.lock().expect("gate lock").busy_slots
+    }
+
+    /// Decides on a request from `peer` for `id`.
+    pub fn on_request(&self, peer: PeerId, id: &FileId, shares: &ShareIndex) -> Verdict {
+        let Some(open) = shares.open_unchanged(id) else {
+            return Verdict::Answer(TransferResponse::NotFound);
+        };
+        match self.policy {
+            Policy::Accept => Verdict::Answer(self.grant(peer, open.file)),
+            Policy::Ask => {
+                let mut state = self.state.lock().expect("gate lock");
+                let pending_id = state.next_pending;
+                state.next_pending += 1;
+                let expires = Instant::now() + self.ask_timeout;
+                state.pending.insert(pending_id, (peer, open.file, expires));
+                tracing::info!(pending_id, %peer, "transfer request waiting for an answer");
+                Verdict::Held(pending_id)
+            }
+        }
+    }
+
+    /// The person's answer to a held request; `None` if it is no longer waiting.
+    pub fn answer(&self, pending_id: u64, accept: bool) -> Option<TransferResponse> {
+        let (peer, file, _) = self
+            .state
+            .lock()
+            .expect("gate lock")
+            .pending
+            .remove(&pending_id)?;
+        Some(if accept {
+            self.grant(peer, file)
+        } else {
+            TransferResponse::Rejected {
+                reason: "the person sharing the file declined".into(),
+            }
+        })
+    }
+
+    /// Drops a held request that was not answered in time.
+    pub fn expire(&self, pending_id: u64) -> Option<TransferResponse> {
+        self.state
+            .lock()
+            .expect("gate lock")
+            .pending
+            .remove(&pending_id)
+            .map(|_| TransferResponse::Rejected {
+                reason: "the person sharing the file did not answer in time".into(),
+            })
+    }
+
+    /// Requests waiting for the person, oldest first.
+    pub fn pending(&self) -> Vec<PendingRequest> {
+        let state = self.state.lock().expect("gate lock");
+        let now = Instant::now();
+        let mut list: Vec<_> = state
+            .pending
+            .iter()
+            .map(|(id, (peer, file, expires))| PendingRequest {
+                id: *id,
+                peer: peer.to_string(),
+                file_id: file.id(),
+                name: file.name.clone(),
+                size: file.size,
+                expires_in: expires.saturating_duration_since(now).as_secs(),
+                expires: *expires,
+            })
+            .collect();
+        list.sort_by_key(|p| (p.expires, p.id));
+        list
+    }
+
+    fn grant(&self, peer: PeerId, file: SharedFile) -> TransferResponse {
+        let mut state = self.state.lock().expect("gate lock");
+        let now = Instant::now();
+        let expired: Vec<u64> = state
+            .tickets
+            .iter()
+            .filter(|(_, t)| t.expires <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for ticket in expired {
+            state.tickets.remove(&ticket);
+            state.busy_slots = state.busy_slots.saturating_sub(1);
+        }
+        if state.busy_slots >= self.max_uploads {
+            return TransferResponse::Busy;
+        }
+        state.busy_slots += 1;
+        let ticket = rand::random::<u64>();
+        let response = TransferResponse::Granted {
+            ticket,
+            data_port: self.data_port,
+            size: file.size,
+            piece_len: file.outboard.layout().piece_len(),
+            name: file.name.clone(),
+        };
+        state.tickets.insert(
+            ticket,
+            Ticket {
+                peer,
+                file,
+                expires: now + TICKET_LIFETIME,
+            },
+        );
+        response
+    }
+
+    /// Exchanges a ticket presented by `peer` for the file and its upload slot.
+    pub fn redeem(&self, ticket: u64, peer: &PeerId) -> Option<(SharedFile, UploadSlot)> {
+        let mut state = self.state.lock().expect("gate lock");
+        let valid = state
+            .tickets
+            .get(&ticket)
+            .is_some_and(|t| t.peer == *peer && t.expires > Instant::now());
+        if !valid {
+            return None;
+        }
+        let t = state.tickets.remove(&ticket)?;
+        Some((
+            t.file,
+            UploadSlot {
+                state: self.state.clone(),
+            },
+        ))
+    }
+}

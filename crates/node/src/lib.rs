@@ -1,0 +1,91 @@
+//! peershare-node: the peer as a library.
+//!
+//! It owns the peer's identity, its shares and hash cache, the libp2p host
+//! (browse and transfer requests), the bulk data connection, the upload
+//! gate (accept / ask / busy), the download engine (pieces, verification,
+//! resume) and the local HTTP API. The `peershare` binary is a thin shell
+//! around [`daemon::start`].
+//!
+//! It never imports the index server: when peers join an index they talk
+//! to it over HTTP like any other client. It never trusts a name or a size
+//! from the network without checking it.
+
+pub mod api;
+pub mod daemon;
+pub mod data_channel;
+pub mod download;
+pub mod gate;
+pub mod host;
+pub mod identity;
+pub mod piece_map;
+pub mod piece_picker;
+mod private_file;
+pub mod share;
+pub mod store;
+pub mod upload;
+
+pub use daemon::{start, Node, NodeConfig, RunningNode};
+
+use std::path::Path;
+
+/// Everything that can go wrong inside the peer.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A file or socket operation failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A file operation on a named path failed.
+    #[error("{path}: {source}")]
+    File {
+        /// The path involved.
+        path: String,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The identity key is unusable.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// The peer database failed.
+    #[error("peer database: {0}")]
+    Store(String),
+    /// A listen address could not be used.
+    #[error("cannot listen: {0}")]
+    Listen(String),
+    /// The shared-folder watcher could not start.
+    #[error("folder watcher: {0}")]
+    Watch(String),
+    /// A request was malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something asked for does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The peer could not be reached or did not answer.
+    #[error("peer unreachable: {0}")]
+    PeerUnreachable(String),
+    /// The sharing side said no (rejected or busy).
+    #[error("{0}")]
+    Refused(String),
+    /// A transfer failed.
+    #[error("{0}")]
+    Transfer(String),
+    /// The daemon is shutting down.
+    #[error("the daemon is stopping")]
+    Stopped,
+}
+
+impl NodeError {
+    /// An I/O error with the path it happened on.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::File {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+impl From<sqlx::Error> for NodeError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Store(e.to_string())
+    }
+}

@@ -1,0 +1,274 @@
+//! What this peer shares: the [`ShareIndex`] of files by id and by name,
+//! kept in step with the shared folders by rescans (on start, on request,
+//! and when the folder watcher sees a change).
+//!
+//! Files are served by id from this index only, never by a path taken
+//! from a request, and an entry whose file changed on disk since it was
+//! hashed is not served (see [`ShareIndex::open_unchanged`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use peershare_core::scan::{mtime_ns, scan_folder, ScannedFile};
+use peershare_core::wire::control::SharedFileEntry;
+use peershare_core::{FileId, Outboard};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::store::Store;
+use crate::NodeError;
+
+/// One shared file.
+#[derive(Debug, Clone)]
+pub struct SharedFile {
+    /// Where it is on this machine.
+    pub path: PathBuf,
+    /// The name peers see (path inside its share).
+    pub name: String,
+    /// Size when hashed.
+    pub size: u64,
+    /// Modification time when hashed.
+    pub mtime_ns: i64,
+    /// The piece tree.
+    pub outboard: Arc<Outboard>,
+}
+
+impl SharedFile {
+    /// The file's id.
+    pub fn id(&self) -> FileId {
+        self.outboard.id()
+    }
+
+    /// The entry peers see when they browse.
+    pub fn entry(&self) -> SharedFileEntry {
+        SharedFileEntry {
+            name: self.name.clone(),
+            size: self.size,
+            id: self.id(),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Catalogue {
+    by_id: HashMap<FileId, SharedFile>,
+    sorted: Vec<FileId>,
+}
+
+/// The shared files, readable from any task.
+#[derive(Clone)]
+pub struct ShareIndex {
+    roots: Arc<Vec<PathBuf>>,
+    piece_len: u64,
+    catalogue: Arc<RwLock<Catalogue>>,
+    store: Store,
+    rescan_lock: Arc<Mutex<()>>,
+}
+
+/// A shared file opened for serving, checked to be the one that was hashed.
+pub struct OpenShared {
+    /// The index entry.
+    pub file: SharedFile,
+    /// The open file.
+    pub handle: std::fs::File,
+}
+
+impl ShareIndex {
+    /// An empty index over `roots`; call [`ShareIndex::rescan`] to fill it.
+    pub fn new(roots: Vec<PathBuf>, piece_len: u64, store: Store) -> Self {
+        Self {
+            roots: Arc::new(roots),
+            piece_len,
+            catalogue: Arc::default(),
+            store,
+            rescan_lock: Arc::default(),
+        }
+    }
+
+    /// The shared folders.
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.roots
+    }
+
+    /// How many files are shared.
+    pub fn len(&self) -> usize {
+        self.catalogue
+            .read()
+            .expect("share index lock")
+            .sorted
+            .len()
+    }
+
+    /// True when nothing is shared.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The file with this id, if shared.
+    pub fn get(&self, id: &FileId) -> Option<SharedFile> {
+        self.catalogue
+            .read()
+            .expect("share index lock")
+            .by_id
+            .get(id)
+            .cloned()
+    }
+
+    /// One page of entries, sorted by name, and the total count.
+    pub fn page(&self, offset: u64, limit: u32) -> (Vec<SharedFileEntry>, u64) {
+        let cat = self.catalogue.read().expect("share index lock");
+        let entries = cat
+            .sorted
+            .iter()
+            .skip(offset.min(usize::MAX as u64) as usize)
+            .take(limit as usize)
+            .filter_map(|id| cat.by_id.get(id).map(SharedFile::entry))
+            .collect();
+        (entries, cat.sorted.len() as u64)
+    }
+
+    /// Opens the shared file `id` for reading if it is unchanged since it was hashed.
+    pub fn open_unchanged(&self, id: &FileId) -> Option<OpenShared> {
+        let file = self.get(id)?;
+        let handle = std::fs::File::open(&file.path).ok()?;
+        let meta = handle.metadata().ok()?;
+        if meta.len() != file.size || mtime_ns(&meta) != file.mtime_ns {
+            tracing::warn!(name = %file.name, "shared file changed since it was hashed; not serving the old id");
+            return None;
+        }
+        Some(OpenShared { file, handle })
+    }
+
+    /// Walks the shared folders, hashing only new or changed files; returns the file count.
+    pub async fn rescan(&self) -> Result<usize, NodeError> {
+        let _one_at_a_time = self.rescan_lock.lock().await;
+        let roots = self.roots.clone();
+        let scanned: Vec<ScannedFile> = tokio::task::spawn_blocking(move || {
+            roots.iter().flat_map(|r| scan_folder(r)).collect()
+        })
+        .await
+        .map_err(|e| NodeError::Store(e.to_string()))?;
+
+        let mut fresh = Vec::with_capacity(scanned.len());
+        let mut to_hash = Vec::new();
+        for file in scanned {
+            let key = file.path.to_string_lossy().into_owned();
+            match self.store.cached_hash(&key).await? {
+                Some(c)
+                    if c.size == file.size
+                        && c.mtime_ns == file.mtime_ns
+                        && c.outboard.layout().piece_len() == self.piece_len =>
+                {
+                    fresh.push(shared(file, c.outboard))
+                }
+                _ => to_hash.push(file),
+            }
+        }
+        let hashed = hash_all(to_hash, self.piece_len).await?;
+        for (file, outboard) in hashed {
+            let key = file.path.to_string_lossy().into_owned();
+            self.store
+                .put_hash(&key, file.size, file.mtime_ns, &outboard)
+                .await?;
+            fresh.push(shared(file, outboard));
+        }
+        let keep: Vec<String> = fresh
+            .iter()
+            .map(|f| f.path.to_string_lossy().into_owned())
+            .collect();
+        self.store.prune_hashes(&keep).await?;
+        let count = self.replace(fresh);
+        tracing::info!(files = count, "share rescanned");
+        Ok(count)
+    }
+
+    fn replace(&self, files: Vec<SharedFile>) -> usize {
+        let mut by_id = HashMap::with_capacity(files.len());
+        for f in files {
+            by_id.entry(f.id()).or_insert(f);
+        }
+        let mut sorted: Vec<FileId> = by_id.keys().copied().collect();
+        sorted.sort_by(|a, b| by_id[a].name.cmp(&by_id[b].name).then(a.cmp(b)));
+        let count = sorted.len();
+        *self.catalogue.write().expect("share index lock") = Catalogue { by_id, sorted };
+        count
+    }
+
+    /// Watches the shared folders and rescans (debounced) after changes.
+    pub fn watch(&self) -> Result<notify::RecommendedWatcher, NodeError> {
+        use notify::Watcher;
+        let (tx, mut rx) = mpsc::channel::<()>(1);
+        let mut watcher =
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+                if event.is_ok_and(|e| !e.kind.is_access()) {
+                    let _ = tx.try_send(());
+                }
+            })
+            .map_err(|e| NodeError::Watch(e.to_string()))?;
+        for root in self.roots.iter() {
+            watcher
+                .watch(root, notify::RecursiveMode::Recursive)
+                .map_err(|e| NodeError::Watch(format!("{}: {e}", root.display())))?;
+        }
+        let index = self.clone();
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                // Let a burst of changes (a copy in progress) settle first.
+                loop {
+                    match tokio::time::timeout(Duration::from_millis(700), rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = index.rescan().await {
+                    tracing::warn!("rescan after a change failed: {e}");
+                }
+            }
+        });
+        Ok(watcher)
+    }
+}
+
+fn shared(file: ScannedFile, outboard: impl Into<Arc<Outboard>>) -> SharedFile {
+    SharedFile {
+        path: file.path,
+        name: file.name,
+        size: file.size,
+        mtime_ns: file.mtime_ns,
+        outboard: outboard.into(),
+    }
+}
+
+/// Hashes files on all cores; files that vanish or fail to read are skipped.
+async fn hash_all(
+    files: Vec<ScannedFile>,
+    piece_len: u64,
+) -> Result<Vec<(ScannedFile, Outboard)>, NodeError> {
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    tokio::task::spawn_blocking(move || {
+        use rayon::prelude::*;
+        files
+            .into_par_iter()
+            .filter_map(|f| hash_stable(&f, piece_len).map(|ob| (f, ob)))
+            .collect()
+    })
+    .await
+    .map_err(|e| NodeError::Store(e.to_string()))
+}
+
+/// Hashes a scanned file, giving up if it changed since the scan or while being read.
+fn hash_stable(file: &ScannedFile, piece_len: u64) -> Option<Outboard> {
+    let path: &Path = &file.path;
+    let outboard = Outboard::hash_file(path, piece_len)
+        .map_err(|e| tracing::warn!(path = %path.display(), "cannot hash: {e}"))
+        .ok()?;
+    let after = std::fs::metadata(path).ok()?;
+    let unchanged = mtime_ns(&after) == file.mtime_ns
+        && after.len() == file.size
+        && outboard.layout().file_len() == file.size;
+    unchanged.then_some(outboard)
+}

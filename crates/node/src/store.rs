@@ -1,0 +1,294 @@
+//! The peer's own database (SQLite in WAL mode, `peer.db` in the data
+//! folder): the hash cache of shared files and the list of downloads.
+//!
+//! Every write returns only after SQLite committed it. This module knows
+//! rows, not policy: deciding what to hash or download lives elsewhere.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use peershare_core::{FileId, Outboard, PieceLayout};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::NodeError;
+
+/// The peer database.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Where a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadState {
+    /// Being fetched (or waiting to be resumed).
+    Active,
+    /// Verified and renamed into place.
+    Done,
+    /// Stopped with an error; the partial file is kept for a later resume.
+    Failed,
+}
+
+impl DownloadState {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            _ => Self::Active,
+        }
+    }
+}
+
+/// A download as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct DownloadRecord {
+    /// Local number of the download.
+    pub id: i64,
+    /// The file's id.
+    pub file_id: FileId,
+    /// The (sanitised) name it gets in the downloads folder.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The source's address.
+    pub source: String,
+    /// Where it stands.
+    pub state: DownloadState,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// Where the finished file is.
+    pub path: Option<String>,
+    /// Seconds since the Unix epoch when it was asked for.
+    pub created_at: i64,
+    /// Seconds since the Unix epoch when it ended.
+    pub finished_at: Option<i64>,
+}
+
+/// A cached hash of a shared file.
+pub struct CachedHash {
+    /// Size when hashed.
+    pub size: u64,
+    /// Modification time when hashed.
+    pub mtime_ns: i64,
+    /// The piece tree (checked against its id when loaded).
+    pub outboard: Outboard,
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and runs migrations.
+    pub async fn open(path: &Path) -> Result<Self, NodeError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| NodeError::Store(e.to_string()))?;
+        Ok(Self { pool })
+    }
+
+    /// The cached hash for `path`, if one was stored and still checks out.
+    pub async fn cached_hash(&self, path: &str) -> Result<Option<CachedHash>, NodeError> {
+        let row = sqlx::query(
+            "SELECT size, mtime_ns, piece_len, file_id, leaves FROM hash_cache WHERE path = ?",
+        )
+        .bind(path)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let size: i64 = row.get(0);
+        let piece_len: i64 = row.get(2);
+        let id: String = row.get(3);
+        let leaves: Vec<u8> = row.get(4);
+        let outboard = FileId::from_str(&id).ok().and_then(|id| {
+            let layout = PieceLayout::new(size as u64, piece_len as u64).ok()?;
+            Outboard::from_leaf_bytes(layout, &leaves, &id).ok()
+        });
+        Ok(outboard.map(|outboard| CachedHash {
+            size: size as u64,
+            mtime_ns: row.get(1),
+            outboard,
+        }))
+    }
+
+    /// Stores the hash of `path` as of (`size`, `mtime_ns`).
+    pub async fn put_hash(
+        &self,
+        path: &str,
+        size: u64,
+        mtime_ns: i64,
+        outboard: &Outboard,
+    ) -> Result<(), NodeError> {
+        sqlx::query(
+            "INSERT INTO hash_cache (path, size, mtime_ns, piece_len, file_id, leaves)
+             VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+               piece_len = excluded.piece_len, file_id = excluded.file_id, leaves = excluded.leaves",
+        )
+        .bind(path)
+        .bind(size as i64)
+        .bind(mtime_ns)
+        .bind(outboard.layout().piece_len() as i64)
+        .bind(outboard.id().to_hex())
+        .bind(outboard.leaf_bytes())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Forgets cached hashes of paths not in `keep`.
+    pub async fn prune_hashes(&self, keep: &[String]) -> Result<u64, NodeError> {
+        let keep: std::collections::HashSet<&str> = keep.iter().map(String::as_str).collect();
+        let paths: Vec<String> = sqlx::query_scalar("SELECT path FROM hash_cache")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut removed = 0;
+        for path in paths.iter().filter(|p| !keep.contains(p.as_str())) {
+            sqlx::query("DELETE FROM hash_cache WHERE path = ?")
+                .bind(path)
+                .execute(&self.pool)
+                .await?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// Records a new active download.
+    pub async fn insert_download(
+        &self,
+        file_id: &FileId,
+        name: &str,
+        size: u64,
+        source: &str,
+    ) -> Result<DownloadRecord, NodeError> {
+        let id = sqlx::query(
+            "INSERT INTO downloads (file_id, name, size, source, state, created_at)
+             VALUES (?, ?, ?, ?, 'active', ?)",
+        )
+        .bind(file_id.to_hex())
+        .bind(name)
+        .bind(size as i64)
+        .bind(source)
+        .bind(now_secs())
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        self.download(id)
+            .await?
+            .ok_or_else(|| NodeError::Store("a download vanished after insert".into()))
+    }
+
+    /// Marks a download active again (a resume), with a possibly new source.
+    pub async fn reactivate_download(&self, id: i64, source: &str) -> Result<(), NodeError> {
+        sqlx::query("UPDATE downloads SET state = 'active', error = NULL, source = ? WHERE id = ?")
+            .bind(source)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records how a download ended.
+    pub async fn finish_download(
+        &self,
+        id: i64,
+        state: DownloadState,
+        error: Option<&str>,
+        path: Option<&str>,
+    ) -> Result<(), NodeError> {
+        sqlx::query(
+            "UPDATE downloads SET state = ?, error = ?, path = ?, finished_at = ? WHERE id = ?",
+        )
+        .bind(state.as_str())
+        .bind(error)
+        .bind(path)
+        .bind(now_secs())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One download by number.
+    pub async fn download(&self, id: i64) -> Result<Option<DownloadRecord>, NodeError> {
+        let row = sqlx::query(&format!("{SELECT_DOWNLOAD} WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(download_from_row))
+    }
+
+    /// The newest unfinished download of `file_id`, if any (to resume it).
+    pub async fn unfinished_download(
+        &self,
+        file_id: &FileId,
+    ) -> Result<Option<DownloadRecord>, NodeError> {
+        let row = sqlx::query(&format!(
+            "{SELECT_DOWNLOAD} WHERE file_id = ? AND state != 'done' ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(file_id.to_hex())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(download_from_row))
+    }
+
+    /// All downloads, newest first.
+    pub async fn downloads(&self) -> Result<Vec<DownloadRecord>, NodeError> {
+        let rows = sqlx::query(&format!("{SELECT_DOWNLOAD} ORDER BY id DESC"))
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.iter().map(download_from_row).collect())
+    }
+
+    /// Closes the pool, flushing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+const SELECT_DOWNLOAD: &str = "SELECT id, file_id, name, size, source, state, error, path, \
+                               created_at, finished_at FROM downloads";
+
+fn download_from_row(row: &sqlx::sqlite::SqliteRow) -> DownloadRecord {
+    let file_id: String = row.get(1);
+    let size: i64 = row.get(3);
+    let state: String = row.get(5);
+    DownloadRecord {
+        id: row.get(0),
+        file_id: file_id.parse().unwrap_or(FileId::from_bytes([0; 32])),
+        name: row.get(2),
+        size: size as u64,
+        source: row.get(4),
+        state: DownloadState::parse(&state),
+        error: row.get(6),
+        path: row.get(7),
+        created_at: row.get(8),
+        finished_at: row.get(9),
+    }
+}
