@@ -10,7 +10,8 @@ use serde_json::{json, Value};
 use crate::args::{Cli, Command};
 use crate::client::DaemonClient;
 
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Progress polls start fast (small files finish at once) and slow down to this.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Runs one client command.
 pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
@@ -112,6 +113,7 @@ async fn get(
         });
     }
     let bar = progress_bar(cli, &started);
+    let mut interval = Duration::from_millis(10);
     let last = loop {
         let v: Value = client.get(&format!("/downloads/{id}")).await?;
         bar.set_position(v["verified_bytes"].as_u64().unwrap_or(0));
@@ -122,7 +124,8 @@ async fn get(
                 break v;
             }
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        tokio::time::sleep(interval).await;
+        interval = (interval * 2).min(MAX_POLL_INTERVAL);
     };
     bar.finish_and_clear();
     if last["state"] == "failed" {

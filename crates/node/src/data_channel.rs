@@ -16,6 +16,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::peer_tls;
 use crate::NodeError;
 
 /// Socket buffer size asked of the kernel for data connections.
@@ -34,9 +35,7 @@ pub type DataStream = tokio_rustls::TlsStream<TcpStream>;
 impl DataTls {
     /// Builds the TLS configuration bound to this peer's key.
     pub fn new(keypair: &Keypair) -> Result<Self, NodeError> {
-        let mut server = libp2p::tls::make_server_config(keypair)
-            .map_err(|e| NodeError::Identity(format!("cannot make a TLS certificate: {e}")))?;
-        server.alpn_protocols = vec![DATA_ALPN.to_vec()];
+        let server = peer_tls::server_config(keypair, DATA_ALPN)?;
         Ok(Self {
             keypair: keypair.clone(),
             server: tokio_rustls::TlsAcceptor::from(Arc::new(server)),
@@ -45,9 +44,7 @@ impl DataTls {
 
     /// Connects to `addr` and checks that the far end is `peer`.
     pub async fn connect(&self, addr: SocketAddr, peer: PeerId) -> Result<DataStream, NodeError> {
-        let mut config = libp2p::tls::make_client_config(&self.keypair, Some(peer))
-            .map_err(|e| NodeError::Identity(format!("cannot make a TLS certificate: {e}")))?;
-        config.alpn_protocols = vec![DATA_ALPN.to_vec()];
+        let config = peer_tls::client_config(&self.keypair, peer, DATA_ALPN)?;
         let tcp = TcpStream::connect(addr).await.map_err(|e| {
             NodeError::Transfer(format!("cannot open a data connection to {addr}: {e}"))
         })?;
@@ -73,9 +70,7 @@ impl DataTls {
             .peer_certificates()
             .and_then(|c| c.first())
             .ok_or_else(|| NodeError::Transfer("peer presented no certificate".into()))?;
-        let peer = libp2p::tls::certificate::parse(cert)
-            .map_err(|e| NodeError::Transfer(format!("bad peer certificate: {e}")))?
-            .peer_id();
+        let peer = peer_tls::peer_of(cert)?;
         Ok((tokio_rustls::TlsStream::Server(tls), peer))
     }
 }

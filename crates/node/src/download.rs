@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use libp2p::{Multiaddr, PeerId};
 use peershare_core::file_name::{sanitize, unique_path};
-use peershare_core::outboard::{VerifyError, LEAF_LEN};
+use peershare_core::outboard::{read_exact_at, LEAF_LEN};
 use peershare_core::scan::PARTIAL_DIR;
 use peershare_core::wire::control::{
     BrowseRequest, SharedFileEntry, TransferResponse, MAX_BROWSE_PAGE,
@@ -27,21 +27,16 @@ use peershare_core::wire::data::{ClientFrame, PieceHeader, ServerFrame};
 use peershare_core::{FileId, Outboard, PieceLayout};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 
+use crate::assembly::Assembly;
 use crate::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
 use crate::host::{ip_of, parse_peer_addr, Host};
 use crate::piece_map::{open_partial, partial_paths, PieceMap};
-use crate::piece_picker::PiecePicker;
 use crate::store::{DownloadRecord, DownloadState, Store};
 use crate::NodeError;
 
 /// Piece requests kept in flight per source.
 const WINDOW: usize = 8;
-/// Pieces read but not yet verified and written, per download.
-const VERIFY_QUEUE: usize = 3;
-/// Save the piece map at least this often while pieces arrive.
-const MAP_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long a source may go without sending a byte.
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -52,6 +47,7 @@ pub struct Progress {
     fetched_bytes: AtomicU64,
     running: AtomicBool,
     started: Mutex<Option<Instant>>,
+    finished: Mutex<Option<Instant>>,
 }
 
 /// A download as shown to people and scripts.
@@ -220,11 +216,16 @@ impl Downloads {
         let (verified, fetched, running, rate) = match progress {
             Some(p) => {
                 let fetched = p.fetched_bytes.load(Ordering::Relaxed);
+                let end = p
+                    .finished
+                    .lock()
+                    .expect("progress lock")
+                    .unwrap_or_else(Instant::now);
                 let elapsed = p
                     .started
                     .lock()
                     .expect("progress lock")
-                    .map(|s| s.elapsed().as_secs_f64())
+                    .map(|s| end.saturating_duration_since(s).as_secs_f64())
                     .unwrap_or(0.0);
                 let rate = if elapsed > 0.0 {
                     (fetched as f64 / elapsed) as u64
@@ -265,6 +266,7 @@ impl Downloads {
         let engine = self.clone();
         tokio::spawn(async move {
             let outcome = engine.run(&record, peer, dial, &progress).await;
+            *progress.finished.lock().expect("progress lock") = Some(Instant::now());
             let result = match outcome {
                 Ok(path) => {
                     tracing::info!(name = %record.name, path = %path.display(), "download complete");
@@ -346,7 +348,7 @@ impl Downloads {
         open_transfer(&mut stream, ticket, &record.file_id, layout).await?;
         let outboard = Arc::new(fetch_tree(&mut stream, layout, &record.file_id).await?);
 
-        let map = PieceMap::load(map_path, &record.file_id, layout);
+        let map = verify_inherited(&part_path, map_path, outboard.clone()).await?;
         progress
             .verified_bytes
             .store(verified_bytes(&map, layout), Ordering::Relaxed);
@@ -364,29 +366,65 @@ impl Downloads {
         self.finalize(record, &part_path, &partial_dir).await
     }
 
-    /// Checks the whole partial file against its id and moves it into place under a free name.
+    /// Moves the complete partial file into place under a free name.
+    ///
+    /// Every piece was checked against the id's tree before it was written
+    /// (or, if an earlier run wrote it, before it was trusted again), so the
+    /// whole file is not read once more here.
     async fn finalize(
         &self,
         record: &DownloadRecord,
         part_path: &Path,
         partial_dir: &Path,
     ) -> Result<PathBuf, NodeError> {
-        let (part, expected, piece_len) = (part_path.to_path_buf(), record.file_id, 1 << 20);
-        let whole = tokio::task::spawn_blocking(move || Outboard::hash_file(&part, piece_len))
-            .await
-            .map_err(|e| NodeError::Transfer(e.to_string()))?
-            .map_err(|e| NodeError::io(part_path, e))?;
         let (_, map_path) = partial_paths(partial_dir, &record.file_id);
-        if whole.id() != expected {
-            let _ = std::fs::remove_file(&map_path);
-            return Err(NodeError::Transfer(
-                "the assembled file does not match its id; its pieces will be fetched again".into(),
-            ));
-        }
         let target = move_into_place(part_path, &self.downloads_dir, &record.name)?;
         let _ = std::fs::remove_file(&map_path);
         Ok(target)
     }
+}
+
+/// Loads the piece map of an earlier run and re-checks the pieces it claims,
+/// so a partial file damaged while the daemon was down is repaired, not trusted.
+async fn verify_inherited(
+    part_path: &Path,
+    map_path: PathBuf,
+    outboard: Arc<Outboard>,
+) -> Result<PieceMap, NodeError> {
+    let part_path = part_path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let layout = outboard.layout();
+        let map = PieceMap::load(map_path, &outboard.id(), layout);
+        if map.have() == 0 {
+            return Ok(map);
+        }
+        let part = std::fs::File::open(&part_path).ok();
+        let good: Vec<u64> = {
+            use rayon::prelude::*;
+            (0..map.count())
+                .into_par_iter()
+                .filter(|i| map.has(*i))
+                .filter(|i| {
+                    let r = layout.piece_range(*i);
+                    let mut buf = vec![0u8; (r.end - r.start) as usize];
+                    part.as_ref().is_some_and(|f| {
+                        read_exact_at(f, &mut buf, r.start).is_ok()
+                            && outboard.verify_piece(*i, &buf).is_ok()
+                    })
+                })
+                .collect()
+        };
+        if good.len() as u64 != map.have() {
+            tracing::warn!(
+                claimed = map.have(),
+                intact = good.len(),
+                "some pieces of a partial download were damaged; fetching them again"
+            );
+        }
+        Ok(map.keep_only(&good))
+    })
+    .await
+    .map_err(|e| NodeError::Transfer(e.to_string()))?
 }
 
 /// Lists everything `peer` shares, page by page.
@@ -518,13 +556,6 @@ struct SourceSession<'a> {
     progress: &'a Progress,
 }
 
-/// What the verifying task reports back.
-enum SinkEvent {
-    Verified { index: u64, buffer: Vec<u8> },
-    Corrupt { error: VerifyError },
-    Failed { error: NodeError },
-}
-
 /// Fetches every missing piece from one source, verifying and writing as they come.
 async fn fetch_pieces(
     mut source: SourceSession<'_>,
@@ -533,91 +564,84 @@ async fn fetch_pieces(
     map: PieceMap,
 ) -> Result<(), NodeError> {
     let layout = outboard.layout();
-    let mut picker = PiecePicker::new((0..layout.piece_count()).filter(|i| !map.has(*i)));
-    let (to_sink, sink_rx) = mpsc::channel::<(u64, Vec<u8>)>(VERIFY_QUEUE);
-    let (sink_tx, mut events) = mpsc::channel::<SinkEvent>(WINDOW + VERIFY_QUEUE + 2);
-    let sink = tokio::task::spawn_blocking({
-        let outboard = outboard.clone();
-        move || write_verified_pieces(outboard, part, map, sink_rx, sink_tx)
-    });
-
+    let mut assembly = Assembly::start(outboard, part, map)?;
     let mut requested: VecDeque<u64> = VecDeque::new();
-    let mut free: Vec<Vec<u8>> = Vec::new();
-    let mut buffers = 0usize;
-    let piece_len = layout.piece_len() as usize;
-    let result: Result<(), NodeError> = async {
-        loop {
-            while let Ok(event) = events.try_recv() {
-                on_sink_event(event, &mut picker, &mut free, source.progress, layout)?;
-            }
-            if picker.is_complete() {
-                return Ok(());
-            }
-            let mut asked = false;
-            while requested.len() < WINDOW {
-                let Some(index) = picker.pick() else { break };
-                source
-                    .stream
-                    .write_all(&ClientFrame::GetPiece { index }.encode())
-                    .await?;
-                requested.push_back(index);
-                asked = true;
-            }
-            if asked {
-                source.stream.flush().await?;
-            }
-            let Some(&expected) = requested.front() else {
-                // Everything is asked for and received; wait for the verifier.
-                let Some(event) = events.recv().await else {
-                    return Err(sink_gone(&mut events));
-                };
-                on_sink_event(event, &mut picker, &mut free, source.progress, layout)?;
-                continue;
-            };
-            let mut buffer = match free.pop() {
-                Some(b) => b,
-                None if buffers < VERIFY_QUEUE + 2 => {
-                    buffers += 1;
-                    Vec::with_capacity(piece_len)
-                }
-                None => {
-                    let Some(event) = events.recv().await else {
-                        return Err(sink_gone(&mut events));
-                    };
-                    on_sink_event(event, &mut picker, &mut free, source.progress, layout)?;
-                    continue;
-                }
-            };
-            let index = tokio::time::timeout(
-                STALL_TIMEOUT,
-                read_piece(&mut source.stream, layout, &mut buffer),
-            )
-            .await
-            .map_err(|_| NodeError::Transfer("the source stopped sending".into()))??;
-            if index != expected {
-                return Err(NodeError::Transfer(format!(
-                    "source answered piece {index} when piece {expected} was due"
-                )));
-            }
-            requested.pop_front();
-            source
-                .progress
-                .fetched_bytes
-                .fetch_add(buffer.len() as u64, Ordering::Relaxed);
-            if to_sink.send((index, buffer)).await.is_err() {
-                return Err(sink_gone(&mut events));
-            }
-        }
-    }
-    .await;
-    drop(to_sink);
-    let sink_result = sink.await.map_err(|e| NodeError::Transfer(e.to_string()))?;
+    let result = pump_source(&mut source, &mut assembly, &mut requested, layout).await;
+    let finished = assembly.finish().await;
     if result.is_ok() {
         let _ = source.stream.shutdown().await;
     }
     let verified = source.progress.verified_bytes.load(Ordering::Relaxed);
-    result.map_err(|e| source_failed(e, source.peer, verified, layout.file_len()))?;
-    sink_result
+    result
+        .and(finished)
+        .map_err(|e| source_failed(e, source.peer, verified, layout.file_len()))
+}
+
+/// Keeps `WINDOW` piece requests in flight and feeds what arrives to the assembly.
+async fn pump_source(
+    source: &mut SourceSession<'_>,
+    assembly: &mut Assembly,
+    requested: &mut VecDeque<u64>,
+    layout: PieceLayout,
+) -> Result<(), NodeError> {
+    let progress = source.progress;
+    loop {
+        let verified = assembly.drain_verdicts()?;
+        progress
+            .verified_bytes
+            .fetch_add(verified, Ordering::Relaxed);
+        if assembly.is_complete() {
+            return Ok(());
+        }
+        let mut asked = false;
+        while requested.len() < WINDOW {
+            let Some(index) = assembly.picker().pick() else {
+                break;
+            };
+            source
+                .stream
+                .write_all(&ClientFrame::GetPiece { index }.encode())
+                .await?;
+            requested.push_back(index);
+            asked = true;
+        }
+        if asked {
+            source.stream.flush().await?;
+        }
+        let free_buffer = match requested.front() {
+            Some(_) => assembly.take_buffer(),
+            None => None,
+        };
+        let Some(mut buffer) = free_buffer else {
+            if assembly.queued() == 0 {
+                return Err(NodeError::Transfer(
+                    "nothing left to request or verify".into(),
+                ));
+            }
+            // Every asked-for piece is in, or every buffer is queued: wait for a writer.
+            let verified = assembly.next_verdict().await?;
+            progress
+                .verified_bytes
+                .fetch_add(verified, Ordering::Relaxed);
+            continue;
+        };
+        let expected = requested.pop_front().expect("checked above");
+        let index = tokio::time::timeout(
+            STALL_TIMEOUT,
+            read_piece(&mut source.stream, layout, &mut buffer),
+        )
+        .await
+        .map_err(|_| NodeError::Transfer("the source stopped sending".into()))??;
+        if index != expected {
+            return Err(NodeError::Transfer(format!(
+                "source answered piece {index} when piece {expected} was due"
+            )));
+        }
+        progress
+            .fetched_bytes
+            .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+        assembly.submit(index, buffer).await?;
+    }
 }
 
 fn source_failed(error: NodeError, peer: PeerId, verified: u64, size: u64) -> NodeError {
@@ -629,44 +653,6 @@ fn source_failed(error: NodeError, peer: PeerId, verified: u64, size: u64) -> No
         "source {peer} failed after {verified} of {size} bytes: {reason}. \
          The verified pieces are kept: run the same `peershare get` again to resume"
     ))
-}
-
-fn on_sink_event(
-    event: SinkEvent,
-    picker: &mut PiecePicker,
-    free: &mut Vec<Vec<u8>>,
-    progress: &Progress,
-    layout: PieceLayout,
-) -> Result<(), NodeError> {
-    match event {
-        SinkEvent::Verified { index, buffer } => {
-            picker.verified(index);
-            free.push(buffer);
-            let r = layout.piece_range(index);
-            progress
-                .verified_bytes
-                .fetch_add(r.end - r.start, Ordering::Relaxed);
-            Ok(())
-        }
-        SinkEvent::Corrupt { error } => Err(NodeError::Transfer(format!(
-            "{error}; the source was dropped"
-        ))),
-        SinkEvent::Failed { error } => Err(error),
-    }
-}
-
-/// The reason the verifying task stopped early, from its last events.
-fn sink_gone(events: &mut mpsc::Receiver<SinkEvent>) -> NodeError {
-    while let Ok(event) = events.try_recv() {
-        match event {
-            SinkEvent::Corrupt { error } => {
-                return NodeError::Transfer(format!("{error}; the source was dropped"))
-            }
-            SinkEvent::Failed { error } => return error,
-            SinkEvent::Verified { .. } => {}
-        }
-    }
-    NodeError::Stopped
 }
 
 /// Reads one piece frame into `buffer`; returns its index.
@@ -685,71 +671,8 @@ async fn read_piece(
     let mut index = [0u8; 8];
     stream.read_exact(&mut index).await?;
     let len = header.body_len as usize - 8;
-    buffer.clear();
+    // Only grows once per buffer: zero-filling every piece costs measurable CPU.
     buffer.resize(len, 0);
     stream.read_exact(buffer).await?;
     Ok(PieceHeader::index(index))
-}
-
-/// The blocking side: verify each piece, write it, and keep the map in step (synced first).
-fn write_verified_pieces(
-    outboard: Arc<Outboard>,
-    part: std::fs::File,
-    mut map: PieceMap,
-    mut pieces: mpsc::Receiver<(u64, Vec<u8>)>,
-    events: mpsc::Sender<SinkEvent>,
-) -> Result<(), NodeError> {
-    let layout = outboard.layout();
-    let id = outboard.id();
-    let mut dirty = false;
-    let mut last_save = Instant::now();
-    let save = |map: &PieceMap| -> Result<(), NodeError> {
-        part.sync_data().map_err(NodeError::Io)?;
-        map.save(&id, layout)
-    };
-    while let Some((index, buffer)) = pieces.blocking_recv() {
-        if let Err(error) = outboard.verify_piece(index, &buffer) {
-            let _ = events.blocking_send(SinkEvent::Corrupt { error });
-            break;
-        }
-        if let Err(e) = write_at(&part, &buffer, layout.piece_range(index).start) {
-            let error = NodeError::Io(e);
-            let _ = events.blocking_send(SinkEvent::Failed { error });
-            break;
-        }
-        map.set(index);
-        dirty = true;
-        if last_save.elapsed() >= MAP_SAVE_INTERVAL {
-            save(&map)?;
-            dirty = false;
-            last_save = Instant::now();
-        }
-        if events
-            .blocking_send(SinkEvent::Verified { index, buffer })
-            .is_err()
-        {
-            break;
-        }
-    }
-    if dirty {
-        save(&map)?;
-    }
-    Ok(())
-}
-
-fn write_at(file: &std::fs::File, data: &[u8], offset: u64) -> std::io::Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileExt;
-        file.write_all_at(data, offset)
-    }
-    #[cfg(windows)]
-    {
-        use std::os::windows::fs::FileExt;
-        let mut done = 0;
-        while done < data.len() {
-            done += file.seek_write(&data[done..], offset + done as u64)?;
-        }
-        Ok(())
-    }
 }

@@ -11,12 +11,14 @@
 //! from the network without checking it.
 
 pub mod api;
+pub mod assembly;
 pub mod daemon;
 pub mod data_channel;
 pub mod download;
 pub mod gate;
 pub mod host;
 pub mod identity;
+pub mod peer_tls;
 pub mod piece_map;
 pub mod piece_picker;
 mod private_file;

@@ -17,6 +17,7 @@ use crate::NodeError;
 const MAGIC: &[u8; 8] = b"PSPMAP01";
 
 /// Which pieces of a download are verified and on disk.
+#[derive(Clone)]
 pub struct PieceMap {
     path: PathBuf,
     bits: Vec<u8>,
@@ -55,6 +56,16 @@ impl PieceMap {
             self.bits[(index / 8) as usize] |= 1 << (index % 8);
             self.have += 1;
         }
+    }
+
+    /// The same map with only the pieces in `intact` kept (after re-checking them).
+    pub fn keep_only(mut self, intact: &[u64]) -> Self {
+        self.bits.iter_mut().for_each(|b| *b = 0);
+        self.have = 0;
+        for &index in intact {
+            self.set(index);
+        }
+        self
     }
 
     /// How many pieces are verified.

@@ -1,0 +1,279 @@
+//! Assembling one download on disk: a small pool of worker threads verifies
+//! pieces against the outboard and writes them into the partial file, and a
+//! checkpoint thread saves the verified-piece map.
+//!
+//! The [`Assembly`] is owned by the task that reads pieces from the network;
+//! workers are stateless (piece in, verdict out), so hashing uses every core
+//! while the map and picker stay in one place. Crash rule: the map is saved
+//! only after the partial file was synced, and only with pieces written
+//! before that sync, so it never claims a piece that is not on disk. The
+//! sync runs on its own thread so it never stalls verification.
+
+use std::fs::File;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use peershare_core::outboard::VerifyError;
+use peershare_core::{FileId, Outboard, PieceLayout};
+use tokio::sync::mpsc;
+
+use crate::piece_map::PieceMap;
+use crate::piece_picker::PiecePicker;
+use crate::NodeError;
+
+/// Worker threads verifying and writing pieces, per download.
+const WORKERS: usize = 2;
+/// Pieces queued per worker.
+const WORKER_QUEUE: usize = 2;
+/// Save the piece map at least this often while pieces arrive.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a worker says about one piece.
+pub enum Verdict {
+    /// Verified and written; the buffer comes back for reuse.
+    Written { index: u64, buffer: Vec<u8> },
+    /// The bytes do not match the tree: the source lied.
+    Corrupt(VerifyError),
+    /// Writing failed on this machine.
+    Failed(std::io::Error),
+}
+
+/// The on-disk side of one download.
+pub struct Assembly {
+    layout: PieceLayout,
+    id: FileId,
+    part: Arc<File>,
+    map: PieceMap,
+    picker: PiecePicker,
+    workers: Vec<mpsc::Sender<(u64, Vec<u8>)>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    verdicts: mpsc::Receiver<Verdict>,
+    next_worker: usize,
+    queued: usize,
+    free: Vec<Vec<u8>>,
+    buffers: usize,
+    checkpoint: Checkpoint,
+    last_checkpoint: Instant,
+}
+
+impl Assembly {
+    /// Starts the workers for a download whose verified pieces are in `map`.
+    pub fn start(outboard: Arc<Outboard>, part: File, map: PieceMap) -> Result<Self, NodeError> {
+        let layout = outboard.layout();
+        let id = outboard.id();
+        let part = Arc::new(part);
+        let (verdict_tx, verdicts) = mpsc::channel(WORKERS * (WORKER_QUEUE + 1));
+        let mut workers = Vec::with_capacity(WORKERS);
+        let mut threads = Vec::with_capacity(WORKERS);
+        for n in 0..WORKERS {
+            let (tx, rx) = mpsc::channel(WORKER_QUEUE);
+            let (outboard, part, verdict_tx) = (outboard.clone(), part.clone(), verdict_tx.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("piece-writer-{n}"))
+                .spawn(move || verify_and_write(&outboard, &part, rx, verdict_tx))?;
+            workers.push(tx);
+            threads.push(thread);
+        }
+        let picker = PiecePicker::new((0..layout.piece_count()).filter(|i| !map.has(*i)));
+        let checkpoint = Checkpoint::start(part.try_clone()?, id, layout);
+        Ok(Self {
+            layout,
+            id,
+            part,
+            map,
+            picker,
+            workers,
+            threads,
+            verdicts,
+            next_worker: 0,
+            queued: 0,
+            free: Vec::new(),
+            buffers: 0,
+            checkpoint,
+            last_checkpoint: Instant::now(),
+        })
+    }
+
+    /// The piece picker, to choose what to request next.
+    pub fn picker(&mut self) -> &mut PiecePicker {
+        &mut self.picker
+    }
+
+    /// True when every piece is verified and written.
+    pub fn is_complete(&self) -> bool {
+        self.map.is_complete()
+    }
+
+    /// A buffer to read the next piece into, if one is free (or may be made).
+    pub fn take_buffer(&mut self) -> Option<Vec<u8>> {
+        if let Some(buffer) = self.free.pop() {
+            return Some(buffer);
+        }
+        (self.buffers < WORKERS * (WORKER_QUEUE + 1)).then(|| {
+            self.buffers += 1;
+            Vec::with_capacity(self.layout.piece_len() as usize)
+        })
+    }
+
+    /// Hands a received piece to a worker (waiting if all queues are full).
+    pub async fn submit(&mut self, index: u64, buffer: Vec<u8>) -> Result<(), NodeError> {
+        let worker = &self.workers[self.next_worker % self.workers.len()];
+        self.next_worker += 1;
+        worker
+            .send((index, buffer))
+            .await
+            .map_err(|_| NodeError::Transfer("a piece writer stopped".into()))?;
+        self.queued += 1;
+        Ok(())
+    }
+
+    /// Pieces handed to workers and not yet reported on.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Waits for one verdict and applies it; returns the bytes it verified.
+    pub async fn next_verdict(&mut self) -> Result<u64, NodeError> {
+        let verdict = self
+            .verdicts
+            .recv()
+            .await
+            .ok_or_else(|| NodeError::Transfer("the piece writers stopped".into()))?;
+        self.apply(verdict)
+    }
+
+    /// Applies every verdict already waiting; returns the bytes they verified.
+    pub fn drain_verdicts(&mut self) -> Result<u64, NodeError> {
+        let mut bytes = 0;
+        while let Ok(verdict) = self.verdicts.try_recv() {
+            bytes += self.apply(verdict)?;
+        }
+        Ok(bytes)
+    }
+
+    fn apply(&mut self, verdict: Verdict) -> Result<u64, NodeError> {
+        self.queued = self.queued.saturating_sub(1);
+        match verdict {
+            Verdict::Written { index, buffer } => {
+                self.picker.verified(index);
+                self.map.set(index);
+                self.free.push(buffer);
+                if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
+                    && self.checkpoint.offer(&self.map)
+                {
+                    self.last_checkpoint = Instant::now();
+                }
+                let r = self.layout.piece_range(index);
+                Ok(r.end - r.start)
+            }
+            Verdict::Corrupt(error) => Err(NodeError::Transfer(format!(
+                "{error}; the source was dropped"
+            ))),
+            Verdict::Failed(e) => Err(NodeError::Io(e)),
+        }
+    }
+
+    /// Stops the workers, applies their last verdicts, syncs and saves the map.
+    pub async fn finish(mut self) -> Result<(), NodeError> {
+        self.workers.clear();
+        let mut first_error = None;
+        while let Some(verdict) = self.verdicts.recv().await {
+            if let Err(e) = self.apply(verdict) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let Self {
+            part,
+            map,
+            threads,
+            checkpoint,
+            id,
+            layout,
+            ..
+        } = self;
+        tokio::task::spawn_blocking(move || -> Result<(), NodeError> {
+            for thread in threads {
+                let _ = thread.join();
+            }
+            checkpoint.finish()?;
+            part.sync_data()?;
+            map.save(&id, layout)
+        })
+        .await
+        .map_err(|e| NodeError::Transfer(e.to_string()))??;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+/// A worker: verify each piece, write it, report.
+fn verify_and_write(
+    outboard: &Outboard,
+    part: &File,
+    mut pieces: mpsc::Receiver<(u64, Vec<u8>)>,
+    verdicts: mpsc::Sender<Verdict>,
+) {
+    while let Some((index, buffer)) = pieces.blocking_recv() {
+        let offset = outboard.layout().piece_range(index).start;
+        let verdict = match outboard.verify_piece(index, &buffer) {
+            Err(error) => Verdict::Corrupt(error),
+            Ok(()) => match write_at(part, &buffer, offset) {
+                Ok(()) => Verdict::Written { index, buffer },
+                Err(e) => Verdict::Failed(e),
+            },
+        };
+        let stop = !matches!(verdict, Verdict::Written { .. });
+        if verdicts.blocking_send(verdict).is_err() || stop {
+            return;
+        }
+    }
+}
+
+/// Saves snapshots of the piece map in the background, each after a sync.
+struct Checkpoint {
+    snapshots: std::sync::mpsc::SyncSender<PieceMap>,
+    thread: std::thread::JoinHandle<Result<(), NodeError>>,
+}
+
+impl Checkpoint {
+    fn start(part: File, id: FileId, layout: PieceLayout) -> Self {
+        let (snapshots, rx) = std::sync::mpsc::sync_channel::<PieceMap>(1);
+        let thread = std::thread::spawn(move || {
+            for snapshot in rx {
+                part.sync_data()?;
+                snapshot.save(&id, layout)?;
+            }
+            Ok(())
+        });
+        Self { snapshots, thread }
+    }
+
+    /// Hands over a snapshot unless the previous one is still being saved.
+    fn offer(&self, map: &PieceMap) -> bool {
+        self.snapshots.try_send(map.clone()).is_ok()
+    }
+
+    /// Waits for the last snapshot to be saved.
+    fn finish(self) -> Result<(), NodeError> {
+        drop(self.snapshots);
+        self.thread
+            .join()
+            .map_err(|_| NodeError::Transfer("the checkpoint thread panicked".into()))?
+    }
+}
+
+fn write_at(file: &File, data: &[u8], offset: u64) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(data, offset)
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::FileExt;
+        let mut done = 0;
+        while done < data.len() {
+            done += file.seek_write(&data[done..], offset + done as u64)?;
+        }
+        Ok(())
+    }
+}
