@@ -28,7 +28,7 @@ use peershare_core::{FileId, Outboard, PieceLayout};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::assembly::Assembly;
+use crate::assembly::{Assembly, PieceBuffer};
 use crate::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
 use crate::host::{ip_of, parse_peer_addr, Host};
 use crate::piece_map::{open_partial, partial_paths, PieceMap};
@@ -359,7 +359,7 @@ impl Downloads {
                 peer,
                 progress,
             };
-            fetch_pieces(source, outboard.clone(), part, map).await?;
+            fetch_pieces(source, outboard.clone(), &part_path, part, map).await?;
         } else {
             let _ = stream.shutdown().await;
         }
@@ -560,11 +560,12 @@ struct SourceSession<'a> {
 async fn fetch_pieces(
     mut source: SourceSession<'_>,
     outboard: Arc<Outboard>,
+    part_path: &Path,
     part: std::fs::File,
     map: PieceMap,
 ) -> Result<(), NodeError> {
     let layout = outboard.layout();
-    let mut assembly = Assembly::start(outboard, part, map)?;
+    let mut assembly = Assembly::start(outboard, part_path, part, map)?;
     let mut requested: VecDeque<u64> = VecDeque::new();
     let result = pump_source(&mut source, &mut assembly, &mut requested, layout).await;
     let finished = assembly.finish().await;
@@ -659,7 +660,7 @@ fn source_failed(error: NodeError, peer: PeerId, verified: u64, size: u64) -> No
 async fn read_piece(
     stream: &mut DataStream,
     layout: PieceLayout,
-    buffer: &mut Vec<u8>,
+    buffer: &mut PieceBuffer,
 ) -> Result<u64, NodeError> {
     let header = read_header(stream, layout.piece_len()).await?;
     if !header.is_piece() {
@@ -671,8 +672,6 @@ async fn read_piece(
     let mut index = [0u8; 8];
     stream.read_exact(&mut index).await?;
     let len = header.body_len as usize - 8;
-    // Only grows once per buffer: zero-filling every piece costs measurable CPU.
-    buffer.resize(len, 0);
-    stream.read_exact(buffer).await?;
+    stream.read_exact(buffer.fill(len)).await?;
     Ok(PieceHeader::index(index))
 }
