@@ -14,7 +14,8 @@
 #   UP_ARGS      extra arguments appended to both `peershare up` commands
 #
 # MB = 10^6 bytes. Both measurements read the source file from the page
-# cache and write into files on the same file system; neither side calls fsync.
+# cache and write into files on the same file system. socat never syncs;
+# peershare syncs its partial file before each piece-map checkpoint and at the end.
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
