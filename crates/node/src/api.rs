@@ -170,8 +170,7 @@ async fn shares(State(s): State<ApiState>) -> impl IntoResponse {
 }
 
 async fn rescan(State(s): State<ApiState>) -> Result<impl IntoResponse, NodeError> {
-    let files = s.node.shares.rescan().await?;
-    Ok(Json(json!({ "shared_files": files })))
+    Ok(Json(s.node.shares.rescan().await?))
 }
 
 #[derive(Deserialize)]

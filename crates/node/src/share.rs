@@ -66,6 +66,15 @@ pub struct ShareIndex {
     rescan_lock: Arc<Mutex<()>>,
 }
 
+/// What a rescan found and did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RescanReport {
+    /// Files shared after the rescan.
+    pub shared_files: usize,
+    /// Files that had to be hashed (new or changed); the rest came from the cache.
+    pub hashed: usize,
+}
+
 /// A shared file opened for serving, checked to be the one that was hashed.
 pub struct OpenShared {
     /// The index entry.
@@ -140,8 +149,8 @@ impl ShareIndex {
         Some(OpenShared { file, handle })
     }
 
-    /// Walks the shared folders, hashing only new or changed files; returns the file count.
-    pub async fn rescan(&self) -> Result<usize, NodeError> {
+    /// Walks the shared folders, hashing only new or changed files.
+    pub async fn rescan(&self) -> Result<RescanReport, NodeError> {
         let _one_at_a_time = self.rescan_lock.lock().await;
         let roots = self.roots.clone();
         let scanned: Vec<ScannedFile> = tokio::task::spawn_blocking(move || {
@@ -166,6 +175,7 @@ impl ShareIndex {
             }
         }
         let hashed = hash_all(to_hash, self.piece_len).await?;
+        let hashed_count = hashed.len();
         for (file, outboard) in hashed {
             let key = file.path.to_string_lossy().into_owned();
             self.store
@@ -179,8 +189,11 @@ impl ShareIndex {
             .collect();
         self.store.prune_hashes(&keep).await?;
         let count = self.replace(fresh);
-        tracing::info!(files = count, "share rescanned");
-        Ok(count)
+        tracing::info!(files = count, hashed = hashed_count, "share rescanned");
+        Ok(RescanReport {
+            shared_files: count,
+            hashed: hashed_count,
+        })
     }
 
     fn replace(&self, files: Vec<SharedFile>) -> usize {
@@ -271,4 +284,63 @@ fn hash_stable(file: &ScannedFile, piece_len: u64) -> Option<Outboard> {
         && after.len() == file.size
         && outboard.layout().file_len() == file.size;
     unchanged.then_some(outboard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn index(share: &Path, db: &Path) -> ShareIndex {
+        let store = Store::open(db).await.unwrap();
+        ShareIndex::new(vec![share.to_path_buf()], 4096, store)
+    }
+
+    #[tokio::test]
+    async fn restart_reuses_cached_hashes_and_notices_changes() {
+        let share = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let db = data.path().join("peer.db");
+        std::fs::write(share.path().join("a"), vec![1u8; 10_000]).unwrap();
+        std::fs::write(share.path().join("b"), b"bee").unwrap();
+
+        let first = index(share.path(), &db).await;
+        let report = first.rescan().await.unwrap();
+        assert_eq!((report.shared_files, report.hashed), (2, 2));
+        let id_a = FileId::from(blake3::hash(&[1u8; 10_000]));
+        assert!(first.get(&id_a).is_some());
+
+        // A new process over the same database: nothing is hashed again.
+        let second = index(share.path(), &db).await;
+        let report = second.rescan().await.unwrap();
+        assert_eq!((report.shared_files, report.hashed), (2, 0));
+        assert_eq!(second.get(&id_a).unwrap().outboard.id(), id_a);
+
+        // A changed file and a removed one are noticed.
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(share.path().join("a"), vec![2u8; 10_000]).unwrap();
+        std::fs::remove_file(share.path().join("b")).unwrap();
+        let report = second.rescan().await.unwrap();
+        assert_eq!((report.shared_files, report.hashed), (1, 1));
+        assert!(
+            second.get(&id_a).is_none(),
+            "the old id is no longer shared"
+        );
+        assert!(second
+            .get(&FileId::from(blake3::hash(&[2u8; 10_000])))
+            .is_some());
+    }
+
+    #[tokio::test]
+    async fn a_file_edited_in_place_is_not_opened_under_its_old_id() {
+        let share = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        std::fs::write(share.path().join("a"), vec![5u8; 5000]).unwrap();
+        let index = index(share.path(), &data.path().join("peer.db")).await;
+        index.rescan().await.unwrap();
+        let id = FileId::from(blake3::hash(&[5u8; 5000]));
+        assert!(index.open_unchanged(&id).is_some());
+        std::thread::sleep(Duration::from_millis(20));
+        std::fs::write(share.path().join("a"), vec![6u8; 5000]).unwrap();
+        assert!(index.open_unchanged(&id).is_none());
+    }
 }

@@ -342,6 +342,24 @@ mod tests {
         assert_eq!(PieceHeader::index(h[5..].try_into().unwrap()), 9);
     }
 
+    proptest::proptest! {
+        /// Any body under a header that passes the limits decodes or errors, never panics.
+        #[test]
+        fn random_bodies_never_panic_a_decoder(
+            kind in proptest::sample::select(vec![OPEN, GET_TREE, GET_PIECE, READY, TREE, PIECE, ERROR, 0x00, 0x7f, 0xff]),
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
+        ) {
+            let mut header = [0u8; HEADER_LEN];
+            header[..4].copy_from_slice(&(body.len() as u32 + 1).to_be_bytes());
+            header[4] = kind;
+            if let Ok(h) = FrameHeader::parse(header, 1024) {
+                proptest::prop_assert_eq!(h.body_len as usize, body.len());
+                let _ = ClientFrame::decode(h, &body);
+                let _ = ServerFrame::decode(h, &body);
+            }
+        }
+    }
+
     #[test]
     fn hostile_headers_are_refused_before_reading() {
         let huge = [0xff, 0xff, 0xff, 0xff, 0x83];
