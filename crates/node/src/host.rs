@@ -149,15 +149,13 @@ impl Host {
         addrs: Vec<Multiaddr>,
         request: BrowseRequest,
     ) -> Result<BrowseResponse, NodeError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Browse {
+        self.call(|reply| Command::Browse {
             peer,
             addrs,
             request,
             reply,
         })
-        .await?;
-        rx.await.map_err(|_| NodeError::Stopped)?
+        .await
     }
 
     /// Asks `peer` to send file `id`.
@@ -167,14 +165,22 @@ impl Host {
         addrs: Vec<Multiaddr>,
         id: FileId,
     ) -> Result<TransferAnswer, NodeError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::RequestTransfer {
+        self.call(|reply| Command::RequestTransfer {
             peer,
             addrs,
             id,
             reply,
         })
-        .await?;
+        .await
+    }
+
+    /// Sends a command that carries a reply channel and waits for the reply.
+    async fn call<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<Result<T, NodeError>>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(command(reply)).await?;
         rx.await.map_err(|_| NodeError::Stopped)?
     }
 

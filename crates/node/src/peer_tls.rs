@@ -89,6 +89,11 @@ pub fn peer_of(cert: &CertificateDer<'_>) -> Result<PeerId, NodeError> {
         .map_err(|e| NodeError::Transfer(format!("bad peer certificate: {e}")))
 }
 
+/// The data connection is TLS 1.3 only.
+fn tls12_refused() -> rustls::Error {
+    rustls::Error::General("TLS 1.2 is not allowed".into())
+}
+
 /// Accepts exactly one self-signed libp2p certificate, of the expected peer if one is set.
 #[derive(Debug)]
 struct PeerCertVerifier {
@@ -157,7 +162,7 @@ impl ServerCertVerifier for PeerCertVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not allowed".into()))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(
@@ -203,7 +208,7 @@ impl ClientCertVerifier for PeerCertVerifier {
         _cert: &CertificateDer<'_>,
         _dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("TLS 1.2 is not allowed".into()))
+        Err(tls12_refused())
     }
 
     fn verify_tls13_signature(
