@@ -1,0 +1,200 @@
+//! The index's error types: [`IndexError`] for starting the server and
+//! [`ApiError`] for answering a request, which always becomes a JSON body
+//! `{"error": code, "message": text}` with the matching HTTP status.
+//!
+//! This module turns errors into responses; it never decides what is allowed
+//! and never leaks database details to a client (those go to the log).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Why the index could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// The data folder could not be created.
+    #[error("cannot create the data folder {path}: {source}")]
+    DataDir {
+        /// The folder.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The database could not be opened.
+    #[error("cannot open the index database {path}: {source}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: sqlx::Error,
+    },
+    /// The schema could not be brought up to date.
+    #[error("cannot update the index database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The listen address is taken or not ours.
+    #[error(
+        "cannot listen on {addr}: {source} (is another index running? choose another --listen)"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `name_taken`.
+    pub error: String,
+    /// What went wrong and what to do next, for a person.
+    pub message: String,
+}
+
+/// A request that cannot be served; each variant maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is malformed or a field breaks a rule.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human text.
+        message: String,
+    },
+    /// 401: no valid credentials.
+    #[error("{message}")]
+    Unauthorized {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human text.
+        message: String,
+    },
+    /// 403: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: the thing does not exist (or is not yours to see).
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the path exists, the method does not.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// 409: the request clashes with existing data.
+    #[error("{message}")]
+    Conflict {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human text.
+        message: String,
+    },
+    /// 413: the body is larger than this endpoint accepts.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415: the body is not declared as JSON.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// 422: well-formed JSON with missing fields or wrong types.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 429: too many attempts; retry after the given number of seconds.
+    #[error("{message}")]
+    RateLimited {
+        /// Seconds until a retry can succeed.
+        retry_after_secs: u64,
+        /// Human text.
+        message: String,
+    },
+    /// 500: our fault; details are in the server log only.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 with the given code and message.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A 401 with the given code and message.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Unauthorized {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. }
+            | Self::Unauthorized { code, .. }
+            | Self::Conflict { code, .. } => code,
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "body_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Unprocessable(_) => "invalid_body",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(format!("database: {e}"))
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            Self::Internal(detail) => {
+                tracing::error!("{detail}");
+                "the index hit an internal error and changed nothing; try again, and tell the index operator if it keeps happening".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: self.code().to_string(),
+            message,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Self::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        response
+    }
+}

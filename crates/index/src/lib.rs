@@ -1,0 +1,31 @@
+//! peershare-index: the index server as a library.
+//!
+//! It owns the REST API under `/api/v1` ([`api`]) and everything behind it:
+//! accounts and login tokens ([`accounts`], [`auth`]), peers joining, sending
+//! heartbeats and leaving ([`peers`]), the files they publish ([`files`]),
+//! search ([`search`]), the users list and browsing ([`users`]), the audit log
+//! ([`audit`]), its OpenAPI document ([`openapi`]) and the SQLite store
+//! ([`store`]). [`start`] runs it on a socket and returns a handle.
+//!
+//! It must never import the peer (`peershare-node`): peers are HTTP clients
+//! like any other. It never trusts a client's claim without checking it: a
+//! peer id is accepted only with a signature by its key.
+
+pub mod accounts;
+pub mod api;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod openapi;
+pub mod peers;
+pub mod search;
+pub mod server;
+pub mod store;
+pub mod users;
+pub mod validate;
+
+pub use config::IndexConfig;
+pub use error::{ApiError, ErrorBody, IndexError};
+pub use server::{start, RunningIndex, ShutdownHandle};

@@ -1,0 +1,147 @@
+//! Running the index: open the store, bind the socket, serve the router and
+//! a background sweeper (expired tokens and challenges), and stop cleanly
+//! (in-flight requests finish, the audit queue is written, the database is
+//! closed) when asked.
+//!
+//! This module owns the process-level lifecycle only; it never handles a
+//! request itself.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState};
+use crate::audit::Audit;
+use crate::config::IndexConfig;
+use crate::error::IndexError;
+use crate::store::{now_ms, Store};
+
+/// How often expired sessions, challenges and login counters are swept, at most.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// A running index; stop it with [`RunningIndex::stop`].
+#[derive(Debug)]
+pub struct RunningIndex {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    task: JoinHandle<()>,
+}
+
+/// Asks a running index to stop; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(watch::Sender<bool>);
+
+impl ShutdownHandle {
+    /// Starts a graceful stop (returns at once).
+    pub fn shutdown(&self) {
+        self.0.send_replace(true);
+    }
+}
+
+impl RunningIndex {
+    /// The address the index listens on (the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:1099`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A handle that stops the index from elsewhere (e.g. a Ctrl-C handler).
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Stops the index and returns once everything is written and closed.
+    pub async fn stop(self) {
+        self.shutdown.shutdown();
+        self.wait().await;
+    }
+
+    /// Returns once the index has stopped (after a [`ShutdownHandle::shutdown`]).
+    pub async fn wait(self) {
+        if let Err(e) = self.task.await {
+            tracing::error!("index task failed: {e}");
+        }
+    }
+}
+
+/// Opens the database in `config.data_dir`, binds `config.listen` and serves
+/// the API in a background task.
+pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| IndexError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let store = Store::open(&config.database_path()).await?;
+    let listener = match TcpListener::bind(config.listen).await {
+        Ok(l) => l,
+        Err(source) => {
+            store.close().await;
+            return Err(IndexError::Bind {
+                addr: config.listen,
+                source,
+            });
+        }
+    };
+    let addr = listener.local_addr().map_err(|source| IndexError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let (audit, audit_task) = Audit::spawn(store.clone());
+    let sweep_every = config
+        .peer_timeout
+        .clamp(Duration::from_secs(1), SWEEP_EVERY);
+    let state = AppState::new(store.clone(), config, audit);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let app = api::router(state.clone());
+    tracing::info!("index listening on http://{addr}");
+
+    let task = tokio::spawn(async move {
+        let sweeper = tokio::spawn(sweep(state, sweep_every, stop_rx.clone()));
+        let mut serve_stop = stop_rx;
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = serve_stop.wait_for(|stop| *stop).await;
+        })
+        .await;
+        if let Err(e) = served {
+            tracing::error!("index server stopped: {e}");
+        }
+        let _ = sweeper.await;
+        let _ = audit_task.await;
+        store.close().await;
+        tracing::info!("index on {addr} stopped");
+    });
+    Ok(RunningIndex {
+        addr,
+        shutdown: ShutdownHandle(stop_tx),
+        task,
+    })
+}
+
+async fn sweep(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let stopped = tokio::select! {
+            _ = ticker.tick() => false,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => true,
+        };
+        if stopped {
+            break;
+        }
+        if let Err(e) = state.store().purge_expired(now_ms()).await {
+            tracing::warn!("cannot purge expired sessions: {e}");
+        }
+        state.limiter().sweep();
+    }
+}

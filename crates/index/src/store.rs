@@ -1,0 +1,655 @@
+//! The index's durable state: users, sessions, join challenges, peers, their
+//! files and the audit log, in SQLite through sqlx (WAL, `synchronous=FULL`,
+//! schema from `migrations/`).
+//!
+//! Every write goes through one writer connection and returns only after its
+//! transaction committed, so an acknowledged request survives a crash; reads
+//! use a separate pool. All SQL except search lives here, written as plain
+//! SQL a PostgreSQL store could share. This module never checks permissions
+//! or validates input: callers pass it values that are already checked.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use crate::error::IndexError;
+
+/// The database the store runs on.
+pub type Db = Sqlite;
+
+/// Rows per multi-row INSERT; keeps bound parameters far below SQLite's limit.
+const INSERT_CHUNK: usize = 400;
+
+/// Milliseconds since the Unix epoch, the unit of every stored time.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A duration in milliseconds, saturating.
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Open handles to the index database.
+#[derive(Clone, Debug)]
+pub struct Store {
+    write: SqlitePool,
+    read: SqlitePool,
+}
+
+/// A registered user, as the auth layer needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// Database id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+}
+
+/// One shared file as stored: a name a peer gives to some bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRow {
+    /// BLAKE3 id, 64 lowercase hex digits.
+    pub file_id: String,
+    /// The name the peer shares it under.
+    pub name: String,
+    /// Size in bytes.
+    pub size: i64,
+    /// Lowercase extension without the dot, or empty.
+    pub ext: String,
+}
+
+/// Why an operation on a peer was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRefusal {
+    /// No such peer has ever joined.
+    Unknown,
+    /// The peer belongs to another user.
+    NotYours,
+    /// The peer left; it must join again.
+    Left,
+}
+
+/// A peer with its state, as listed by the users endpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerRow {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Addresses, a JSON array of multiaddr strings.
+    pub addrs_json: String,
+    /// Last heartbeat or join, in ms.
+    pub last_seen: i64,
+    /// When it left, if it did.
+    pub left_at: Option<i64>,
+}
+
+impl PeerRow {
+    /// True when the peer has not left and was seen at or after `cutoff`.
+    pub fn online(&self, cutoff: i64) -> bool {
+        self.left_at.is_none() && self.last_seen >= cutoff
+    }
+}
+
+/// One row of a user's shared files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedFileRow {
+    /// The file.
+    pub file: FileRow,
+    /// The peer sharing it.
+    pub peer: PeerRow,
+}
+
+/// One audit record to write.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditRow {
+    /// Database id (ignored on insert).
+    pub id: i64,
+    /// When, in ms.
+    pub at: i64,
+    /// The acting user's name, if known.
+    pub user_name: Option<String>,
+    /// The peer concerned, if any.
+    pub peer_id: Option<String>,
+    /// What was attempted, e.g. `login`.
+    pub action: String,
+    /// How it ended, e.g. `ok`, `denied`, `invalid`.
+    pub outcome: String,
+    /// Extra facts: a query, a file id, a count.
+    pub detail: Option<String>,
+    /// The client's address.
+    pub client: Option<String>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self, IndexError> {
+        let db_err = |source| IndexError::Database {
+            path: path.to_path_buf(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite:")
+            .map_err(db_err)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await
+            .map_err(db_err)?;
+        sqlx::migrate!("./migrations").run(&write).await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(db_err)?;
+        Ok(Self { write, read })
+    }
+
+    /// Closes every connection (checkpointing the WAL); later calls fail.
+    pub async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
+    /// The pool for read-only queries (search uses it).
+    pub fn reader(&self) -> &SqlitePool {
+        &self.read
+    }
+
+    // ----- users and sessions -------------------------------------------
+
+    /// Creates a user; `None` when the name is taken.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let result =
+            sqlx::query("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)")
+                .bind(name)
+                .bind(password_hash)
+                .bind(now)
+                .execute(&self.write)
+                .await;
+        match result {
+            Ok(r) => Ok(Some(r.last_insert_rowid())),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The id and password hash of the named user.
+    pub async fn credentials(&self, name: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+        let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// Whether a user of this name exists.
+    pub async fn user_exists(&self, name: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT 1 FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Removes a user with all their sessions, challenges, peers and files.
+    pub async fn delete_user(&self, user_id: i64) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "DELETE FROM files WHERE peer_id IN (SELECT peer_id FROM peers WHERE user_id = ?)",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        for sql in [
+            "DELETE FROM peers WHERE user_id = ?",
+            "DELETE FROM join_challenges WHERE user_id = ?",
+            "DELETE FROM sessions WHERE user_id = ?",
+            "DELETE FROM users WHERE id = ?",
+        ] {
+            sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
+    /// Stores a session under the hash of its token.
+    pub async fn create_session(
+        &self,
+        token_hash: &str,
+        user_id: i64,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(now)
+        .bind(expires_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// The user owning an unexpired session with this token hash.
+    pub async fn session_user(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<User>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT u.id, u.name FROM sessions s JOIN users u ON u.id = s.user_id \
+             WHERE s.token_hash = ? AND s.expires_at > ?",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| User {
+            id: r.get(0),
+            name: r.get(1),
+        }))
+    }
+
+    /// Revokes one session.
+    pub async fn delete_session(&self, token_hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes expired sessions and challenges.
+    pub async fn purge_expired(&self, now: i64) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM join_challenges WHERE expires_at <= ?")
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    // ----- peers ----------------------------------------------------------
+
+    /// The id of the user owning `peer_id`, if it ever joined.
+    pub async fn peer_owner(&self, peer_id: &str) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
+            .bind(peer_id)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Opens (or replaces) the join challenge of a user for a peer id.
+    pub async fn put_challenge(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        nonce: &str,
+        expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO join_challenges (user_id, peer_id, nonce, expires_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, peer_id) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at",
+        )
+        .bind(user_id)
+        .bind(peer_id)
+        .bind(nonce)
+        .bind(expires_at)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes and returns the open, unexpired challenge nonce of a user for a peer id.
+    pub async fn take_challenge(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        now: i64,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query(
+            "DELETE FROM join_challenges WHERE user_id = ? AND peer_id = ? RETURNING nonce, expires_at",
+        )
+        .bind(user_id)
+        .bind(peer_id)
+        .fetch_optional(&self.write)
+        .await?;
+        Ok(row.and_then(|r| {
+            let expires: i64 = r.get(1);
+            (expires > now).then(|| r.get(0))
+        }))
+    }
+
+    /// Joins a peer for `user_id`: stores its addresses, marks it seen now and
+    /// replaces its file list. Refused if another user owns the peer id.
+    pub async fn join_peer(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        addrs_json: &str,
+        files: &[FileRow],
+        now: i64,
+    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        let owner: Option<i64> = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
+            .bind(peer_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.get(0));
+        if owner.is_some_and(|o| o != user_id) {
+            return Ok(Err(PeerRefusal::NotYours));
+        }
+        sqlx::query(
+            "INSERT INTO peers (peer_id, user_id, addrs, joined_at, last_seen, left_at) \
+             VALUES (?, ?, ?, ?, ?, NULL) \
+             ON CONFLICT (peer_id) DO UPDATE SET addrs = excluded.addrs, \
+             joined_at = excluded.joined_at, last_seen = excluded.last_seen, left_at = NULL",
+        )
+        .bind(peer_id)
+        .bind(user_id)
+        .bind(addrs_json)
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM files WHERE peer_id = ?")
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        insert_files(&mut tx, peer_id, files).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Checks that `peer_id` is a joined peer of `user_id` (inside a transaction).
+    async fn check_peer(
+        tx: &mut sqlx::Transaction<'_, Db>,
+        user_id: i64,
+        peer_id: &str,
+        allow_left: bool,
+    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        let row = sqlx::query("SELECT user_id, left_at FROM peers WHERE peer_id = ?")
+            .bind(peer_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+        Ok(match row {
+            None => Err(PeerRefusal::Unknown),
+            Some(r) if r.get::<i64, _>(0) != user_id => Err(PeerRefusal::NotYours),
+            Some(r) if !allow_left && r.get::<Option<i64>, _>(1).is_some() => {
+                Err(PeerRefusal::Left)
+            }
+            Some(_) => Ok(()),
+        })
+    }
+
+    /// Records a heartbeat of one of the user's peers.
+    pub async fn heartbeat(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        now: i64,
+    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, false).await? {
+            return Ok(Err(refusal));
+        }
+        sqlx::query("UPDATE peers SET last_seen = ? WHERE peer_id = ?")
+            .bind(now)
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Marks one of the user's peers as gone now (its files stay, offline).
+    pub async fn leave(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        now: i64,
+    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
+            return Ok(Err(refusal));
+        }
+        sqlx::query("UPDATE peers SET left_at = ? WHERE peer_id = ? AND left_at IS NULL")
+            .bind(now)
+            .bind(peer_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    // ----- files ----------------------------------------------------------
+
+    /// Adds or updates files of one of the user's joined peers.
+    pub async fn publish(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        files: &[FileRow],
+    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, false).await? {
+            return Ok(Err(refusal));
+        }
+        insert_files(&mut tx, peer_id, files).await?;
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Removes a file id (under every name) from one of the user's peers;
+    /// returns how many entries went.
+    pub async fn unpublish(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        file_id: &str,
+    ) -> Result<Result<u64, PeerRefusal>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
+            return Ok(Err(refusal));
+        }
+        let removed = sqlx::query("DELETE FROM files WHERE peer_id = ? AND file_id = ?")
+            .bind(peer_id)
+            .bind(file_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(Ok(removed))
+    }
+
+    // ----- users and browse -----------------------------------------------
+
+    /// Users with their peers, ordered by name; with `all` false only users
+    /// with an online peer, and only those peers.
+    pub async fn users_with_peers(
+        &self,
+        cutoff: i64,
+        all: bool,
+    ) -> Result<Vec<(String, Option<PeerRow>)>, sqlx::Error> {
+        let sql = if all {
+            "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
+             FROM users u LEFT JOIN peers p ON p.user_id = u.id ORDER BY u.name, p.peer_id"
+        } else {
+            "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
+             FROM users u JOIN peers p ON p.user_id = u.id \
+             WHERE p.left_at IS NULL AND p.last_seen >= ? ORDER BY u.name, p.peer_id"
+        };
+        let mut query = sqlx::query(sql);
+        if !all {
+            query = query.bind(cutoff);
+        }
+        let rows = query.fetch_all(&self.read).await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let peer = r.get::<Option<String>, _>(1).map(|peer_id| PeerRow {
+                    peer_id,
+                    addrs_json: r.get(2),
+                    last_seen: r.get(3),
+                    left_at: r.get(4),
+                });
+                (r.get(0), peer)
+            })
+            .collect())
+    }
+
+    /// One page of a user's shared files (online peers only unless `all`),
+    /// ordered by name; `None` if the user does not exist.
+    pub async fn user_files(
+        &self,
+        name: &str,
+        cutoff: i64,
+        all: bool,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Option<Vec<SharedFileRow>>, sqlx::Error> {
+        if !self.user_exists(name).await? {
+            return Ok(None);
+        }
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(
+            "SELECT f.file_id, f.name, f.size, f.ext, p.peer_id, p.addrs, p.last_seen, p.left_at \
+             FROM files f JOIN peers p ON p.peer_id = f.peer_id JOIN users u ON u.id = p.user_id \
+             WHERE u.name = ",
+        );
+        q.push_bind(name);
+        if !all {
+            q.push(" AND p.left_at IS NULL AND p.last_seen >= ")
+                .push_bind(cutoff);
+        }
+        q.push(" ORDER BY f.name, f.file_id, p.peer_id LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset);
+        let rows = q.build().fetch_all(&self.read).await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| SharedFileRow {
+                    file: FileRow {
+                        file_id: r.get(0),
+                        name: r.get(1),
+                        size: r.get(2),
+                        ext: r.get(3),
+                    },
+                    peer: PeerRow {
+                        peer_id: r.get(4),
+                        addrs_json: r.get(5),
+                        last_seen: r.get(6),
+                        left_at: r.get(7),
+                    },
+                })
+                .collect(),
+        ))
+    }
+
+    // ----- audit ----------------------------------------------------------
+
+    /// Appends audit records in one transaction.
+    pub async fn insert_audit(&self, rows: &[AuditRow]) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.write.begin().await?;
+        for chunk in rows.chunks(INSERT_CHUNK / 2) {
+            let mut q: QueryBuilder<Db> = QueryBuilder::new(
+                "INSERT INTO audit (at, user_name, peer_id, action, outcome, detail, client) ",
+            );
+            q.push_values(chunk, |mut b, row| {
+                b.push_bind(row.at)
+                    .push_bind(&row.user_name)
+                    .push_bind(&row.peer_id)
+                    .push_bind(&row.action)
+                    .push_bind(&row.outcome)
+                    .push_bind(&row.detail)
+                    .push_bind(&row.client);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await
+    }
+
+    /// One page of the audit log, newest first, and the total number of records.
+    pub async fn audit_page(
+        &self,
+        offset: i64,
+        limit: i64,
+    ) -> Result<(Vec<AuditRow>, i64), sqlx::Error> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) FROM audit")
+            .fetch_one(&self.read)
+            .await?
+            .get(0);
+        let rows = sqlx::query(
+            "SELECT id, at, user_name, peer_id, action, outcome, detail, client FROM audit \
+             ORDER BY id DESC LIMIT ? OFFSET ?",
+        )
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.read)
+        .await?;
+        let rows = rows
+            .into_iter()
+            .map(|r| AuditRow {
+                id: r.get(0),
+                at: r.get(1),
+                user_name: r.get(2),
+                peer_id: r.get(3),
+                action: r.get(4),
+                outcome: r.get(5),
+                detail: r.get(6),
+                client: r.get(7),
+            })
+            .collect();
+        Ok((rows, total))
+    }
+}
+
+/// Inserts or updates `files` of `peer_id` in batches.
+async fn insert_files(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    peer_id: &str,
+    files: &[FileRow],
+) -> Result<(), sqlx::Error> {
+    for chunk in files.chunks(INSERT_CHUNK) {
+        let mut q: QueryBuilder<Db> =
+            QueryBuilder::new("INSERT INTO files (peer_id, file_id, name, size, ext) ");
+        q.push_values(chunk, |mut b, f| {
+            b.push_bind(peer_id)
+                .push_bind(&f.file_id)
+                .push_bind(&f.name)
+                .push_bind(f.size)
+                .push_bind(&f.ext);
+        });
+        q.push(
+            " ON CONFLICT (peer_id, file_id, name) DO UPDATE SET size = excluded.size, ext = excluded.ext",
+        );
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! Rules for untrusted text and numbers that arrive in requests: user names,
+//! passwords, file names, file ids, extensions and page sizes.
+//!
+//! Each check either returns the value to store or an [`ApiError`] saying
+//! what is wrong and what to send instead. Nothing here touches the store.
+
+use peershare_core::FileId;
+
+use crate::error::ApiError;
+
+/// Longest user name, in characters.
+pub const MAX_USER_NAME_CHARS: usize = 64;
+/// Longest password, in bytes (argon2 work is bounded by it).
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+/// Longest shared file name, in bytes.
+pub const MAX_FILE_NAME_BYTES: usize = 1024;
+/// Longest extension kept for filtering, in characters.
+pub const MAX_EXT_CHARS: usize = 16;
+
+/// Checks a user name: 1–64 characters, no control characters (NUL included),
+/// no spaces at either end.
+pub fn user_name(name: &str) -> Result<&str, ApiError> {
+    let count = name.chars().count();
+    if count == 0 {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "the user name is empty; choose a name of 1 to 64 characters",
+        ));
+    }
+    if count > MAX_USER_NAME_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "the user name has {count} characters; choose one of at most {MAX_USER_NAME_CHARS}"
+            ),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "the user name contains a control character (such as NUL or a newline); use printable characters only",
+        ));
+    }
+    if name.trim() != name {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "the user name starts or ends with a space; remove it",
+        ));
+    }
+    Ok(name)
+}
+
+/// Checks a password: not empty, at most 1024 bytes.
+pub fn password(password: &str) -> Result<&str, ApiError> {
+    if password.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            "the password is empty; choose a password",
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_password",
+            format!("the password is longer than {MAX_PASSWORD_BYTES} bytes; choose a shorter one"),
+        ));
+    }
+    Ok(password)
+}
+
+/// Checks a shared file's name: 1–1024 bytes, no control characters.
+pub fn file_name(name: &str) -> Result<&str, ApiError> {
+    if name.is_empty() || name.len() > MAX_FILE_NAME_BYTES {
+        return Err(ApiError::bad_request(
+            "invalid_file",
+            format!(
+                "a file name must have 1 to {MAX_FILE_NAME_BYTES} bytes; got {} bytes",
+                name.len()
+            ),
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_file",
+            format!("the file name {:?} contains a control character (such as NUL); leave such files out or rename them", truncated(name)),
+        ));
+    }
+    Ok(name)
+}
+
+/// Parses a file id (64 hex digits) into its canonical lowercase form.
+pub fn file_id(id: &str) -> Result<String, ApiError> {
+    id.parse::<FileId>()
+        .map(|id| id.to_hex())
+        .map_err(|e| ApiError::bad_request("invalid_file_id", e.to_string()))
+}
+
+/// Checks a file size fits the store (at most 2^63 - 1 bytes).
+pub fn file_size(size: u64) -> Result<i64, ApiError> {
+    i64::try_from(size).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_file",
+            format!("a file size of {size} bytes is too large to be real"),
+        )
+    })
+}
+
+/// The lowercase extension of a file name without the dot ("" if none).
+pub fn extension_of(name: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty()
+                && !ext.is_empty()
+                && ext.chars().count() <= MAX_EXT_CHARS
+                && ext.chars().all(char::is_alphanumeric) =>
+        {
+            ext.to_lowercase()
+        }
+        _ => String::new(),
+    }
+}
+
+/// Normalises an extension filter: strips one leading dot and lowercases.
+pub fn extension_filter(ext: &str) -> Result<String, ApiError> {
+    let ext = ext.strip_prefix('.').unwrap_or(ext);
+    if ext.is_empty()
+        || ext.chars().count() > MAX_EXT_CHARS
+        || !ext.chars().all(char::is_alphanumeric)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("ext must be 1 to {MAX_EXT_CHARS} letters or digits, like mp4 or .mp4"),
+        ));
+    }
+    Ok(ext.to_lowercase())
+}
+
+/// Applies a default and an upper bound to a page size.
+pub fn limit(limit: Option<u32>, default: u32, max: u32) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(default.into()),
+        Some(0) => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {max}"),
+        )),
+        Some(n) if n > max => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {max}; page with offset for more"),
+        )),
+        Some(n) => Ok(n.into()),
+    }
+}
+
+/// At most 80 characters of `s`, for error messages.
+pub fn truncated(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        assert!(user_name("alice").is_ok());
+        assert!(user_name(&"é".repeat(64)).is_ok());
+        assert!(user_name("").is_err());
+        assert!(user_name(&"a".repeat(65)).is_err());
+        assert!(user_name("a\0b").is_err());
+        assert!(user_name("a\nb").is_err());
+        assert!(user_name("a\u{7f}").is_err());
+        assert!(user_name(" alice").is_err());
+    }
+
+    #[test]
+    fn extensions() {
+        assert_eq!(extension_of("aula 1.MP4"), "mp4");
+        assert_eq!(extension_of(".bashrc"), "");
+        assert_eq!(extension_of("noext"), "");
+        assert_eq!(extension_of("a.tar.gz"), "gz");
+        assert_eq!(extension_of("a.b c"), "");
+        assert_eq!(extension_filter(".Mp4").unwrap(), "mp4");
+        assert!(extension_filter("").is_err());
+        assert!(extension_filter("m%").is_err());
+    }
+}

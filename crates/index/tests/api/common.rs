@@ -1,0 +1,274 @@
+//! Shared helpers: a real index on 127.0.0.1:0 over a real SQLite file in a
+//! temporary folder, a real HTTP client, and ed25519 peer keys.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use libp2p_identity::Keypair;
+use peershare_index::{start, IndexConfig, RunningIndex};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+/// The password every helper-made user has.
+pub const PASSWORD: &str = "correct horse";
+
+/// One index under test.
+pub struct Index {
+    pub running: Option<RunningIndex>,
+    pub _dir: tempfile::TempDir,
+    pub config: IndexConfig,
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+/// Settings for a test index.
+pub fn config(dir: PathBuf) -> IndexConfig {
+    let mut c = IndexConfig::new(dir);
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.heartbeat = Duration::from_secs(1);
+    c.admins = vec!["root".to_string()];
+    c
+}
+
+impl Index {
+    /// Starts an index with the default test settings.
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts an index after `tweak` changed its settings.
+    pub async fn start_with(tweak: impl FnOnce(&mut IndexConfig)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(dir.path().join("index"));
+        tweak(&mut cfg);
+        let running = start(cfg.clone()).await.unwrap();
+        let base = format!("{}/api/v1", running.url());
+        Self {
+            running: Some(running),
+            _dir: dir,
+            config: cfg,
+            http: reqwest::Client::new(),
+            base,
+        }
+    }
+
+    /// Stops the index and starts a new one on the same data folder.
+    pub async fn restart(&mut self) {
+        self.running.take().unwrap().stop().await;
+        let running = start(self.config.clone()).await.unwrap();
+        self.base = format!("{}/api/v1", running.url());
+        self.running = Some(running);
+    }
+
+    /// Sends a request with an optional token and JSON body; returns status and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("non-JSON body {text:?} ({status}): {e}"))
+        };
+        if !status.is_success() {
+            assert_error_shape(&value);
+        }
+        (status, value)
+    }
+
+    /// Sends a raw body with a content type; returns status and JSON body.
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let value: Value = resp.json().await.expect("error bodies are JSON");
+        if !status.is_success() {
+            assert_error_shape(&value);
+        }
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    /// Registers a user; returns the status.
+    pub async fn register(&self, name: &str, password: &str) -> StatusCode {
+        self.call(
+            Method::POST,
+            "/users",
+            None,
+            Some(json!({"name": name, "password": password})),
+        )
+        .await
+        .0
+    }
+
+    /// Logs in; returns status and body.
+    pub async fn login(&self, name: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/sessions",
+            None,
+            Some(json!({"name": name, "password": password})),
+        )
+        .await
+    }
+
+    /// Registers and logs in; returns the token.
+    pub async fn user(&self, name: &str) -> String {
+        assert_eq!(self.register(name, PASSWORD).await, StatusCode::CREATED);
+        let (status, body) = self.login(name, PASSWORD).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Gets a challenge and joins `key`'s peer with `files`, signing with `signer`.
+    pub async fn join_signed(
+        &self,
+        token: &str,
+        key: &Keypair,
+        signer: &Keypair,
+        files: Value,
+    ) -> (StatusCode, Value) {
+        let peer_id = key.public().to_peer_id().to_string();
+        let (status, ch) = self
+            .call(
+                Method::POST,
+                "/peers/challenge",
+                Some(token),
+                Some(json!({"peer_id": peer_id})),
+            )
+            .await;
+        if status != StatusCode::CREATED {
+            return (status, ch);
+        }
+        let message = ch["message"].as_str().unwrap();
+        assert_eq!(
+            message,
+            format!("peershare-join:{}", ch["nonce"].as_str().unwrap())
+        );
+        let signature = signer.sign(message.as_bytes()).unwrap();
+        self.call(
+            Method::POST,
+            "/peers",
+            Some(token),
+            Some(json!({
+                "peer_id": peer_id,
+                "addrs": ["/ip4/127.0.0.1/tcp/4100"],
+                "public_key": hex(&key.public().encode_protobuf()),
+                "signature": hex(&signature),
+                "files": files,
+            })),
+        )
+        .await
+    }
+
+    /// Joins a peer with its own key; panics unless it worked. Returns the peer id.
+    pub async fn join(&self, token: &str, key: &Keypair, files: Value) -> String {
+        let (status, body) = self.join_signed(token, key, key, files).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body["peer_id"].as_str().unwrap().to_string()
+    }
+
+    /// Searches with a raw query string; panics unless 200.
+    pub async fn search(&self, token: &str, query: &str) -> Value {
+        let (status, body) = self.get(&format!("/search?{query}"), token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        body
+    }
+}
+
+/// Every error response is `{"error": code, "message": text}`.
+pub fn assert_error_shape(v: &Value) {
+    assert!(v["error"].is_string(), "error code missing in {v}");
+    assert!(
+        v["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message missing in {v}"
+    );
+}
+
+/// Hex text of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A file entry whose id is derived from its name and size.
+pub fn file(name: &str, size: u64) -> Value {
+    json!({"name": name, "size": size, "id": id_of(name)})
+}
+
+/// A stable fake content id for a name.
+pub fn id_of(name: &str) -> String {
+    fake_hash(name.as_bytes())
+}
+
+/// 64 hex digits derived from `bytes` (a content id only has to look like one here).
+fn fake_hash(bytes: &[u8]) -> String {
+    let mut state: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut out = String::with_capacity(64);
+    for round in 0u64..4 {
+        for b in bytes.iter().chain(round.to_le_bytes().iter()) {
+            state ^= u64::from(*b);
+            state = state.wrapping_mul(0x0100_0000_01b3);
+        }
+        out.push_str(&format!("{state:016x}"));
+    }
+    out
+}
+
+/// The search results' ids, in order.
+pub fn ids(results: &Value) -> Vec<String> {
+    results["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls `check` until it is true or `within` passes; returns whether it became true.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,150 @@
+use libp2p_identity::Keypair;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::common::{file, id_of, ids, Index};
+
+#[tokio::test]
+async fn publish_and_unpublish_without_rejoining() {
+    let ix = Index::start().await;
+    let alice = ix.user("alice").await;
+    let peer = ix
+        .join(
+            &alice,
+            &Keypair::generate_ed25519(),
+            json!([file("old.txt", 1)]),
+        )
+        .await;
+    let files = format!("/peers/{peer}/files");
+
+    let (status, body) = ix
+        .call(
+            Method::POST,
+            &files,
+            Some(&alice),
+            Some(json!({"files": [file("new.txt", 2), file("more.txt", 3)]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["files"], 2);
+    let r = ix.search(&alice, "q=txt&mode=substring").await;
+    assert_eq!(
+        ids(&r),
+        vec![id_of("more.txt"), id_of("new.txt"), id_of("old.txt")]
+    );
+
+    // Publishing the same entry again updates it instead of duplicating it.
+    let changed = json!({"name": "new.txt", "size": 20, "id": id_of("new.txt")});
+    ix.call(
+        Method::POST,
+        &files,
+        Some(&alice),
+        Some(json!({"files": [changed]})),
+    )
+    .await;
+    let r = ix.search(&alice, "q=new.txt&mode=exact").await;
+    assert_eq!(r["results"][0]["size"], 20);
+    assert_eq!(r["results"][0]["sources"].as_array().unwrap().len(), 1);
+
+    let (status, _) = ix
+        .call(
+            Method::DELETE,
+            &format!("{files}/{}", id_of("old.txt")),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let r = ix.search(&alice, "q=txt&mode=substring").await;
+    assert_eq!(ids(&r), vec![id_of("more.txt"), id_of("new.txt")]);
+    // Unpublishing what is not there is a 404 that changes nothing.
+    let (status, body) = ix
+        .call(
+            Method::DELETE,
+            &format!("{files}/{}", id_of("old.txt")),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(ix.search(&alice, "q=txt&mode=substring").await["total"], 2);
+}
+
+#[tokio::test]
+async fn unpublishing_someone_elses_file_changes_nothing() {
+    let ix = Index::start().await;
+    let alice = ix.user("alice").await;
+    let bob = ix.user("bob").await;
+    let alice_peer = ix
+        .join(
+            &alice,
+            &Keypair::generate_ed25519(),
+            json!([file("a.txt", 1)]),
+        )
+        .await;
+    let bob_peer = ix
+        .join(
+            &bob,
+            &Keypair::generate_ed25519(),
+            json!([file("b.txt", 1)]),
+        )
+        .await;
+
+    let (status, _) = ix
+        .call(
+            Method::DELETE,
+            &format!("/peers/{alice_peer}/files/{}", id_of("a.txt")),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // Through his own peer, Bob can only miss.
+    let (status, _) = ix
+        .call(
+            Method::DELETE,
+            &format!("/peers/{bob_peer}/files/{}", id_of("a.txt")),
+            Some(&bob),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        ids(&ix.search(&bob, "q=a.txt&mode=exact").await),
+        vec![id_of("a.txt")]
+    );
+}
+
+#[tokio::test]
+async fn an_announced_download_makes_the_downloader_a_source() {
+    let ix = Index::start().await;
+    let alice = ix.user("alice").await;
+    let bob = ix.user("bob").await;
+    ix.join(
+        &alice,
+        &Keypair::generate_ed25519(),
+        json!([file("film.mkv", 99)]),
+    )
+    .await;
+    let bob_peer = ix.join(&bob, &Keypair::generate_ed25519(), json!([])).await;
+    let (status, _) = ix
+        .call(
+            Method::POST,
+            &format!("/peers/{bob_peer}/files"),
+            Some(&bob),
+            Some(json!({"files": [file("film.mkv", 99)], "reason": "download"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let r = ix.search(&alice, "q=film").await;
+    assert_eq!(r["results"][0]["sources"].as_array().unwrap().len(), 2);
+    let (status, _) = ix
+        .call(
+            Method::POST,
+            &format!("/peers/{bob_peer}/files"),
+            Some(&bob),
+            Some(json!({"files": [], "reason": "stolen"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+}

@@ -1,0 +1,14 @@
+//! The index's HTTP API end to end: a real server on 127.0.0.1:0, a real
+//! SQLite file in a temporary folder, real HTTP requests.
+
+mod common;
+
+mod accounts;
+mod audit;
+mod bad_input;
+mod durability;
+mod files;
+mod openapi;
+mod peers;
+mod search;
+mod users;
