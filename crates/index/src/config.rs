@@ -3,26 +3,34 @@
 //!
 //! This module only describes settings; it never reads files, the environment
 //! or the command line (the binary does that and fills in [`IndexConfig`]).
+//! The struct deserialises from any serde format (a TOML config file, say):
+//! durations are whole seconds, missing keys keep their defaults.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 /// The port an index listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 1099;
 
 /// Everything an index needs to run.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct IndexConfig {
     /// Address to listen on; port 0 picks a free port (see [`crate::RunningIndex::addr`]).
     pub listen: SocketAddr,
     /// Folder holding `index.db`; created if missing.
     pub data_dir: PathBuf,
     /// How often peers are asked to send a heartbeat.
+    #[serde(with = "seconds")]
     pub heartbeat: Duration,
     /// A peer whose last heartbeat is older than this counts as offline.
+    #[serde(with = "seconds")]
     pub peer_timeout: Duration,
     /// How long a login token stays valid.
+    #[serde(with = "seconds")]
     pub token_lifetime: Duration,
     /// User names allowed to read the audit log.
     pub admins: Vec<String>,
@@ -45,5 +53,54 @@ impl IndexConfig {
     /// The path of the SQLite database inside the data folder.
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("index.db")
+    }
+}
+
+impl Default for IndexConfig {
+    /// The defaults with the data folder `peershare-index` in the working directory.
+    fn default() -> Self {
+        Self::new("peershare-index")
+    }
+}
+
+/// Durations as whole seconds.
+mod seconds {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = u64::deserialize(d)?;
+        if secs == 0 {
+            return Err(serde::de::Error::custom(
+                "a duration must be at least 1 second",
+            ));
+        }
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deserialises_with_defaults_and_seconds() {
+        let c: IndexConfig = serde_json::from_str(
+            r#"{"listen": "127.0.0.1:2000", "peer_timeout": 5, "admins": ["root"]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.listen.port(), 2000);
+        assert_eq!(c.peer_timeout, Duration::from_secs(5));
+        assert_eq!(c.heartbeat, Duration::from_secs(30));
+        assert_eq!(c.admins, vec!["root".to_string()]);
+        assert!(serde_json::from_str::<IndexConfig>(r#"{"heartbeat": 0}"#).is_err());
+        assert!(serde_json::from_str::<IndexConfig>(r#"{"colour": "red"}"#).is_err());
+        let round: IndexConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
+        assert_eq!(round, c);
     }
 }
