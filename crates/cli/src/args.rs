@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the peer daemon in the foreground (Ctrl-C stops it).
     Up(UpArgs),
+    /// Run an index server alone in the foreground (Ctrl-C stops it).
+    Index(IndexArgs),
     /// Show this peer's id, addresses and shares.
     Status,
     /// List the files a peer shares.
@@ -94,6 +96,29 @@ pub struct UpArgs {
     /// Do not watch shared folders for changes (rescan with `peershare rescan`).
     #[arg(long)]
     pub no_watch: bool,
+}
+
+/// Options of `peershare index`; each may also come from the config file or the environment.
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Address to listen on (default 0.0.0.0:1099).
+    #[arg(long, env = "PEERSHARE_INDEX_LISTEN", value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// A TOML file with index settings (listen, data_dir, heartbeat, peer_timeout, token_lifetime, admins).
+    #[arg(long, env = "PEERSHARE_INDEX_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Seconds between the heartbeats peers send.
+    #[arg(long, env = "PEERSHARE_INDEX_HEARTBEAT", value_name = "SECS")]
+    pub heartbeat: Option<u64>,
+    /// Seconds without a heartbeat after which a peer counts as offline.
+    #[arg(long, env = "PEERSHARE_INDEX_PEER_TIMEOUT", value_name = "SECS")]
+    pub peer_timeout: Option<u64>,
+    /// Seconds a login token stays valid.
+    #[arg(long, env = "PEERSHARE_INDEX_TOKEN_LIFETIME", value_name = "SECS")]
+    pub token_lifetime: Option<u64>,
+    /// A user allowed to read the audit log (repeatable).
+    #[arg(long = "admin", value_name = "NAME")]
+    pub admins: Vec<String>,
 }
 
 /// Parses a byte count such as `512K`, `8M` or `1G` (powers of 1024).

@@ -17,7 +17,7 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_millis(200);
 pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
     let client = DaemonClient::from_cli(cli)?;
     match command {
-        Command::Up(_) => unreachable!("`up` is not a client command"),
+        Command::Up(_) | Command::Index(_) => unreachable!("servers are not client commands"),
         Command::Status => status(cli, &client).await,
         Command::Browse { peer } => browse(cli, &client, peer).await,
         Command::Get {

@@ -8,6 +8,7 @@
 mod args;
 mod client;
 mod commands;
+mod index;
 mod up;
 
 use clap::Parser;
@@ -17,6 +18,7 @@ async fn main() {
     let cli = args::Cli::parse();
     let result = match cli.command {
         args::Command::Up(ref up_args) => up::run(&cli, up_args).await,
+        args::Command::Index(ref index_args) => index::run(&cli, index_args).await,
         ref command => commands::run(&cli, command).await,
     };
     if let Err(e) = result {

@@ -84,7 +84,8 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
     Ok(config)
 }
 
-fn init_logging() {
+/// Logs to standard error, filtered by `PEERSHARE_LOG` (default: info).
+pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("PEERSHARE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
     let _ = tracing_subscriber::fmt()
@@ -93,7 +94,8 @@ fn init_logging() {
         .try_init();
 }
 
-async fn wait_for_stop() {
+/// Returns on Ctrl-C or SIGTERM.
+pub async fn wait_for_stop() {
     #[cfg(unix)]
     {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

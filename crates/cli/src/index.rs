@@ -1,0 +1,67 @@
+//! `peershare index`: runs an index server alone in the foreground until
+//! Ctrl-C (or SIGTERM). Settings come from a TOML file, the environment and
+//! flags, later ones winning; the index itself lives in `peershare-index`.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use peershare_index::IndexConfig;
+
+use crate::args::{Cli, IndexArgs};
+use crate::client::default_data_dir;
+use crate::up::{init_logging, wait_for_stop};
+
+/// Starts the index and waits for a stop signal.
+pub async fn run(cli: &Cli, args: &IndexArgs) -> Result<()> {
+    init_logging();
+    let config = config_from_args(cli, args)?;
+    let running = peershare_index::start(config)
+        .await
+        .context("the index could not start")?;
+    if cli.json {
+        println!("{}", serde_json::json!({ "url": running.url() }));
+    } else {
+        println!("peershare index is up on {} (Ctrl-C stops)", running.url());
+    }
+    wait_for_stop().await;
+    tracing::info!("stopping the index");
+    running.stop().await;
+    Ok(())
+}
+
+fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("{} is not a valid index config", path.display()))?
+        }
+        None => IndexConfig::new(default_data_dir().join("index")),
+    };
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    if let Some(listen) = &args.listen {
+        config.listen = listen
+            .parse()
+            .with_context(|| format!("--listen {listen:?} is not HOST:PORT"))?;
+    }
+    let seconds = |flag: &str, v: Option<u64>, into: &mut Duration| -> Result<()> {
+        match v {
+            Some(0) => anyhow::bail!("--{flag} must be at least 1 second"),
+            Some(s) => *into = Duration::from_secs(s),
+            None => {}
+        }
+        Ok(())
+    };
+    seconds("heartbeat", args.heartbeat, &mut config.heartbeat)?;
+    seconds("peer-timeout", args.peer_timeout, &mut config.peer_timeout)?;
+    seconds(
+        "token-lifetime",
+        args.token_lifetime,
+        &mut config.token_lifetime,
+    )?;
+    config.admins.extend(args.admins.iter().cloned());
+    Ok(config)
+}
