@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# Index benchmark: fills a `peershare index` on 127.0.0.1 through its HTTP API
+# (register, login, challenge + signed join, heartbeats) with PEERS x FILES
+# file rows, then measures searches at several concurrency levels and, in the
+# same run, the same SQL run directly on index.db with python3's sqlite3 (the
+# baseline), printing both and the ratio. Not run in CI.
+#
+#   bench/index.sh                                   # 1000 peers x 1000 files
+#   PEERS=50 FILES=200 DURATION=2 GRACE=3 bench/index.sh   # quick run (~1 min)
+#
+# Environment:
+#   PEERS         simulated peers (default 1000)
+#   FILES         files per peer (default 1000)
+#   USERS         users the peers are spread over (default PEERS/10)
+#   JOIN_CLIENTS  concurrent joining clients (default 4)
+#   HEARTBEATS    heartbeats in the burst, 64 clients (default max(1000, 5 x PEERS))
+#   LEVELS        search concurrency levels (default 1,64,1000)
+#   DURATION      seconds of searching per query kind and level (default 8)
+#   GRACE         extra seconds in-flight searches get before they are
+#                 cancelled and counted as unfinished (default 10)
+#   MAX_REQUESTS  cap on searches per query kind and level (default 50000)
+#   RAW_DURATION  seconds of the raw SQLite baseline per kind (default DURATION/2)
+#   BENCH_DIR     where the temporary folder goes (default: $TMPDIR or /tmp)
+#   SKIP_BUILD=1  use the existing release binary instead of building it
+#
+# Needs python3 (3.11, standard library) with the `cryptography` package for
+# the ed25519 join signatures. All traffic goes to 127.0.0.1 only.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+export PEERS=${PEERS:-1000}
+export FILES=${FILES:-1000}
+
+die() { echo "index.sh: $*" >&2; exit 1; }
+
+for v in PEERS FILES; do
+    case "${!v}" in '' | *[!0-9]*) die "$v must be a positive integer" ;; esac
+    [ "${!v}" -gt 0 ] || die "$v must be positive"
+done
+command -v python3 >/dev/null || die "python3 is needed"
+python3 -c 'import cryptography' 2>/dev/null ||
+    die "python3's cryptography package is needed (ed25519 signatures for joins)"
+
+# ---------------------------------------------------------------- cleanup
+PIDS=()   # every process this script started
+T=""
+alive() {
+    local state
+    [ -r "/proc/$1/stat" ] || return 1
+    state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+cleanup() {
+    local pid i any
+    trap - EXIT INT TERM
+    for pid in "${PIDS[@]}"; do
+        if alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+    for ((i = 0; i < 100; i++)); do
+        any=0
+        for pid in "${PIDS[@]}"; do
+            if alive "$pid"; then any=1; fi
+        done
+        if [ "$any" = 0 ]; then break; fi
+        sleep 0.1
+    done
+    for pid in "${PIDS[@]}"; do
+        if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    wait 2>/dev/null || true
+    if [ -n "$T" ]; then rm -rf "$T"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- build
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    echo "building (cargo build --release -p peershare) ..."
+    (cd "$ROOT" && cargo build --release -p peershare)
+fi
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
+BIN=$TARGET_DIR/release/peershare
+[ -x "$BIN" ] || die "no binary at $BIN"
+
+# 1000 client connections plus the index's own.
+ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+# ---------------------------------------------------------------- index
+T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-index-bench.XXXXXX")
+mkdir -p "$T/data"
+# Peers stay online for the whole run (the fill can take minutes).
+RUST_LOG=${RUST_LOG:-warn} "$BIN" --json --data-dir "$T/data" index \
+    --listen 127.0.0.1:0 --peer-timeout 86400 >"$T/index.out" 2>"$T/index.err" &
+INDEX_PID=$!
+PIDS+=("$INDEX_PID")
+URL=""
+for ((i = 0; i < 200; i++)); do
+    if [ -s "$T/index.out" ]; then
+        URL=$(head -n 1 "$T/index.out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+        break
+    fi
+    alive "$INDEX_PID" || { cat "$T/index.err" >&2; die "the index exited"; }
+    sleep 0.05
+done
+[ -n "$URL" ] || die "the index printed no URL"
+case "$URL" in http://127.0.0.1:*) ;; *) die "unexpected index URL $URL" ;; esac
+echo "index $URL (pid $INDEX_PID), data in $T/data"
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
+
+PEER_TIMEOUT=86400 python3 "$SCRIPT_DIR/index_load.py" "$URL" "$T/data/index.db" "$INDEX_PID" &
+LOAD_PID=$!
+PIDS+=("$LOAD_PID")
+status=0
+wait "$LOAD_PID" || status=$?
+alive "$INDEX_PID" || { cat "$T/index.err" >&2; die "the index died during the run"; }
+[ "$status" = 0 ] || { tail -n 20 "$T/index.err" >&2; die "the load generator failed ($status)"; }

@@ -1,0 +1,575 @@
+#!/usr/bin/env python3
+"""Load generator for bench/index.sh (Python 3.11 standard library plus the
+`cryptography` package for ed25519 join signatures).
+
+    index_load.py URL DB_PATH INDEX_PID
+
+Fills a running index through its HTTP API (register, login, challenge,
+signed join, heartbeats), then measures searches over HTTP at several
+concurrency levels and the same SQL run directly on the SQLite file (the
+baseline). Settings come from the environment (see bench/index.sh).
+Only talks to the URL it is given (127.0.0.1).
+"""
+
+import asyncio
+import json
+import os
+import random
+import sqlite3
+import sys
+import time
+import urllib.parse
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+
+def env_int(name, default):
+    value = os.environ.get(name, "")
+    return int(value) if value else default
+
+
+def env_float(name, default):
+    value = os.environ.get(name, "")
+    return float(value) if value else default
+
+
+PEERS = env_int("PEERS", 1000)
+FILES = env_int("FILES", 1000)
+USERS = env_int("USERS", max(1, PEERS // 10))
+JOIN_CLIENTS = env_int("JOIN_CLIENTS", 4)
+HEARTBEATS = env_int("HEARTBEATS", max(1000, PEERS * 5))
+DURATION = env_float("DURATION", 8.0)          # seconds per (query kind, concurrency)
+GRACE = env_float("GRACE", 10.0)               # extra seconds for in-flight requests
+MAX_REQUESTS = env_int("MAX_REQUESTS", 50000)  # per (query kind, concurrency)
+RAW_DURATION = env_float("RAW_DURATION", DURATION / 2)
+LEVELS = [int(x) for x in os.environ.get("LEVELS", "1,64,1000").split(",") if x]
+PEER_TIMEOUT_S = env_int("PEER_TIMEOUT", 86400)
+SEED = env_int("SEED", 1)
+PASSWORD = "bench-password-1"
+
+
+# ---------------------------------------------------------------- tiny HTTP/1.1 client
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection."""
+
+    def __init__(self, host, port):
+        self.host, self.port = host, port
+        self.reader = self.writer = None
+
+    async def open(self):
+        for attempt in range(50):
+            try:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                return self
+            except OSError:
+                await asyncio.sleep(0.05 * (attempt + 1))
+        raise ConnectionError("cannot connect to the index")
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    async def request(self, method, path, body=None, token=None):
+        if self.writer is None:
+            await self.open()
+        head = f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+        if token:
+            head += f"Authorization: Bearer {token}\r\n"
+        data = b""
+        if body is not None:
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()
+            head += f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + data)
+        if len(data) > 65536:
+            await self.writer.drain()
+        line = await self.reader.readline()
+        if not line:
+            self.close()
+            raise ConnectionError("the index closed the connection")
+        status = int(line.split()[1])
+        length, chunked, close = None, False, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            key, _, value = line.decode("latin-1").partition(":")
+            key, value = key.strip().lower(), value.strip().lower()
+            if key == "content-length":
+                length = int(value)
+            elif key == "transfer-encoding" and "chunked" in value:
+                chunked = True
+            elif key == "connection" and value == "close":
+                close = True
+        if chunked:
+            parts = []
+            while True:
+                size = int((await self.reader.readline()).split(b";")[0], 16)
+                if size == 0:
+                    await self.reader.readline()
+                    break
+                parts.append(await self.reader.readexactly(size))
+                await self.reader.readline()
+            payload = b"".join(parts)
+        elif length:
+            payload = await self.reader.readexactly(length)
+        else:
+            payload = b""
+        if close:
+            self.close()
+        return status, payload
+
+
+async def expect(conn, method, path, body=None, token=None, ok=(200,)):
+    status, payload = await conn.request(method, path, body, token)
+    if status not in ok:
+        raise RuntimeError(f"{method} {path} -> {status}: {payload[:300]!r}")
+    return json.loads(payload) if payload else None
+
+
+async def run_pool(items, clients, work, host, port):
+    """Runs `work(conn, item)` for every item with `clients` connections."""
+    queue = asyncio.Queue()
+    for item in items:
+        queue.put_nowait(item)
+
+    async def worker():
+        conn = await Conn(host, port).open()
+        try:
+            while not queue.empty():
+                await work(conn, queue.get_nowait())
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(worker() for _ in range(clients)))
+
+
+# ---------------------------------------------------------------- libp2p ed25519 identities
+
+B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+
+
+def base58(data):
+    n = int.from_bytes(data, "big")
+    out = ""
+    while n:
+        n, r = divmod(n, 58)
+        out = B58[r] + out
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + out
+
+
+class Identity:
+    """An ed25519 key with its libp2p protobuf public key and peer id."""
+
+    def __init__(self):
+        self.key = Ed25519PrivateKey.generate()
+        raw = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        # PublicKey { Type = Ed25519 (1), Data = 32 bytes }
+        self.protobuf = b"\x08\x01\x12\x20" + raw
+        # identity multihash (code 0) of the protobuf key, base58btc
+        self.peer_id = base58(b"\x00" + bytes([len(self.protobuf)]) + self.protobuf)
+
+    def sign(self, message):
+        return self.key.sign(message.encode()).hex()
+
+
+# ---------------------------------------------------------------- realistic file names
+
+FIRST = ("Anna Bruno Carla Diego Elena Felipe Gloria Hugo Irene Jonas Karin Luca Marta Nico "
+         "Olga Pedro Rita Sven Tomas Ulla Vera Walter Yara Zeno").split()
+LAST = ("Almeida Berg Costa Duarte Eriksen Ferraz Gomez Hansen Iglesias Jensen Klein Lopes "
+        "Moreau Nunes Olsen Pereira Quinn Ramos Silva Torres Varga Weber Young Zanetti").split()
+TITLE = ("love night summer river blue morning dance heart city rain fire golden dream "
+         "midnight ocean shadow light road home wild silver winter echo paper stone sky "
+         "garden train letter window storm island mirror velvet thunder harbor lantern "
+         "compass meadow canyon feather glacier horizon").split()
+SUBJECT = ("calculus algebra physics chemistry biology history economics statistics "
+           "programming databases networks philosophy literature geography astronomy "
+           "genetics linguistics robotics architecture psychology").split()
+TOPIC = ("introduction limits derivatives integrals vectors matrices entropy thermodynamics "
+         "evolution cells markets inflation regression sorting graphs recursion transactions "
+         "indexing routing ethics poetry climate galaxies proteins syntax kinematics "
+         "optimization probability").split()
+SHOW = ("Dark Harbor|Silent Valley|The Last Orbit|Blue Lanterns|Northern Line|Paper Kings|"
+        "Iron Meadow|Glass Cities|The Quiet Room|Red Canyon|Winter Court|Salt and Stone").split("|")
+PLACE = "lisbon porto berlin paris rome madrid oslo prague vienna dublin tokyo lima".split()
+DOC = "report invoice manual thesis slides notes contract budget minutes summary".split()
+DISTRO = "debian ubuntu fedora arch alpine mint opensuse rocky".split()
+
+KIND_EXT = [("mp3", 30), ("flac", 6), ("mp4", 18), ("mkv", 12), ("jpg", 18), ("pdf", 12), ("iso", 4)]
+
+
+def make_name(rng):
+    ext = rng.choices([e for e, _ in KIND_EXT], [w for _, w in KIND_EXT])[0]
+    if ext in ("mp3", "flac"):
+        artist = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        title = " ".join(rng.choice(TITLE) for _ in range(rng.randint(1, 3))).title()
+        extra = rng.choice(["", "", "", " (Live)", " (Remastered)", " (Acoustic)"])
+        return f"{artist} - {title}{extra}.{ext}"
+    if ext == "mp4":
+        return (f"{rng.choice(SUBJECT).title()} Lecture {rng.randint(1, 40):02d} - "
+                f"{rng.choice(TOPIC).title()}.mp4")
+    if ext == "mkv":
+        return (f"{rng.choice(SHOW)} S{rng.randint(1, 8):02d}E{rng.randint(1, 24):02d} "
+                f"{rng.choice(['720p', '1080p', '2160p'])}.mkv")
+    if ext == "jpg":
+        return f"IMG_{rng.randint(1, 99999):05d} {rng.choice(PLACE)} {rng.randint(2005, 2026)}.jpg"
+    if ext == "pdf":
+        return f"{rng.choice(TOPIC)} {rng.choice(DOC)} {rng.randint(2010, 2026)}.pdf"
+    return f"{rng.choice(DISTRO)}-{rng.randint(9, 42)}.{rng.randint(0, 9)}-amd64.iso"
+
+
+def make_file(rng):
+    return {"name": make_name(rng), "size": rng.randint(10_000, 4_000_000_000),
+            "id": "%064x" % rng.getrandbits(256)}
+
+
+# A pool of popular files that many peers share (same id and name), so
+# results have several sources.
+POPULAR = [make_file(random.Random(SEED * 7919 + i)) for i in range(5000)]
+
+
+def peer_files(index):
+    rng = random.Random(SEED * 1_000_003 + index)
+    files = []
+    for _ in range(FILES):
+        files.append(rng.choice(POPULAR) if rng.random() < 0.2 else make_file(rng))
+    return files
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def pct(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, int(round(p / 100 * (len(sorted_values) - 1)))))
+    return sorted_values[k]
+
+
+def say(*args):
+    print(*args, flush=True)
+
+
+# ---------------------------------------------------------------- fill
+
+
+async def fill(host, port, state):
+    users = [f"bench-user-{i:04d}" for i in range(USERS)]
+    tokens = {}
+
+    async def register(conn, name):
+        await expect(conn, "POST", "/api/v1/users", {"name": name, "password": PASSWORD}, ok=(201,))
+
+    async def login(conn, name):
+        s = await expect(conn, "POST", "/api/v1/sessions", {"name": name, "password": PASSWORD}, ok=(201,))
+        tokens[name] = s["token"]
+
+    t = time.perf_counter()
+    await run_pool(users, 4, register, host, port)
+    dt = time.perf_counter() - t
+    say(f"register   {USERS:>8} users    {dt:8.2f} s  {USERS / dt:10.1f} /s   (argon2)")
+    t = time.perf_counter()
+    await run_pool(users, 4, login, host, port)
+    dt = time.perf_counter() - t
+    say(f"login      {USERS:>8} users    {dt:8.2f} s  {USERS / dt:10.1f} /s   (argon2)")
+
+    t = time.perf_counter()
+    identities = [Identity() for _ in range(PEERS)]
+    say(f"keys       {PEERS:>8} ed25519  {time.perf_counter() - t:8.2f} s  (client side, not timed below)")
+    peers = [(identities[i], users[i % USERS]) for i in range(PEERS)]
+    joined_files = [0]
+    join_lat = []
+
+    async def join(conn, item):
+        index, (ident, user) = item
+        token = tokens[user]
+        body = json.dumps({
+            "peer_id": ident.peer_id,
+            "addrs": [f"/ip4/127.0.0.1/tcp/{20000 + index}"],
+            "public_key": ident.protobuf.hex(),
+            "signature": "",
+            "files": peer_files(index),
+        })
+        start = time.perf_counter()
+        ch = await expect(conn, "POST", "/api/v1/peers/challenge", {"peer_id": ident.peer_id},
+                          token, ok=(201,))
+        body = body.replace('"signature": ""', f'"signature": "{ident.sign(ch["message"])}"', 1)
+        joined = await expect(conn, "POST", "/api/v1/peers", body.encode(), token)
+        join_lat.append(time.perf_counter() - start)
+        joined_files[0] += joined["files"]
+
+    t = time.perf_counter()
+    await run_pool(list(enumerate(peers)), JOIN_CLIENTS, join, host, port)
+    dt = time.perf_counter() - t
+    join_lat.sort()
+    say(f"join       {PEERS:>8} peers    {dt:8.2f} s  {PEERS / dt:10.1f} joins/s  "
+        f"{joined_files[0] / dt:10.0f} files/s  ({joined_files[0]} file rows, {JOIN_CLIENTS} clients, "
+        f"challenge+join p50 {pct(join_lat, 50) * 1000:.0f} ms p99 {pct(join_lat, 99) * 1000:.0f} ms)")
+    state["files_rows"] = joined_files[0]
+
+    beats = [peers[i % PEERS] for i in range(HEARTBEATS)]
+    beat_lat = []
+
+    async def heartbeat(conn, item):
+        ident, user = item
+        start = time.perf_counter()
+        await expect(conn, "POST", f"/api/v1/peers/{ident.peer_id}/heartbeat", None, tokens[user],
+                     ok=(204,))
+        beat_lat.append(time.perf_counter() - start)
+
+    t = time.perf_counter()
+    await run_pool(beats, 64, heartbeat, host, port)
+    dt = time.perf_counter() - t
+    beat_lat.sort()
+    say(f"heartbeat  {HEARTBEATS:>8} beats    {dt:8.2f} s  {HEARTBEATS / dt:10.1f} /s   (64 clients, "
+        f"p50 {pct(beat_lat, 50) * 1000:.1f} ms p99 {pct(beat_lat, 99) * 1000:.1f} ms)")
+    state["token"] = tokens[users[0]]
+
+
+# ---------------------------------------------------------------- queries
+
+
+def build_queries():
+    """Query kinds: name -> list of (q, mode, ext)."""
+    rng = random.Random(SEED + 99)
+    sample = [make_name(rng) for _ in range(400)]
+    words_sel, exact, substring = [], [], []
+    # names that really are shared: popular and unique ones from a few peers
+    for index in range(0, PEERS, max(1, PEERS // 10)):
+        for f in peer_files(index)[:10]:
+            exact.append((f["name"], "exact", None))
+    rng.shuffle(exact)
+    for name in sample:
+        stem = name.rsplit(".", 1)[0]
+        tokens = [w for w in stem.replace("-", " ").replace("(", " ").replace(")", " ").split() if w.isalpha()]
+        if len(tokens) >= 2:
+            words_sel.append((" ".join(rng.sample(tokens, 2)), "words", None))
+        if len(stem) > 10:
+            start = rng.randint(0, len(stem) - 8)
+            substring.append((stem[start:start + 7], "substring", None))
+    broad = [(w, "words", None) for w in ("lecture", "live", "1080p", "lisbon", "summer", "report")]
+    with_ext = [(w, "words", e) for w, e in (("love", "flac"), ("calculus", "mp4"), ("notes", "pdf"),
+                                            ("harbor", "mkv"), ("porto", "jpg"), ("debian", "iso"))]
+    return {
+        "exact": exact[:100],
+        "words (2 words)": words_sel[:100],
+        "words+ext": with_ext,
+        "words (1 common)": broad,
+        "substring": substring[:100],
+    }
+
+
+def search_path(q, mode, ext):
+    params = {"q": q, "mode": mode}
+    if ext:
+        params["ext"] = ext
+    return "/api/v1/search?" + urllib.parse.urlencode(params)
+
+
+async def http_level(host, port, token, queries, clients):
+    """Searches for DURATION seconds with `clients` connections."""
+    paths = [search_path(*q) for q in queries]
+    conns = await asyncio.gather(*(Conn(host, port).open() for _ in range(clients)))
+    latencies, errors, sent = [], [0], [0]
+    deadline = [0.0]
+
+    async def client(i, conn):
+        k = i
+        while time.perf_counter() < deadline[0] and sent[0] < MAX_REQUESTS:
+            sent[0] += 1
+            path = paths[k % len(paths)]
+            k += clients
+            start = time.perf_counter()
+            try:
+                status, _ = await conn.request("GET", path, token=token)
+                if status != 200:
+                    errors[0] += 1
+                    continue
+            except (ConnectionError, OSError, asyncio.IncompleteReadError):
+                errors[0] += 1
+                conn.close()
+                continue
+            latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    deadline[0] = start + DURATION
+    tasks = [asyncio.ensure_future(client(i, c)) for i, c in enumerate(conns)]
+    done, pending = await asyncio.wait(tasks, timeout=DURATION + GRACE)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    latencies.sort()
+    return {"n": len(latencies), "rps": len(latencies) / elapsed, "errors": errors[0],
+            "unfinished": len(pending), "p50": pct(latencies, 50), "p99": pct(latencies, 99),
+            "max_wait": DURATION + GRACE}
+
+
+class RawSearch:
+    """The SQL of crates/index/src/search.rs::find, run with Python's sqlite3."""
+
+    def __init__(self, db_path):
+        self.db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
+
+    @staticmethod
+    def matches(q, mode, ext, cutoff):
+        sql = (" FROM files f JOIN peers p ON p.peer_id = f.peer_id "
+               "WHERE p.left_at IS NULL AND p.last_seen >= ?")
+        args = [cutoff]
+        if mode == "exact":
+            sql += " AND f.name = ?"
+            args.append(q)
+        elif mode == "substring":
+            escaped = "".join("\\" + c if c in "\\%_" else c for c in q)
+            sql += " AND f.name LIKE ? ESCAPE '\\'"
+            args.append(f"%{escaped}%")
+        else:
+            words = [w for w in q.split() if any(c.isalnum() for c in w)]
+            fts = " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
+            sql += " AND f.row_id IN (SELECT rowid FROM files_words WHERE files_words MATCH ?)"
+            args.append(fts)
+        if ext:
+            sql += " AND f.ext = ?"
+            args.append(ext)
+        return sql, args
+
+    def find(self, q, mode, ext, limit=50, offset=0):
+        cutoff = int(time.time() * 1000) - PEER_TIMEOUT_S * 1000
+        where, args = self.matches(q, mode, ext, cutoff)
+        total = self.db.execute("SELECT COUNT(DISTINCT f.file_id)" + where, args).fetchone()[0]
+        if total == 0:
+            return total, []
+        ids = [r[0] for r in self.db.execute(
+            "SELECT f.file_id, MIN(f.name) AS first_name" + where +
+            " GROUP BY f.file_id ORDER BY first_name, f.file_id LIMIT ? OFFSET ?",
+            args + [limit, offset])]
+        if not ids:
+            return total, []
+        rows = self.db.execute(
+            "SELECT f.file_id, f.name, f.size, u.name, p.peer_id, p.addrs "
+            "FROM files f JOIN peers p ON p.peer_id = f.peer_id JOIN users u ON u.id = p.user_id "
+            "WHERE p.left_at IS NULL AND p.last_seen >= ? AND f.file_id IN (" +
+            ", ".join("?" * len(ids)) + ") ORDER BY u.name, p.peer_id, f.name",
+            [cutoff] + ids).fetchall()
+        return total, rows
+
+
+def raw_level(raw, queries):
+    latencies = []
+    start = time.perf_counter()
+    k = 0
+    # RAW_DURATION seconds (at most MAX_REQUESTS queries), and at least 5 queries
+    while (time.perf_counter() - start < RAW_DURATION and len(latencies) < MAX_REQUESTS) or k < 5:
+        q = queries[k % len(queries)]
+        k += 1
+        t = time.perf_counter()
+        raw.find(*q)
+        latencies.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - start
+    latencies.sort()
+    return {"n": len(latencies), "qps": len(latencies) / elapsed,
+            "p50": pct(latencies, 50), "p99": pct(latencies, 99)}
+
+
+def ms(v):
+    return f"{v * 1000:9.2f}"
+
+
+async def wait_idle(host, port, token, probe):
+    """Waits until the index answers a cheap search within 50 ms (work of
+    cancelled clients drained), at most 60 s."""
+    conn = await Conn(host, port).open()
+    try:
+        until = time.perf_counter() + 60
+        while time.perf_counter() < until:
+            t = time.perf_counter()
+            await conn.request("GET", probe, token=token)
+            if time.perf_counter() - t < 0.05:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        conn.close()
+
+
+def hit_counts(raw, kinds):
+    out = {}
+    for kind, queries in kinds.items():
+        totals = [raw.find(*q, limit=1)[0] for q in queries[:20]]
+        totals.sort()
+        out[kind] = (totals[0], totals[len(totals) // 2], totals[-1])
+    return out
+
+
+async def search_bench(host, port, db_path, token, pid):
+    kinds = build_queries()
+    raw = RawSearch(db_path)
+    probe = search_path(*kinds["exact"][0])
+    say("")
+    say("matching file ids per query (min / median / max of up to 20 queries):")
+    for kind, (lo, mid, hi) in hit_counts(raw, kinds).items():
+        say(f"  {kind:<18} {lo:>8} {mid:>8} {hi:>8}")
+    say("")
+    say("p50/raw, p99/raw: index latency over the raw query's; cost/raw: wall time per answered")
+    say("search (1 / req/s) over the raw query's (1 / qps); unfin: requests cancelled after the grace")
+    say(f"search: {DURATION:g} s per level (+{GRACE:g} s grace), default page (50); raw = same SQL "
+        f"via python sqlite3, 1 thread, {RAW_DURATION:g} s")
+    say(f"{'kind':<18} {'clients':>7} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
+        f"{'errors':>6} {'unfin':>5} {'p50/raw':>8} {'p99/raw':>8} {'cost/raw':>8}")
+    summary = []
+    for kind, queries in kinds.items():
+        base = raw_level(raw, queries)
+        say(f"{kind:<18} {'raw':>7} {base['n']:>9} {base['qps']:9.1f} {ms(base['p50'])} "
+            f"{ms(base['p99'])}")
+        for clients in LEVELS:
+            await wait_idle(host, port, token, probe)
+            r = await http_level(host, port, token, queries, clients)
+            r50 = r["p50"] / base["p50"] if base["p50"] > 0 else float("nan")
+            r99 = r["p99"] / base["p99"] if base["p99"] > 0 else float("nan")
+            # wall time per answered search vs one raw query on one thread
+            cost = base["qps"] / r["rps"] if r["rps"] > 0 else float("inf")
+            say(f"{kind:<18} {clients:>7} {r['n']:>9} {r['rps']:9.1f} {ms(r['p50'])} {ms(r['p99'])} "
+                f"{r['errors']:>6} {r['unfinished']:>5} {r50:8.2f} {r99:8.2f} {cost:8.2f}")
+            summary.append((kind, clients, r, base))
+        say(f"{'':<18} {'':>7} index VmHWM so far: {vm_hwm(pid)}")
+    return summary
+
+
+def vm_hwm(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    kib = int(line.split()[1])
+                    return f"{kib / 1024:.0f} MiB"
+    except OSError:
+        pass
+    return "?"
+
+
+async def main():
+    url, db_path, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    parsed = urllib.parse.urlparse(url)
+    host, port = parsed.hostname, parsed.port
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise SystemExit("index_load.py only talks to a loopback index")
+    say(f"peers {PEERS}, files per peer {FILES}, users {USERS}, heartbeats {HEARTBEATS}, "
+        f"levels {LEVELS}, {os.cpu_count()} cores")
+    state = {}
+    t = time.perf_counter()
+    await fill(host, port, state)
+    say(f"fill total {time.perf_counter() - t:.1f} s; index VmHWM after fill: {vm_hwm(pid)}; "
+        f"index.db {os.path.getsize(db_path) / 2**20:.0f} MiB "
+        f"(+ WAL {os.path.getsize(db_path + '-wal') / 2**20 if os.path.exists(db_path + '-wal') else 0:.0f} MiB)")
+    await search_bench(host, port, db_path, state["token"], pid)
+    say("")
+    say(f"index peak RSS (VmHWM): {vm_hwm(pid)}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
