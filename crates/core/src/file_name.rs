@@ -18,8 +18,38 @@ pub const MAX_NAME_BYTES: usize = 255;
 pub const FALLBACK_NAME: &str = "download";
 
 const WINDOWS_DEVICE_NAMES: &[&str] = &[
-    "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
-    "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    "CONIN$",
+    "CONOUT$",
+    "COM0",
+    "COM1",
+    "COM2",
+    "COM3",
+    "COM4",
+    "COM5",
+    "COM6",
+    "COM7",
+    "COM8",
+    "COM9",
+    "COM\u{b9}",
+    "COM\u{b2}",
+    "COM\u{b3}",
+    "LPT0",
+    "LPT1",
+    "LPT2",
+    "LPT3",
+    "LPT4",
+    "LPT5",
+    "LPT6",
+    "LPT7",
+    "LPT8",
+    "LPT9",
+    "LPT\u{b9}",
+    "LPT\u{b2}",
+    "LPT\u{b3}",
 ];
 
 /// A file name safe to create inside a download folder, made from an untrusted name.
@@ -114,6 +144,9 @@ mod tests {
         assert_eq!(sanitize("CON"), "_CON");
         assert_eq!(sanitize("nul.txt"), "_nul.txt");
         assert_eq!(sanitize("com1 .log"), "_com1 .log");
+        assert_eq!(sanitize("LPT0.txt"), "_LPT0.txt");
+        assert_eq!(sanitize("conout$"), "_conout$");
+        assert_eq!(sanitize("COM\u{b2}.dat"), "_COM\u{b2}.dat");
         assert_eq!(sanitize("notes. . "), "notes");
         assert_eq!(sanitize("what?.txt"), "what.txt");
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use peershare_core::scan::{mtime_ns, scan_folder, ScannedFile};
-use peershare_core::wire::control::SharedFileEntry;
+use peershare_core::wire::control::{SharedFileEntry, MAX_BROWSE_PAGE_NAME_BYTES};
 use peershare_core::{FileId, Outboard};
 use tokio::sync::{mpsc, Mutex};
 
@@ -125,14 +125,25 @@ impl ShareIndex {
     }
 
     /// One page of entries, sorted by name, and the total count.
+    ///
+    /// The page also stops once its names reach [`MAX_BROWSE_PAGE_NAME_BYTES`]
+    /// (always carrying at least one entry), so a share of very long names can
+    /// never make a response larger than a peer accepts.
     pub fn page(&self, offset: u64, limit: u32) -> (Vec<SharedFileEntry>, u64) {
         let cat = self.catalogue.read().expect("share index lock");
+        let mut name_bytes = 0;
         let entries = cat
             .sorted
             .iter()
             .skip(offset.min(usize::MAX as u64) as usize)
             .take(limit as usize)
             .filter_map(|id| cat.by_id.get(id).map(SharedFile::entry))
+            .take_while(|e| {
+                let fits =
+                    name_bytes == 0 || name_bytes + e.name.len() <= MAX_BROWSE_PAGE_NAME_BYTES;
+                name_bytes += e.name.len();
+                fits
+            })
             .collect();
         (entries, cat.sorted.len() as u64)
     }
@@ -328,6 +339,43 @@ mod tests {
         assert!(second
             .get(&FileId::from(blake3::hash(&[2u8; 10_000])))
             .is_some());
+    }
+
+    #[tokio::test]
+    async fn pages_of_long_names_stay_under_the_byte_cap_and_cover_everything() {
+        let share = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        // 15 nested folders of 250-byte names: each shared name is about 3.8 KB,
+        // near the longest path the OS allows, so 700 of them exceed one page's cap.
+        let long = "d".repeat(250);
+        let mut dir = share.path().to_path_buf();
+        for _ in 0..15 {
+            dir.push(&long);
+        }
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = 700;
+        for n in 0..files {
+            std::fs::write(dir.join(format!("{n:03}")), n.to_string()).unwrap();
+        }
+        let index = index(share.path(), &data.path().join("peer.db")).await;
+        index.rescan().await.unwrap();
+        let (mut seen, mut pages) = (0u64, 0);
+        loop {
+            let (page, total) = index.page(seen, 1000);
+            assert_eq!(total, files);
+            let bytes: usize = page.iter().map(|e| e.name.len()).sum();
+            assert!(
+                bytes <= MAX_BROWSE_PAGE_NAME_BYTES,
+                "a page carried {bytes} bytes of names"
+            );
+            if page.is_empty() {
+                break;
+            }
+            seen += page.len() as u64;
+            pages += 1;
+        }
+        assert_eq!(seen, files, "paging reaches every file");
+        assert!(pages > 1, "the byte cap split the share into several pages");
     }
 
     #[tokio::test]

@@ -14,6 +14,8 @@ pub const BROWSE_PROTOCOL: &str = "/peershare/browse/1";
 pub const TRANSFER_PROTOCOL: &str = "/peershare/transfer/1";
 /// The most entries a browse response carries; larger shares are paged.
 pub const MAX_BROWSE_PAGE: u32 = 1000;
+/// The most bytes of names a browse page carries (a page stops early to stay under it).
+pub const MAX_BROWSE_PAGE_NAME_BYTES: usize = 2 << 20;
 /// The largest control message accepted, in bytes.
 pub const MAX_CONTROL_MESSAGE: u64 = 4 << 20;
 
