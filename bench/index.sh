@@ -43,35 +43,9 @@ python3 -c 'import cryptography' 2>/dev/null ||
     die "python3's cryptography package is needed (ed25519 signatures for joins)"
 
 # ---------------------------------------------------------------- cleanup
-PIDS=()   # every process this script started
-T=""
-alive() {
-    local state
-    [ -r "/proc/$1/stat" ] || return 1
-    state=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-    [ -n "$state" ] && [ "$state" != Z ]
-}
-cleanup() {
-    local pid i any
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        if alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
-    done
-    for ((i = 0; i < 100; i++)); do
-        any=0
-        for pid in "${PIDS[@]}"; do
-            if alive "$pid"; then any=1; fi
-        done
-        if [ "$any" = 0 ]; then break; fi
-        sleep 0.1
-    done
-    for pid in "${PIDS[@]}"; do
-        if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    done
-    wait 2>/dev/null || true
-    if [ -n "$T" ]; then rm -rf "$T"; fi
-}
-trap cleanup EXIT
+CLEANUP_WAIT_TENTHS=100
+# shellcheck source=bench/lib.sh
+source "$SCRIPT_DIR/lib.sh"
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- build

@@ -412,17 +412,9 @@ impl Store {
         peer_id: &str,
         now: i64,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, false).await? {
-            return Ok(Err(refusal));
-        }
-        sqlx::query("UPDATE peers SET last_seen = ? WHERE peer_id = ?")
-            .bind(now)
-            .bind(peer_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(Ok(()))
+        let sql = "UPDATE peers SET last_seen = ? WHERE peer_id = ?";
+        self.update_owned_peer(user_id, peer_id, false, sql, now)
+            .await
     }
 
     /// Marks one of the user's peers as gone now (its files stay, offline).
@@ -432,11 +424,25 @@ impl Store {
         peer_id: &str,
         now: i64,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        let sql = "UPDATE peers SET left_at = ? WHERE peer_id = ? AND left_at IS NULL";
+        self.update_owned_peer(user_id, peer_id, true, sql, now)
+            .await
+    }
+
+    /// Runs `sql` (binding `now`, then the peer id) on a peer the user owns, in one transaction.
+    async fn update_owned_peer(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        allow_left: bool,
+        sql: &'static str,
+        now: i64,
+    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
-        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
+        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, allow_left).await? {
             return Ok(Err(refusal));
         }
-        sqlx::query("UPDATE peers SET left_at = ? WHERE peer_id = ? AND left_at IS NULL")
+        sqlx::query(sql)
             .bind(now)
             .bind(peer_id)
             .execute(&mut *tx)

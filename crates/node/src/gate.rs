@@ -139,17 +139,17 @@ impl UploadGate {
 
     /// Decides on a request from `peer` for `id`.
     pub fn on_request(&self, peer: PeerId, id: &FileId, shares: &ShareIndex) -> Verdict {
-        let Some(open) = shares.open_unchanged(id) else {
+        let Some(file) = shares.get_unchanged(id) else {
             return Verdict::Answer(TransferResponse::NotFound);
         };
         match self.policy {
-            Policy::Accept => Verdict::Answer(self.grant(peer, open.file)),
+            Policy::Accept => Verdict::Answer(self.grant(peer, file)),
             Policy::Ask => {
                 let mut state = self.state.lock().expect("gate lock");
                 let pending_id = state.next_pending;
                 state.next_pending += 1;
                 let expires = Instant::now() + self.ask_timeout;
-                state.pending.insert(pending_id, (peer, open.file, expires));
+                state.pending.insert(pending_id, (peer, file, expires));
                 tracing::info!(pending_id, %peer, "transfer request waiting for an answer");
                 Verdict::Held(pending_id)
             }

@@ -4,7 +4,7 @@
 //!
 //! Files are served by id from this index only, never by a path taken
 //! from a request, and an entry whose file changed on disk since it was
-//! hashed is not served (see [`ShareIndex::open_unchanged`]).
+//! hashed is not served (see [`ShareIndex::get_unchanged`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +40,11 @@ impl SharedFile {
         self.outboard.id()
     }
 
+    /// True if `meta` (of this file on disk) still has the size and mtime it was hashed with.
+    pub fn is_unchanged(&self, meta: &std::fs::Metadata) -> bool {
+        meta.len() == self.size && mtime_ns(meta) == self.mtime_ns
+    }
+
     /// The entry peers see when they browse.
     pub fn entry(&self) -> SharedFileEntry {
         SharedFileEntry {
@@ -73,14 +78,6 @@ pub struct RescanReport {
     pub shared_files: usize,
     /// Files that had to be hashed (new or changed); the rest came from the cache.
     pub hashed: usize,
-}
-
-/// A shared file opened for serving, checked to be the one that was hashed.
-pub struct OpenShared {
-    /// The index entry.
-    pub file: SharedFile,
-    /// The open file.
-    pub handle: std::fs::File,
 }
 
 impl ShareIndex {
@@ -148,16 +145,15 @@ impl ShareIndex {
         (entries, cat.sorted.len() as u64)
     }
 
-    /// Opens the shared file `id` for reading if it is unchanged since it was hashed.
-    pub fn open_unchanged(&self, id: &FileId) -> Option<OpenShared> {
+    /// The shared file `id`, if it is still on disk unchanged since it was hashed.
+    pub fn get_unchanged(&self, id: &FileId) -> Option<SharedFile> {
         let file = self.get(id)?;
-        let handle = std::fs::File::open(&file.path).ok()?;
-        let meta = handle.metadata().ok()?;
-        if meta.len() != file.size || mtime_ns(&meta) != file.mtime_ns {
+        let meta = std::fs::metadata(&file.path).ok()?;
+        if !file.is_unchanged(&meta) {
             tracing::warn!(name = %file.name, "shared file changed since it was hashed; not serving the old id");
             return None;
         }
-        Some(OpenShared { file, handle })
+        Some(file)
     }
 
     /// Walks the shared folders, hashing only new or changed files.
@@ -386,9 +382,9 @@ mod tests {
         let index = index(share.path(), &data.path().join("peer.db")).await;
         index.rescan().await.unwrap();
         let id = FileId::from(blake3::hash(&[5u8; 5000]));
-        assert!(index.open_unchanged(&id).is_some());
+        assert!(index.get_unchanged(&id).is_some());
         std::thread::sleep(Duration::from_millis(20));
         std::fs::write(share.path().join("a"), vec![6u8; 5000]).unwrap();
-        assert!(index.open_unchanged(&id).is_none());
+        assert!(index.get_unchanged(&id).is_none());
     }
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use peershare_core::outboard::{read_exact_at, LEAF_LEN};
-use peershare_core::scan::mtime_ns;
 use peershare_core::wire::data::{
     ClientFrame, ErrorCode, PieceHeader, ServerFrame, MAX_LEAVES_PER_FRAME,
 };
@@ -239,6 +238,6 @@ impl Upload {
     fn unchanged(&self) -> bool {
         self.handle
             .metadata()
-            .is_ok_and(|m| m.len() == self.file.size && mtime_ns(&m) == self.file.mtime_ns)
+            .is_ok_and(|m| self.file.is_unchanged(&m))
     }
 }
