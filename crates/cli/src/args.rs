@@ -31,20 +31,48 @@ pub enum Command {
     Index(IndexArgs),
     /// Show this peer's id, addresses and shares.
     Status,
-    /// List the files a peer shares.
+    /// List the files a user shares (through the index) or a peer shares (by its address).
     Browse {
-        /// The peer's full address, ending in /p2p/<peer id>.
-        peer: String,
+        /// A user name, or a peer's full address ending in /p2p/<peer id>.
+        target: String,
+        /// With a user name: also list files of the user's offline peers.
+        #[arg(long)]
+        all: bool,
     },
-    /// Download a file from a peer, by name or by id.
+    /// Download a file: `get NAME` finds it through the index, `get PEER FILE` asks one peer.
     Get {
-        /// The peer's full address, ending in /p2p/<peer id>.
-        peer: String,
-        /// The file's name (as `browse` shows it) or its id.
-        file: String,
+        /// The file's name (found through the index), or a peer's full address ending in /p2p/<peer id>.
+        target: String,
+        /// With a peer address: the file's name (as `browse` shows it) or its id.
+        file: Option<String>,
         /// Start the download and return at once instead of waiting for it.
         #[arg(long)]
         no_wait: bool,
+    },
+    /// Create an account on the index, and log in with it.
+    Register(AccountArgs),
+    /// Log in to the index; the daemon keeps the session and joins with it.
+    Login(AccountArgs),
+    /// Leave the index and end the session.
+    Logout,
+    /// Delete your account on the index, with all your peers and files listed there.
+    Unregister,
+    /// Search the files of online peers by name.
+    Search(SearchArgs),
+    /// List the users online on the index (every user with --all).
+    Users {
+        /// Include users with no peer online.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Read the index's audit log (admins only).
+    Audit {
+        /// Entries to show, newest first.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Entries to skip.
+        #[arg(long, default_value_t = 0)]
+        offset: u32,
     },
     /// List downloads: active, finished and failed.
     Downloads,
@@ -64,6 +92,41 @@ pub enum Command {
         /// The request's number from `peershare requests`.
         id: u64,
     },
+}
+
+/// The account a `register` or `login` is for.
+#[derive(Args, Debug)]
+pub struct AccountArgs {
+    /// The user name.
+    pub name: String,
+    /// Read the password from the first line of standard input instead of a hidden prompt.
+    #[arg(long)]
+    pub password_stdin: bool,
+}
+
+/// What `search` looks for.
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    /// Words in the name (or the whole name with --mode exact, part of it with --mode substring).
+    pub query: String,
+    /// How to match: words (every word), substring, or exact.
+    #[arg(long, default_value = "words", value_parser = ["words", "substring", "exact"])]
+    pub mode: String,
+    /// Only names with this extension (like mp4).
+    #[arg(long)]
+    pub ext: Option<String>,
+    /// Smallest size (suffixes K, M, G).
+    #[arg(long, value_name = "SIZE")]
+    pub min_size: Option<String>,
+    /// Largest size (suffixes K, M, G).
+    #[arg(long, value_name = "SIZE")]
+    pub max_size: Option<String>,
+    /// Results per page.
+    #[arg(long)]
+    pub limit: Option<u32>,
+    /// Results to skip.
+    #[arg(long)]
+    pub offset: Option<u32>,
 }
 
 /// Options of `peershare up`.
@@ -96,6 +159,32 @@ pub struct UpArgs {
     /// Do not watch shared folders for changes (rescan with `peershare rescan`).
     #[arg(long)]
     pub no_watch: bool,
+    /// Join the index at this URL instead of running one (http://HOST:1099 or https://HOST:1099).
+    #[arg(
+        long,
+        env = "PEERSHARE_INDEX",
+        value_name = "URL",
+        conflicts_with = "no_index"
+    )]
+    pub index: Option<String>,
+    /// A PEM certificate to trust for an https index (its own self-signed one, or its CA).
+    #[arg(long, env = "PEERSHARE_INDEX_CA", value_name = "FILE")]
+    pub index_ca: Option<PathBuf>,
+    /// Run without an index: no embedded one, none joined.
+    #[arg(long)]
+    pub no_index: bool,
+    /// Where the embedded index listens (default 0.0.0.0:1099).
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["index", "no_index"])]
+    pub index_listen: Option<String>,
+    /// Seconds between heartbeats, for the embedded index.
+    #[arg(long, value_name = "SECS")]
+    pub heartbeat: Option<u64>,
+    /// Seconds without a heartbeat before a peer counts as offline, for the embedded index.
+    #[arg(long, value_name = "SECS")]
+    pub peer_timeout: Option<u64>,
+    /// A user allowed to read the embedded index's audit log (repeatable).
+    #[arg(long = "admin", value_name = "NAME")]
+    pub admins: Vec<String>,
 }
 
 /// Options of `peershare index`; each may also come from the config file or the environment.

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
 
-use crate::args::{Cli, Command};
+use crate::args::{parse_bytes, AccountArgs, Cli, Command, SearchArgs};
 use crate::client::DaemonClient;
 
 /// Progress polls start fast (small files finish at once) and slow down to this.
@@ -19,12 +19,33 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
     match command {
         Command::Up(_) | Command::Index(_) => unreachable!("servers are not client commands"),
         Command::Status => status(cli, &client).await,
-        Command::Browse { peer } => browse(cli, &client, peer).await,
+        Command::Browse { target, all } => browse(cli, &client, target, *all).await,
         Command::Get {
-            peer,
+            target,
             file,
             no_wait,
-        } => get(cli, &client, peer, file, *no_wait).await,
+        } => {
+            let body = match file {
+                Some(file) => json!({ "peer": target, "file": file }),
+                None => json!({ "file": target }),
+            };
+            get(cli, &client, &body, *no_wait).await
+        }
+        Command::Register(account) => sign_in(cli, &client, account, "register").await,
+        Command::Login(account) => sign_in(cli, &client, account, "login").await,
+        Command::Logout => {
+            let v: Value = client.post("/index/logout", &json!({})).await?;
+            print(cli, &v, || "logged out; this peer left the index".into())
+        }
+        Command::Unregister => {
+            let v: Value = client.post("/index/unregister", &json!({})).await?;
+            print(cli, &v, || {
+                "account deleted, with its peers and files on the index".into()
+            })
+        }
+        Command::Search(args) => search(cli, &client, args).await,
+        Command::Users { all } => users(cli, &client, *all).await,
+        Command::Audit { limit, offset } => audit(cli, &client, *limit, *offset).await,
         Command::Downloads => downloads(cli, &client).await,
         Command::Shares => shares(cli, &client).await,
         Command::Rescan => {
@@ -65,13 +86,246 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
             v["uploads_running"],
             v["max_uploads"],
         );
+        let index = &v["index"];
+        out += &match index["state"].as_str() {
+            None => "\nno index (--no-index)".to_string(),
+            Some(state) => format!(
+                "\nindex {}: {} ({}{})",
+                str_of(&index["url"]),
+                state.replace('_', " "),
+                str_of(&index["message"]),
+                match index["published_files"].as_u64() {
+                    Some(n) if state == "joined" => format!(", {n} files listed"),
+                    _ => String::new(),
+                }
+            ),
+        };
         out
     })
 }
 
-async fn browse(cli: &Cli, client: &DaemonClient, peer: &str) -> Result<()> {
-    let v: Value = client.get_query("/browse", &[("peer", peer)]).await?;
-    print(cli, &v, || file_table(&v["files"]))
+/// A peer address has a `/p2p/` part; anything else is a user name on the index.
+fn is_peer_address(target: &str) -> bool {
+    target.starts_with('/') && target.contains("/p2p/")
+}
+
+async fn browse(cli: &Cli, client: &DaemonClient, target: &str, all: bool) -> Result<()> {
+    if is_peer_address(target) {
+        let v: Value = client.get_query("/browse", &[("peer", target)]).await?;
+        return print(cli, &v, || file_table(&v["files"]));
+    }
+    let path = format!("/index/users/{}/files", url_segment(target));
+    let all = if all { "true" } else { "false" };
+    let v: Value = client.get_query(&path, &[("all", all)]).await?;
+    print(cli, &v, || {
+        let files = v["files"].as_array().cloned().unwrap_or_default();
+        if files.is_empty() {
+            return format!("{target} shares no files on an online peer");
+        }
+        let mut out = format!(
+            "{:>12}  {:<64}  {:<7}  NAME
+",
+            "SIZE", "ID", "ONLINE"
+        );
+        for f in files {
+            out += &format!(
+                "{:>12}  {:<64}  {:<7}  {}
+",
+                human_bytes(f["size"].as_u64().unwrap_or(0)),
+                str_of(&f["id"]),
+                if f["online"] == true { "yes" } else { "no" },
+                str_of(&f["name"])
+            );
+        }
+        out.trim_end().to_string()
+    })
+}
+
+/// Escapes a user name for one URL path segment.
+fn url_segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+async fn sign_in(
+    cli: &Cli,
+    client: &DaemonClient,
+    account: &AccountArgs,
+    verb: &str,
+) -> Result<()> {
+    let password = read_password(account, verb == "register")?;
+    let v: Value = client
+        .post(
+            &format!("/index/{verb}"),
+            &json!({ "name": account.name, "password": password }),
+        )
+        .await?;
+    print(cli, &v, || match verb {
+        "register" => format!(
+            "registered {} and logged in; this peer joins the index now",
+            account.name
+        ),
+        _ => format!(
+            "logged in as {}; this peer joins the index now",
+            account.name
+        ),
+    })
+}
+
+/// The password from standard input (`--password-stdin`) or a hidden prompt.
+fn read_password(account: &AccountArgs, confirm: bool) -> Result<String> {
+    if account.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from standard input")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_string();
+        if password.is_empty() {
+            bail!("no password on standard input: pipe it in, one line");
+        }
+        return Ok(password);
+    }
+    let prompt = format!("password for {}: ", account.name);
+    let password = rpassword::prompt_password(&prompt)
+        .context("cannot read a password from the terminal; use --password-stdin")?;
+    if confirm && rpassword::prompt_password("again: ")? != password {
+        bail!("the two passwords differ; nothing was registered");
+    }
+    Ok(password)
+}
+
+async fn search(cli: &Cli, client: &DaemonClient, args: &SearchArgs) -> Result<()> {
+    let size = |flag: &str, v: &Option<String>| -> Result<Option<String>> {
+        v.as_ref()
+            .map(|s| {
+                parse_bytes(s)
+                    .map(|n| n.to_string())
+                    .ok_or_else(|| anyhow!("--{flag} {s:?}: use a size like 700M or 1G"))
+            })
+            .transpose()
+    };
+    let mut query: Vec<(&str, String)> =
+        vec![("q", args.query.clone()), ("mode", args.mode.clone())];
+    if let Some(ext) = &args.ext {
+        query.push(("ext", ext.trim_start_matches('.').to_string()));
+    }
+    if let Some(min) = size("min-size", &args.min_size)? {
+        query.push(("min_size", min));
+    }
+    if let Some(max) = size("max-size", &args.max_size)? {
+        query.push(("max_size", max));
+    }
+    if let Some(limit) = args.limit {
+        query.push(("limit", limit.to_string()));
+    }
+    if let Some(offset) = args.offset {
+        query.push(("offset", offset.to_string()));
+    }
+    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let v: Value = client.get_query("/index/search", &query).await?;
+    print(cli, &v, || {
+        let hits = v["results"].as_array().cloned().unwrap_or_default();
+        if hits.is_empty() {
+            return format!("nothing found for {:?} on online peers", args.query);
+        }
+        let mut out = String::new();
+        for hit in &hits {
+            let sources = hit["sources"].as_array().cloned().unwrap_or_default();
+            let names = hit["names"].as_array().cloned().unwrap_or_default();
+            out += &format!(
+                "{}  ({}, {} source{})
+  id {}
+",
+                names.iter().map(str_of).collect::<Vec<_>>().join(" | "),
+                human_bytes(hit["size"].as_u64().unwrap_or(0)),
+                sources.len(),
+                if sources.len() == 1 { "" } else { "s" },
+                str_of(&hit["id"]),
+            );
+            for src in sources {
+                out += &format!(
+                    "  from {} ({})
+",
+                    str_of(&src["user"]),
+                    str_of(&src["peer_id"])
+                );
+            }
+        }
+        out += &format!("{} of {} shown", hits.len(), v["total"]);
+        out
+    })
+}
+
+async fn users(cli: &Cli, client: &DaemonClient, all: bool) -> Result<()> {
+    let all = if all { "true" } else { "false" };
+    let v: Value = client.get_query("/index/users", &[("all", all)]).await?;
+    print(cli, &v, || {
+        let users = v["users"].as_array().cloned().unwrap_or_default();
+        if users.is_empty() {
+            return "nobody is online".into();
+        }
+        let mut out = String::new();
+        for u in users {
+            let peers = u["peers"].as_array().cloned().unwrap_or_default();
+            out += &format!(
+                "{}  {}
+",
+                str_of(&u["name"]),
+                if u["online"] == true {
+                    "online"
+                } else {
+                    "offline"
+                }
+            );
+            for p in peers {
+                out += &format!(
+                    "  peer {} {}
+",
+                    str_of(&p["peer_id"]),
+                    if p["online"] == true {
+                        "online"
+                    } else {
+                        "offline"
+                    }
+                );
+            }
+        }
+        out.trim_end().to_string()
+    })
+}
+
+async fn audit(cli: &Cli, client: &DaemonClient, limit: u32, offset: u32) -> Result<()> {
+    let (limit, offset) = (limit.to_string(), offset.to_string());
+    let v: Value = client
+        .get_query("/index/audit", &[("limit", &limit), ("offset", &offset)])
+        .await?;
+    print(cli, &v, || {
+        let entries = v["entries"].as_array().cloned().unwrap_or_default();
+        let mut out = format!(
+            "{:<24}  {:<12}  {:<18}  {:<8}  DETAIL
+",
+            "WHEN (ms)", "USER", "ACTION", "OUTCOME"
+        );
+        for e in entries {
+            out += &format!(
+                "{:<24}  {:<12}  {:<18}  {:<8}  {}
+",
+                e["at"],
+                str_of(&e["user"]),
+                str_of(&e["action"]),
+                str_of(&e["outcome"]),
+                str_of(&e["detail"])
+            );
+        }
+        out += &format!("{} entries in all", v["total"]);
+        out
+    })
 }
 
 async fn shares(cli: &Cli, client: &DaemonClient) -> Result<()> {
@@ -96,16 +350,8 @@ fn file_table(files: &Value) -> String {
     out.trim_end().to_string()
 }
 
-async fn get(
-    cli: &Cli,
-    client: &DaemonClient,
-    peer: &str,
-    file: &str,
-    no_wait: bool,
-) -> Result<()> {
-    let started: Value = client
-        .post("/downloads", &json!({ "peer": peer, "file": file }))
-        .await?;
+async fn get(cli: &Cli, client: &DaemonClient, body: &Value, no_wait: bool) -> Result<()> {
+    let started: Value = client.post("/downloads", body).await?;
     let id = started["id"].as_i64().unwrap_or_default();
     if no_wait {
         return print(cli, &started, || {

@@ -47,14 +47,6 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
             .parse()
             .with_context(|| format!("--listen {listen:?} is not HOST:PORT"))?;
     }
-    let seconds = |flag: &str, v: Option<u64>, into: &mut Duration| -> Result<()> {
-        match v {
-            Some(0) => anyhow::bail!("--{flag} must be at least 1 second"),
-            Some(s) => *into = Duration::from_secs(s),
-            None => {}
-        }
-        Ok(())
-    };
     seconds("heartbeat", args.heartbeat, &mut config.heartbeat)?;
     seconds("peer-timeout", args.peer_timeout, &mut config.peer_timeout)?;
     seconds(
@@ -64,4 +56,14 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
     )?;
     config.admins.extend(args.admins.iter().cloned());
     Ok(config)
+}
+
+/// Sets `into` from the option `--flag SECS`, if given; zero is refused.
+pub fn seconds(flag: &str, value: Option<u64>, into: &mut Duration) -> Result<()> {
+    match value {
+        Some(0) => anyhow::bail!("--{flag} must be at least 1 second"),
+        Some(s) => *into = Duration::from_secs(s),
+        None => {}
+    }
+    Ok(())
 }

@@ -16,6 +16,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() {
     let cli = args::Cli::parse();
+    peershare_node::install_tls_provider();
     let result = match cli.command {
         args::Command::Up(ref up_args) => up::run(&cli, up_args).await,
         args::Command::Index(ref index_args) => index::run(&cli, index_args).await,

@@ -1,30 +1,46 @@
 //! `peershare up`: runs the peer daemon in the foreground until Ctrl-C
 //! (or SIGTERM), printing the addresses other peers use to reach it.
+//!
+//! Without `--index URL` (or `--no-index`) it also runs an index in the same
+//! process (port 1099), so one command on one machine is a whole network
+//! that others join; the daemon then joins that index like any other peer.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
+use peershare_index::{IndexConfig, RunningIndex};
 use peershare_node::gate::Policy;
-use peershare_node::NodeConfig;
+use peershare_node::{IndexSettings, NodeConfig};
 
 use crate::args::{parse_bytes, Cli, UpArgs};
 use crate::client::data_dir;
+use crate::index::seconds;
 
-/// Starts the daemon and waits for a stop signal.
+/// Starts the daemon (and its embedded index) and waits for a stop signal.
 pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
     init_logging();
-    let config = config_from_args(cli, args)?;
+    let mut config = config_from_args(cli, args)?;
+    let embedded = if config.index.is_none() && !args.no_index {
+        let (index, url) = start_embedded_index(&config, args).await?;
+        config.index = Some(IndexSettings { url, ca_cert: None });
+        index
+    } else {
+        None
+    };
     let running = peershare_node::start(config)
         .await
         .context("the daemon could not start")?;
     let node = &running.node;
+    let index_url = node.index.as_ref().map(|l| l.status().url);
     if cli.json {
         let addrs: Vec<String> = node.host.addrs().iter().map(|a| a.to_string()).collect();
         let out = serde_json::json!({
             "peer_id": node.host.peer_id().to_string(),
             "addrs": addrs,
             "api": running.api_addr.to_string(),
+            "index": index_url,
+            "embedded_index": embedded.as_ref().map(|i| i.url()),
         });
         println!("{out}");
     } else {
@@ -32,12 +48,64 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
         for addr in node.host.addrs() {
             println!("  reachable at {addr}");
         }
+        if let Some(index) = &embedded {
+            println!(
+                "  index server on {} (others join with --index http://<this machine>:{})",
+                index.url(),
+                index.addr().port()
+            );
+        }
+        match &index_url {
+            Some(url) => println!("  using the index at {url}: `peershare login NAME` to join it"),
+            None => println!("  no index (--no-index)"),
+        }
         println!("  local API on http://{} (Ctrl-C stops)", running.api_addr);
     }
     wait_for_stop().await;
     tracing::info!("stopping");
     running.shutdown().await;
+    if let Some(index) = embedded {
+        index.stop().await;
+    }
     Ok(())
+}
+
+/// Starts the index this daemon embeds; if its port is taken by another
+/// index on this machine, the daemon joins that one instead.
+async fn start_embedded_index(
+    config: &NodeConfig,
+    args: &UpArgs,
+) -> Result<(Option<RunningIndex>, String)> {
+    let mut index = IndexConfig::new(config.data_dir.join("index"));
+    if let Some(listen) = &args.index_listen {
+        index.listen = listen
+            .parse()
+            .with_context(|| format!("--index-listen {listen:?} is not HOST:PORT"))?;
+    }
+    seconds("heartbeat", args.heartbeat, &mut index.heartbeat)?;
+    seconds("peer-timeout", args.peer_timeout, &mut index.peer_timeout)?;
+    index.admins.extend(args.admins.iter().cloned());
+    let port_taken = std::net::TcpListener::bind(index.listen).is_err() && index.listen.port() != 0;
+    let listen = index.listen;
+    let local = |port: u16| {
+        let ip = match listen.ip() {
+            ip if ip.is_unspecified() => std::net::IpAddr::from([127, 0, 0, 1]),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, port))
+    };
+    if port_taken {
+        tracing::warn!(
+            "{} is in use: joining the index already running there instead of starting one",
+            index.listen
+        );
+        return Ok((None, local(index.listen.port())));
+    }
+    let running = peershare_index::start(index)
+        .await
+        .context("the embedded index could not start (run with --no-index or --index URL)")?;
+    let url = local(running.addr().port());
+    Ok((Some(running), url))
 }
 
 fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
@@ -81,6 +149,10 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         None => None,
     };
     config.watch = !args.no_watch;
+    config.index = args.index.as_ref().map(|url| IndexSettings {
+        url: url.clone(),
+        ca_cert: args.index_ca.clone(),
+    });
     Ok(config)
 }
 

@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::daemon::Node;
+use crate::index_client::{IndexError, SearchParams};
+use crate::index_link::{IndexLink, IndexStatus};
 use crate::NodeError;
 
 /// The token file's name inside the data folder.
@@ -48,6 +50,14 @@ pub fn router(node: Node, token: String) -> Router {
         .route("/api/v1/requests", get(requests))
         .route("/api/v1/requests/{id}/accept", post(accept))
         .route("/api/v1/requests/{id}/reject", post(reject))
+        .route("/api/v1/index/register", post(index_register))
+        .route("/api/v1/index/login", post(index_login))
+        .route("/api/v1/index/logout", post(index_logout))
+        .route("/api/v1/index/unregister", post(index_unregister))
+        .route("/api/v1/index/search", get(index_search))
+        .route("/api/v1/index/users", get(index_users))
+        .route("/api/v1/index/users/{name}/files", get(index_user_files))
+        .route("/api/v1/index/audit", get(index_audit))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
@@ -120,6 +130,18 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 impl IntoResponse for NodeError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
+            NodeError::Index(IndexError::Refused { status, code, .. }) => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+                code.as_str(),
+            ),
+            NodeError::Index(IndexError::Unreachable { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "index_unreachable")
+            }
+            NodeError::Index(IndexError::BadAnswer { .. }) => {
+                (StatusCode::BAD_GATEWAY, "index_bad_answer")
+            }
+            NodeError::NotLoggedIn(_) => (StatusCode::UNAUTHORIZED, "not_logged_in"),
+            NodeError::NoIndex => (StatusCode::CONFLICT, "no_index"),
             NodeError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             NodeError::PeerUnreachable(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
@@ -142,6 +164,7 @@ struct StatusView {
     policy: crate::gate::Policy,
     max_uploads: usize,
     uploads_running: usize,
+    index: Option<IndexStatus>,
 }
 
 async fn status(State(s): State<ApiState>) -> Json<StatusView> {
@@ -161,6 +184,7 @@ async fn status(State(s): State<ApiState>) -> Json<StatusView> {
         policy: node.gate.policy(),
         max_uploads: node.max_uploads,
         uploads_running: node.gate.busy_slots(),
+        index: node.index.as_ref().map(IndexLink::status),
     })
 }
 
@@ -189,7 +213,8 @@ async fn browse(
 
 #[derive(Deserialize)]
 struct StartDownload {
-    peer: String,
+    /// A full peer address; without one the file is looked up in the index by name.
+    peer: Option<String>,
     file: String,
 }
 
@@ -197,8 +222,110 @@ async fn start_download(
     State(s): State<ApiState>,
     Json(body): Json<StartDownload>,
 ) -> Result<impl IntoResponse, NodeError> {
-    let view = s.node.downloads.start(&body.peer, &body.file).await?;
+    let view = match &body.peer {
+        Some(peer) => s.node.downloads.start(peer, &body.file).await?,
+        None => {
+            let hit = link(&s)?.find_file(&body.file).await?;
+            let sources: Vec<String> = hit
+                .sources
+                .iter()
+                .flat_map(|src| {
+                    src.addrs
+                        .iter()
+                        .map(move |a| format!("{a}/p2p/{}", src.peer_id))
+                })
+                .collect();
+            s.node
+                .downloads
+                .start_from_any(&sources, &hit.id.to_hex())
+                .await?
+        }
+    };
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+fn link(s: &ApiState) -> Result<&IndexLink, NodeError> {
+    s.node.index.as_ref().ok_or(NodeError::NoIndex)
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    name: String,
+    password: String,
+}
+
+async fn index_register(
+    State(s): State<ApiState>,
+    Json(body): Json<Credentials>,
+) -> Result<impl IntoResponse, NodeError> {
+    let session = link(&s)?.register(&body.name, &body.password).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "name": session.name, "expires_at": session.expires_at })),
+    ))
+}
+
+async fn index_login(
+    State(s): State<ApiState>,
+    Json(body): Json<Credentials>,
+) -> Result<impl IntoResponse, NodeError> {
+    let session = link(&s)?.login(&body.name, &body.password).await?;
+    Ok(Json(
+        json!({ "name": session.name, "expires_at": session.expires_at }),
+    ))
+}
+
+async fn index_logout(State(s): State<ApiState>) -> Result<impl IntoResponse, NodeError> {
+    link(&s)?.logout().await?;
+    Ok(Json(json!({ "logged_out": true })))
+}
+
+async fn index_unregister(State(s): State<ApiState>) -> Result<impl IntoResponse, NodeError> {
+    link(&s)?.unregister().await?;
+    Ok(Json(json!({ "unregistered": true })))
+}
+
+async fn index_search(
+    State(s): State<ApiState>,
+    Query(params): Query<SearchParams>,
+) -> Result<impl IntoResponse, NodeError> {
+    let link = link(&s)?;
+    Ok(Json(link.client().search(&link.token()?, &params).await?))
+}
+
+#[derive(Deserialize)]
+struct UsersQuery {
+    #[serde(default)]
+    all: bool,
+}
+
+async fn index_users(
+    State(s): State<ApiState>,
+    Query(q): Query<UsersQuery>,
+) -> Result<impl IntoResponse, NodeError> {
+    let link = link(&s)?;
+    Ok(Json(link.client().users(&link.token()?, q.all).await?))
+}
+
+async fn index_user_files(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<impl IntoResponse, NodeError> {
+    let link = link(&s)?;
+    Ok(Json(
+        link.client()
+            .user_files(&link.token()?, &name, &query)
+            .await?,
+    ))
+}
+
+async fn index_audit(
+    State(s): State<ApiState>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<impl IntoResponse, NodeError> {
+    let link = link(&s)?;
+    Ok(Json(link.client().audit(&link.token()?, &query).await?))
 }
 
 async fn list_downloads(State(s): State<ApiState>) -> Result<impl IntoResponse, NodeError> {

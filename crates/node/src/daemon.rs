@@ -3,7 +3,7 @@
 //!
 //! This is the only module that knows how the parts connect; each part
 //! stays usable on its own. It never runs an index: joining one is a
-//! client concern added beside the host, not inside it.
+//! client concern ([`IndexLink`]) added beside the host, not inside it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,6 +19,8 @@ use crate::download::Downloads;
 use crate::gate::{Policy, UploadGate};
 use crate::host::{ip_of, Host};
 use crate::identity;
+use crate::index_client::IndexClient;
+use crate::index_link::IndexLink;
 use crate::private_file::write_private;
 use crate::share::ShareIndex;
 use crate::store::Store;
@@ -50,6 +52,17 @@ pub struct NodeConfig {
     pub max_upload_rate: Option<u64>,
     /// Watch shared folders for changes.
     pub watch: bool,
+    /// The index to join, if any.
+    pub index: Option<IndexSettings>,
+}
+
+/// Which index to join and how to trust it.
+#[derive(Debug, Clone)]
+pub struct IndexSettings {
+    /// Its base URL (http:// or https://).
+    pub url: String,
+    /// A certificate (or CA) to trust for it besides the system roots, PEM.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -72,6 +85,7 @@ impl NodeConfig {
             ask_timeout: Duration::from_secs(60),
             max_upload_rate: None,
             watch: true,
+            index: None,
         }
     }
 }
@@ -93,6 +107,8 @@ pub struct Node {
     pub data_port: u16,
     /// Upload slots.
     pub max_uploads: usize,
+    /// Membership in an index, if the daemon uses one.
+    pub index: Option<IndexLink>,
     store: Store,
 }
 
@@ -106,8 +122,11 @@ pub struct RunningNode {
 }
 
 impl RunningNode {
-    /// Flushes the database; call before the process exits.
+    /// Leaves the index and flushes the database; call before the process exits.
     pub async fn shutdown(self) {
+        if let Some(link) = &self.node.index {
+            link.stop().await;
+        }
         self.node.store.close().await;
     }
 }
@@ -128,6 +147,13 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         *share = std::fs::canonicalize(&*share).map_err(|e| NodeError::io(share, e))?;
     }
     let keypair = identity::load_or_create(&config.data_dir)?;
+    let index_client = match &config.index {
+        Some(settings) => Some(IndexClient::new(
+            &settings.url,
+            settings.ca_cert.as_deref(),
+        )?),
+        None => None,
+    };
     let store = Store::open(&config.data_dir.join("peer.db")).await?;
     let shares = ShareIndex::new(config.shares.clone(), DEFAULT_PIECE_LEN, store.clone());
 
@@ -160,12 +186,28 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         rate,
     ));
 
-    let host = Host::start(keypair, &config.listen, shares.clone(), gate.clone()).await?;
+    let host = Host::start(
+        keypair.clone(),
+        &config.listen,
+        shares.clone(),
+        gate.clone(),
+    )
+    .await?;
+    let index = index_client.map(|client| {
+        IndexLink::start(
+            client,
+            &config.data_dir,
+            keypair,
+            host.clone(),
+            shares.clone(),
+        )
+    });
     let downloads = Downloads::new(
         store.clone(),
         host.clone(),
         tls,
         config.downloads_dir.clone(),
+        shares.clone(),
     );
     let node = Node {
         host,
@@ -175,6 +217,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         downloads_dir: config.downloads_dir.clone(),
         data_port,
         max_uploads: config.max_uploads,
+        index,
         store,
     };
 

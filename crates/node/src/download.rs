@@ -32,6 +32,7 @@ use crate::assembly::{Assembly, PieceBuffer};
 use crate::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
 use crate::host::{ip_of, parse_peer_addr, Host};
 use crate::piece_map::{open_partial, partial_paths, PieceMap};
+use crate::share::ShareIndex;
 use crate::store::{DownloadRecord, DownloadState, Store};
 use crate::NodeError;
 
@@ -73,17 +74,25 @@ pub struct Downloads {
     host: Host,
     tls: DataTls,
     downloads_dir: PathBuf,
+    shares: ShareIndex,
     live: Arc<Mutex<HashMap<i64, Arc<Progress>>>>,
 }
 
 impl Downloads {
-    /// The engine, saving into `downloads_dir`.
-    pub fn new(store: Store, host: Host, tls: DataTls, downloads_dir: PathBuf) -> Self {
+    /// The engine, saving into `downloads_dir` and sharing each finished file through `shares`.
+    pub fn new(
+        store: Store,
+        host: Host,
+        tls: DataTls,
+        downloads_dir: PathBuf,
+        shares: ShareIndex,
+    ) -> Self {
         Self {
             store,
             host,
             tls,
             downloads_dir,
+            shares,
             live: Arc::default(),
         }
     }
@@ -113,6 +122,25 @@ impl Downloads {
         };
         self.spawn(record.clone(), peer, dial);
         self.view(record)
+    }
+
+    /// Starts downloading `file` from the first of `sources` (full peer addresses) that answers.
+    pub async fn start_from_any(
+        &self,
+        sources: &[String],
+        file: &str,
+    ) -> Result<DownloadView, NodeError> {
+        let mut last = NodeError::NotFound(format!("no source for {file:?}"));
+        for source in sources {
+            match self.start(source, file).await {
+                Ok(view) => return Ok(view),
+                Err(e) => {
+                    tracing::info!(%source, "source not usable: {e}");
+                    last = e;
+                }
+            }
+        }
+        Err(last)
     }
 
     /// Resumes every download left active by an earlier run of the daemon.
@@ -268,13 +296,17 @@ impl Downloads {
             let outcome = engine.run(&record, peer, dial, &progress).await;
             *progress.finished.lock().expect("progress lock") = Some(Instant::now());
             let result = match outcome {
-                Ok(path) => {
+                Ok((path, outboard)) => {
                     tracing::info!(name = %record.name, path = %path.display(), "download complete");
-                    let path = path.to_string_lossy().into_owned();
-                    engine
+                    let text = path.to_string_lossy().into_owned();
+                    let recorded = engine
                         .store
-                        .finish_download(record.id, DownloadState::Done, None, Some(&path))
-                        .await
+                        .finish_download(record.id, DownloadState::Done, None, Some(&text))
+                        .await;
+                    match recorded {
+                        Ok(()) => engine.shares.add_downloaded(&path, outboard).await,
+                        failed => failed,
+                    }
                 }
                 Err(e) => {
                     tracing::warn!(name = %record.name, "download failed: {e}");
@@ -298,7 +330,7 @@ impl Downloads {
         peer: PeerId,
         dial: Multiaddr,
         progress: &Progress,
-    ) -> Result<PathBuf, NodeError> {
+    ) -> Result<(PathBuf, Arc<Outboard>), NodeError> {
         let partial_dir = self.partial_dir();
         std::fs::create_dir_all(&partial_dir).map_err(|e| NodeError::io(&partial_dir, e))?;
         let (part_path, map_path) = partial_paths(&partial_dir, &record.file_id);
@@ -363,7 +395,8 @@ impl Downloads {
         } else {
             let _ = stream.shutdown().await;
         }
-        self.finalize(record, &part_path, &partial_dir).await
+        let path = self.finalize(record, &part_path, &partial_dir).await?;
+        Ok((path, outboard))
     }
 
     /// Moves the complete partial file into place under a free name.

@@ -132,6 +132,11 @@ impl Host {
         self.peer_id
     }
 
+    /// The addresses this peer listens on, without the `/p2p/<id>` suffix.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.listen_addrs.read().expect("addrs lock").clone()
+    }
+
     /// Full addresses (ending in `/p2p/<id>`) this peer listens on.
     pub fn addrs(&self) -> Vec<Multiaddr> {
         self.listen_addrs

@@ -3,11 +3,11 @@
 //! It owns the peer's identity, its shares and hash cache, the libp2p host
 //! (browse and transfer requests), the bulk data connection, the upload
 //! gate (accept / ask / busy), the download engine (pieces, verification,
-//! resume) and the local HTTP API. The `peershare` binary is a thin shell
-//! around [`daemon::start`].
+//! resume), the membership in an index and the local HTTP API. The
+//! `peershare` binary is a thin shell around [`daemon::start`].
 //!
 //! It never imports the index server: when peers join an index they talk
-//! to it over HTTP like any other client. It never trusts a name or a size
+//! to it over HTTP like any other client ([`index_client`]). It never trusts a name or a size
 //! from the network without checking it.
 
 pub mod api;
@@ -18,6 +18,8 @@ pub mod download;
 pub mod gate;
 pub mod host;
 pub mod identity;
+pub mod index_client;
+pub mod index_link;
 pub mod peer_tls;
 pub mod piece_map;
 pub mod piece_picker;
@@ -26,9 +28,14 @@ pub mod share;
 pub mod store;
 pub mod upload;
 
-pub use daemon::{start, Node, NodeConfig, RunningNode};
+pub use daemon::{start, IndexSettings, Node, NodeConfig, RunningNode};
 
 use std::path::Path;
+
+/// Makes aws-lc the process's TLS provider (HTTP clients need one); later calls do nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
 
 /// Everything that can go wrong inside the peer.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +78,15 @@ pub enum NodeError {
     /// A transfer failed.
     #[error("{0}")]
     Transfer(String),
+    /// The index could not be used.
+    #[error("{0}")]
+    Index(#[from] index_client::IndexError),
+    /// The person has to log in to the index first.
+    #[error("{0}")]
+    NotLoggedIn(String),
+    /// The daemon runs without an index.
+    #[error("this daemon runs without an index (--no-index); restart it with --index URL, or without --no-index")]
+    NoIndex,
     /// The daemon is shutting down.
     #[error("the daemon is stopping")]
     Stopped,

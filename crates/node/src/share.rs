@@ -1,6 +1,11 @@
 //! What this peer shares: the [`ShareIndex`] of files by id and by name,
 //! kept in step with the shared folders by rescans (on start, on request,
-//! and when the folder watcher sees a change).
+//! and when the folder watcher sees a change). Finished downloads are
+//! shared too, each file on its own (never the whole downloads folder), so
+//! a downloader becomes a source.
+//!
+//! Every change bumps a generation number that others can watch (the index
+//! link publishes the difference).
 //!
 //! Files are served by id from this index only, never by a path taken
 //! from a request, and an entry whose file changed on disk since it was
@@ -14,7 +19,7 @@ use std::time::Duration;
 use peershare_core::scan::{mtime_ns, scan_folder, ScannedFile};
 use peershare_core::wire::control::{SharedFileEntry, MAX_BROWSE_PAGE_NAME_BYTES};
 use peershare_core::{FileId, Outboard};
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, watch, Mutex};
 
 use crate::store::Store;
 use crate::NodeError;
@@ -32,6 +37,18 @@ pub struct SharedFile {
     pub mtime_ns: i64,
     /// The piece tree.
     pub outboard: Arc<Outboard>,
+    /// Why it is shared.
+    pub origin: ShareOrigin,
+}
+
+/// Why a file is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareOrigin {
+    /// It lies in a shared folder.
+    Folder,
+    /// This peer downloaded it.
+    Download,
 }
 
 impl SharedFile {
@@ -69,6 +86,7 @@ pub struct ShareIndex {
     catalogue: Arc<RwLock<Catalogue>>,
     store: Store,
     rescan_lock: Arc<Mutex<()>>,
+    generation: Arc<watch::Sender<u64>>,
 }
 
 /// What a rescan found and did.
@@ -89,7 +107,48 @@ impl ShareIndex {
             catalogue: Arc::default(),
             store,
             rescan_lock: Arc::default(),
+            generation: Arc::new(watch::Sender::new(0)),
         }
+    }
+
+    /// A receiver that sees a new generation after every change to the shared files.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// Every shared file (a snapshot).
+    pub fn files(&self) -> Vec<SharedFile> {
+        let cat = self.catalogue.read().expect("share index lock");
+        cat.sorted
+            .iter()
+            .filter_map(|id| cat.by_id.get(id).cloned())
+            .collect()
+    }
+
+    /// Shares a finished download at `path`, already verified against `outboard`.
+    ///
+    /// Its hash goes into the cache, so neither this call nor a later rescan reads it again.
+    pub async fn add_downloaded(
+        &self,
+        path: &Path,
+        outboard: Arc<Outboard>,
+    ) -> Result<(), NodeError> {
+        let meta = std::fs::metadata(path).map_err(|e| NodeError::io(path, e))?;
+        let file = ScannedFile {
+            path: path.to_path_buf(),
+            name: downloaded_name(path),
+            size: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+        };
+        let key = file.path.to_string_lossy().into_owned();
+        self.store
+            .put_hash(&key, file.size, file.mtime_ns, &outboard)
+            .await?;
+        let _one_at_a_time = self.rescan_lock.lock().await;
+        let mut files = self.files();
+        files.push(shared(file, outboard, ShareOrigin::Download));
+        self.replace(files);
+        Ok(())
     }
 
     /// The shared folders.
@@ -160,35 +219,52 @@ impl ShareIndex {
     pub async fn rescan(&self) -> Result<RescanReport, NodeError> {
         let _one_at_a_time = self.rescan_lock.lock().await;
         let roots = self.roots.clone();
-        let scanned: Vec<ScannedFile> = tokio::task::spawn_blocking(move || {
-            roots.iter().flat_map(|r| scan_folder(r)).collect()
+        let downloaded = self.store.finished_download_paths().await?;
+        let scanned: Vec<(ScannedFile, ShareOrigin)> = tokio::task::spawn_blocking(move || {
+            let mut files: Vec<_> = downloaded
+                .iter()
+                .filter_map(|p| scan_downloaded(p))
+                .map(|f| (f, ShareOrigin::Download))
+                .collect();
+            let seen: std::collections::HashSet<PathBuf> =
+                files.iter().map(|(f, _)| f.path.clone()).collect();
+            files.extend(
+                roots
+                    .iter()
+                    .flat_map(|r| scan_folder(r))
+                    .filter(|f| !seen.contains(&f.path))
+                    .map(|f| (f, ShareOrigin::Folder)),
+            );
+            files
         })
         .await
         .map_err(|e| NodeError::Store(e.to_string()))?;
 
         let mut fresh = Vec::with_capacity(scanned.len());
         let mut to_hash = Vec::new();
-        for file in scanned {
+        for (file, origin) in scanned {
             let key = file.path.to_string_lossy().into_owned();
             match self.store.cached_hash(&key).await? {
+                // A download keeps the piece size its sharer chose; a folder file uses ours.
                 Some(c)
                     if c.size == file.size
                         && c.mtime_ns == file.mtime_ns
-                        && c.outboard.layout().piece_len() == self.piece_len =>
+                        && (origin == ShareOrigin::Download
+                            || c.outboard.layout().piece_len() == self.piece_len) =>
                 {
-                    fresh.push(shared(file, c.outboard))
+                    fresh.push(shared(file, c.outboard, origin))
                 }
-                _ => to_hash.push(file),
+                _ => to_hash.push((file, origin)),
             }
         }
         let hashed = hash_all(to_hash, self.piece_len).await?;
         let hashed_count = hashed.len();
-        for (file, outboard) in hashed {
+        for ((file, origin), outboard) in hashed {
             let key = file.path.to_string_lossy().into_owned();
             self.store
                 .put_hash(&key, file.size, file.mtime_ns, &outboard)
                 .await?;
-            fresh.push(shared(file, outboard));
+            fresh.push(shared(file, outboard, origin));
         }
         let keep: Vec<String> = fresh
             .iter()
@@ -212,6 +288,7 @@ impl ShareIndex {
         sorted.sort_by(|a, b| by_id[a].name.cmp(&by_id[b].name).then(a.cmp(b)));
         let count = sorted.len();
         *self.catalogue.write().expect("share index lock") = Catalogue { by_id, sorted };
+        self.generation.send_modify(|g| *g += 1);
         count
     }
 
@@ -251,21 +328,44 @@ impl ShareIndex {
     }
 }
 
-fn shared(file: ScannedFile, outboard: impl Into<Arc<Outboard>>) -> SharedFile {
+fn shared(
+    file: ScannedFile,
+    outboard: impl Into<Arc<Outboard>>,
+    origin: ShareOrigin,
+) -> SharedFile {
     SharedFile {
         path: file.path,
         name: file.name,
         size: file.size,
         mtime_ns: file.mtime_ns,
         outboard: outboard.into(),
+        origin,
     }
 }
 
+/// The name peers see for a downloaded file: its file name.
+fn downloaded_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// A finished download still on disk as a regular file (not replaced by a link).
+fn scan_downloaded(path: &Path) -> Option<ScannedFile> {
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    meta.is_file().then(|| ScannedFile {
+        path: path.to_path_buf(),
+        name: downloaded_name(path),
+        size: meta.len(),
+        mtime_ns: mtime_ns(&meta),
+    })
+}
+
 /// Hashes files on all cores; files that vanish or fail to read are skipped.
-async fn hash_all(
-    files: Vec<ScannedFile>,
+async fn hash_all<T: Send + 'static>(
+    files: Vec<(ScannedFile, T)>,
     piece_len: u64,
-) -> Result<Vec<(ScannedFile, Outboard)>, NodeError> {
+) -> Result<Vec<((ScannedFile, T), Outboard)>, NodeError> {
     if files.is_empty() {
         return Ok(Vec::new());
     }
@@ -273,7 +373,7 @@ async fn hash_all(
         use rayon::prelude::*;
         files
             .into_par_iter()
-            .filter_map(|f| hash_stable(&f, piece_len).map(|ob| (f, ob)))
+            .filter_map(|f| hash_stable(&f.0, piece_len).map(|ob| (f, ob)))
             .collect()
     })
     .await

@@ -4,7 +4,7 @@
 //! Every write returns only after SQLite committed it. This module knows
 //! rows, not policy: deciding what to hash or download lives elsewhere.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -256,6 +256,16 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(download_from_row))
+    }
+
+    /// Where finished downloads were saved (they are shared from there).
+    pub async fn finished_download_paths(&self) -> Result<Vec<PathBuf>, NodeError> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT path FROM downloads WHERE state = 'done' AND path IS NOT NULL",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(p,)| PathBuf::from(p)).collect())
     }
 
     /// All downloads, newest first.

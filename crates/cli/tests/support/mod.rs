@@ -221,6 +221,7 @@ impl Daemon {
             .arg(&self.downloads)
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
             .args(&self.extra)
+            .args(self.index_default())
             .env_remove("PEERSHARE_API")
             .env_remove("PEERSHARE_DATA_DIR")
             .env("NO_COLOR", "1")
@@ -257,6 +258,15 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// `--no-index` unless the test chose an index: tests never touch port 1099.
+    fn index_default(&self) -> Option<&'static str> {
+        let chose = self
+            .extra
+            .iter()
+            .any(|a| a == "--index" || a == "--index-listen" || a == "--no-index");
+        (!chose).then_some("--no-index")
     }
 
     /// Runs a client command against this daemon with `--data-dir` and `--json`.

@@ -1,0 +1,479 @@
+//! The index's REST API as seen from a peer: one typed call per endpoint
+//! (accounts, join/heartbeat/leave, publish/unpublish, search, users,
+//! audit), over HTTP or HTTPS with rustls.
+//!
+//! This module only speaks HTTP; it keeps no session and decides nothing
+//! (the [`crate::index_link`] does). It never imports the index crate: the
+//! JSON shapes here are the published API (docs/openapi.json), so the node
+//! talks to an index like any third-party client would.
+
+use std::path::Path;
+use std::time::Duration;
+
+use peershare_core::FileId;
+use reqwest::{Method, RequestBuilder};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::NodeError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a call to the index failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum IndexError {
+    /// The index could not be reached (down, wrong address, TLS failure, timeout).
+    #[error("the index at {url} is unreachable ({reason}); the daemon keeps retrying and serving known peers")]
+    Unreachable {
+        /// The index's base URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The index answered with an error.
+    #[error("the index refused: {message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The index's error code.
+        code: String,
+        /// The index's message, meant for people.
+        message: String,
+    },
+    /// The index answered something that is not the documented API.
+    #[error("the index at {url} sent an answer this peer does not understand ({reason}); is it a peershare index?")]
+    BadAnswer {
+        /// The index's base URL.
+        url: String,
+        /// What was wrong with it.
+        reason: String,
+    },
+}
+
+impl IndexError {
+    /// The HTTP status of a refusal.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Refused { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A login session.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Session {
+    /// The bearer token.
+    pub token: String,
+    /// When it expires, milliseconds since the Unix epoch.
+    pub expires_at: i64,
+    /// The user it belongs to.
+    pub name: String,
+}
+
+/// The challenge a joining peer signs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Challenge {
+    /// The exact bytes to sign.
+    pub message: String,
+}
+
+/// One file as the index lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IndexedFile {
+    /// The name peers see.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The BLAKE3 id, hex.
+    pub id: FileId,
+}
+
+/// Why files are published.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PublishReason {
+    /// Found in a shared folder.
+    Share,
+    /// Downloaded by this peer.
+    Download,
+}
+
+/// A join: the peer, where to reach it, the proof and its files.
+#[derive(Debug, Clone, Serialize)]
+pub struct JoinRequest {
+    /// The peer id.
+    pub peer_id: String,
+    /// Listen addresses (multiaddrs without `/p2p`).
+    pub addrs: Vec<String>,
+    /// The protobuf-encoded public key, hex.
+    pub public_key: String,
+    /// The signature over the challenge's message, hex.
+    pub signature: String,
+    /// The files shared (the first part of a long list).
+    pub files: Vec<IndexedFile>,
+}
+
+/// The index's answer to a join.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Joined {
+    /// Seconds between heartbeats.
+    pub heartbeat_secs: u64,
+    /// Seconds without a heartbeat before the peer counts as offline.
+    pub peer_timeout_secs: u64,
+}
+
+/// Search parameters, as the index takes them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SearchParams {
+    /// The text to look for.
+    pub q: String,
+    /// `exact`, `substring` or `words` (the index's default).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Only names with this extension.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ext: Option<String>,
+    /// Smallest size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u64>,
+    /// Largest size in bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Results to skip.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u32>,
+    /// Results per page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// An online peer holding a file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Source {
+    /// Its user.
+    pub user: String,
+    /// Its peer id.
+    pub peer_id: String,
+    /// Where to reach it.
+    pub addrs: Vec<String>,
+}
+
+/// One file id found by a search.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// The file id.
+    pub id: FileId,
+    /// Every name it is shared under.
+    pub names: Vec<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Online peers holding it.
+    pub sources: Vec<Source>,
+}
+
+/// A page of search results; other fields the index sends are kept as they are.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// The results.
+    pub results: Vec<SearchHit>,
+    /// Everything else (totals, paging).
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, Value>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+    message: String,
+}
+
+/// A client of one index.
+#[derive(Clone)]
+pub struct IndexClient {
+    http: reqwest::Client,
+    base: reqwest::Url,
+}
+
+impl IndexClient {
+    /// A client of the index at `url` (http:// or https://), trusting `extra_ca` besides the system roots.
+    pub fn new(url: &str, extra_ca: Option<&Path>) -> Result<Self, NodeError> {
+        let base = reqwest::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                NodeError::BadRequest(format!(
+                    "{url:?} is not an index URL; use http://HOST:1099 or https://HOST:1099"
+                ))
+            })?;
+        // reqwest's rustls has no provider of its own here: use the one the node already links.
+        crate::install_tls_provider();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("peershare/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = extra_ca {
+            let pem = std::fs::read(path).map_err(|e| NodeError::io(path, e))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                NodeError::BadRequest(format!(
+                    "{} is not a PEM certificate ({e}); give the index's certificate or its CA",
+                    path.display()
+                ))
+            })?;
+            builder = builder.add_root_certificate(cert);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| NodeError::BadRequest(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Self { http, base })
+    }
+
+    /// The index's base URL.
+    pub fn url(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_string()
+    }
+
+    fn request(&self, method: Method, path: &[&str], token: Option<&str>) -> RequestBuilder {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend(["api", "v1"]).extend(path);
+        }
+        let request = self.http.request(method, url);
+        match token {
+            Some(t) => request.bearer_auth(t),
+            None => request,
+        }
+    }
+
+    async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response, IndexError> {
+        let response = request.send().await.map_err(|e| IndexError::Unreachable {
+            url: self.url(),
+            reason: error_chain(&e),
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body = response.bytes().await.unwrap_or_default();
+        Err(match serde_json::from_slice::<ErrorBody>(&body) {
+            Ok(e) => IndexError::Refused {
+                status: status.as_u16(),
+                code: e.error,
+                message: e.message,
+            },
+            Err(_) if status.is_server_error() => IndexError::Unreachable {
+                url: self.url(),
+                reason: format!("HTTP {status}"),
+            },
+            Err(_) => IndexError::BadAnswer {
+                url: self.url(),
+                reason: format!("HTTP {status} without an error body"),
+            },
+        })
+    }
+
+    async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, IndexError> {
+        let response = self.send(request).await?;
+        response.json().await.map_err(|e| IndexError::BadAnswer {
+            url: self.url(),
+            reason: error_chain(&e),
+        })
+    }
+
+    /// Creates an account.
+    pub async fn register(&self, name: &str, password: &str) -> Result<(), IndexError> {
+        let body = serde_json::json!({ "name": name, "password": password });
+        self.send(self.request(Method::POST, &["users"], None).json(&body))
+            .await
+            .map(drop)
+    }
+
+    /// Logs in: a new session.
+    pub async fn login(&self, name: &str, password: &str) -> Result<Session, IndexError> {
+        let body = serde_json::json!({ "name": name, "password": password });
+        self.call(self.request(Method::POST, &["sessions"], None).json(&body))
+            .await
+    }
+
+    /// Revokes the session's token.
+    pub async fn logout(&self, token: &str) -> Result<(), IndexError> {
+        self.send(self.request(Method::DELETE, &["sessions", "current"], Some(token)))
+            .await
+            .map(drop)
+    }
+
+    /// Deletes the account with its peers and files.
+    pub async fn unregister(&self, token: &str) -> Result<(), IndexError> {
+        self.send(self.request(Method::DELETE, &["users", "me"], Some(token)))
+            .await
+            .map(drop)
+    }
+
+    /// Asks for a join challenge for `peer_id`.
+    pub async fn challenge(&self, token: &str, peer_id: &str) -> Result<Challenge, IndexError> {
+        let body = serde_json::json!({ "peer_id": peer_id });
+        self.call(
+            self.request(Method::POST, &["peers", "challenge"], Some(token))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Joins with a signed challenge and a file list.
+    pub async fn join(&self, token: &str, join: &JoinRequest) -> Result<Joined, IndexError> {
+        self.call(
+            self.request(Method::POST, &["peers"], Some(token))
+                .json(join),
+        )
+        .await
+    }
+
+    /// Tells the index the peer is still online.
+    pub async fn heartbeat(&self, token: &str, peer_id: &str) -> Result<(), IndexError> {
+        self.send(self.request(Method::POST, &["peers", peer_id, "heartbeat"], Some(token)))
+            .await
+            .map(drop)
+    }
+
+    /// Leaves at once.
+    pub async fn leave(&self, token: &str, peer_id: &str) -> Result<(), IndexError> {
+        self.send(self.request(Method::DELETE, &["peers", peer_id], Some(token)))
+            .await
+            .map(drop)
+    }
+
+    /// Adds files to the peer's list.
+    pub async fn publish(
+        &self,
+        token: &str,
+        peer_id: &str,
+        files: &[IndexedFile],
+        reason: PublishReason,
+    ) -> Result<(), IndexError> {
+        let body = serde_json::json!({ "files": files, "reason": reason });
+        self.send(
+            self.request(Method::POST, &["peers", peer_id, "files"], Some(token))
+                .json(&body),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Removes a file (every name of it) from the peer's list; a file not listed is not an error.
+    pub async fn unpublish(
+        &self,
+        token: &str,
+        peer_id: &str,
+        file: &FileId,
+    ) -> Result<(), IndexError> {
+        let id = file.to_hex();
+        match self
+            .send(self.request(
+                Method::DELETE,
+                &["peers", peer_id, "files", &id],
+                Some(token),
+            ))
+            .await
+        {
+            Err(IndexError::Refused { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Searches the online peers' files.
+    pub async fn search(
+        &self,
+        token: &str,
+        params: &SearchParams,
+    ) -> Result<SearchResults, IndexError> {
+        self.call(
+            self.request(Method::GET, &["search"], Some(token))
+                .query(params),
+        )
+        .await
+    }
+
+    /// Users (online ones, or all).
+    pub async fn users(&self, token: &str, all: bool) -> Result<Value, IndexError> {
+        let mut request = self.request(Method::GET, &["users"], Some(token));
+        if all {
+            request = request.query(&[("all", "true")]);
+        }
+        self.call(request).await
+    }
+
+    /// One user's shared files.
+    pub async fn user_files(
+        &self,
+        token: &str,
+        name: &str,
+        query: &[(String, String)],
+    ) -> Result<Value, IndexError> {
+        self.call(
+            self.request(Method::GET, &["users", name, "files"], Some(token))
+                .query(query),
+        )
+        .await
+    }
+
+    /// A page of the audit log (admins only).
+    pub async fn audit(
+        &self,
+        token: &str,
+        query: &[(String, String)],
+    ) -> Result<Value, IndexError> {
+        self.call(
+            self.request(Method::GET, &["audit"], Some(token))
+                .query(query),
+        )
+        .await
+    }
+}
+
+/// An error with its causes, which reqwest keeps apart ("connection refused" is a cause).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked_and_paths_escaped() {
+        assert!(IndexClient::new("ftp://x", None).is_err());
+        assert!(IndexClient::new("not a url", None).is_err());
+        let client = IndexClient::new("http://127.0.0.1:1099/", None).unwrap();
+        assert_eq!(client.url(), "http://127.0.0.1:1099");
+        let request = client
+            .request(Method::GET, &["users", "a/../b c", "files"], None)
+            .build()
+            .unwrap();
+        assert_eq!(
+            request.url().as_str(),
+            "http://127.0.0.1:1099/api/v1/users/a%2F..%2Fb%20c/files"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_not_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let client = IndexClient::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
+        let err = client.login("a", "b").await.unwrap_err();
+        assert!(matches!(err, IndexError::Unreachable { .. }), "got {err:?}");
+        assert!(err.to_string().contains("unreachable"));
+    }
+}
