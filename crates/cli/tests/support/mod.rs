@@ -108,16 +108,31 @@ impl CliOutput {
 
 /// Runs the client with `args` (no implicit options), bounded by [`CLI_DEADLINE`].
 pub fn run_client(args: &[&std::ffi::OsStr]) -> CliOutput {
+    run_client_with_input(args, None)
+}
+
+/// Runs the client with `args`, writing `input` to its standard input.
+pub fn run_client_with_input(args: &[&std::ffi::OsStr], input: Option<&str>) -> CliOutput {
     let mut child = Command::new(BIN)
         .args(args)
         .env_remove("PEERSHARE_API")
         .env_remove("PEERSHARE_DATA_DIR")
+        .env_remove("PEERSHARE_INDEX")
         .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn the peershare client");
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(text.as_bytes())
+            .expect("write the client's input");
+    }
     let mut out_pipe = child.stdout.take().expect("stdout pipe");
     let mut err_pipe = child.stderr.take().expect("stderr pipe");
     let out_thread = std::thread::spawn(move || {
@@ -271,13 +286,43 @@ impl Daemon {
 
     /// Runs a client command against this daemon with `--data-dir` and `--json`.
     pub fn run(&self, args: &[&str]) -> CliOutput {
+        self.run_with_input(args, None)
+    }
+
+    /// Like [`Daemon::run`], with `input` on the client's standard input.
+    pub fn run_with_input(&self, args: &[&str], input: Option<&str>) -> CliOutput {
         let mut all: Vec<&std::ffi::OsStr> = vec![
             "--data-dir".as_ref(),
             self.data_dir.as_os_str(),
             "--json".as_ref(),
         ];
         all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
-        run_client(&all)
+        run_client_with_input(&all, input)
+    }
+
+    /// Registers `name` on the daemon's index (password on stdin); the daemon then joins.
+    pub fn register(&self, name: &str) {
+        let out = self.run_with_input(
+            &["register", name, "--password-stdin"],
+            Some("correct horse battery\n"),
+        );
+        assert!(
+            out.ok,
+            "register {name} on {} failed: {} {}",
+            self.name, out.stdout, out.stderr
+        );
+    }
+
+    /// The `index` part of `status --json`.
+    pub fn index_status(&self) -> Value {
+        self.status()["index"].clone()
+    }
+
+    /// Waits until the daemon is online in its index.
+    pub fn wait_joined(&self) {
+        wait_until(&format!("{} to join the index", self.name), WAIT, || {
+            (self.index_status()["state"] == "joined").then_some(())
+        })
     }
 
     /// Runs a client command; returns (exit ok, first JSON value printed).
@@ -444,6 +489,145 @@ impl Drop for Daemon {
                 self.log.display(),
                 self.log_text(),
                 self.name
+            );
+        }
+    }
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// One `peershare index` process on a fixed loopback port, so it can come back where it was.
+pub struct IndexProcess {
+    /// Its data folder.
+    pub data_dir: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    log: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl IndexProcess {
+    /// Starts an index in `sandbox/index` with extra options (`--heartbeat 1`, `--admin NAME`, …).
+    pub fn start(sandbox: &Sandbox, extra: &[&str]) -> Self {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let mut index = Self {
+            data_dir: sandbox.dir("index"),
+            url: format!("http://{addr}"),
+            addr,
+            log: sandbox.dir("logs").join("index.log"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        index.spawn();
+        index
+    }
+
+    fn spawn(&mut self) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("open the index log");
+        let mut child = Command::new(BIN)
+            .args(["index", "--json", "--listen", &self.addr, "--data-dir"])
+            .arg(&self.data_dir)
+            .args(&self.extra)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("peershare index starts");
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut line,
+        )
+        .expect("the index prints its address");
+        let printed: Value = serde_json::from_str(&line).unwrap_or_else(|e| {
+            panic!(
+                "the index printed {line:?} ({e}); log:\n{}",
+                self.log_text()
+            )
+        });
+        assert_eq!(printed["url"].as_str(), Some(self.url.as_str()));
+        self.child = Some(child);
+    }
+
+    /// Kills the index with SIGKILL and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the index again on the same port and data folder.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// The index's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends one HTTP request and returns (status, JSON body).
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value) {
+        let mut stream = std::net::TcpStream::connect(&self.addr).expect("connect to the index");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response[9..12].parse().expect("a status code");
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or("");
+        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+    }
+
+    /// Logs in over HTTP: (status, body).
+    pub fn login(&self, name: &str, password: &str) -> (u16, Value) {
+        let body = serde_json::json!({ "name": name, "password": password }).to_string();
+        self.request("POST", "/api/v1/sessions", None, &body)
+    }
+}
+
+impl Drop for IndexProcess {
+    fn drop(&mut self) {
+        self.kill9();
+        if std::thread::panicking() {
+            eprintln!(
+                "----- index log -----\n{}\n----- end of index log -----",
+                self.log_text()
             );
         }
     }

@@ -47,7 +47,7 @@ impl Index {
             running: Some(running),
             _dir: dir,
             config: cfg,
-            http: reqwest::Client::new(),
+            http: http_client(),
             base,
         }
     }
@@ -271,4 +271,10 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// An HTTP client; the workspace builds reqwest's rustls without a provider of its own.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    reqwest::Client::new()
 }

@@ -111,7 +111,7 @@ async fn kill_9_during_a_burst_loses_nothing_acknowledged() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     let base = format!("http://{addr}/api/v1");
-    let http = reqwest::Client::new();
+    let http = crate::common::http_client();
 
     // One joined peer to publish to.
     let ix_view = |path: &str| format!("{base}{path}");

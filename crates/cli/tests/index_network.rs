@@ -1,0 +1,257 @@
+//! Peers and an index, all real: a `peershare index` process (or the index
+//! embedded in `peershare up`), daemons that register, join, publish,
+//! search, browse users and download by name, and what happens when a
+//! daemon dies or the index restarts.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use support::{s, same_bytes, wait_until, write_random, Daemon, IndexProcess, Sandbox, MIB, WAIT};
+
+/// The users holding each result of a search, as "file name → users".
+fn holders(search: &Value) -> Vec<(String, BTreeSet<String>)> {
+    search["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|hit| {
+            let name = hit["names"][0].as_str().unwrap_or_default().to_string();
+            let users = hit["sources"]
+                .as_array()
+                .expect("sources")
+                .iter()
+                .map(|src| s(src, "user"))
+                .collect();
+            (name, users)
+        })
+        .collect()
+}
+
+fn users_of(search: &Value) -> BTreeSet<String> {
+    holders(search).into_iter().flat_map(|(_, u)| u).collect()
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Names of the online users in `users --json`.
+fn online_users(d: &Daemon) -> BTreeSet<String> {
+    d.cli_ok(&["users"])["users"]
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["online"] == true)
+        .map(|u| s(u, "name"))
+        .collect()
+}
+
+#[test]
+fn three_users_search_browse_download_by_name_and_drop_out_when_dead() {
+    let sandbox = Sandbox::new();
+    let index = IndexProcess::start(
+        &sandbox,
+        &[
+            "--heartbeat",
+            "1",
+            "--peer-timeout",
+            "3",
+            "--admin",
+            "alice",
+        ],
+    );
+    let aula1 = sandbox.share_dir("a").join("aula 1.mp4");
+    write_random(&aula1, 3 * MIB + 17);
+    write_random(&sandbox.share_dir("a").join("notes/aula plan.txt"), 1000);
+    write_random(&sandbox.share_dir("b").join("aula 2.mp4"), MIB);
+    write_random(&sandbox.share_dir("c").join("carol.txt"), 10);
+    let joined = ["--index", index.url.as_str()];
+    let a = Daemon::start(&sandbox, "a", &joined);
+    let mut b = Daemon::start(&sandbox, "b", &joined);
+    let c = Daemon::start(&sandbox, "c", &joined);
+    for (d, user) in [(&a, "alice"), (&b, "bob"), (&c, "carol")] {
+        assert_eq!(d.index_status()["state"], "logged_out");
+        d.register(user);
+    }
+    for d in [&a, &b, &c] {
+        d.wait_joined();
+    }
+
+    // Search by a word finds files of two users.
+    let found = wait_until("carol to find alice's and bob's aula files", WAIT, || {
+        let v = c.cli_ok(&["search", "aula"]);
+        (holders(&v).len() == 3).then_some(v)
+    });
+    assert_eq!(users_of(&found), set(&["alice", "bob"]));
+    let names: BTreeSet<String> = holders(&found).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        set(&["aula 1.mp4", "aula 2.mp4", "notes/aula plan.txt"])
+    );
+    let big_mp4 = c.cli_ok(&["search", "aula", "--ext", "mp4", "--min-size", "2M"]);
+    assert_eq!(
+        holders(&big_mp4),
+        vec![("aula 1.mp4".to_string(), set(&["alice"]))]
+    );
+
+    // Users and browsing a user's files.
+    assert_eq!(online_users(&c), set(&["alice", "bob", "carol"]));
+    let listed = c.cli_ok(&["browse", "alice"]);
+    let alice_files: BTreeSet<String> = listed["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| s(f, "name"))
+        .collect();
+    assert_eq!(alice_files, set(&["aula 1.mp4", "notes/aula plan.txt"]));
+
+    // get NAME: found through the index, fetched from alice, and carol becomes a source.
+    let got = c.cli_ok(&["get", "aula 1.mp4"]);
+    assert_eq!(got["state"], "done", "{got}");
+    assert!(same_bytes(&aula1, &c.downloads.join("aula 1.mp4")));
+    wait_until("carol to be listed as a source of aula 1.mp4", WAIT, || {
+        let v = a.cli_ok(&["search", "aula 1.mp4", "--mode", "exact"]);
+        (holders(&v) == vec![("aula 1.mp4".to_string(), set(&["alice", "carol"]))]).then_some(())
+    });
+    assert_eq!(
+        c.status()["shared_files"],
+        2,
+        "the download is shared beside carol's own file"
+    );
+
+    // The audit log is for admins only, and shows the announced download.
+    let audit = a.cli_ok(&["audit", "--limit", "500"]);
+    let announced = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .any(|e| e["action"] == "download_announced" && e["user"] == "carol");
+    assert!(announced, "carol's download is in the audit log: {audit}");
+    let refused = b.run(&["audit"]);
+    assert!(!refused.ok);
+    assert!(refused
+        .error_message()
+        .unwrap_or_default()
+        .contains("admin"));
+
+    // A daemon killed with -9 drops out of results once its heartbeats stop.
+    b.kill9();
+    wait_until("bob to drop out of search results", WAIT, || {
+        let v = c.cli_ok(&["search", "aula"]);
+        (!users_of(&v).contains("bob")).then_some(())
+    });
+    assert_eq!(online_users(&c), set(&["alice", "carol"]));
+    drop(index);
+}
+
+#[test]
+fn daemons_keep_working_while_the_index_is_down_and_rejoin_when_it_returns() {
+    let sandbox = Sandbox::new();
+    let mut index = IndexProcess::start(&sandbox, &["--heartbeat", "1", "--peer-timeout", "5"]);
+    let film = sandbox.share_dir("a").join("film.mkv");
+    write_random(&film, 2 * MIB);
+    let joined = ["--index", index.url.as_str()];
+    let a = Daemon::start(&sandbox, "a", &joined);
+    let b = Daemon::start(&sandbox, "b", &joined);
+    a.register("alice");
+    b.register("bob");
+    a.wait_joined();
+    b.wait_joined();
+
+    index.kill9();
+    wait_until("alice's daemon to notice the index is gone", WAIT, || {
+        let st = a.index_status();
+        (st["state"] == "unreachable").then_some(st)
+    });
+    let search = b.run(&["search", "film"]);
+    assert!(!search.ok, "a search needs the index");
+    let message = search.error_message().unwrap_or_default();
+    assert!(message.contains("unreachable"), "{message}");
+
+    // Known peers still serve and download.
+    let got = b.cli_ok(&["get", &a.addr(), "film.mkv"]);
+    assert_eq!(got["state"], "done", "{got}");
+    assert!(same_bytes(&film, &b.downloads.join("film.mkv")));
+
+    // Nobody does anything: both daemons rejoin the restarted index with their
+    // saved sessions, and bob's download (made while it was down) is announced.
+    index.restart();
+    a.wait_joined();
+    b.wait_joined();
+    wait_until("film.mkv to be listed with both sources", WAIT, || {
+        let v = b.cli_ok(&["search", "film"]);
+        (holders(&v) == vec![("film.mkv".to_string(), set(&["alice", "bob"]))]).then_some(())
+    });
+}
+
+#[test]
+fn the_embedded_index_is_joined_by_others_and_sessions_end_on_logout() {
+    let sandbox = Sandbox::new();
+    write_random(&sandbox.share_dir("a").join("song.flac"), 5000);
+    let a = Daemon::start(
+        &sandbox,
+        "a",
+        &["--index-listen", "127.0.0.1:0", "--heartbeat", "1"],
+    );
+    let url = s(&a.index_status(), "url");
+    let b = Daemon::start(&sandbox, "b", &["--index", &url]);
+    let lonely = Daemon::start(&sandbox, "lonely", &["--no-index"]);
+
+    a.register("alice");
+    b.register("bob");
+    a.wait_joined();
+    b.wait_joined();
+    wait_until("bob to find alice's song", WAIT, || {
+        let v = b.cli_ok(&["search", "song"]);
+        (holders(&v) == vec![("song.flac".to_string(), set(&["alice"]))]).then_some(())
+    });
+
+    // A wrong password and a taken name are refused with what to do.
+    let wrong = b.run_with_input(&["login", "alice", "--password-stdin"], Some("nope\n"));
+    assert!(!wrong.ok);
+    assert!(
+        wrong
+            .error_message()
+            .unwrap_or_default()
+            .contains("wrong user name or password"),
+        "{:?}",
+        wrong.error_message()
+    );
+    let taken = b.run_with_input(&["register", "alice", "--password-stdin"], Some("x\n"));
+    assert!(!taken.ok);
+    assert_eq!(
+        s(&b.index_status(), "user"),
+        "bob",
+        "bob is still logged in"
+    );
+
+    // Logout leaves at once; the next command needs a login again.
+    b.cli_ok(&["logout"]);
+    assert_eq!(b.index_status()["state"], "logged_out");
+    wait_until("bob to be offline", WAIT, || {
+        (!online_users(&a).contains("bob")).then_some(())
+    });
+    let after = b.run(&["search", "song"]);
+    assert!(!after.ok);
+    assert!(after
+        .error_message()
+        .unwrap_or_default()
+        .contains("peershare login"));
+    let back = b.run_with_input(
+        &["login", "bob", "--password-stdin"],
+        Some("correct horse battery\n"),
+    );
+    assert!(back.ok, "{}", back.stderr);
+    b.wait_joined();
+
+    // A daemon without an index says so.
+    let none = lonely.run(&["search", "song"]);
+    assert!(!none.ok);
+    assert!(none
+        .error_message()
+        .unwrap_or_default()
+        .contains("--no-index"));
+    assert!(lonely.index_status().is_null());
+}
