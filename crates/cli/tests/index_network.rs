@@ -190,6 +190,8 @@ fn daemons_keep_working_while_the_index_is_down_and_rejoin_when_it_returns() {
 fn the_embedded_index_is_joined_by_others_and_sessions_end_on_logout() {
     let sandbox = Sandbox::new();
     write_random(&sandbox.share_dir("a").join("song.flac"), 5000);
+    // A name no index takes (a control character) is shared but not listed, and breaks nothing.
+    write_random(&sandbox.share_dir("a").join("line\nbreak.txt"), 10);
     let a = Daemon::start(
         &sandbox,
         "a",
@@ -207,6 +209,8 @@ fn the_embedded_index_is_joined_by_others_and_sessions_end_on_logout() {
         let v = b.cli_ok(&["search", "song"]);
         (holders(&v) == vec![("song.flac".to_string(), set(&["alice"]))]).then_some(())
     });
+    assert_eq!(a.status()["shared_files"], 2);
+    assert_eq!(a.index_status()["published_files"], 1);
 
     // A wrong password and a taken name are refused with what to do.
     let wrong = b.run_with_input(&["login", "alice", "--password-stdin"], Some("nope\n"));

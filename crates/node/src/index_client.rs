@@ -20,6 +20,8 @@ use crate::NodeError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest answer read from an index; a bigger one is refused, not buffered.
+pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a call to the index failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -256,7 +258,7 @@ impl IndexClient {
         if status.is_success() {
             return Ok(response);
         }
-        let body = response.bytes().await.unwrap_or_default();
+        let body = self.read_capped(response).await.unwrap_or_default();
         Err(match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(e) => IndexError::Refused {
                 status: status.as_u16(),
@@ -276,10 +278,42 @@ impl IndexClient {
 
     async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, IndexError> {
         let response = self.send(request).await?;
-        response.json().await.map_err(|e| IndexError::BadAnswer {
+        let body = self.read_capped(response).await?;
+        serde_json::from_slice(&body).map_err(|e| IndexError::BadAnswer {
             url: self.url(),
-            reason: error_chain(&e),
+            reason: e.to_string(),
         })
+    }
+
+    /// Reads a body of at most [`MAX_RESPONSE_BYTES`], chunk by chunk.
+    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, IndexError> {
+        let too_large = || IndexError::BadAnswer {
+            url: self.url(),
+            reason: format!("an answer larger than {MAX_RESPONSE_BYTES} bytes"),
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_RESPONSE_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        loop {
+            let chunk = response
+                .chunk()
+                .await
+                .map_err(|e| IndexError::Unreachable {
+                    url: self.url(),
+                    reason: error_chain(&e),
+                })?;
+            let Some(chunk) = chunk else {
+                return Ok(body);
+            };
+            if body.len() + chunk.len() > MAX_RESPONSE_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
     }
 
     /// Creates an account.
@@ -464,6 +498,63 @@ mod tests {
             request.url().as_str(),
             "http://127.0.0.1:1099/api/v1/users/a%2F..%2Fb%20c/files"
         );
+    }
+
+    /// A fake index that answers every request with `head` and then `body_len` bytes of JSON-ish junk.
+    async fn fake_index(head: String, body_len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let head = head.clone();
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let chunk = vec![b' '; 64 * 1024];
+                    let mut left = body_len;
+                    while left > 0 {
+                        let n = left.min(chunk.len());
+                        if socket.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                        left -= n;
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn huge_or_junk_answers_are_refused_without_buffering_them() {
+        let huge = 1 << 30;
+        let announced = fake_index(
+            format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {huge}\r\n\r\n"),
+            huge,
+        )
+        .await;
+        let client = IndexClient::new(&announced, None).unwrap();
+        let err = client
+            .search("t", &SearchParams::default())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+
+        let streamed = fake_index(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".into(),
+            MAX_RESPONSE_BYTES + 1,
+        )
+        .await;
+        let client = IndexClient::new(&streamed, None).unwrap();
+        let err = client.users("t", false).await.unwrap_err();
+        assert!(err.to_string().contains("larger than"), "{err}");
+
+        let junk = fake_index("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".into(), 5).await;
+        let client = IndexClient::new(&junk, None).unwrap();
+        let err = client.login("a", "b").await.unwrap_err();
+        assert!(matches!(err, IndexError::BadAnswer { .. }), "{err:?}");
     }
 
     #[tokio::test]

@@ -35,6 +35,8 @@ use crate::NodeError;
 pub const SESSION_FILE: &str = "index-session.json";
 /// Files per join or publish request, well under the index's body limit.
 const PUBLISH_CHUNK: usize = 2000;
+/// Longest file name an index lists; longer ones are shared with peers but not listed.
+const MAX_LISTED_NAME_BYTES: usize = 1024;
 /// Most addresses the index takes from one peer.
 const MAX_ADDRS: usize = 32;
 const MIN_RETRY: Duration = Duration::from_secs(1);
@@ -394,7 +396,11 @@ impl Inner {
                 reason: format!("cannot sign the challenge: {e}"),
             })?;
         let files: Vec<SharedFile> = self.shares.files();
-        let first: Vec<&SharedFile> = files.iter().take(PUBLISH_CHUNK).collect();
+        let first: Vec<&SharedFile> = files
+            .iter()
+            .filter(|f| listable(f))
+            .take(PUBLISH_CHUNK)
+            .collect();
         let request = JoinRequest {
             peer_id,
             addrs: self.announced_addrs().await,
@@ -557,7 +563,7 @@ impl SyncPlan {
             ..Self::default()
         };
         plan.unpublish.sort();
-        for file in current {
+        for file in current.iter().filter(|f| listable(f)) {
             if published.get(&file.id()) == Some(&file.name) {
                 continue;
             }
@@ -574,6 +580,13 @@ impl SyncPlan {
             && self.publish_shared.is_empty()
             && self.publish_downloaded.is_empty()
     }
+}
+
+/// True if an index takes this file's name (1 to 1024 bytes, no control characters).
+fn listable(file: &SharedFile) -> bool {
+    !file.name.is_empty()
+        && file.name.len() <= MAX_LISTED_NAME_BYTES
+        && !file.name.chars().any(char::is_control)
 }
 
 fn indexed(file: &SharedFile) -> IndexedFile {
@@ -628,13 +641,23 @@ mod tests {
         let b = file("b", b"bbb", ShareOrigin::Folder);
         let c = file("c", b"ccc", ShareOrigin::Download);
         let renamed = file("b2", b"bbb", ShareOrigin::Folder);
+        let unlistable = [
+            file("line\nbreak", b"x", ShareOrigin::Folder),
+            file(
+                &"n".repeat(MAX_LISTED_NAME_BYTES + 1),
+                b"y",
+                ShareOrigin::Folder,
+            ),
+        ];
         let published: HashMap<FileId, String> = [
             (a.id(), "a".to_string()),
             (b.id(), "b".to_string()),
             (FileId::from(blake3::hash(b"gone")), "gone".to_string()),
         ]
         .into();
-        let plan = SyncPlan::new(&published, &[a.clone(), renamed.clone(), c.clone()]);
+        let mut current = vec![a.clone(), renamed.clone(), c.clone()];
+        current.extend(unlistable);
+        let plan = SyncPlan::new(&published, &current);
         let mut expected_gone = vec![b.id(), FileId::from(blake3::hash(b"gone"))];
         expected_gone.sort();
         assert_eq!(plan.unpublish, expected_gone);
