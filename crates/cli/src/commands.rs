@@ -75,12 +75,13 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
             out += &format!("  reachable at {}\n", str_of(a));
         }
         out += &format!(
-            "sharing {} files from {}\ndownloads go to {}\npolicy {}, {} of {} upload slots busy",
+            "sharing {} files from {} and finished downloads\ndownloads go to {}\npolicy {}, {} of {} upload slots busy",
             v["shared_files"],
             v["shares"]
                 .as_array()
+                .filter(|s| !s.is_empty())
                 .map(|s| s.iter().map(str_of).collect::<Vec<_>>().join(", "))
-                .unwrap_or_default(),
+                .unwrap_or_else(|| "no folder".into()),
             str_of(&v["downloads_dir"]),
             str_of(&v["policy"]),
             v["uploads_running"],
@@ -122,15 +123,10 @@ async fn browse(cli: &Cli, client: &DaemonClient, target: &str, all: bool) -> Re
         if files.is_empty() {
             return format!("{target} shares no files on an online peer");
         }
-        let mut out = format!(
-            "{:>12}  {:<64}  {:<7}  NAME
-",
-            "SIZE", "ID", "ONLINE"
-        );
+        let mut out = format!("{:>12}  {:<64}  {:<7}  NAME\n", "SIZE", "ID", "ONLINE");
         for f in files {
             out += &format!(
-                "{:>12}  {:<64}  {:<7}  {}
-",
+                "{:>12}  {:<64}  {:<7}  {}\n",
                 human_bytes(f["size"].as_u64().unwrap_or(0)),
                 str_of(&f["id"]),
                 if f["online"] == true { "yes" } else { "no" },
@@ -240,8 +236,7 @@ async fn search(cli: &Cli, client: &DaemonClient, args: &SearchArgs) -> Result<(
             let names = hit["names"].as_array().cloned().unwrap_or_default();
             out += &format!(
                 "{}  ({}, {} source{})
-  id {}
-",
+  id {}\n",
                 names.iter().map(str_of).collect::<Vec<_>>().join(" | "),
                 human_bytes(hit["size"].as_u64().unwrap_or(0)),
                 sources.len(),
@@ -250,8 +245,7 @@ async fn search(cli: &Cli, client: &DaemonClient, args: &SearchArgs) -> Result<(
             );
             for src in sources {
                 out += &format!(
-                    "  from {} ({})
-",
+                    "  from {} ({})\n",
                     str_of(&src["user"]),
                     str_of(&src["peer_id"])
                 );
@@ -274,8 +268,7 @@ async fn users(cli: &Cli, client: &DaemonClient, all: bool) -> Result<()> {
         for u in users {
             let peers = u["peers"].as_array().cloned().unwrap_or_default();
             out += &format!(
-                "{}  {}
-",
+                "{}  {}\n",
                 str_of(&u["name"]),
                 if u["online"] == true {
                     "online"
@@ -285,8 +278,7 @@ async fn users(cli: &Cli, client: &DaemonClient, all: bool) -> Result<()> {
             );
             for p in peers {
                 out += &format!(
-                    "  peer {} {}
-",
+                    "  peer {} {}\n",
                     str_of(&p["peer_id"]),
                     if p["online"] == true {
                         "online"
@@ -308,15 +300,13 @@ async fn audit(cli: &Cli, client: &DaemonClient, limit: u32, offset: u32) -> Res
     print(cli, &v, || {
         let entries = v["entries"].as_array().cloned().unwrap_or_default();
         let mut out = format!(
-            "{:<24}  {:<12}  {:<18}  {:<8}  DETAIL
-",
-            "WHEN (ms)", "USER", "ACTION", "OUTCOME"
+            "{:<23}  {:<12}  {:<18}  {:<8}  DETAIL\n",
+            "WHEN (UTC)", "USER", "ACTION", "OUTCOME"
         );
         for e in entries {
             out += &format!(
-                "{:<24}  {:<12}  {:<18}  {:<8}  {}
-",
-                e["at"],
+                "{:<23}  {:<12}  {:<18}  {:<8}  {}\n",
+                utc_time(e["at"].as_i64().unwrap_or(0)),
                 str_of(&e["user"]),
                 str_of(&e["action"]),
                 str_of(&e["outcome"]),
@@ -485,6 +475,29 @@ fn str_of(v: &Value) -> String {
     }
 }
 
+/// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm` (UTC).
+fn utc_time(ms: i64) -> String {
+    let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
+    // Days to a civil date in the proleptic Gregorian calendar (eras of 400 years).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let secs = ms_of_day / 1000;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms_of_day % 1000
+    )
+}
+
 /// Bytes in binary units for people.
 fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -498,5 +511,26 @@ fn human_bytes(n: u64) -> String {
         format!("{n} B")
     } else {
         format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_utc_dates() {
+        assert_eq!(utc_time(0), "1970-01-01 00:00:00.000");
+        assert_eq!(utc_time(951_782_400_000), "2000-02-29 00:00:00.000");
+        assert_eq!(utc_time(1_795_376_785_155), "2026-11-22 19:46:25.155");
+        assert_eq!(utc_time(-1), "1969-12-31 23:59:59.999");
+    }
+
+    #[test]
+    fn peer_addresses_and_user_names_are_told_apart() {
+        assert!(is_peer_address("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWabc"));
+        assert!(!is_peer_address("alice"));
+        assert!(!is_peer_address("p2p/alice"));
+        assert_eq!(url_segment("a b/../c"), "a%20b%2F..%2Fc");
     }
 }
