@@ -226,7 +226,7 @@ async fn start_download(
         Some(peer) => s.node.downloads.start(peer, &body.file).await?,
         None => {
             let hit = link(&s)?.find_file(&body.file).await?;
-            let sources: Vec<String> = hit
+            let mut sources: Vec<String> = hit
                 .sources
                 .iter()
                 .flat_map(|src| {
@@ -235,6 +235,8 @@ async fn start_download(
                         .map(move |a| format!("{a}/p2p/{}", src.peer_id))
                 })
                 .collect();
+            // Another machine's loopback address reaches this one: try those last.
+            sources.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
             s.node
                 .downloads
                 .start_from_any(&sources, &hit.id.to_hex())
