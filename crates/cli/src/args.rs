@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the peer daemon in the foreground (Ctrl-C stops it).
-    Up(UpArgs),
+    Up(Box<UpArgs>),
     /// Run an index server alone in the foreground (Ctrl-C stops it).
     Index(IndexArgs),
     /// Show this peer's id, addresses and shares.
@@ -65,6 +65,8 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// List known peers: how each was found (index, mDNS, DHT, bootstrap), connected or not.
+    Peers,
     /// Read the index's audit log (admins only).
     Audit {
         /// Entries to show, newest first.
@@ -185,6 +187,26 @@ pub struct UpArgs {
     /// A user allowed to read the embedded index's audit log (repeatable).
     #[arg(long = "admin", value_name = "NAME")]
     pub admins: Vec<String>,
+    /// Do not discover peers on the LAN by multicast DNS.
+    #[arg(long)]
+    pub no_mdns: bool,
+    /// A peer to join the DHT through, ending in /p2p/<peer id> (repeatable).
+    #[arg(
+        long,
+        env = "PEERSHARE_BOOTSTRAP",
+        value_delimiter = ',',
+        value_name = "MULTIADDR"
+    )]
+    pub bootstrap: Vec<String>,
+    /// How many DHT nodes hold each provider record.
+    #[arg(long, default_value_t = 20, value_name = "K")]
+    pub dht_replication: usize,
+    /// Seconds a provider record lives on the nodes holding it.
+    #[arg(long, default_value_t = 24 * 3600, value_name = "SECS")]
+    pub provider_ttl: u64,
+    /// Seconds between re-announcements of this peer's records (at most the TTL).
+    #[arg(long, default_value_t = 12 * 3600, value_name = "SECS")]
+    pub republish: u64,
 }
 
 /// Options of `peershare index`; each may also come from the config file or the environment.

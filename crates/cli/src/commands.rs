@@ -45,6 +45,7 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         }
         Command::Search(args) => search(cli, &client, args).await,
         Command::Users { all } => users(cli, &client, *all).await,
+        Command::Peers => peers(cli, &client).await,
         Command::Audit { limit, offset } => audit(cli, &client, *limit, *offset).await,
         Command::Downloads => downloads(cli, &client).await,
         Command::Shares => shares(cli, &client).await,
@@ -224,13 +225,18 @@ async fn search(cli: &Cli, client: &DaemonClient, args: &SearchArgs) -> Result<(
         query.push(("offset", offset.to_string()));
     }
     let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let v: Value = client.get_query("/index/search", &query).await?;
+    let v: Value = client.get_query("/search", &query).await?;
     print(cli, &v, || {
         let hits = v["results"].as_array().cloned().unwrap_or_default();
-        if hits.is_empty() {
-            return format!("nothing found for {:?} on online peers", args.query);
-        }
         let mut out = String::new();
+        for (source, o) in v["origins"].as_object().into_iter().flatten() {
+            if o["ok"] != true {
+                out += &format!("({source} not asked: {})\n", str_of(&o["error"]));
+            }
+        }
+        if hits.is_empty() {
+            return format!("{out}nothing found for {:?} on online peers", args.query);
+        }
         for hit in &hits {
             let sources = hit["sources"].as_array().cloned().unwrap_or_default();
             let names = hit["names"].as_array().cloned().unwrap_or_default();
@@ -244,10 +250,17 @@ async fn search(cli: &Cli, client: &DaemonClient, args: &SearchArgs) -> Result<(
                 str_of(&hit["id"]),
             );
             for src in sources {
+                let found_by: Vec<String> = src["found_by"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(str_of)
+                    .collect();
                 out += &format!(
-                    "  from {} ({})\n",
+                    "  from {} ({}) via {}\n",
                     str_of(&src["user"]),
-                    str_of(&src["peer_id"])
+                    str_of(&src["peer_id"]),
+                    found_by.join("+")
                 );
             }
         }
@@ -287,6 +300,44 @@ async fn users(cli: &Cli, client: &DaemonClient, all: bool) -> Result<()> {
                     }
                 );
             }
+        }
+        out.trim_end().to_string()
+    })
+}
+
+async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
+    let v: Value = client.get("/peers").await?;
+    print(cli, &v, || {
+        let peers = v["peers"].as_array().cloned().unwrap_or_default();
+        if peers.is_empty() {
+            return "no known peers".into();
+        }
+        let mut out = format!(
+            "{:<52}  {:<9}  {:<23}  {:<24}  ADDRESSES\n",
+            "PEER", "STATE", "LAST SEEN (UTC)", "FOUND BY"
+        );
+        for p in peers {
+            let list = |key: &str| -> String {
+                p[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(str_of)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            out += &format!(
+                "{:<52}  {:<9}  {:<23}  {:<24}  {}\n",
+                str_of(&p["peer_id"]),
+                if p["connected"] == true {
+                    "connected"
+                } else {
+                    "-"
+                },
+                utc_time(p["last_seen_ms"].as_i64().unwrap_or(0)),
+                list("found_by"),
+                list("addrs")
+            );
         }
         out.trim_end().to_string()
     })

@@ -149,6 +149,22 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         None => None,
     };
     config.watch = !args.no_watch;
+    config.dht.mdns = !args.no_mdns;
+    config.dht.bootstrap = args
+        .bootstrap
+        .iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--bootstrap {a:?} is not a multiaddr"))
+        })
+        .collect::<Result<_>>()?;
+    config.dht.replication = args.dht_replication.max(1);
+    seconds(
+        "provider-ttl",
+        Some(args.provider_ttl),
+        &mut config.dht.provider_ttl,
+    )?;
+    seconds("republish", Some(args.republish), &mut config.dht.republish)?;
     config.index = args.index.as_ref().map(|url| IndexSettings {
         url: url.clone(),
         ca_cert: args.index_ca.clone(),

@@ -22,7 +22,12 @@ fn holders(search: &Value) -> Vec<(String, BTreeSet<String>)> {
                 .as_array()
                 .expect("sources")
                 .iter()
-                .map(|src| s(src, "user"))
+                .map(|src| {
+                    src["user"]
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| s(src, "peer_id"))
+                })
                 .collect();
             (name, users)
         })
@@ -165,9 +170,9 @@ fn daemons_keep_working_while_the_index_is_down_and_rejoin_when_it_returns() {
         let st = a.index_status();
         (st["state"] == "unreachable").then_some(st)
     });
-    let search = b.run(&["search", "film"]);
-    assert!(!search.ok, "a search needs the index");
-    let message = search.error_message().unwrap_or_default();
+    let search = b.cli_ok(&["search", "film"]);
+    assert_eq!(search["origins"]["index"]["ok"], false);
+    let message = s(&search["origins"]["index"], "error");
     assert!(message.contains("unreachable"), "{message}");
 
     // Known peers still serve and download.
@@ -237,12 +242,8 @@ fn the_embedded_index_is_joined_by_others_and_sessions_end_on_logout() {
     wait_until("bob to be offline", WAIT, || {
         (!online_users(&a).contains("bob")).then_some(())
     });
-    let after = b.run(&["search", "song"]);
-    assert!(!after.ok);
-    assert!(after
-        .error_message()
-        .unwrap_or_default()
-        .contains("peershare login"));
+    let after = b.cli_ok(&["search", "song"]);
+    assert!(s(&after["origins"]["index"], "error").contains("peershare login"));
     let back = b.run_with_input(
         &["login", "bob", "--password-stdin"],
         Some("correct horse battery\n"),
@@ -250,12 +251,21 @@ fn the_embedded_index_is_joined_by_others_and_sessions_end_on_logout() {
     assert!(back.ok, "{}", back.stderr);
     b.wait_joined();
 
-    // A daemon without an index says so.
-    let none = lonely.run(&["search", "song"]);
-    assert!(!none.ok);
-    assert!(none
+    // A daemon without an index (and no DHT peers) searches only the DHT and says so.
+    let none = lonely.cli_ok(&["search", "song"]);
+    assert!(none["origins"].get("index").is_none(), "{none}");
+    assert_eq!(none["origins"]["dht"]["ok"], true);
+    assert_eq!(none["results"].as_array().map(Vec::len), Some(0));
+    let login = lonely.run_with_input(&["login", "x", "--password-stdin"], Some("y\n"));
+    assert!(login
         .error_message()
         .unwrap_or_default()
         .contains("--no-index"));
+    let get = lonely.run(&["get", "song.flac"]);
+    assert!(!get.ok);
+    assert!(get
+        .error_message()
+        .unwrap_or_default()
+        .contains("no other peer shares"));
     assert!(lonely.index_status().is_null());
 }

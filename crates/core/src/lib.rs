@@ -3,8 +3,8 @@
 //! It owns content ids ([`FileId`]), the BLAKE3 piece tree that lets a receiver
 //! verify every piece against a file's id ([`outboard`]), the rules that turn a
 //! name from the network into a safe file name ([`file_name`]), walking and
-//! hashing shared folders ([`scan`]) and the types and codecs of the wire
-//! protocols ([`wire`]).
+//! hashing shared folders ([`scan`]), the words and DHT keys of names
+//! ([`words`]) and the types and codecs of the wire protocols ([`wire`]).
 //!
 //! It must never open a socket, start an async runtime or trust a name from
 //! the network as a path.
@@ -14,6 +14,7 @@ pub mod id;
 pub mod outboard;
 pub mod scan;
 pub mod wire;
+pub mod words;
 
 pub use id::FileId;
 pub use outboard::{Outboard, PieceLayout, DEFAULT_PIECE_LEN};

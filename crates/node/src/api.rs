@@ -50,6 +50,8 @@ pub fn router(node: Node, token: String) -> Router {
         .route("/api/v1/requests", get(requests))
         .route("/api/v1/requests/{id}/accept", post(accept))
         .route("/api/v1/requests/{id}/reject", post(reject))
+        .route("/api/v1/search", get(search_everywhere))
+        .route("/api/v1/peers", get(peers))
         .route("/api/v1/index/register", post(index_register))
         .route("/api/v1/index/login", post(index_login))
         .route("/api/v1/index/logout", post(index_logout))
@@ -225,25 +227,25 @@ async fn start_download(
     let view = match &body.peer {
         Some(peer) => s.node.downloads.start(peer, &body.file).await?,
         None => {
-            let hit = link(&s)?.find_file(&body.file).await?;
-            let mut sources: Vec<String> = hit
-                .sources
-                .iter()
-                .flat_map(|src| {
-                    src.addrs
-                        .iter()
-                        .map(move |a| format!("{a}/p2p/{}", src.peer_id))
-                })
-                .collect();
-            // Another machine's loopback address reaches this one: try those last.
-            sources.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
+            let (id, sources) = crate::search::locate(&s.node, &body.file).await?;
             s.node
                 .downloads
-                .start_from_any(&sources, &hit.id.to_hex())
+                .start_from_any(&sources, &id.to_hex())
                 .await?
         }
     };
     Ok((StatusCode::CREATED, Json(view)))
+}
+
+async fn search_everywhere(
+    State(s): State<ApiState>,
+    Query(params): Query<SearchParams>,
+) -> impl IntoResponse {
+    Json(crate::search::search(&s.node, &params).await)
+}
+
+async fn peers(State(s): State<ApiState>) -> impl IntoResponse {
+    Json(json!({ "peers": s.node.host.book().list() }))
 }
 
 fn link(s: &ApiState) -> Result<&IndexLink, NodeError> {

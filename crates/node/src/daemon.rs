@@ -15,6 +15,7 @@ use peershare_core::DEFAULT_PIECE_LEN;
 
 use crate::api;
 use crate::data_channel::{self, DataTls};
+use crate::dht::{self, DhtSettings};
 use crate::download::Downloads;
 use crate::gate::{Policy, UploadGate};
 use crate::host::{ip_of, Host};
@@ -54,6 +55,8 @@ pub struct NodeConfig {
     pub watch: bool,
     /// The index to join, if any.
     pub index: Option<IndexSettings>,
+    /// DHT, mDNS and bootstrap peers.
+    pub dht: DhtSettings,
 }
 
 /// Which index to join and how to trust it.
@@ -86,6 +89,7 @@ impl NodeConfig {
             max_upload_rate: None,
             watch: true,
             index: None,
+            dht: DhtSettings::default(),
         }
     }
 }
@@ -191,8 +195,10 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         &config.listen,
         shares.clone(),
         gate.clone(),
+        &config.dht,
     )
     .await?;
+    dht::announce_shares(host.clone(), shares.clone());
     let index = index_client.map(|client| {
         IndexLink::start(
             client,

@@ -1,23 +1,26 @@
 //! The libp2p host: one swarm (TCP with noise + yamux, and QUIC) whose
-//! behaviour is composed of identify, `/peershare/browse/1` and
-//! `/peershare/transfer/1`, driven by one task that reads like a table of
-//! cases: a command from the rest of the daemon, or an event from the swarm.
+//! behaviour is composed of identify, `/peershare/browse/1`,
+//! `/peershare/transfer/1`, Kademlia and mDNS, driven by one task that reads
+//! like a table of cases: a command from the rest of the daemon, or an event
+//! from the swarm. Every peer it hears of goes into the [`PeerBook`].
 //!
 //! The loop never does disk I/O or waits on a person: browse pages come from
 //! the in-memory [`ShareIndex`], decisions from the [`UploadGate`], and a
 //! request held for the person is answered later through a command.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::identity::Keypair;
+use libp2p::kad::{self, store::MemoryStore, QueryId, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, cbor, OutboundRequestId, ProtocolSupport, ResponseChannel};
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, TransferRequest, TransferResponse, BROWSE_PROTOCOL,
     MAX_BROWSE_PAGE, MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
@@ -25,7 +28,9 @@ use peershare_core::wire::control::{
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::dht::{self, DhtSettings};
 use crate::gate::{UploadGate, Verdict};
+use crate::peer_book::{FoundBy, PeerBook};
 use crate::share::ShareIndex;
 use crate::NodeError;
 
@@ -41,6 +46,8 @@ struct PeerBehaviour {
     identify: identify::Behaviour,
     browse: cbor::Behaviour<BrowseRequest, BrowseResponse>,
     transfer: cbor::Behaviour<TransferRequest, TransferResponse>,
+    kad: kad::Behaviour<MemoryStore>,
+    mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
 /// A granted or refused transfer request, with the address the sharer was reached at.
@@ -68,6 +75,16 @@ enum Command {
         pending_id: u64,
         response: TransferResponse,
     },
+    Provide {
+        key: [u8; 32],
+    },
+    Unprovide {
+        key: [u8; 32],
+    },
+    FindProviders {
+        key: [u8; 32],
+        reply: oneshot::Sender<HashSet<PeerId>>,
+    },
 }
 
 /// A handle to the libp2p host task.
@@ -76,6 +93,7 @@ pub struct Host {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
     listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
+    book: PeerBook,
 }
 
 impl Host {
@@ -85,13 +103,31 @@ impl Host {
         listen: &[Multiaddr],
         shares: ShareIndex,
         gate: UploadGate,
+        discovery: &DhtSettings,
     ) -> Result<Self, NodeError> {
         let peer_id = keypair.public().to_peer_id();
-        let mut swarm = build_swarm(keypair)?;
+        let mut swarm = build_swarm(keypair, discovery)?;
         for addr in listen {
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NodeError::Listen(format!("{addr}: {e}")))?;
+        }
+        let book = PeerBook::default();
+        for addr in &discovery.bootstrap {
+            let (peer, dial) = parse_peer_addr(&addr.to_string()).map_err(|_| {
+                NodeError::BadRequest(format!(
+                    "--bootstrap {addr} needs the peer id at the end (…/p2p/12D3…)"
+                ))
+            })?;
+            swarm.behaviour_mut().kad.add_address(&peer, dial.clone());
+            book.saw(peer, [dial], FoundBy::Bootstrap);
+            if let Err(e) = swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, "cannot dial bootstrap peer: {e}");
+            }
+        }
+        if !discovery.bootstrap.is_empty() {
+            // Fills the routing table with the peers closest to this one.
+            let _ = swarm.behaviour_mut().kad.bootstrap();
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let listen_addrs = Arc::new(RwLock::new(Vec::new()));
@@ -106,6 +142,9 @@ impl Host {
             browsing: HashMap::new(),
             transferring: HashMap::new(),
             held: HashMap::new(),
+            finding: HashMap::new(),
+            book: book.clone(),
+            has_dht_peers: false,
         };
         let expected = listen.len();
         tokio::spawn(event_loop.run());
@@ -113,6 +152,7 @@ impl Host {
             commands: tx,
             peer_id,
             listen_addrs,
+            book,
         };
         host.wait_for_listeners(expected).await;
         Ok(host)
@@ -130,6 +170,28 @@ impl Host {
     /// This peer's id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Every peer this host knows of.
+    pub fn book(&self) -> &PeerBook {
+        &self.book
+    }
+
+    /// Announces in the DHT that this peer provides `key` (kept re-announced until withdrawn).
+    pub async fn provide(&self, key: [u8; 32]) -> Result<(), NodeError> {
+        self.send(Command::Provide { key }).await
+    }
+
+    /// Stops announcing `key`; remote records expire after their lifetime.
+    pub async fn unprovide(&self, key: [u8; 32]) -> Result<(), NodeError> {
+        self.send(Command::Unprovide { key }).await
+    }
+
+    /// The peers the DHT names as providers of `key` (empty when none answer in time).
+    pub async fn find_providers(&self, key: [u8; 32]) -> Result<HashSet<PeerId>, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::FindProviders { key, reply }).await?;
+        rx.await.map_err(|_| NodeError::Stopped)
     }
 
     /// The addresses this peer listens on, without the `/p2p/<id>` suffix.
@@ -210,7 +272,10 @@ impl Host {
     }
 }
 
-fn build_swarm(keypair: Keypair) -> Result<Swarm<PeerBehaviour>, NodeError> {
+fn build_swarm(
+    keypair: Keypair,
+    discovery: &DhtSettings,
+) -> Result<Swarm<PeerBehaviour>, NodeError> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -245,6 +310,8 @@ fn build_swarm(keypair: Keypair) -> Result<Swarm<PeerBehaviour>, NodeError> {
                     )],
                     request_response::Config::default().with_request_timeout(TRANSFER_TIMEOUT),
                 ),
+                kad: dht::kad_behaviour(key.public().to_peer_id(), discovery),
+                mdns: dht::mdns_behaviour(key.public().to_peer_id(), discovery.mdns),
             }
         })
         .map_err(|e| NodeError::Listen(e.to_string()))?
@@ -264,6 +331,9 @@ struct EventLoop {
     browsing: HashMap<OutboundRequestId, oneshot::Sender<Result<BrowseResponse, NodeError>>>,
     transferring: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferAnswer, NodeError>>>,
     held: HashMap<u64, ResponseChannel<TransferResponse>>,
+    finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<HashSet<PeerId>>)>,
+    book: PeerBook,
+    has_dht_peers: bool,
 }
 
 impl EventLoop {
@@ -314,6 +384,26 @@ impl EventLoop {
                         .send_response(channel, response);
                 }
             }
+            Command::Provide { key } => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                if let Err(e) = kad.start_providing(RecordKey::new(&key)) {
+                    tracing::warn!("cannot announce a key in the DHT: {e}");
+                }
+            }
+            Command::Unprovide { key } => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .stop_providing(&RecordKey::new(&key));
+            }
+            Command::FindProviders { key, reply } => {
+                let query = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .get_providers(RecordKey::new(&key));
+                self.finding.insert(query, (HashSet::new(), reply));
+            }
         }
     }
 
@@ -330,19 +420,110 @@ impl EventLoop {
                     .retain(|a| *a != address);
             }
             SwarmEvent::ConnectionEstablished {
+                peer_id,
                 connection_id,
                 endpoint,
                 ..
             } => {
                 let remote = endpoint.get_remote_address().clone();
                 self.connections.insert(connection_id, remote);
+                self.book.connection(peer_id, true);
             }
-            SwarmEvent::ConnectionClosed { connection_id, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            } => {
                 self.connections.remove(&connection_id);
+                self.book.connection(peer_id, false);
             }
             SwarmEvent::Behaviour(PeerBehaviourEvent::Browse(event)) => self.on_browse(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Transfer(event)) => self.on_transfer(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Identify(event)) => self.on_identify(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Kad(event)) => self.on_kad(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Mdns(event)) => self.on_mdns(event),
             _ => {}
+        }
+    }
+
+    /// A peer told us where it listens: the DHT routing table learns it.
+    fn on_identify(&mut self, event: identify::Event) {
+        if let identify::Event::Received { peer_id, info, .. } = event {
+            if info.protocol_version != IDENTIFY_VERSION {
+                return;
+            }
+            let kad = &mut self.swarm.behaviour_mut().kad;
+            for addr in info
+                .listen_addrs
+                .iter()
+                .take(crate::peer_book::MAX_ADDRS_PER_PEER)
+            {
+                kad.add_address(&peer_id, addr.clone());
+            }
+            self.book
+                .saw(peer_id, info.listen_addrs, FoundBy::Connection);
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            } => {
+                self.book.saw(peer, addresses.into_vec(), FoundBy::Dht);
+                if !self.has_dht_peers {
+                    self.has_dht_peers = true;
+                    self.announce_again();
+                }
+            }
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => {
+                let kad::QueryResult::GetProviders(result) = result else {
+                    return;
+                };
+                if let Some((found, _)) = self.finding.get_mut(&id) {
+                    if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                        found.extend(providers);
+                    }
+                }
+                if step.last {
+                    if let Some((found, reply)) = self.finding.remove(&id) {
+                        let _ = reply.send(found);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends every record this peer provides to the nodes now known: records
+    /// announced while the routing table was empty reached nobody.
+    fn announce_again(&mut self) {
+        use libp2p::kad::store::RecordStore;
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let keys: Vec<RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
+        for key in keys {
+            let _ = kad.start_providing(key);
+        }
+    }
+
+    /// Peers announcing themselves on the LAN are dialled and added to the DHT.
+    fn on_mdns(&mut self, event: mdns::Event) {
+        if let mdns::Event::Discovered(found) = event {
+            for (peer, addr) in found {
+                if peer == *self.swarm.local_peer_id() {
+                    continue;
+                }
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
+                self.book.saw(peer, [addr.clone()], FoundBy::Mdns);
+                if !self.swarm.is_connected(&peer) {
+                    let _ = self.swarm.dial(addr.with(Protocol::P2p(peer)));
+                }
+            }
         }
     }
 

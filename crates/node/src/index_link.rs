@@ -24,8 +24,7 @@ use tokio::task::JoinHandle;
 
 use crate::host::Host;
 use crate::index_client::{
-    IndexClient, IndexError, IndexedFile, JoinRequest, PublishReason, SearchHit, SearchParams,
-    Session,
+    IndexClient, IndexError, IndexedFile, JoinRequest, PublishReason, Session,
 };
 use crate::private_file::write_private;
 use crate::share::{ShareIndex, ShareOrigin, SharedFile};
@@ -172,49 +171,6 @@ impl IndexLink {
                     self.inner.client.url()
                 ))
             })
-    }
-
-    /// The one file named `name` (whole name, else last path part) that online peers other than this one share.
-    pub async fn find_file(&self, name: &str) -> Result<SearchHit, NodeError> {
-        let token = self.token()?;
-        let search = |mode: &str| SearchParams {
-            q: name.to_string(),
-            mode: Some(mode.into()),
-            limit: Some(100),
-            ..SearchParams::default()
-        };
-        let mut hits = self
-            .client()
-            .search(&token, &search("exact"))
-            .await?
-            .results;
-        if hits.is_empty() {
-            hits = self
-                .client()
-                .search(&token, &search("words"))
-                .await?
-                .results;
-            hits.retain(|h| h.names.iter().any(|n| n.rsplit('/').next() == Some(name)));
-        }
-        let me = self.inner.host.peer_id().to_string();
-        for hit in &mut hits {
-            hit.sources
-                .retain(|s| s.peer_id != me && !s.addrs.is_empty());
-        }
-        hits.retain(|h| !h.sources.is_empty());
-        match hits.len() {
-            0 => Err(NodeError::NotFound(format!(
-                "no online peer shares a file named {name:?}; `peershare search WORDS` finds similar names"
-            ))),
-            1 => Ok(hits.remove(0)),
-            n => Err(NodeError::BadRequest(format!(
-                "{n} different files are named {name:?}; pick one and a source with `peershare get <peer address> <id>`: {}",
-                hits.iter()
-                    .map(|h| format!("{} ({} bytes) from {}/p2p/{}", h.id, h.size, h.sources[0].addrs[0], h.sources[0].peer_id))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))),
-        }
     }
 
     /// Creates an account and logs in with it.

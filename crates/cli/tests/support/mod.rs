@@ -235,6 +235,8 @@ impl Daemon {
             .arg("--downloads")
             .arg(&self.downloads)
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
+            // Multicast never leaves a test: LAN discovery is tested in network namespaces only.
+            .arg("--no-mdns")
             .args(&self.extra)
             .args(self.index_default())
             .env_remove("PEERSHARE_API")

@@ -1,0 +1,100 @@
+//! No index at all: daemons on loopback join one DHT through a bootstrap
+//! peer, find each other's files by name words, download them, and stop
+//! finding a file once it is unshared. LAN discovery (mDNS) stays off here;
+//! multicast is tested only inside network namespaces.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use support::{s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB, WAIT};
+
+/// (first name, holder peer ids) of each search result.
+fn found(search: &Value) -> Vec<(String, BTreeSet<String>)> {
+    search["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|hit| {
+            let holders = hit["sources"]
+                .as_array()
+                .expect("sources")
+                .iter()
+                .map(|src| s(src, "peer_id"))
+                .collect();
+            (hit["names"][0].as_str().unwrap_or_default().to_string(), holders)
+        })
+        .collect()
+}
+
+#[test]
+fn three_daemons_find_and_fetch_files_through_the_dht_alone() {
+    let sandbox = Sandbox::new();
+    let lecture = sandbox.share_dir("b").join("aula 2.mp4");
+    write_random(&lecture, 2 * MIB + 3);
+    write_random(&sandbox.share_dir("b").join("other.txt"), 10);
+    write_random(&sandbox.share_dir("a").join("aula 1.mp4"), 1000);
+    let dht = ["--no-index", "--provider-ttl", "30", "--republish", "10"];
+    let a = Daemon::start(&sandbox, "a", &dht);
+    let first = a.addr();
+    let mut joined = dht.to_vec();
+    joined.extend(["--bootstrap", first.as_str()]);
+    let b = Daemon::start(&sandbox, "b", &joined);
+    let c = Daemon::start(&sandbox, "c", &joined);
+    b.wait_shared(2);
+
+    // A word search reaches files of two other daemons, one row per id.
+    let b_id = b.peer_id();
+    let a_id = a.peer_id();
+    let search = wait_until("c to find both aula files through the DHT", WAIT, || {
+        let v = c.cli_ok(&["search", "aula"]);
+        (found(&v).len() == 2).then_some(v)
+    });
+    let mut rows = found(&search);
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("aula 1.mp4".to_string(), [a_id.clone()].into()),
+            ("aula 2.mp4".to_string(), [b_id.clone()].into()),
+        ]
+    );
+    assert!(search["origins"].get("index").is_none());
+    let via = &search["results"][1]["sources"][0]["found_by"];
+    assert_eq!(via, &serde_json::json!(["dht"]), "{search}");
+    let two_words = c.cli_ok(&["search", "AULA mp4", "--min-size", "1M"]);
+    assert_eq!(found(&two_words).len(), 1, "{two_words}");
+
+    // get NAME with no index: found through the DHT and verified.
+    let got = c.cli_ok(&["get", "aula 2.mp4"]);
+    assert_eq!(got["state"], "done", "{got}");
+    assert!(same_bytes(&lecture, &c.downloads.join("aula 2.mp4")));
+
+    // Peers list how they were found.
+    let peers = c.cli_ok(&["peers"]);
+    let a_entry = peers["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .find(|p| p["peer_id"] == a_id.as_str())
+        .cloned()
+        .expect("the bootstrap peer is known");
+    assert!(a_entry["found_by"]
+        .as_array()
+        .expect("found_by")
+        .contains(&Value::from("bootstrap")));
+
+    // Unshared: the file drops out of results (its holder no longer lists it).
+    std::fs::remove_file(&lecture).unwrap();
+    b.cli_ok(&["rescan"]);
+    wait_until("the unshared file to leave b's holders", WAIT, || {
+        let v = a.cli_ok(&["search", "aula 2"]);
+        let holders: BTreeSet<String> = found(&v)
+            .into_iter()
+            .filter(|(n, _)| n == "aula 2.mp4")
+            .flat_map(|(_, h)| h)
+            .collect();
+        (!holders.contains(&b_id)).then_some(())
+    });
+}

@@ -1,0 +1,231 @@
+//! Serverless discovery of files: the Kademlia settings and behaviour
+//! (provider records for every shared file id and every word of every
+//! shared name, replicated to the k closest nodes, re-announced before they
+//! expire, withdrawn when a file is unshared), mDNS on the LAN, and search
+//! by words through the DHT.
+//!
+//! A search asks the DHT who provides each word, then browses those peers
+//! and keeps only entries whose names hold every word: a record never
+//! stands for a file by itself, so a provider that lies, or answers browse
+//! with junk, is skipped and logged, never shown.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use futures::future::join_all;
+use libp2p::kad::{self, store::MemoryStore, store::MemoryStoreConfig};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{mdns, Multiaddr, PeerId, StreamProtocol};
+use peershare_core::words::{file_key, name_has_words, name_words, word_key};
+use peershare_core::FileId;
+use serde::Serialize;
+
+use crate::download::browse_all;
+use crate::host::Host;
+use crate::share::{ShareIndex, SharedFile};
+use crate::NodeError;
+
+/// The DHT's protocol name: peershare nodes form their own DHT.
+pub const KAD_PROTOCOL: &str = "/peershare/kad/1";
+/// Most keys this node announces (file ids and words).
+pub const MAX_PROVIDED_KEYS: usize = 500_000;
+/// Most words of a query looked up.
+const MAX_QUERY_WORDS: usize = 8;
+/// Most providers browsed for one search.
+const MAX_PROVIDERS_BROWSED: usize = 32;
+
+/// How the serverless side runs.
+#[derive(Debug, Clone)]
+pub struct DhtSettings {
+    /// Discover peers on the LAN by multicast DNS.
+    pub mdns: bool,
+    /// Peers to join the DHT through (full addresses ending in /p2p/<id>).
+    pub bootstrap: Vec<Multiaddr>,
+    /// How many nodes hold each provider record.
+    pub replication: usize,
+    /// How long a provider record lives on the nodes that hold it.
+    pub provider_ttl: Duration,
+    /// How often this node announces its records again (before they expire).
+    pub republish: Duration,
+    /// How long a DHT query may take.
+    pub query_timeout: Duration,
+}
+
+impl Default for DhtSettings {
+    fn default() -> Self {
+        Self {
+            mdns: true,
+            bootstrap: Vec::new(),
+            replication: 20,
+            provider_ttl: Duration::from_secs(24 * 3600),
+            republish: Duration::from_secs(12 * 3600),
+            query_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The Kademlia behaviour, in server mode (peers on a LAN or with a public address answer queries).
+pub fn kad_behaviour(peer_id: PeerId, settings: &DhtSettings) -> kad::Behaviour<MemoryStore> {
+    let mut config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
+    config
+        .set_replication_factor(
+            NonZeroUsize::new(settings.replication.max(1)).expect("at least one"),
+        )
+        .set_provider_record_ttl(Some(settings.provider_ttl))
+        .set_provider_publication_interval(Some(settings.republish.min(settings.provider_ttl)))
+        .set_query_timeout(settings.query_timeout);
+    let store = MemoryStore::with_config(
+        peer_id,
+        MemoryStoreConfig {
+            max_provided_keys: MAX_PROVIDED_KEYS,
+            max_providers_per_key: settings.replication.max(1),
+            ..MemoryStoreConfig::default()
+        },
+    );
+    let mut behaviour = kad::Behaviour::with_config(peer_id, store, config);
+    behaviour.set_mode(Some(kad::Mode::Server));
+    behaviour
+}
+
+/// mDNS when enabled (it multicasts on every interface), nothing otherwise.
+pub fn mdns_behaviour(peer_id: PeerId, enabled: bool) -> Toggle<mdns::tokio::Behaviour> {
+    let behaviour = enabled
+        .then(|| mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id))
+        .and_then(|made| {
+            made.map_err(|e| tracing::warn!("LAN discovery (mDNS) is off: {e}"))
+                .ok()
+        });
+    Toggle::from(behaviour)
+}
+
+/// The DHT keys announced for these files: each id and each word of each name.
+fn keys_of(files: &[SharedFile]) -> HashSet<[u8; 32]> {
+    let mut keys = HashSet::new();
+    for file in files {
+        keys.insert(file_key(&file.id()));
+        keys.extend(name_words(&file.name).iter().map(|w| word_key(w)));
+    }
+    keys
+}
+
+/// Keeps the DHT's provider records in step with the shared files, for as long as the host runs.
+pub fn announce_shares(host: Host, shares: ShareIndex) {
+    tokio::spawn(async move {
+        let mut changes = shares.subscribe();
+        let mut provided: HashSet<[u8; 32]> = HashSet::new();
+        loop {
+            let wanted = keys_of(&shares.files());
+            for key in wanted.difference(&provided) {
+                if host.provide(*key).await.is_err() {
+                    return;
+                }
+            }
+            for key in provided.difference(&wanted) {
+                if host.unprovide(*key).await.is_err() {
+                    return;
+                }
+            }
+            if wanted != provided {
+                tracing::debug!(keys = wanted.len(), "DHT announcements updated");
+            }
+            provided = wanted;
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    });
+}
+
+/// One holder of a file found through the DHT.
+#[derive(Debug, Clone, Serialize)]
+pub struct DhtSource {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Where to reach it.
+    pub addrs: Vec<String>,
+}
+
+/// One file found through the DHT.
+#[derive(Debug, Clone, Serialize)]
+pub struct DhtHit {
+    /// The file id.
+    pub id: FileId,
+    /// Names it is shared under.
+    pub names: Vec<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Peers holding it.
+    pub sources: Vec<DhtSource>,
+}
+
+/// Files whose names hold every word of `query`, from the peers the DHT names as providers.
+pub async fn search_words(host: &Host, query: &str) -> Result<Vec<DhtHit>, NodeError> {
+    let words: BTreeSet<String> = name_words(query)
+        .into_iter()
+        .take(MAX_QUERY_WORDS)
+        .collect();
+    if words.is_empty() {
+        return Ok(Vec::new());
+    }
+    let lookups = words.iter().map(|w| host.find_providers(word_key(w)));
+    let mut providers: Option<HashSet<PeerId>> = None;
+    for found in join_all(lookups).await {
+        let found = found?;
+        providers = Some(match providers {
+            None => found,
+            Some(p) => p.intersection(&found).copied().collect(),
+        });
+    }
+    let mut providers: Vec<PeerId> = providers
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| *p != host.peer_id())
+        .collect();
+    providers.sort();
+    providers.truncate(MAX_PROVIDERS_BROWSED);
+    let browses = providers.iter().map(|peer| async move {
+        let addrs = host.book().addrs(peer);
+        let dial = addrs.first().cloned();
+        let listing = match dial {
+            Some(addr) => browse_all(host, *peer, addr).await,
+            None => Err(NodeError::PeerUnreachable(format!("no address for {peer}"))),
+        };
+        (*peer, addrs, listing)
+    });
+    let mut hits: BTreeMap<FileId, DhtHit> = BTreeMap::new();
+    for (peer, addrs, listing) in join_all(browses).await {
+        let entries = match listing {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::info!(%peer, "skipping a DHT provider: {e}");
+                continue;
+            }
+        };
+        let matching: Vec<_> = entries
+            .into_iter()
+            .filter(|e| name_has_words(&e.name, &words))
+            .collect();
+        if matching.is_empty() {
+            tracing::info!(%peer, "a DHT provider lists no file with these words; skipped");
+        }
+        for entry in matching {
+            let hit = hits.entry(entry.id).or_insert_with(|| DhtHit {
+                id: entry.id,
+                names: Vec::new(),
+                size: entry.size,
+                sources: Vec::new(),
+            });
+            if !hit.names.contains(&entry.name) {
+                hit.names.push(entry.name);
+            }
+            if !hit.sources.iter().any(|s| s.peer_id == peer.to_string()) {
+                hit.sources.push(DhtSource {
+                    peer_id: peer.to_string(),
+                    addrs: addrs.iter().map(|a| a.to_string()).collect(),
+                });
+            }
+        }
+    }
+    Ok(hits.into_values().collect())
+}
