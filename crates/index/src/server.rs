@@ -78,7 +78,7 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = Store::open(&config.database_path()).await?;
+    let store = Store::open(&config.database_path(), config.search_slots.max(1)).await?;
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(source) => {
@@ -143,5 +143,6 @@ async fn sweep(state: AppState, every: Duration, mut stop: watch::Receiver<bool>
             tracing::warn!("cannot purge expired sessions: {e}");
         }
         state.limiter().sweep();
+        state.tokens().sweep();
     }
 }
