@@ -10,13 +10,16 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::connect_info::Connected;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -26,6 +29,7 @@ use crate::config::IndexConfig;
 use crate::error::ApiError;
 use crate::gate::Gate;
 use crate::store::Store;
+use crate::tls::TlsListener;
 use crate::{accounts, audit, files, openapi, peers, search, users};
 
 /// Largest body accepted by join and publish (a whole file list).
@@ -291,8 +295,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(Self(
             parts
                 .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<ConnectInfo<RemoteAddr>>()
+                .map(|c| c.0 .0.ip()),
         ))
+    }
+}
+
+/// The remote address of a connection (plain TCP or TLS), recorded by the
+/// server for [`ClientAddr`].
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for RemoteAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for RemoteAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
     }
 }

@@ -35,6 +35,17 @@ pub enum IndexError {
     /// The schema could not be brought up to date.
     #[error("cannot update the index database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {path}: {message}")]
+    Tls {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Only one of the TLS certificate and key is set.
+    #[error("TLS needs both a certificate (tls_cert, --tls-cert) and a key (tls_key, --tls-key); only one is set")]
+    TlsHalfConfigured,
     /// The listen address is taken or not ours.
     #[error(
         "cannot listen on {addr}: {source} (is another index running? choose another --listen)"

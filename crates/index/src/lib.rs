@@ -5,7 +5,7 @@
 //! heartbeats and leaving ([`peers`]), the files they publish ([`files`]),
 //! search ([`search`]), the users list and browsing ([`users`]), the audit log
 //! ([`audit`]), admission control under load ([`gate`]), its OpenAPI document
-//! ([`openapi`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
+//! ([`openapi`]), HTTPS ([`tls`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
 //!
 //! It must never import the peer (`peershare-node`): peers are HTTP clients
 //! like any other. It never trusts a client's claim without checking it: a
@@ -24,6 +24,7 @@ pub mod peers;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod users;
 pub mod validate;
 

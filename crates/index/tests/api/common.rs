@@ -40,6 +40,15 @@ impl Index {
 
     /// Starts an index after `tweak` changed its settings.
     pub async fn start_with(tweak: impl FnOnce(&mut IndexConfig)) -> Self {
+        Self::start_with_client(tweak, reqwest::Client::new()).await
+    }
+
+    /// Starts an index after `tweak` changed its settings (it gets the
+    /// temporary folder too), to be called with `http`.
+    pub async fn start_with_client(
+        tweak: impl FnOnce(&mut IndexConfig),
+        http: reqwest::Client,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path().join("index"));
         tweak(&mut cfg);
@@ -49,7 +58,7 @@ impl Index {
             running: Some(running),
             _dir: dir,
             config: cfg,
-            http: reqwest::Client::new(),
+            http,
             base,
         }
     }
