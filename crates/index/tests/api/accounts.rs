@@ -129,3 +129,36 @@ async fn missing_or_garbage_tokens_are_401() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let ix = Index::start_with(|c| c.registrations_per_minute = 3).await;
+    for i in 0..3 {
+        let status = ix.register(&format!("user{i}"), PASSWORD).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let resp = ix
+        .http
+        .post(format!("{}/users", ix.base))
+        .json(&json!({"name": "user3", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=61).contains(&retry));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    // The refused account does not exist; the others work and logins are not limited.
+    assert_eq!(
+        ix.login("user3", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ix.login("user0", PASSWORD).await.0, StatusCode::CREATED);
+    // A taken name is still told apart (no password hashed for it).
+    assert_eq!(ix.register("user1", PASSWORD).await, StatusCode::CONFLICT);
+}
