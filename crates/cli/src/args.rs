@@ -158,7 +158,7 @@ pub struct IndexArgs {
     /// Searches run at once (default 4).
     #[arg(long, env = "PEERSHARE_INDEX_SEARCH_SLOTS", value_name = "N")]
     pub search_slots: Option<u32>,
-    /// Searches waiting for a slot before more are answered 503 (default 64).
+    /// Searches waiting for a slot before more are answered 503 (default 16).
     #[arg(long, env = "PEERSHARE_INDEX_SEARCH_QUEUE", value_name = "N")]
     pub search_queue: Option<u32>,
 }

@@ -51,7 +51,7 @@ pub struct IndexConfig {
 impl IndexConfig {
     /// The defaults (port 1099 on all interfaces, plain HTTP, 30 s heartbeats,
     /// 90 s timeout, 7-day tokens, no admins, 10 registrations per address a
-    /// minute, 4 searches at once and 64 waiting) with the given data folder.
+    /// minute, 4 searches at once and 16 waiting) with the given data folder.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
@@ -64,7 +64,7 @@ impl IndexConfig {
             tls_key: None,
             registrations_per_minute: 10,
             search_slots: 4,
-            search_queue: 64,
+            search_queue: 16,
         }
     }
 

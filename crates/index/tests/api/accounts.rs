@@ -68,22 +68,7 @@ async fn wrong_password_is_401_then_rate_limited() {
         assert_eq!(body["error"], "bad_credentials");
     }
     // Even the right password is refused while the limit holds.
-    let resp = ix
-        .http
-        .post(format!("{}/sessions", ix.base))
-        .json(&json!({"name": "carol", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=61).contains(&retry));
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "rate_limited");
+    let body = rate_limited(&ix, "/sessions", "carol").await;
     assert!(body["message"].as_str().unwrap().contains("try again in"));
 
     // Another name from the same address is not limited yet.
@@ -137,10 +122,24 @@ async fn registrations_are_limited_per_address() {
         let status = ix.register(&format!("user{i}"), PASSWORD).await;
         assert_eq!(status, StatusCode::CREATED);
     }
+    rate_limited(&ix, "/users", "user3").await;
+    // The refused account does not exist; the others work and logins are not limited.
+    assert_eq!(
+        ix.login("user3", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ix.login("user0", PASSWORD).await.0, StatusCode::CREATED);
+    // A taken name is still told apart (no password hashed for it).
+    assert_eq!(ix.register("user1", PASSWORD).await, StatusCode::CONFLICT);
+}
+
+/// Posts `name` with the test password to `path`, checks the answer is a 429
+/// with a Retry-After within the minute, and returns its body.
+async fn rate_limited(ix: &Index, path: &str, name: &str) -> serde_json::Value {
     let resp = ix
         .http
-        .post(format!("{}/users", ix.base))
-        .json(&json!({"name": "user3", "password": PASSWORD}))
+        .post(format!("{}{path}", ix.base))
+        .json(&json!({"name": name, "password": PASSWORD}))
         .send()
         .await
         .unwrap();
@@ -153,12 +152,5 @@ async fn registrations_are_limited_per_address() {
     assert!((1..=61).contains(&retry));
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited");
-    // The refused account does not exist; the others work and logins are not limited.
-    assert_eq!(
-        ix.login("user3", PASSWORD).await.0,
-        StatusCode::UNAUTHORIZED
-    );
-    assert_eq!(ix.login("user0", PASSWORD).await.0, StatusCode::CREATED);
-    // A taken name is still told apart (no password hashed for it).
-    assert_eq!(ix.register("user1", PASSWORD).await, StatusCode::CONFLICT);
+    body
 }
