@@ -14,6 +14,7 @@ use crate::up::{init_logging, wait_for_stop};
 /// Starts the index and waits for a stop signal.
 pub async fn run(cli: &Cli, args: &IndexArgs) -> Result<()> {
     init_logging();
+    peershare_index::memory::limit_malloc_arenas();
     let config = config_from_args(cli, args)?;
     let running = peershare_index::start(config)
         .await

@@ -4,7 +4,8 @@
 //! accounts and login tokens ([`accounts`], [`auth`]), peers joining, sending
 //! heartbeats and leaving ([`peers`]), the files they publish ([`files`]),
 //! search ([`search`]), the users list and browsing ([`users`]), the audit log
-//! ([`audit`]), admission control under load ([`gate`]), its OpenAPI document
+//! ([`audit`]), admission control under load ([`gate`]), allocator settings
+//! for a long-running process ([`memory`]), its OpenAPI document
 //! ([`openapi`]), HTTPS ([`tls`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
 //!
 //! It must never import the peer (`peershare-node`): peers are HTTP clients
@@ -19,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod gate;
+pub mod memory;
 pub mod openapi;
 pub mod peers;
 pub mod search;
