@@ -66,7 +66,7 @@ T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-index-bench.XXXXXX")
 mkdir -p "$T/data"
 # Peers stay online for the whole run (the fill can take minutes).
 RUST_LOG=${RUST_LOG:-warn} "$BIN" --json --data-dir "$T/data" index \
-    --listen 127.0.0.1:0 --peer-timeout 86400 >"$T/index.out" 2>"$T/index.err" &
+    --listen 127.0.0.1:0 --peer-timeout 86400 --registrations-per-minute 0 >"$T/index.out" 2>"$T/index.err" &
 INDEX_PID=$!
 PIDS+=("$INDEX_PID")
 URL=""

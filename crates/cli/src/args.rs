@@ -215,9 +215,17 @@ pub struct IndexArgs {
     /// Address to listen on (default 0.0.0.0:1099).
     #[arg(long, env = "PEERSHARE_INDEX_LISTEN", value_name = "HOST:PORT")]
     pub listen: Option<String>,
-    /// A TOML file with index settings (listen, data_dir, heartbeat, peer_timeout, token_lifetime, admins).
+    /// A TOML file with index settings (listen, data_dir, heartbeat, peer_timeout, token_lifetime, admins,
+    /// tls_cert, tls_key, registrations_per_minute, search_slots, search_queue).
     #[arg(long, env = "PEERSHARE_INDEX_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// The index's data folder, holding index.db (default: --data-dir, else `index` in the default data folder).
+    #[arg(
+        long = "index-data-dir",
+        env = "PEERSHARE_INDEX_DATA_DIR",
+        value_name = "DIR"
+    )]
+    pub index_data_dir: Option<PathBuf>,
     /// Seconds between the heartbeats peers send.
     #[arg(long, env = "PEERSHARE_INDEX_HEARTBEAT", value_name = "SECS")]
     pub heartbeat: Option<u64>,
@@ -227,9 +235,43 @@ pub struct IndexArgs {
     /// Seconds a login token stays valid.
     #[arg(long, env = "PEERSHARE_INDEX_TOKEN_LIFETIME", value_name = "SECS")]
     pub token_lifetime: Option<u64>,
-    /// A user allowed to read the audit log (repeatable).
-    #[arg(long = "admin", value_name = "NAME")]
+    /// A user allowed to read the audit log (repeatable; the variable takes a comma-separated list).
+    #[arg(
+        long = "admin",
+        env = "PEERSHARE_INDEX_ADMINS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     pub admins: Vec<String>,
+    /// PEM file with the TLS certificate chain: serve HTTPS (needs --tls-key).
+    #[arg(
+        long,
+        env = "PEERSHARE_INDEX_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the TLS private key (needs --tls-cert).
+    #[arg(
+        long,
+        env = "PEERSHARE_INDEX_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Accounts one client address may register per minute (0: no limit; default 10).
+    #[arg(
+        long,
+        env = "PEERSHARE_INDEX_REGISTRATIONS_PER_MINUTE",
+        value_name = "N"
+    )]
+    pub registrations_per_minute: Option<u32>,
+    /// Searches run at once (default 4).
+    #[arg(long, env = "PEERSHARE_INDEX_SEARCH_SLOTS", value_name = "N")]
+    pub search_slots: Option<u32>,
+    /// Searches waiting for a slot before more are answered 503 (default 16).
+    #[arg(long, env = "PEERSHARE_INDEX_SEARCH_QUEUE", value_name = "N")]
+    pub search_queue: Option<u32>,
 }
 
 /// Parses a byte count such as `512K`, `8M` or `1G` (powers of 1024).
@@ -258,6 +300,23 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_global_data_dir_works_on_every_command() {
+        for command in ["index", "up", "status", "search"] {
+            let mut argv = vec!["peershare", command, "--data-dir", "/d"];
+            if command == "search" {
+                argv.push("words");
+            }
+            let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{command}: {e}"));
+            assert_eq!(cli.data_dir, Some(PathBuf::from("/d")), "{command}");
+        }
+        let cli = Cli::try_parse_from(["peershare", "index", "--index-data-dir", "/i"]).unwrap();
+        match cli.command {
+            Command::Index(args) => assert_eq!(args.index_data_dir, Some(PathBuf::from("/i"))),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 
     #[test]
     fn byte_counts_parse() {

@@ -39,7 +39,7 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
         }
         None => IndexConfig::new(default_data_dir().join("index")),
     };
-    if let Some(dir) = &cli.data_dir {
+    if let Some(dir) = args.index_data_dir.as_ref().or(cli.data_dir.as_ref()) {
         config.data_dir = dir.clone();
     }
     if let Some(listen) = &args.listen {
@@ -55,6 +55,20 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
         &mut config.token_lifetime,
     )?;
     config.admins.extend(args.admins.iter().cloned());
+    if args.tls_cert.is_some() {
+        config.tls_cert = args.tls_cert.clone();
+        config.tls_key = args.tls_key.clone();
+    }
+    if let Some(n) = args.registrations_per_minute {
+        config.registrations_per_minute = n;
+    }
+    if let Some(n) = args.search_slots {
+        anyhow::ensure!(n > 0, "--search-slots must be at least 1");
+        config.search_slots = n;
+    }
+    if let Some(n) = args.search_queue {
+        config.search_queue = n;
+    }
     Ok(config)
 }
 

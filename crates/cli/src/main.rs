@@ -15,6 +15,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() {
+    // Few malloc arenas: many threads parsing large bodies otherwise keep hundreds of MiB.
+    peershare_index::memory::limit_malloc_arenas();
     let cli = args::Cli::parse();
     peershare_node::install_tls_provider();
     let result = match cli.command {

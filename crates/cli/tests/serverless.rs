@@ -23,7 +23,10 @@ fn found(search: &Value) -> Vec<(String, BTreeSet<String>)> {
                 .iter()
                 .map(|src| s(src, "peer_id"))
                 .collect();
-            (hit["names"][0].as_str().unwrap_or_default().to_string(), holders)
+            (
+                hit["names"][0].as_str().unwrap_or_default().to_string(),
+                holders,
+            )
         })
         .collect()
 }

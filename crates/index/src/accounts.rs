@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{ApiJson, AppState, ClientAddr};
-use crate::audit::{audited, Action, AuditEvent};
+use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, ErrorBody};
 use crate::store::{ms, now_ms};
@@ -58,6 +58,7 @@ async fn hash_off_thread(password: String) -> Result<String, ApiError> {
         (status = 400, description = "Bad name or password", body = ErrorBody),
         (status = 409, description = "Name taken", body = ErrorBody),
         (status = 422, description = "Missing fields or wrong types", body = ErrorBody),
+        (status = 429, description = "Too many registrations from this address; see Retry-After", body = ErrorBody),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -65,14 +66,21 @@ pub async fn register(
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let event = AuditEvent::new(Action::Register, client).user(&validate::truncated(&body.name));
-    audited(&state, event, async {
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
         let name = validate::user_name(&body.name)?;
         validate::password(&body.password)?;
         if state.store().user_exists(name).await? {
             return Err(name_taken(name));
         }
+        let per_minute = state.config().registrations_per_minute as usize;
+        state.limiter().register(client.0, per_minute)?;
         let hash = hash_off_thread(body.password.clone()).await?;
-        match state.store().create_user(name, &hash, now_ms()).await? {
+        match state
+            .store()
+            .create_user(name, &hash, now_ms(), &audit)
+            .await?
+        {
             Some(_) => Ok((
                 StatusCode::CREATED,
                 Json(Registered {
@@ -105,7 +113,8 @@ pub async fn login(
     ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     let event = AuditEvent::new(Action::Login, client).user(&validate::truncated(&body.name));
-    audited(&state, event, async {
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
         state.limiter().check(&body.name, client.0)?;
         let stored = state.store().credentials(&body.name).await?;
         let password = body.password.clone();
@@ -128,7 +137,7 @@ pub async fn login(
         let expires_at = now.saturating_add(ms(state.config().token_lifetime));
         state
             .store()
-            .create_session(&auth::token_hash(&token), user_id, now, expires_at)
+            .create_session(&auth::token_hash(&token), user_id, now, expires_at, &audit)
             .await?;
         Ok((
             StatusCode::CREATED,
@@ -155,8 +164,13 @@ pub async fn logout(
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
     let event = AuditEvent::new(Action::Logout, client).user(&user.name);
-    audited(&state, event, async {
-        state.store().delete_session(&user.token_hash).await?;
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
+        state
+            .store()
+            .delete_session(&user.token_hash, &audit)
+            .await?;
+        state.tokens().forget_token(&user.token_hash);
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -175,8 +189,10 @@ pub async fn unregister(
     user: AuthUser,
 ) -> Result<StatusCode, ApiError> {
     let event = AuditEvent::new(Action::Unregister, client).user(&user.name);
-    audited(&state, event, async {
-        state.store().delete_user(user.id).await?;
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
+        state.store().delete_user(user.id, &audit).await?;
+        state.tokens().forget_user(user.id);
         Ok(StatusCode::NO_CONTENT)
     })
     .await

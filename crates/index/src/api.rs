@@ -8,22 +8,28 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
+use axum::extract::connect_info::Connected;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode, Uri};
 use axum::routing::get;
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use tokio::net::TcpListener;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::Audit;
-use crate::auth::LoginLimiter;
+use crate::auth::{LoginLimiter, TokenCache};
 use crate::config::IndexConfig;
 use crate::error::ApiError;
+use crate::gate::Gate;
 use crate::store::Store;
+use crate::tls::TlsListener;
 use crate::{accounts, audit, files, openapi, peers, search, users};
 
 /// Largest body accepted by join and publish (a whole file list).
@@ -41,18 +47,39 @@ struct StateInner {
     store: Store,
     config: IndexConfig,
     limiter: LoginLimiter,
+    tokens: TokenCache,
     audit: Audit,
+    search_gate: Gate,
+    list_gate: Gate,
 }
+
+/// Joins and publishes (whole file lists) handled at once.
+const LIST_SLOTS: usize = 2;
+/// Joins and publishes waiting for a slot before more are answered 503.
+const LIST_QUEUE: usize = 32;
+/// Longest wait for a join or publish slot.
+const LIST_MAX_WAIT: Duration = Duration::from_secs(30);
+/// Longest wait for a search slot.
+const SEARCH_MAX_WAIT: Duration = Duration::from_secs(2);
 
 impl AppState {
     /// Bundles the parts handlers need.
     pub fn new(store: Store, config: IndexConfig, audit: Audit) -> Self {
+        let search_gate = Gate::new(
+            "searches",
+            config.search_slots as usize,
+            config.search_queue as usize,
+            SEARCH_MAX_WAIT,
+        );
         Self {
             inner: Arc::new(StateInner {
                 store,
                 config,
                 limiter: LoginLimiter::default(),
+                tokens: TokenCache::default(),
                 audit,
+                search_gate,
+                list_gate: Gate::new("joins and publishes", LIST_SLOTS, LIST_QUEUE, LIST_MAX_WAIT),
             }),
         }
     }
@@ -70,6 +97,21 @@ impl AppState {
     /// The failed-login counters.
     pub fn limiter(&self) -> &LoginLimiter {
         &self.inner.limiter
+    }
+
+    /// Recently validated login tokens.
+    pub fn tokens(&self) -> &TokenCache {
+        &self.inner.tokens
+    }
+
+    /// Admission of searches.
+    pub fn search_gate(&self) -> &Gate {
+        &self.inner.search_gate
+    }
+
+    /// Admission of joins and publishes.
+    pub fn list_gate(&self) -> &Gate {
+        &self.inner.list_gate
     }
 
     /// The audit log writer.
@@ -253,8 +295,25 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
         Ok(Self(
             parts
                 .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .get::<ConnectInfo<RemoteAddr>>()
+                .map(|c| c.0 .0.ip()),
         ))
+    }
+}
+
+/// The remote address of a connection (plain TCP or TLS), recorded by the
+/// server for [`ClientAddr`].
+#[derive(Clone, Copy, Debug)]
+pub struct RemoteAddr(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for RemoteAddr {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Self(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for RemoteAddr {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        Self(*stream.remote_addr())
     }
 }

@@ -1,9 +1,12 @@
 //! The audit log: every operation (who, which peer, what, when, how it
-//! ended) is appended through [`Audit`], which batches concurrent records
-//! into one transaction; `GET /audit` lets admins read it.
+//! ended) is recorded; `GET /audit` lets admins read it.
 //!
-//! Records of writes are committed before the write is acknowledged; records
-//! of reads (search, lists) are queued without waiting. This module never
+//! A write that succeeds commits its record in its own transaction
+//! ([`audited_write`] hands the record to the store), so the write and its
+//! record become durable together, in one commit, before the answer. Failed
+//! operations and reads that wait ([`audited`]) go through [`Audit`], which
+//! batches concurrent records into one transaction and answers once it
+//! committed; searches are queued without waiting ([`Audit::record_later`]). This module never
 //! changes or deletes a record, and never records passwords or tokens.
 
 use std::future::Future;
@@ -111,6 +114,16 @@ impl AuditEvent {
         self
     }
 
+    /// The record of a successful operation as of now, for the store to
+    /// commit with the operation.
+    pub fn ok_row(&self) -> AuditRow {
+        AuditRow {
+            at: now_ms(),
+            outcome: "ok".to_string(),
+            ..self.row.clone()
+        }
+    }
+
     /// Sets the outcome from a result: `ok`, or the error's code.
     pub fn outcome<T>(mut self, result: &Result<T, ApiError>) -> Self {
         if let Err(e) = result {
@@ -198,6 +211,22 @@ pub async fn audited<T>(
 ) -> Result<T, ApiError> {
     let result = op.await;
     state.audit().record(event.outcome(&result)).await?;
+    result
+}
+
+/// Runs a write `op` that commits `event`'s success record
+/// ([`AuditEvent::ok_row`], taken before) in its own transaction when, and
+/// only when, it returns `Ok`; a failure is recorded through the queue
+/// (committed before returning). Returns `op`'s result.
+pub async fn audited_write<T>(
+    state: &AppState,
+    event: AuditEvent,
+    op: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let result = op.await;
+    if result.is_err() {
+        state.audit().record(event.outcome(&result)).await?;
+    }
     result
 }
 

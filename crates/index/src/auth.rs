@@ -1,14 +1,17 @@
 //! Proving who is calling: argon2 password hashes, random bearer tokens (only
 //! their hash is stored), the [`AuthUser`] extractor that turns an
-//! `Authorization: Bearer TOKEN` header into a user, and the [`LoginLimiter`]
-//! that slows down password guessing per user name and per client address.
+//! `Authorization: Bearer TOKEN` header into a user (through the
+//! [`TokenCache`] of recently validated tokens), and the [`LoginLimiter`]
+//! that slows down password guessing per user name and per client address
+//! and limits registrations (argon2 is costly) per client address.
 //!
 //! This module answers "who is this?"; it never decides what that user may do
-//! (handlers check ownership) and never stores or logs a token or password.
+//! (handlers check ownership) and never stores or logs a token or password
+//! (the cache is keyed by the token's hash too).
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -20,7 +23,7 @@ use rand::RngCore;
 
 use crate::api::AppState;
 use crate::error::ApiError;
-use crate::store::now_ms;
+use crate::store::{now_ms, User};
 
 /// Failed logins per user name allowed within [`LIMIT_WINDOW`].
 pub const MAX_FAILURES_PER_NAME: usize = 5;
@@ -30,6 +33,11 @@ pub const MAX_FAILURES_PER_ADDR: usize = 20;
 pub const LIMIT_WINDOW: Duration = Duration::from_secs(60);
 /// Counters kept before old ones are swept eagerly.
 const MAX_TRACKED_KEYS: usize = 100_000;
+/// How long a validated token is trusted without reading the database again.
+/// Logout and unregister drop their tokens at once; this only bounds staleness.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(30);
+/// Tokens cached at most; a full cache drops its stale entries, then all.
+const TOKEN_CACHE_MAX: usize = 100_000;
 
 /// Hashes a password with argon2id and a random salt (slow on purpose: call
 /// it off the async threads, e.g. with `spawn_blocking`).
@@ -111,7 +119,20 @@ impl FromRequestParts<AppState> for AuthUser {
                 )
             })?;
         let hash = token_hash(token);
-        match state.store().session_user(&hash, now_ms()).await? {
+        let now = now_ms();
+        let cache = state.tokens();
+        let user = match cache.get(&hash, now) {
+            Some(user) => Some(user),
+            None => {
+                let generation = cache.generation();
+                let found = state.store().session_user(&hash, now).await?;
+                if let Some((user, expires_at)) = &found {
+                    cache.insert(&hash, user, *expires_at, generation);
+                }
+                found.map(|(user, _)| user)
+            }
+        };
+        match user {
             Some(user) => Ok(Self {
                 id: user.id,
                 name: user.name,
@@ -125,14 +146,110 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// Recently validated tokens (by hash) with their user, so most requests do
+/// not read the session table. Entries live [`TOKEN_CACHE_TTL`] at most and
+/// never past the session's expiry; [`TokenCache::forget_token`] and
+/// [`TokenCache::forget_user`] drop them when a session or user is deleted.
+#[derive(Debug, Default)]
+pub struct TokenCache {
+    inner: Mutex<TokenCacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct TokenCacheInner {
+    entries: HashMap<String, CachedToken>,
+    /// Bumped by every removal, so a lookup that raced one is not cached.
+    generation: u64,
+}
+
+#[derive(Debug)]
+struct CachedToken {
+    user: User,
+    expires_at_ms: i64,
+    cached_at: Instant,
+}
+
+impl CachedToken {
+    fn fresh(&self, now_ms: i64, now: Instant) -> bool {
+        now_ms < self.expires_at_ms
+            && now.saturating_duration_since(self.cached_at) < TOKEN_CACHE_TTL
+    }
+}
+
+impl TokenCache {
+    fn lock(&self) -> MutexGuard<'_, TokenCacheInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The user of a cached, still valid token hash.
+    pub fn get(&self, hash: &str, now_ms: i64) -> Option<User> {
+        let inner = self.lock();
+        let entry = inner.entries.get(hash)?;
+        entry
+            .fresh(now_ms, Instant::now())
+            .then(|| entry.user.clone())
+    }
+
+    /// The removal count to pass to [`TokenCache::insert`], read before the
+    /// database lookup whose result is to be cached.
+    pub fn generation(&self) -> u64 {
+        self.lock().generation
+    }
+
+    /// Caches a token found valid, unless a removal happened since `generation`.
+    pub fn insert(&self, hash: &str, user: &User, expires_at_ms: i64, generation: u64) {
+        let mut inner = self.lock();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.entries.len() >= TOKEN_CACHE_MAX {
+            let (now_ms, now) = (now_ms(), Instant::now());
+            inner.entries.retain(|_, e| e.fresh(now_ms, now));
+            if inner.entries.len() >= TOKEN_CACHE_MAX {
+                inner.entries.clear();
+            }
+        }
+        inner.entries.insert(
+            hash.to_string(),
+            CachedToken {
+                user: user.clone(),
+                expires_at_ms,
+                cached_at: Instant::now(),
+            },
+        );
+    }
+
+    /// Drops one token (after its session was deleted).
+    pub fn forget_token(&self, hash: &str) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.entries.remove(hash);
+    }
+
+    /// Drops every token of a user (after the user was deleted).
+    pub fn forget_user(&self, user_id: i64) {
+        let mut inner = self.lock();
+        inner.generation += 1;
+        inner.entries.retain(|_, e| e.user.id != user_id);
+    }
+
+    /// Drops entries that are no longer fresh.
+    pub fn sweep(&self) {
+        let (now_ms, now) = (now_ms(), Instant::now());
+        self.lock().entries.retain(|_, e| e.fresh(now_ms, now));
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum LimitKey {
     Name(String),
     Addr(IpAddr),
+    Register(IpAddr),
 }
 
-/// Counts failed logins per user name and per client address in a sliding
-/// window and refuses further attempts once either count is too high.
+/// Counts failed logins per user name and per client address, and
+/// registrations per client address, in a sliding window of
+/// [`LIMIT_WINDOW`], and refuses further attempts once a count is too high.
 #[derive(Debug, Default)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<LimitKey, VecDeque<Instant>>>,
@@ -172,9 +289,8 @@ impl LoginLimiter {
         }
     }
 
-    /// Records a failed login.
-    pub fn failed(&self, name: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
+    /// The counters, swept first when there are too many.
+    fn counters(&self, now: Instant) -> MutexGuard<'_, HashMap<LimitKey, VecDeque<Instant>>> {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= MAX_TRACKED_KEYS {
             map.retain(|_, times| {
@@ -182,6 +298,41 @@ impl LoginLimiter {
                 !times.is_empty()
             });
         }
+        map
+    }
+
+    /// Counts a registration from `addr`, or refuses it (429) when `max`
+    /// registrations from there are already in the window. `max` 0 means no
+    /// limit; an unknown address is not limited.
+    pub fn register(&self, addr: Option<IpAddr>, max: usize) -> Result<(), ApiError> {
+        let Some(addr) = addr.filter(|_| max > 0) else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut map = self.counters(now);
+        let times = map.entry(LimitKey::Register(addr)).or_default();
+        prune(times, now);
+        if times.len() >= max {
+            let oldest = times[times.len() - max];
+            let secs = (oldest + LIMIT_WINDOW)
+                .saturating_duration_since(now)
+                .as_secs()
+                + 1;
+            return Err(ApiError::RateLimited {
+                retry_after_secs: secs,
+                message: format!(
+                    "too many registrations from this address (at most {max} a minute); try again in {secs} seconds"
+                ),
+            });
+        }
+        times.push_back(now);
+        Ok(())
+    }
+
+    /// Records a failed login.
+    pub fn failed(&self, name: &str, addr: Option<IpAddr>) {
+        let now = Instant::now();
+        let mut map = self.counters(now);
         let mut keys = vec![LimitKey::Name(name.to_string())];
         keys.extend(addr.map(LimitKey::Addr));
         for key in keys {

@@ -1,5 +1,7 @@
-//! The index's settings: where it listens, where it keeps its database, how
-//! long peers and tokens stay valid, and who may read the audit log.
+//! The index's settings: where it listens (and with which TLS certificate),
+//! where it keeps its database, how long peers and tokens stay valid, who may
+//! read the audit log, and how much load it takes before turning requests
+//! away.
 //!
 //! This module only describes settings; it never reads files, the environment
 //! or the command line (the binary does that and fills in [`IndexConfig`]).
@@ -34,11 +36,22 @@ pub struct IndexConfig {
     pub token_lifetime: Duration,
     /// User names allowed to read the audit log.
     pub admins: Vec<String>,
+    /// PEM file with the TLS certificate chain; with `tls_key`, serve HTTPS.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the TLS private key; with `tls_cert`, serve HTTPS.
+    pub tls_key: Option<PathBuf>,
+    /// Accounts one client address may register per minute (0: no limit).
+    pub registrations_per_minute: u32,
+    /// Searches run at once (each holds one read connection of the database).
+    pub search_slots: u32,
+    /// Searches waiting for a slot; past that, searches are answered 503.
+    pub search_queue: u32,
 }
 
 impl IndexConfig {
-    /// The defaults (port 1099 on all interfaces, 30 s heartbeats, 90 s timeout,
-    /// 7-day tokens, no admins) with the given data folder.
+    /// The defaults (port 1099 on all interfaces, plain HTTP, 30 s heartbeats,
+    /// 90 s timeout, 7-day tokens, no admins, 10 registrations per address a
+    /// minute, 4 searches at once and 16 waiting) with the given data folder.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
@@ -47,6 +60,11 @@ impl IndexConfig {
             peer_timeout: Duration::from_secs(90),
             token_lifetime: Duration::from_secs(7 * 24 * 3600),
             admins: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            registrations_per_minute: 10,
+            search_slots: 4,
+            search_queue: 16,
         }
     }
 
@@ -100,6 +118,10 @@ mod tests {
         assert_eq!(c.admins, vec!["root".to_string()]);
         assert!(serde_json::from_str::<IndexConfig>(r#"{"heartbeat": 0}"#).is_err());
         assert!(serde_json::from_str::<IndexConfig>(r#"{"colour": "red"}"#).is_err());
+        assert_eq!(c.tls_cert, None);
+        let tls: IndexConfig =
+            serde_json::from_str(r#"{"tls_cert": "c.pem", "tls_key": "k.pem"}"#).unwrap();
+        assert_eq!(tls.tls_key, Some(PathBuf::from("k.pem")));
         let round: IndexConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(round, c);
     }

@@ -35,6 +35,17 @@ pub enum IndexError {
     /// The schema could not be brought up to date.
     #[error("cannot update the index database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {path}: {message}")]
+    Tls {
+        /// The certificate or key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Only one of the TLS certificate and key is set.
+    #[error("TLS needs both a certificate (tls_cert, --tls-cert) and a key (tls_key, --tls-key); only one is set")]
+    TlsHalfConfigured,
     /// The listen address is taken or not ours.
     #[error(
         "cannot listen on {addr}: {source} (is another index running? choose another --listen)"
@@ -109,6 +120,14 @@ pub enum ApiError {
         /// Human text.
         message: String,
     },
+    /// 503: too busy right now; retry after the given number of seconds.
+    #[error("{message}")]
+    Busy {
+        /// Seconds to wait before retrying.
+        retry_after_secs: u64,
+        /// Human text.
+        message: String,
+    },
     /// 500: our fault; details are in the server log only.
     #[error("internal error: {0}")]
     Internal(String),
@@ -144,6 +163,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -161,6 +181,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Unprocessable(_) => "invalid_body",
             Self::RateLimited { .. } => "rate_limited",
+            Self::Busy { .. } => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -188,6 +209,9 @@ impl IntoResponse for ApiError {
         };
         let mut response = (status, axum::Json(body)).into_response();
         if let Self::RateLimited {
+            retry_after_secs, ..
+        }
+        | Self::Busy {
             retry_after_secs, ..
         } = self
         {

@@ -14,9 +14,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{ApiJson, ApiPath, AppState, ClientAddr};
-use crate::audit::{audited, Action, AuditEvent};
+use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
+use crate::gate::ListSlot;
 use crate::peers::{parse_peer_id, refused};
 use crate::store::FileRow;
 use crate::validate;
@@ -95,11 +96,13 @@ pub fn check_files(files: &[FileInput]) -> Result<Vec<FileRow>, ApiError> {
         (status = 409, description = "The peer left; join again", body = ErrorBody),
         (status = 413, description = "File list too large", body = ErrorBody),
         (status = 422, description = "Missing fields or wrong types", body = ErrorBody),
+        (status = 503, description = "Busy with other joins and publishes; retry after Retry-After seconds", body = ErrorBody),
     ))]
 pub async fn publish(
     State(state): State<AppState>,
     client: ClientAddr,
     user: AuthUser,
+    _slot: ListSlot,
     ApiPath(peer_id): ApiPath<String>,
     ApiJson(body): ApiJson<PublishRequest>,
 ) -> Result<Json<Published>, ApiError> {
@@ -115,12 +118,13 @@ pub async fn publish(
         .user(&user.name)
         .peer(&validate::truncated(&peer_id))
         .detail(detail);
-    audited(&state, event, async {
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
         let peer_id = parse_peer_id(&peer_id)?.to_string();
         let rows = check_files(&body.files)?;
         state
             .store()
-            .publish(user.id, &peer_id, &rows)
+            .publish(user.id, &peer_id, &rows, &audit)
             .await?
             .map_err(refused(&peer_id))?;
         Ok(Json(Published {
@@ -155,12 +159,13 @@ pub async fn unpublish(
         .user(&user.name)
         .peer(&validate::truncated(&peer_id))
         .detail(validate::truncated(&file_id));
-    audited(&state, event, async {
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
         let peer_id = parse_peer_id(&peer_id)?.to_string();
         let file_id = validate::file_id(&file_id)?;
         let removed = state
             .store()
-            .unpublish(user.id, &peer_id, &file_id)
+            .unpublish(user.id, &peer_id, &file_id, &audit)
             .await?
             .map_err(refused(&peer_id))?;
         if removed == 0 {

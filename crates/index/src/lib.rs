@@ -4,8 +4,9 @@
 //! accounts and login tokens ([`accounts`], [`auth`]), peers joining, sending
 //! heartbeats and leaving ([`peers`]), the files they publish ([`files`]),
 //! search ([`search`]), the users list and browsing ([`users`]), the audit log
-//! ([`audit`]), its OpenAPI document ([`openapi`]) and the SQLite store
-//! ([`store`]). [`start`] runs it on a socket and returns a handle.
+//! ([`audit`]), admission control under load ([`gate`]), allocator settings
+//! for a long-running process ([`memory`]), its OpenAPI document
+//! ([`openapi`]), HTTPS ([`tls`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
 //!
 //! It must never import the peer (`peershare-node`): peers are HTTP clients
 //! like any other. It never trusts a client's claim without checking it: a
@@ -18,11 +19,14 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod gate;
+pub mod memory;
 pub mod openapi;
 pub mod peers;
 pub mod search;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod users;
 pub mod validate;
 

@@ -21,10 +21,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::{ApiJson, ApiPath, AppState, ClientAddr};
-use crate::audit::{audited, Action, AuditEvent};
+use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::files::{self, FileInput};
+use crate::gate::ListSlot;
 use crate::store::{now_ms, PeerRefusal};
 
 /// The prefix of the message a joining peer signs, before the nonce.
@@ -178,7 +179,8 @@ pub async fn challenge(
     let event = AuditEvent::new(Action::Challenge, client)
         .user(&user.name)
         .peer(&crate::validate::truncated(&body.peer_id));
-    audited(&state, event, async {
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
         let peer_id = parse_peer_id(&body.peer_id)?.to_string();
         if state
             .store()
@@ -194,7 +196,7 @@ pub async fn challenge(
         let expires_at = now_ms() + CHALLENGE_LIFETIME_MS;
         state
             .store()
-            .put_challenge(user.id, &peer_id, &nonce, expires_at)
+            .put_challenge(user.id, &peer_id, &nonce, expires_at, &audit)
             .await?;
         Ok((
             StatusCode::CREATED,
@@ -218,18 +220,21 @@ pub async fn challenge(
         (status = 403, description = "Key or signature does not match, no open challenge, or the peer id belongs to another user", body = ErrorBody),
         (status = 413, description = "File list too large", body = ErrorBody),
         (status = 422, description = "Missing fields or wrong types", body = ErrorBody),
+        (status = 503, description = "Busy with other joins and publishes; retry after Retry-After seconds", body = ErrorBody),
     ))]
 pub async fn join(
     State(state): State<AppState>,
     client: ClientAddr,
     user: AuthUser,
+    _slot: ListSlot,
     ApiJson(body): ApiJson<JoinRequest>,
 ) -> Result<Json<Joined>, ApiError> {
     let event = AuditEvent::new(Action::Join, client)
         .user(&user.name)
         .peer(&crate::validate::truncated(&body.peer_id))
         .detail(format!("{} files", body.files.len()));
-    audited(&state, event, async {
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
         let peer = parse_peer_id(&body.peer_id)?;
         let peer_id = peer.to_string();
         let addrs_json = check_addrs(&body.addrs)?;
@@ -280,7 +285,7 @@ pub async fn join(
         }
         state
             .store()
-            .join_peer(user.id, &peer_id, &addrs_json, &files, now_ms())
+            .join_peer(user.id, &peer_id, &addrs_json, &files, now_ms(), &audit)
             .await?
             .map_err(refused(&peer_id))?;
         Ok(Json(Joined {
@@ -338,11 +343,12 @@ pub async fn leave(
     let event = AuditEvent::new(Action::Leave, client)
         .user(&user.name)
         .peer(&crate::validate::truncated(&peer_id));
-    audited(&state, event, async {
+    let audit = event.ok_row();
+    audited_write(&state, event, async {
         let peer_id = parse_peer_id(&peer_id)?.to_string();
         state
             .store()
-            .leave(user.id, &peer_id, now_ms())
+            .leave(user.id, &peer_id, now_ms(), &audit)
             .await?
             .map_err(refused(&peer_id))?;
         Ok(StatusCode::NO_CONTENT)

@@ -1,18 +1,28 @@
-//! Search by file name: exact (equality), substring (LIKE with every
-//! metacharacter escaped) and all-words (SQLite FTS5, each word quoted as a
-//! phrase), filtered by extension and size, paginated by file id. Each result
-//! is one file id with its names, its size and every ONLINE peer holding it.
+//! Search by file name: exact (equality), substring (an FTS5 trigram index
+//! for three or more characters, LIKE with every metacharacter escaped for
+//! shorter text) and all-words (FTS5, each word quoted as a phrase),
+//! filtered by extension and size, paginated by name. Each result is one
+//! file id with its names, its size and every ONLINE peer holding it.
+//!
+//! A search holds one read connection. Broad searches do not count or sort
+//! every match: matching rows are streamed in name order and reading stops
+//! once the page and [`COUNT_LIMIT`] distinct files are found (the response
+//! then says `total_is_lower_bound`); when the matches are many, the names
+//! are walked in index order instead of sorting the matches.
 //!
 //! All search SQL lives here, behind [`find`]; a PostgreSQL store would swap
-//! only this module's word matching (FTS5 → tsvector). The query text is
-//! always bound as a parameter and never becomes SQL or FTS syntax, so no
-//! input can cause a server error.
+//! only this module's matching (FTS5 → tsvector, trigrams → pg_trgm, the
+//! `INDEXED BY` hint → its planner). The query text is always bound as a
+//! parameter and never becomes SQL or FTS syntax, so no input can cause a
+//! server error.
 
-use std::collections::BTreeMap;
+use std::collections::{HashMap, HashSet};
 
 use axum::extract::State;
 use axum::Json;
+use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,6 +30,7 @@ use crate::api::{ApiQuery, AppState, ClientAddr};
 use crate::audit::{Action, AuditEvent};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
+use crate::gate::SearchSlot;
 use crate::store::{now_ms, Db, Store};
 use crate::validate;
 
@@ -29,6 +40,13 @@ pub const MAX_QUERY_CHARS: usize = 256;
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Most results per page.
 pub const MAX_LIMIT: u32 = 500;
+/// Distinct files counted for `total` (at least a page's end); past it
+/// `total_is_lower_bound` is set instead of counting on.
+pub const COUNT_LIMIT: i64 = 1000;
+/// Substrings this long or longer are looked up in the trigram index.
+pub const MIN_TRIGRAM_CHARS: usize = 3;
+/// Matches below which a word or substring search always sorts its matches.
+const BROAD_MATCHES_MIN: i64 = 2000;
 
 /// How the query text is matched against file names.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -36,7 +54,7 @@ pub const MAX_LIMIT: u32 = 500;
 pub enum SearchMode {
     /// The whole name equals the query (case-sensitive).
     Exact,
-    /// The name contains the query (ASCII case-insensitive).
+    /// The name contains the query (case-insensitive).
     Substring,
     /// The name contains every word of the query (case- and accent-insensitive).
     #[default]
@@ -109,8 +127,12 @@ pub struct SearchHit {
 /// A page of results.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SearchResults {
-    /// Matching file ids in all pages.
+    /// Matching file ids in all pages, counted up to 1000 or the end of this
+    /// page, whichever is more; see `total_is_lower_bound`.
     pub total: i64,
+    /// True when more files match than `total` says (counting stopped there);
+    /// ask for later pages with `offset` to see them.
+    pub total_is_lower_bound: bool,
     /// Results skipped.
     pub offset: i64,
     /// This page, ordered by name.
@@ -178,28 +200,105 @@ pub fn fts_query(text: &str) -> Option<String> {
     (!phrases.is_empty()).then(|| phrases.join(" AND "))
 }
 
+/// How the matching rows are found, chosen per query by [`choose_plan`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    /// Start from the index that matches (name equality, FTS5 word or
+    /// trigram index) and sort the matches by name: best when they are few.
+    Matches,
+    /// Walk the names in order and keep the matching ones until enough
+    /// distinct files are found: best when matches are many (or when no
+    /// index can narrow them, as for one- and two-character substrings).
+    NameOrder,
+}
+
+/// The FTS5 index and query a word or substring search reads, if any.
+fn fts_match(query: &SearchQuery) -> Option<(&'static str, String)> {
+    match query.mode {
+        SearchMode::Exact => None,
+        SearchMode::Words => fts_query(&query.text).map(|q| ("files_words", q)),
+        SearchMode::Substring => trigram_query(&query.text).map(|q| ("files_trigrams", q)),
+    }
+}
+
+/// Turns a substring of at least [`MIN_TRIGRAM_CHARS`] characters into an
+/// FTS5 phrase for the trigram index (the whole text quoted, inner quotes
+/// doubled, so it is never syntax); `None` for shorter text.
+pub fn trigram_query(text: &str) -> Option<String> {
+    (text.chars().count() >= MIN_TRIGRAM_CHARS)
+        .then(|| format!("\"{}\"", text.replace('"', "\"\"")))
+}
+
+/// Picks the plan: walking names in order pays off once the matches are so
+/// many that sorting them all costs more than reading names until a page and
+/// the count limit are filled (about when matches² > 2000 × rows). Filters
+/// (extension, size) thin the matches out unpredictably, so with filters the
+/// matches are always sorted.
+async fn choose_plan(
+    conn: &mut SqliteConnection,
+    query: &SearchQuery,
+    fts: Option<&(&'static str, String)>,
+) -> Result<Plan, sqlx::Error> {
+    let filtered = query.ext.is_some() || query.min_size.is_some() || query.max_size.is_some();
+    let Some((table, text)) = fts else {
+        // Exact names use their index; short substrings cannot use any.
+        return Ok(match query.mode {
+            SearchMode::Substring if !filtered => Plan::NameOrder,
+            _ => Plan::Matches,
+        });
+    };
+    if filtered {
+        return Ok(Plan::Matches);
+    }
+    let rows: i64 = sqlx::query("SELECT COALESCE(MAX(row_id), 0) FROM files")
+        .fetch_one(&mut *conn)
+        .await?
+        .get(0);
+    let threshold = ((2000.0 * rows as f64).sqrt() as i64).max(BROAD_MATCHES_MIN);
+    let sql =
+        format!("SELECT COUNT(*) FROM (SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?)");
+    let matches: i64 = sqlx::query(&sql)
+        .bind(text.as_str())
+        .bind(threshold)
+        .fetch_one(&mut *conn)
+        .await?
+        .get(0);
+    Ok(if matches >= threshold {
+        Plan::NameOrder
+    } else {
+        Plan::Matches
+    })
+}
+
 /// Appends `FROM … WHERE …` selecting matching file rows of online peers.
 fn push_matches<'a>(
     q: &mut QueryBuilder<'a, Db>,
     query: &'a SearchQuery,
-    fts: Option<String>,
+    fts: Option<(&'static str, String)>,
+    plan: Plan,
     cutoff: i64,
 ) {
-    q.push(" FROM files f JOIN peers p ON p.peer_id = f.peer_id WHERE p.left_at IS NULL AND p.last_seen >= ")
+    q.push(" FROM files f ");
+    if plan == Plan::NameOrder {
+        q.push("INDEXED BY files_name ");
+    }
+    q.push("JOIN peers p ON p.peer_id = f.peer_id WHERE p.left_at IS NULL AND p.last_seen >= ")
         .push_bind(cutoff);
-    match query.mode {
-        SearchMode::Exact => {
+    match (query.mode, fts) {
+        (SearchMode::Exact, _) => {
             q.push(" AND f.name = ").push_bind(query.text.as_str());
         }
-        SearchMode::Substring => {
+        (_, Some((table, text))) => {
+            q.push(format_args!(
+                " AND f.row_id IN (SELECT rowid FROM {table} WHERE {table} MATCH "
+            ))
+            .push_bind(text)
+            .push(")");
+        }
+        (_, None) => {
             q.push(" AND f.name LIKE ")
                 .push_bind(format!("%{}%", like_escape(&query.text)))
                 .push(" ESCAPE '\\'");
-        }
-        SearchMode::Words => {
-            q.push(" AND f.row_id IN (SELECT rowid FROM files_words WHERE files_words MATCH ")
-                .push_bind(fts.unwrap_or_default())
-                .push(")");
         }
     }
     if let Some(ext) = &query.ext {
@@ -213,49 +312,59 @@ fn push_matches<'a>(
     }
 }
 
-/// Runs a search over peers seen at or after `cutoff` (ms).
+/// Runs a search over peers seen at or after `cutoff` (ms), on one read
+/// connection: matching rows are read in name order only until the page and
+/// [`COUNT_LIMIT`] distinct files are found, then the page's sources.
 pub async fn find(
     store: &Store,
     query: &SearchQuery,
     cutoff: i64,
 ) -> Result<SearchResults, sqlx::Error> {
-    let empty = SearchResults {
+    let mut results = SearchResults {
         total: 0,
+        total_is_lower_bound: false,
         offset: query.offset,
         results: Vec::new(),
     };
-    let fts = match query.mode {
-        SearchMode::Words => match fts_query(&query.text) {
-            Some(f) => Some(f),
-            None => return Ok(empty),
-        },
-        _ => None,
-    };
-    let pool = store.reader();
-
-    let mut count: QueryBuilder<Db> = QueryBuilder::new("SELECT COUNT(DISTINCT f.file_id)");
-    push_matches(&mut count, query, fts.clone(), cutoff);
-    let total: i64 = count.build().fetch_one(pool).await?.get(0);
-    if total == 0 {
-        return Ok(SearchResults { total, ..empty });
+    let fts = fts_match(query);
+    if query.mode == SearchMode::Words && fts.is_none() {
+        return Ok(results);
     }
+    let mut conn = store.reader().acquire().await?;
+    let plan = choose_plan(&mut conn, query, fts.as_ref()).await?;
 
-    let mut page: QueryBuilder<Db> =
-        QueryBuilder::new("SELECT f.file_id, MIN(f.name) AS first_name");
-    push_matches(&mut page, query, fts, cutoff);
-    page.push(" GROUP BY f.file_id ORDER BY first_name, f.file_id LIMIT ")
-        .push_bind(query.limit)
-        .push(" OFFSET ")
-        .push_bind(query.offset);
-    let ids: Vec<String> = page
-        .build()
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|r| r.get(0))
-        .collect();
+    // Distinct ids in order of their first (smallest) matching name: the
+    // order of `GROUP BY file_id ORDER BY MIN(name), file_id`, streamed.
+    let enough = usize::try_from(COUNT_LIMIT.max(query.offset + query.limit)).unwrap_or(usize::MAX);
+    let mut ids: Vec<String> = Vec::new();
+    {
+        let mut matching: QueryBuilder<Db> = QueryBuilder::new("SELECT f.file_id");
+        push_matches(&mut matching, query, fts, plan, cutoff);
+        matching.push(" ORDER BY f.name, f.file_id");
+        let mut seen = HashSet::new();
+        let mut rows = matching.build().fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            let id: String = row.get(0);
+            if seen.insert(id.clone()) {
+                ids.push(id);
+                if ids.len() > enough {
+                    break;
+                }
+            }
+        }
+    }
+    results.total_is_lower_bound = ids.len() > enough;
+    ids.truncate(enough);
+    results.total = ids.len() as i64;
+    let start = usize::try_from(query.offset)
+        .unwrap_or(usize::MAX)
+        .min(ids.len());
+    let end = start
+        .saturating_add(usize::try_from(query.limit).unwrap_or(usize::MAX))
+        .min(ids.len());
+    let ids = &ids[start..end];
     if ids.is_empty() {
-        return Ok(SearchResults { total, ..empty });
+        return Ok(results);
     }
 
     let mut details: QueryBuilder<Db> = QueryBuilder::new(
@@ -265,13 +374,14 @@ pub async fn find(
     );
     details.push_bind(cutoff).push(" AND f.file_id IN (");
     let mut list = details.separated(", ");
-    for id in &ids {
+    for id in ids {
         list.push_bind(id.as_str());
     }
     details.push(") ORDER BY u.name, p.peer_id, f.name");
-    let rows = details.build().fetch_all(pool).await?;
+    let rows = details.build().fetch_all(&mut *conn).await?;
+    drop(conn);
 
-    let mut hits: BTreeMap<String, SearchHit> = BTreeMap::new();
+    let mut hits: HashMap<String, SearchHit> = HashMap::with_capacity(ids.len());
     for r in rows {
         let id: String = r.get(0);
         let hit = hits.entry(id.clone()).or_insert_with(|| SearchHit {
@@ -294,19 +404,15 @@ pub async fn find(
             });
         }
     }
-    let results = ids
-        .into_iter()
-        .filter_map(|id| hits.remove(&id))
+    results.results = ids
+        .iter()
+        .filter_map(|id| hits.remove(id))
         .map(|mut hit| {
             hit.names.sort();
             hit
         })
         .collect();
-    Ok(SearchResults {
-        total,
-        offset: query.offset,
-        results,
-    })
+    Ok(results)
 }
 
 /// Search shared files by name.
@@ -316,11 +422,13 @@ pub async fn find(
         (status = 200, description = "One entry per file id, with every online peer holding it", body = SearchResults),
         (status = 400, description = "Bad parameter", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 503, description = "Busy with other searches; retry after Retry-After seconds", body = ErrorBody),
     ))]
 pub async fn search(
     State(state): State<AppState>,
     client: ClientAddr,
     user: AuthUser,
+    _slot: SearchSlot,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<SearchResults>, ApiError> {
     let event = AuditEvent::new(Action::Search, client)

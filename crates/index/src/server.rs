@@ -1,5 +1,5 @@
-//! Running the index: open the store, bind the socket, serve the router and
-//! a background sweeper (expired tokens and challenges), and stop cleanly
+//! Running the index: open the store, bind the socket, serve the router
+//! (over TLS when a certificate is configured) and a background sweeper (expired tokens and challenges), and stop cleanly
 //! (in-flight requests finish, the audit queue is written, the database is
 //! closed) when asked.
 //!
@@ -9,15 +9,17 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use axum::serve::Listener;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, RemoteAddr};
 use crate::audit::Audit;
 use crate::config::IndexConfig;
 use crate::error::IndexError;
 use crate::store::{now_ms, Store};
+use crate::tls::{self, TlsListener};
 
 /// How often expired sessions, challenges and login counters are swept, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -26,6 +28,7 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct RunningIndex {
     addr: SocketAddr,
+    scheme: &'static str,
     shutdown: ShutdownHandle,
     task: JoinHandle<()>,
 }
@@ -47,9 +50,9 @@ impl RunningIndex {
         self.addr
     }
 
-    /// The base URL, e.g. `http://127.0.0.1:1099`.
+    /// The base URL, e.g. `http://127.0.0.1:1099` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// A handle that stops the index from elsewhere (e.g. a Ctrl-C handler).
@@ -72,13 +75,18 @@ impl RunningIndex {
 }
 
 /// Opens the database in `config.data_dir`, binds `config.listen` and serves
-/// the API in a background task.
+/// the API in a background task (HTTPS when `tls_cert` and `tls_key` are set).
 pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => return Err(IndexError::TlsHalfConfigured),
+    };
     std::fs::create_dir_all(&config.data_dir).map_err(|source| IndexError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
-    let store = Store::open(&config.database_path()).await?;
+    let store = Store::open(&config.database_path(), config.search_slots.max(1)).await?;
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(source) => {
@@ -100,19 +108,18 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     let state = AppState::new(store.clone(), config, audit);
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = api::router(state.clone());
-    tracing::info!("index listening on http://{addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!("index listening on {scheme}://{addr}");
 
     let task = tokio::spawn(async move {
         let sweeper = tokio::spawn(sweep(state, sweep_every, stop_rx.clone()));
-        let mut serve_stop = stop_rx;
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = serve_stop.wait_for(|stop| *stop).await;
-        })
-        .await;
+        let served = match tls {
+            Some(tls) => match TlsListener::new(listener, tls) {
+                Ok(listener) => serve(listener, app, stop_rx).await,
+                Err(e) => Err(e),
+            },
+            None => serve(listener, app, stop_rx).await,
+        };
         if let Err(e) = served {
             tracing::error!("index server stopped: {e}");
         }
@@ -123,9 +130,30 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     });
     Ok(RunningIndex {
         addr,
+        scheme,
         shutdown: ShutdownHandle(stop_tx),
         task,
     })
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets requests finish.
+async fn serve<L>(
+    listener: L,
+    app: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = SocketAddr>,
+    for<'a> RemoteAddr: axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<RemoteAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    })
+    .await
 }
 
 async fn sweep(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
@@ -143,5 +171,6 @@ async fn sweep(state: AppState, every: Duration, mut stop: watch::Receiver<bool>
             tracing::warn!("cannot purge expired sessions: {e}");
         }
         state.limiter().sweep();
+        state.tokens().sweep();
     }
 }

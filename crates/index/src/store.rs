@@ -1,10 +1,14 @@
 //! The index's durable state: users, sessions, join challenges, peers, their
-//! files and the audit log, in SQLite through sqlx (WAL, `synchronous=FULL`,
-//! schema from `migrations/`).
+//! files and the audit log, in SQLite through sqlx (WAL, schema from
+//! `migrations/`).
 //!
 //! Every write goes through one writer connection and returns only after its
-//! transaction committed, so an acknowledged request survives a crash; reads
-//! use a separate pool. All SQL except search lives here, written as plain
+//! transaction committed, so an acknowledged request survives a crash; a
+//! write that is audited commits its audit record in the same transaction.
+//! `synchronous=NORMAL` with WAL keeps every committed transaction when the
+//! process dies (kill -9 included: the WAL is in the OS's hands); only a power
+//! loss or OS crash can drop the last transactions before a checkpoint.
+//! Reads use a separate pool. All SQL except search lives here, written as plain
 //! SQL a PostgreSQL store could share. This module never checks permissions
 //! or validates input: callers pass it values that are already checked.
 
@@ -22,6 +26,10 @@ pub type Db = Sqlite;
 
 /// Rows per multi-row INSERT; keeps bound parameters far below SQLite's limit.
 const INSERT_CHUNK: usize = 400;
+/// Page cache of the writer connection (negative: KiB), which updates the indexes.
+const WRITE_CACHE_KIB: &str = "-65536";
+/// Page cache of each read connection (negative: KiB); the OS caches the rest.
+const READ_CACHE_KIB: &str = "-16384";
 
 /// Milliseconds since the Unix epoch, the unit of every stored time.
 pub fn now_ms() -> i64 {
@@ -127,8 +135,9 @@ pub struct AuditRow {
 }
 
 impl Store {
-    /// Opens (creating if needed) `path` and brings its schema up to date.
-    pub async fn open(path: &Path) -> Result<Self, IndexError> {
+    /// Opens (creating if needed) `path` with `readers` read connections and
+    /// brings its schema up to date.
+    pub async fn open(path: &Path, readers: u32) -> Result<Self, IndexError> {
         let db_err = |source| IndexError::Database {
             path: path.to_path_buf(),
             source,
@@ -138,19 +147,24 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
+            .pragma("temp_store", "memory")
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(30));
         let write = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .connect_with(options.clone())
+            .test_before_acquire(false)
+            .connect_with(options.clone().pragma("cache_size", WRITE_CACHE_KIB))
             .await
             .map_err(db_err)?;
         sqlx::migrate!("./migrations").run(&write).await?;
+        // No ping before each use: a search would pay a round trip to the
+        // connection's thread for nothing (a broken connection fails the query).
         let read = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options.read_only(true))
+            .max_connections(readers.max(1))
+            .test_before_acquire(false)
+            .connect_with(options.read_only(true).pragma("cache_size", READ_CACHE_KIB))
             .await
             .map_err(db_err)?;
         Ok(Self { write, read })
@@ -175,19 +189,23 @@ impl Store {
         name: &str,
         password_hash: &str,
         now: i64,
+        audit: &AuditRow,
     ) -> Result<Option<i64>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
         let result =
             sqlx::query("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)")
                 .bind(name)
                 .bind(password_hash)
                 .bind(now)
-                .execute(&self.write)
+                .execute(&mut *tx)
                 .await;
-        match result {
-            Ok(r) => Ok(Some(r.last_insert_rowid())),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let id = match result {
+            Ok(r) => r.last_insert_rowid(),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        commit_audited(tx, audit).await?;
+        Ok(Some(id))
     }
 
     /// The id and password hash of the named user.
@@ -209,7 +227,7 @@ impl Store {
     }
 
     /// Removes a user with all their sessions, challenges, peers and files.
-    pub async fn delete_user(&self, user_id: i64) -> Result<(), sqlx::Error> {
+    pub async fn delete_user(&self, user_id: i64, audit: &AuditRow) -> Result<(), sqlx::Error> {
         let mut tx = self.write.begin().await?;
         sqlx::query(
             "DELETE FROM files WHERE peer_id IN (SELECT peer_id FROM peers WHERE user_id = ?)",
@@ -225,7 +243,7 @@ impl Store {
         ] {
             sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
         }
-        tx.commit().await
+        commit_audited(tx, audit).await
     }
 
     /// Stores a session under the hash of its token.
@@ -235,7 +253,9 @@ impl Store {
         user_id: i64,
         now: i64,
         expires_at: i64,
+        audit: &AuditRow,
     ) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
         )
@@ -243,38 +263,46 @@ impl Store {
         .bind(user_id)
         .bind(now)
         .bind(expires_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        commit_audited(tx, audit).await
     }
 
-    /// The user owning an unexpired session with this token hash.
+    /// The user owning an unexpired session with this token hash, and when it expires.
     pub async fn session_user(
         &self,
         token_hash: &str,
         now: i64,
-    ) -> Result<Option<User>, sqlx::Error> {
+    ) -> Result<Option<(User, i64)>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT u.id, u.name FROM sessions s JOIN users u ON u.id = s.user_id \
+            "SELECT u.id, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
              WHERE s.token_hash = ? AND s.expires_at > ?",
         )
         .bind(token_hash)
         .bind(now)
         .fetch_optional(&self.read)
         .await?;
-        Ok(row.map(|r| User {
-            id: r.get(0),
-            name: r.get(1),
+        Ok(row.map(|r| {
+            let user = User {
+                id: r.get(0),
+                name: r.get(1),
+            };
+            (user, r.get(2))
         }))
     }
 
     /// Revokes one session.
-    pub async fn delete_session(&self, token_hash: &str) -> Result<(), sqlx::Error> {
+    pub async fn delete_session(
+        &self,
+        token_hash: &str,
+        audit: &AuditRow,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
         sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
             .bind(token_hash)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        commit_audited(tx, audit).await
     }
 
     /// Deletes expired sessions and challenges.
@@ -309,7 +337,9 @@ impl Store {
         peer_id: &str,
         nonce: &str,
         expires_at: i64,
+        audit: &AuditRow,
     ) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO join_challenges (user_id, peer_id, nonce, expires_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (user_id, peer_id) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at",
@@ -318,9 +348,9 @@ impl Store {
         .bind(peer_id)
         .bind(nonce)
         .bind(expires_at)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        commit_audited(tx, audit).await
     }
 
     /// Removes and returns the open, unexpired challenge nonce of a user for a peer id.
@@ -352,6 +382,7 @@ impl Store {
         addrs_json: &str,
         files: &[FileRow],
         now: i64,
+        audit: &AuditRow,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
         let owner: Option<i64> = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
@@ -380,7 +411,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_files(&mut tx, peer_id, files).await?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(Ok(()))
     }
 
@@ -405,16 +436,30 @@ impl Store {
         })
     }
 
-    /// Records a heartbeat of one of the user's peers.
+    /// Records a heartbeat of one of the user's peers: one statement on the
+    /// common path, the reason looked up only when it changed nothing.
     pub async fn heartbeat(
         &self,
         user_id: i64,
         peer_id: &str,
         now: i64,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
-        let sql = "UPDATE peers SET last_seen = ? WHERE peer_id = ?";
-        self.update_owned_peer(user_id, peer_id, false, sql, now)
-            .await
+        let updated = sqlx::query(
+            "UPDATE peers SET last_seen = ? WHERE peer_id = ? AND user_id = ? AND left_at IS NULL",
+        )
+        .bind(now)
+        .bind(peer_id)
+        .bind(user_id)
+        .execute(&self.write)
+        .await?
+        .rows_affected();
+        if updated == 1 {
+            return Ok(Ok(()));
+        }
+        let mut tx = self.write.begin().await?;
+        let refusal = Self::check_peer(&mut tx, user_id, peer_id, false).await?;
+        // A peer that left or changed hands between the two statements.
+        Ok(Err(refusal.err().unwrap_or(PeerRefusal::Left)))
     }
 
     /// Marks one of the user's peers as gone now (its files stay, offline).
@@ -423,31 +468,18 @@ impl Store {
         user_id: i64,
         peer_id: &str,
         now: i64,
-    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
-        let sql = "UPDATE peers SET left_at = ? WHERE peer_id = ? AND left_at IS NULL";
-        self.update_owned_peer(user_id, peer_id, true, sql, now)
-            .await
-    }
-
-    /// Runs `sql` (binding `now`, then the peer id) on a peer the user owns, in one transaction.
-    async fn update_owned_peer(
-        &self,
-        user_id: i64,
-        peer_id: &str,
-        allow_left: bool,
-        sql: &'static str,
-        now: i64,
+        audit: &AuditRow,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
-        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, allow_left).await? {
+        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
             return Ok(Err(refusal));
         }
-        sqlx::query(sql)
+        sqlx::query("UPDATE peers SET left_at = ? WHERE peer_id = ? AND left_at IS NULL")
             .bind(now)
             .bind(peer_id)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(Ok(()))
     }
 
@@ -459,23 +491,26 @@ impl Store {
         user_id: i64,
         peer_id: &str,
         files: &[FileRow],
+        audit: &AuditRow,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
         if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, false).await? {
             return Ok(Err(refusal));
         }
         insert_files(&mut tx, peer_id, files).await?;
-        tx.commit().await?;
+        commit_audited(tx, audit).await?;
         Ok(Ok(()))
     }
 
     /// Removes a file id (under every name) from one of the user's peers;
-    /// returns how many entries went.
+    /// returns how many entries went (with none, nothing is committed, the
+    /// audit record neither).
     pub async fn unpublish(
         &self,
         user_id: i64,
         peer_id: &str,
         file_id: &str,
+        audit: &AuditRow,
     ) -> Result<Result<u64, PeerRefusal>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
         if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
@@ -487,7 +522,9 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        tx.commit().await?;
+        if removed > 0 {
+            commit_audited(tx, audit).await?;
+        }
         Ok(Ok(removed))
     }
 
@@ -583,21 +620,7 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.write.begin().await?;
-        for chunk in rows.chunks(INSERT_CHUNK / 2) {
-            let mut q: QueryBuilder<Db> = QueryBuilder::new(
-                "INSERT INTO audit (at, user_name, peer_id, action, outcome, detail, client) ",
-            );
-            q.push_values(chunk, |mut b, row| {
-                b.push_bind(row.at)
-                    .push_bind(&row.user_name)
-                    .push_bind(&row.peer_id)
-                    .push_bind(&row.action)
-                    .push_bind(&row.outcome)
-                    .push_bind(&row.detail)
-                    .push_bind(&row.client);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        insert_audit_rows(&mut tx, rows).await?;
         tx.commit().await
     }
 
@@ -634,6 +657,38 @@ impl Store {
             .collect();
         Ok((rows, total))
     }
+}
+
+/// Appends `audit` to a write's transaction and commits both together.
+async fn commit_audited(
+    mut tx: sqlx::Transaction<'_, Db>,
+    audit: &AuditRow,
+) -> Result<(), sqlx::Error> {
+    insert_audit_rows(&mut tx, std::slice::from_ref(audit)).await?;
+    tx.commit().await
+}
+
+/// Inserts audit records inside a transaction, in batches.
+async fn insert_audit_rows(
+    tx: &mut sqlx::Transaction<'_, Db>,
+    rows: &[AuditRow],
+) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(INSERT_CHUNK / 2) {
+        let mut q: QueryBuilder<Db> = QueryBuilder::new(
+            "INSERT INTO audit (at, user_name, peer_id, action, outcome, detail, client) ",
+        );
+        q.push_values(chunk, |mut b, row| {
+            b.push_bind(row.at)
+                .push_bind(&row.user_name)
+                .push_bind(&row.peer_id)
+                .push_bind(&row.action)
+                .push_bind(&row.outcome)
+                .push_bind(&row.detail)
+                .push_bind(&row.client);
+        });
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// Inserts or updates `files` of `peer_id` in batches.

@@ -68,22 +68,7 @@ async fn wrong_password_is_401_then_rate_limited() {
         assert_eq!(body["error"], "bad_credentials");
     }
     // Even the right password is refused while the limit holds.
-    let resp = ix
-        .http
-        .post(format!("{}/sessions", ix.base))
-        .json(&json!({"name": "carol", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
-    let retry: u64 = resp.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=61).contains(&retry));
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["error"], "rate_limited");
+    let body = rate_limited(&ix, "/sessions", "carol").await;
     assert!(body["message"].as_str().unwrap().contains("try again in"));
 
     // Another name from the same address is not limited yet.
@@ -128,4 +113,44 @@ async fn missing_or_garbage_tokens_are_401() {
         .call(Method::DELETE, "/users/me", Some("' OR 1=1 --"), None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn registrations_are_limited_per_address() {
+    let ix = Index::start_with(|c| c.registrations_per_minute = 3).await;
+    for i in 0..3 {
+        let status = ix.register(&format!("user{i}"), PASSWORD).await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    rate_limited(&ix, "/users", "user3").await;
+    // The refused account does not exist; the others work and logins are not limited.
+    assert_eq!(
+        ix.login("user3", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(ix.login("user0", PASSWORD).await.0, StatusCode::CREATED);
+    // A taken name is still told apart (no password hashed for it).
+    assert_eq!(ix.register("user1", PASSWORD).await, StatusCode::CONFLICT);
+}
+
+/// Posts `name` with the test password to `path`, checks the answer is a 429
+/// with a Retry-After within the minute, and returns its body.
+async fn rate_limited(ix: &Index, path: &str, name: &str) -> serde_json::Value {
+    let resp = ix
+        .http
+        .post(format!("{}{path}", ix.base))
+        .json(&json!({"name": name, "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=61).contains(&retry));
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    body
 }

@@ -27,6 +27,8 @@ pub fn config(dir: PathBuf) -> IndexConfig {
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.heartbeat = Duration::from_secs(1);
     c.admins = vec!["root".to_string()];
+    // Tests register many users from 127.0.0.1; the limit has its own test.
+    c.registrations_per_minute = 0;
     c
 }
 
@@ -38,6 +40,15 @@ impl Index {
 
     /// Starts an index after `tweak` changed its settings.
     pub async fn start_with(tweak: impl FnOnce(&mut IndexConfig)) -> Self {
+        Self::start_with_client(tweak, http_client()).await
+    }
+
+    /// Starts an index after `tweak` changed its settings (it gets the
+    /// temporary folder too), to be called with `http`.
+    pub async fn start_with_client(
+        tweak: impl FnOnce(&mut IndexConfig),
+        http: reqwest::Client,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path().join("index"));
         tweak(&mut cfg);
@@ -47,7 +58,7 @@ impl Index {
             running: Some(running),
             _dir: dir,
             config: cfg,
-            http: http_client(),
+            http,
             base,
         }
     }

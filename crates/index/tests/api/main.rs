@@ -11,4 +11,5 @@ mod files;
 mod openapi;
 mod peers;
 mod search;
+mod tls;
 mod users;
