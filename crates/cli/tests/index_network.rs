@@ -269,3 +269,33 @@ fn the_embedded_index_is_joined_by_others_and_sessions_end_on_logout() {
         .contains("no other peer shares"));
     assert!(lonely.index_status().is_null());
 }
+
+#[test]
+fn daemons_join_an_https_index_they_trust_and_refuse_one_they_do_not() {
+    let sandbox = Sandbox::new();
+    let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let tls = sandbox.dir("tls");
+    let (cert, key) = (tls.join("index.crt"), tls.join("index.key"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let index = IndexProcess::start(&sandbox, &["--tls-cert", cert, "--tls-key", key]);
+    assert!(index.url.starts_with("https://"), "{}", index.url);
+
+    write_random(&sandbox.share_dir("a").join("secret plans.txt"), 100);
+    let a = Daemon::start(&sandbox, "a", &["--index", &index.url, "--index-ca", cert]);
+    a.register("alice");
+    a.wait_joined();
+    let found = a.cli_ok(&["search", "plans"]);
+    assert_eq!(found["origins"]["index"]["ok"], true, "{found}");
+
+    // Without the certificate the daemon refuses to send a password, and says why.
+    let b = Daemon::start(&sandbox, "b", &["--index", &index.url]);
+    let refused = b.run_with_input(&["register", "bob", "--password-stdin"], Some("pw\n"));
+    assert!(!refused.ok);
+    let message = refused.error_message().unwrap_or_default();
+    assert!(
+        message.contains("unreachable") && message.contains("certificate"),
+        "{message}"
+    );
+}

@@ -561,7 +561,10 @@ impl IndexProcess {
                 self.log_text()
             )
         });
-        assert_eq!(printed["url"].as_str(), Some(self.url.as_str()));
+        let url = printed["url"].as_str().expect("the index prints its url");
+        assert!(url.ends_with(&self.addr), "{url} is not on {}", self.addr);
+        // http://, or https:// when the index was given a certificate.
+        self.url = url.to_string();
         self.child = Some(child);
     }
 
