@@ -113,7 +113,28 @@ pub fn run_client(args: &[&std::ffi::OsStr]) -> CliOutput {
 
 /// Runs the client with `args`, writing `input` to its standard input.
 pub fn run_client_with_input(args: &[&std::ffi::OsStr], input: Option<&str>) -> CliOutput {
-    let mut child = Command::new(BIN)
+    run_client_in(None, args, input)
+}
+
+/// The binary, run inside network namespace `netns` when given.
+fn peershare(netns: Option<&str>) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut cmd = Command::new("ip");
+            cmd.args(["netns", "exec", ns, BIN]);
+            cmd
+        }
+        None => Command::new(BIN),
+    }
+}
+
+/// Runs the client (inside `netns` when given) with `args` and `input` on its standard input.
+pub fn run_client_in(
+    netns: Option<&str>,
+    args: &[&std::ffi::OsStr],
+    input: Option<&str>,
+) -> CliOutput {
+    let mut child = peershare(netns)
         .args(args)
         .env_remove("PEERSHARE_API")
         .env_remove("PEERSHARE_DATA_DIR")
@@ -185,12 +206,19 @@ pub struct Daemon {
     /// Where the daemon's stderr goes (appended over restarts).
     pub log: PathBuf,
     extra: Vec<String>,
+    netns: Option<String>,
     child: Option<Child>,
 }
 
 impl Daemon {
     /// Starts a daemon named `name` in `sandbox/name/{data,share,downloads}` with extra `up` options.
     pub fn start(sandbox: &Sandbox, name: &str, extra: &[&str]) -> Self {
+        Self::start_in(sandbox, name, None, extra)
+    }
+
+    /// Starts a daemon inside network namespace `netns` (when given), listening on
+    /// all its interfaces with LAN discovery on; without one, like [`Daemon::start`].
+    pub fn start_in(sandbox: &Sandbox, name: &str, netns: Option<&str>, extra: &[&str]) -> Self {
         let base = sandbox.dir(name);
         let data_dir = base.join("data");
         let share_dir = sandbox.share_dir(name);
@@ -206,6 +234,7 @@ impl Daemon {
             downloads,
             log,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            netns: netns.map(str::to_string),
             child: None,
         };
         d.spawn();
@@ -226,7 +255,7 @@ impl Daemon {
             .append(true)
             .open(&self.log)
             .expect("open the daemon log");
-        let mut cmd = Command::new(BIN);
+        let mut cmd = peershare(self.netns.as_deref());
         cmd.arg("up")
             .arg("--data-dir")
             .arg(&self.data_dir)
@@ -234,10 +263,14 @@ impl Daemon {
             .arg(&self.share_dir)
             .arg("--downloads")
             .arg(&self.downloads)
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"])
+            .args(["--api", "127.0.0.1:0"]);
+        if self.netns.is_some() {
+            cmd.args(["--listen", "/ip4/0.0.0.0/tcp/0"]);
+        } else {
             // Multicast never leaves a test: LAN discovery is tested in network namespaces only.
-            .arg("--no-mdns")
-            .args(&self.extra)
+            cmd.args(["--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"]);
+        }
+        cmd.args(&self.extra)
             .args(self.index_default())
             .env_remove("PEERSHARE_API")
             .env_remove("PEERSHARE_DATA_DIR")
@@ -299,7 +332,7 @@ impl Daemon {
             "--json".as_ref(),
         ];
         all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
-        run_client_with_input(&all, input)
+        run_client_in(self.netns.as_deref(), &all, input)
     }
 
     /// Registers `name` on the daemon's index (password on stdin); the daemon then joins.
