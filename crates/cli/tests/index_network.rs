@@ -101,6 +101,16 @@ fn three_users_search_browse_download_by_name_and_drop_out_when_dead() {
         vec![("aula 1.mp4".to_string(), set(&["alice"]))]
     );
 
+    // Index users form one DHT: the index handed out peers to enter it through.
+    let a_id = a.peer_id();
+    let peers = c.cli_ok(&["peers"]);
+    let from_index = peers["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .any(|p| p["peer_id"] == a_id.as_str() && p["found_by"].to_string().contains("index"));
+    assert!(from_index, "{peers}");
+
     // Users and browsing a user's files.
     assert_eq!(online_users(&c), set(&["alice", "bob", "carol"]));
     let listed = c.cli_ok(&["browse", "alice"]);

@@ -81,6 +81,27 @@ pub struct Joined {
     pub heartbeat_secs: u64,
     /// Without a heartbeat for this long the peer counts as offline, in seconds.
     pub peer_timeout_secs: u64,
+    /// A few online peers (full addresses ending in `/p2p/<id>`) to join the DHT through.
+    pub bootstrap: Vec<String>,
+}
+
+/// Most peers handed to a joining peer for the DHT.
+pub const BOOTSTRAP_PEERS: i64 = 5;
+
+/// Full addresses of a few online peers other than `peer_id`.
+async fn bootstrap_addrs(state: &AppState, peer_id: &str) -> Result<Vec<String>, ApiError> {
+    let cutoff = state.online_cutoff(now_ms());
+    let peers = state
+        .store()
+        .bootstrap_peers(cutoff, peer_id, BOOTSTRAP_PEERS)
+        .await?;
+    Ok(peers
+        .into_iter()
+        .flat_map(|(id, addrs_json)| {
+            let addrs: Vec<String> = serde_json::from_str(&addrs_json).unwrap_or_default();
+            addrs.into_iter().map(move |a| format!("{a}/p2p/{id}"))
+        })
+        .collect())
 }
 
 /// Parses a peer id from the API.
@@ -288,7 +309,9 @@ pub async fn join(
             .join_peer(user.id, &peer_id, &addrs_json, &files, now_ms(), &audit)
             .await?
             .map_err(refused(&peer_id))?;
+        let bootstrap = bootstrap_addrs(&state, &peer_id).await?;
         Ok(Json(Joined {
+            bootstrap,
             peer_id,
             files: files.len(),
             heartbeat_secs: state.config().heartbeat.as_secs().max(1),

@@ -528,6 +528,26 @@ impl Store {
         Ok(Ok(removed))
     }
 
+    /// Up to `limit` online peers other than `peer_id`, most recently seen first:
+    /// (peer id, addresses as JSON), for a joining peer to enter the DHT through.
+    pub async fn bootstrap_peers(
+        &self,
+        cutoff: i64,
+        peer_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT peer_id, addrs FROM peers \
+             WHERE left_at IS NULL AND last_seen >= ? AND peer_id <> ? \
+             ORDER BY last_seen DESC LIMIT ?",
+        )
+        .bind(cutoff)
+        .bind(peer_id)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await
+    }
+
     // ----- users and browse -----------------------------------------------
 
     /// Users with their peers, ordered by name; with `all` false only users

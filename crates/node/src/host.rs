@@ -85,6 +85,9 @@ enum Command {
         key: [u8; 32],
         reply: oneshot::Sender<HashSet<PeerId>>,
     },
+    AddDhtPeers {
+        addrs: Vec<Multiaddr>,
+    },
 }
 
 /// A handle to the libp2p host task.
@@ -192,6 +195,11 @@ impl Host {
         let (reply, rx) = oneshot::channel();
         self.send(Command::FindProviders { key, reply }).await?;
         rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Enters the DHT through these full peer addresses (the index hands some out).
+    pub async fn add_dht_peers(&self, addrs: Vec<Multiaddr>) -> Result<(), NodeError> {
+        self.send(Command::AddDhtPeers { addrs }).await
     }
 
     /// The addresses this peer listens on, without the `/p2p/<id>` suffix.
@@ -395,6 +403,25 @@ impl EventLoop {
                     .behaviour_mut()
                     .kad
                     .stop_providing(&RecordKey::new(&key));
+            }
+            Command::AddDhtPeers { addrs } => {
+                for addr in addrs {
+                    let Ok((peer, dial)) = parse_peer_addr(&addr.to_string()) else {
+                        continue;
+                    };
+                    if peer == *self.swarm.local_peer_id() {
+                        continue;
+                    }
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, dial.clone());
+                    self.book.saw(peer, [dial], FoundBy::Index);
+                    if !self.swarm.is_connected(&peer) {
+                        let _ = self.swarm.dial(addr);
+                    }
+                }
+                let _ = self.swarm.behaviour_mut().kad.bootstrap();
             }
             Command::FindProviders { key, reply } => {
                 let query = self

@@ -125,6 +125,9 @@ pub struct Joined {
     pub heartbeat_secs: u64,
     /// Seconds without a heartbeat before the peer counts as offline.
     pub peer_timeout_secs: u64,
+    /// Online peers to join the DHT through (full addresses).
+    #[serde(default)]
+    pub bootstrap: Vec<String>,
 }
 
 /// Search parameters, as the index takes them.

@@ -314,6 +314,13 @@ impl Inner {
             Err(e) => return Ended::Failed(e),
         };
         *retry = MIN_RETRY;
+        // Index users form one DHT: enter it through peers the index names.
+        let peers = joined
+            .bootstrap
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let _ = self.host.add_dht_peers(peers).await;
         if let Err(e) = self.publish_changes(session, &mut published).await {
             return Ended::Failed(e);
         }

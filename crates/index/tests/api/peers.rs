@@ -243,3 +243,37 @@ async fn unknown_peers_are_404() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"], "invalid_peer_id");
 }
+
+#[tokio::test]
+async fn a_joining_peer_gets_other_online_peers_to_enter_the_dht_through() {
+    let ix = Index::start().await;
+    let alice = ix.user("alice").await;
+    let bob = ix.user("bob").await;
+    let first = Keypair::generate_ed25519();
+    let (status, body) = ix.join_signed(&alice, &first, &first, json!([])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["bootstrap"], json!([]), "nobody else is online yet");
+    let first_id = first.public().to_peer_id().to_string();
+
+    let second = Keypair::generate_ed25519();
+    let (status, body) = ix.join_signed(&bob, &second, &second, json!([])).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body["bootstrap"],
+        json!([format!("/ip4/127.0.0.1/tcp/4100/p2p/{first_id}")]),
+        "the other online peer, never the joiner itself"
+    );
+
+    // A peer that left is not handed out.
+    let (status, _) = ix
+        .call(
+            Method::DELETE,
+            &format!("/peers/{first_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, body) = ix.join_signed(&bob, &second, &second, json!([])).await;
+    assert_eq!(body["bootstrap"], json!([]));
+}
