@@ -4,8 +4,9 @@
 //! expire, withdrawn when a file is unshared), mDNS on the LAN, and search
 //! by words through the DHT.
 //!
-//! A search asks the DHT who provides each word, then browses those peers
-//! and keeps only entries whose names hold every word: a record never
+//! A search asks the DHT who provides each word, then browses the
+//! providers of the rarest word and keeps only entries whose names hold
+//! every word: a record never
 //! stands for a file by itself, so a provider that lies, or answers browse
 //! with junk, is skipped and logged, never shown.
 
@@ -137,6 +138,19 @@ pub fn announce_shares(host: Host, shares: ShareIndex) {
     });
 }
 
+/// The addresses of `peer`, waiting briefly for the connection the provider
+/// lookup opened to report where it is.
+async fn known_addrs(host: &Host, peer: &PeerId) -> Vec<Multiaddr> {
+    for _ in 0..60 {
+        let addrs = host.book().addrs(peer);
+        if !addrs.is_empty() {
+            return addrs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Vec::new()
+}
+
 /// One holder of a file found through the DHT.
 #[derive(Debug, Clone, Serialize)]
 pub struct DhtSource {
@@ -169,15 +183,17 @@ pub async fn search_words(host: &Host, query: &str) -> Result<Vec<DhtHit>, NodeE
         return Ok(Vec::new());
     }
     let lookups = words.iter().map(|w| host.find_providers(word_key(w)));
-    let mut providers: Option<HashSet<PeerId>> = None;
+    // Nodes keep only `replication` providers per key, so a common word's list
+    // is cut short: browse the providers of the rarest word, whose list is
+    // whole, rather than intersect lists that may each miss the holder.
+    let mut rarest: Option<HashSet<PeerId>> = None;
     for found in join_all(lookups).await {
         let found = found?;
-        providers = Some(match providers {
-            None => found,
-            Some(p) => p.intersection(&found).copied().collect(),
-        });
+        if rarest.as_ref().is_none_or(|r| found.len() < r.len()) {
+            rarest = Some(found);
+        }
     }
-    let mut providers: Vec<PeerId> = providers
+    let mut providers: Vec<PeerId> = rarest
         .unwrap_or_default()
         .into_iter()
         .filter(|p| *p != host.peer_id())
@@ -185,7 +201,7 @@ pub async fn search_words(host: &Host, query: &str) -> Result<Vec<DhtHit>, NodeE
     providers.sort();
     providers.truncate(MAX_PROVIDERS_BROWSED);
     let browses = providers.iter().map(|peer| async move {
-        let addrs = host.book().addrs(peer);
+        let addrs = known_addrs(host, peer).await;
         let dial = addrs.first().cloned();
         let listing = match dial {
             Some(addr) => browse_all(host, *peer, addr).await,

@@ -453,6 +453,10 @@ impl EventLoop {
                 ..
             } => {
                 let remote = endpoint.get_remote_address().clone();
+                if endpoint.is_dialer() {
+                    self.book
+                        .saw(peer_id, [remote.clone()], FoundBy::Connection);
+                }
                 self.connections.insert(connection_id, remote);
                 self.book.connection(peer_id, true);
             }
@@ -511,6 +515,15 @@ impl EventLoop {
                 };
                 if let Some((found, _)) = self.finding.get_mut(&id) {
                     if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
+                        // The query knows the providers' addresses only while it runs:
+                        // dial now, and the connection records where they are.
+                        for provider in &providers {
+                            if !self.swarm.is_connected(provider)
+                                && provider != self.swarm.local_peer_id()
+                            {
+                                let _ = self.swarm.dial(*provider);
+                            }
+                        }
                         found.extend(providers);
                     }
                 }
