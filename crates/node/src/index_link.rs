@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use peershare_core::FileId;
@@ -28,7 +28,7 @@ use crate::index_client::{
 };
 use crate::private_file::write_private;
 use crate::share::{ShareIndex, ShareOrigin, SharedFile};
-use crate::NodeError;
+use crate::{now_ms, NodeError};
 
 /// The session file's name inside the data folder.
 pub const SESSION_FILE: &str = "index-session.json";
@@ -573,13 +573,6 @@ fn load_session(path: &Path, url: &str) -> Option<Session> {
         return None;
     }
     (stored.session.expires_at > now_ms()).then_some(stored.session)
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

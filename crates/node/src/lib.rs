@@ -35,6 +35,14 @@ pub use daemon::{start, IndexSettings, Node, NodeConfig, RunningNode};
 
 use std::path::Path;
 
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Makes aws-lc the process's TLS provider (HTTP clients need one); later calls do nothing.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -8,10 +8,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use libp2p::{Multiaddr, PeerId};
 use serde::Serialize;
+
+use crate::now_ms;
 
 /// Most peers remembered.
 pub const MAX_PEERS: usize = 10_000;
@@ -155,13 +156,6 @@ fn without_p2p(mut addr: Multiaddr) -> Multiaddr {
         addr.pop();
     }
     addr
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
