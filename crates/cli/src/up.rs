@@ -174,8 +174,10 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
 
 /// Logs to standard error, filtered by `PEERSHARE_LOG` (default: info).
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PEERSHARE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,libp2p=warn"));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PEERSHARE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_kad=error,libp2p_mdns=warn")
+        });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
