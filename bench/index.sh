@@ -49,14 +49,7 @@ source "$SCRIPT_DIR/lib.sh"
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- build
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    echo "building (cargo build --release -p peershare) ..."
-    (cd "$ROOT" && cargo build --release -p peershare)
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
-BIN=$TARGET_DIR/release/peershare
-[ -x "$BIN" ] || die "no binary at $BIN"
+build_peershare
 
 # 1000 client connections plus the index's own.
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

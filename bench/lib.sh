@@ -33,3 +33,16 @@ cleanup() {
     if [ -n "$T" ]; then rm -rf "$T"; fi
 }
 trap cleanup EXIT
+
+# Builds the release binary (unless SKIP_BUILD=1) and sets BIN to it,
+# honouring CARGO_TARGET_DIR. Needs ROOT and die.
+build_peershare() {
+    if [ "${SKIP_BUILD:-0}" != 1 ]; then
+        echo "building (cargo build --release -p peershare) ..."
+        (cd "$ROOT" && cargo build --release -p peershare)
+    fi
+    local target_dir=${CARGO_TARGET_DIR:-$ROOT/target}
+    case "$target_dir" in /*) ;; *) target_dir=$ROOT/$target_dir ;; esac
+    BIN=$target_dir/release/peershare
+    [ -x "$BIN" ] || die "no binary at $BIN"
+}

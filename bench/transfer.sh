@@ -62,14 +62,7 @@ forget() {
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- build
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    echo "building (cargo build --release -p peershare) ..."
-    (cd "$ROOT" && cargo build --release -p peershare)
-fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-case "$TARGET_DIR" in /*) ;; *) TARGET_DIR=$ROOT/$TARGET_DIR ;; esac
-BIN=$TARGET_DIR/release/peershare
-[ -x "$BIN" ] || die "no binary at $BIN"
+build_peershare
 
 # ---------------------------------------------------------------- test file
 T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-bench.XXXXXX")
@@ -205,7 +198,7 @@ A_PID=""
 start_a() {
     # shellcheck disable=SC2086  # UP_ARGS is split on purpose
     start_bg "$T/a.log" "$BIN" up --data-dir "$T/a" --share "$T/share" --downloads "$T/a-dl" \
-        --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 $UP_ARGS
+        --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --no-index --no-mdns $UP_ARGS
     A_PID=$STARTED_PID
     echo "waiting for daemon A to hash the share ..."
     A_STATUS=$(wait_status "$T/a" "$A_PID" 1)
@@ -226,7 +219,7 @@ run_peershare() {
     # shellcheck disable=SC2086
     start_bg "$T/b.log" /usr/bin/time -v -o "$T/b.time" \
         "$BIN" up --data-dir "$T/b" --share "$T/b-share" --downloads "$T/b-dl" \
-        --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 $UP_ARGS
+        --listen /ip4/127.0.0.1/tcp/0 --api 127.0.0.1:0 --no-index --no-mdns $UP_ARGS
     time_pid=$STARTED_PID
     # GNU time ignores SIGINT itself: signal the daemon, its child.
     b_pid=$(child_of "$time_pid")

@@ -56,7 +56,6 @@ pub fn router(node: Node, token: String) -> Router {
         .route("/api/v1/index/login", post(index_login))
         .route("/api/v1/index/logout", post(index_logout))
         .route("/api/v1/index/unregister", post(index_unregister))
-        .route("/api/v1/index/search", get(index_search))
         .route("/api/v1/index/users", get(index_users))
         .route("/api/v1/index/users/{name}/files", get(index_user_files))
         .route("/api/v1/index/audit", get(index_audit))
@@ -287,14 +286,6 @@ async fn index_logout(State(s): State<ApiState>) -> Result<impl IntoResponse, No
 async fn index_unregister(State(s): State<ApiState>) -> Result<impl IntoResponse, NodeError> {
     link(&s)?.unregister().await?;
     Ok(Json(json!({ "unregistered": true })))
-}
-
-async fn index_search(
-    State(s): State<ApiState>,
-    Query(params): Query<SearchParams>,
-) -> Result<impl IntoResponse, NodeError> {
-    let link = link(&s)?;
-    Ok(Json(link.client().search(&link.token()?, &params).await?))
 }
 
 #[derive(Deserialize)]

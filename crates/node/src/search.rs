@@ -152,7 +152,6 @@ fn merge(
             }
         }
     }
-    let known_before = hits.len();
     origins.insert("dht".to_string(), outcome(&dht, Vec::len));
     let mut dht_only = 0;
     if let Ok(found) = dht {
@@ -184,7 +183,6 @@ fn merge(
             }
         }
     }
-    debug_assert!(hits.len() >= known_before);
     Merged {
         results: hits.into_values().collect(),
         total: index_total + dht_only,

@@ -477,10 +477,7 @@ impl Daemon {
 
     /// Kills the daemon with SIGKILL (its own process only) and reaps it.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Stops the daemon with SIGTERM (its own pid) and waits for it; SIGKILL if it hangs.
@@ -526,6 +523,14 @@ impl Drop for Daemon {
                 self.name
             );
         }
+    }
+}
+
+/// Kills a child we started (SIGKILL to its own pid) and reaps it.
+fn kill_and_reap(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
     }
 }
 
@@ -603,10 +608,7 @@ impl IndexProcess {
 
     /// Kills the index with SIGKILL and reaps it.
     pub fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill_and_reap(&mut self.child);
     }
 
     /// Starts the index again on the same port and data folder.
