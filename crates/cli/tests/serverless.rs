@@ -1,6 +1,7 @@
 //! No index at all: daemons on loopback join one DHT through a bootstrap
 //! peer, find each other's files by name words, download them, and stop
-//! finding a file once it is unshared. LAN discovery (mDNS) stays off here;
+//! finding a file once it is unshared; with fifty daemons, files of the
+//! survivors are still found after 30 % die. LAN discovery (mDNS) stays off here;
 //! multicast is tested only inside network namespaces.
 
 mod support;
@@ -100,4 +101,78 @@ fn three_daemons_find_and_fetch_files_through_the_dht_alone() {
             .collect();
         (!holders.contains(&b_id)).then_some(())
     });
+}
+
+/// The holders `searcher` finds for the file of node `i`.
+fn holders_of(searcher: &Daemon, i: usize) -> BTreeSet<String> {
+    let v = searcher.cli_ok(&["search", &format!("node {i} report")]);
+    found(&v)
+        .into_iter()
+        .filter(|(n, _)| *n == format!("node {i} report.txt"))
+        .flat_map(|(_, h)| h)
+        .collect()
+}
+
+/// Churn: fifty daemons, each joining through one of the first three; once
+/// the last finds every file, every third node dies (the three bootstrap
+/// nodes among them) and the files of every survivor are still found.
+#[test]
+fn files_of_survivors_are_still_found_after_30_percent_of_the_nodes_die() {
+    const NODES: usize = 50;
+    const KILLED: usize = 15;
+    let sandbox = Sandbox::new();
+    let dht = ["--no-index", "--republish", "5", "--provider-ttl", "600"];
+    let mut nodes: Vec<Daemon> = Vec::with_capacity(NODES);
+    let mut bootstrap: Vec<String> = Vec::new();
+    for i in 0..NODES {
+        let name = format!("n{i}");
+        write_random(
+            &sandbox
+                .share_dir(&name)
+                .join(format!("node {i} report.txt")),
+            100,
+        );
+        let mut args: Vec<&str> = dht.to_vec();
+        // Each node joins through one of the first three, so no single node holds the DHT together.
+        if !bootstrap.is_empty() {
+            args.extend(["--bootstrap", bootstrap[i % bootstrap.len()].as_str()]);
+        }
+        let node = Daemon::start(&sandbox, &name, &args);
+        if bootstrap.len() < 3 {
+            bootstrap.push(node.addr());
+        }
+        nodes.push(node);
+    }
+    let ids: Vec<String> = nodes.iter().map(Daemon::peer_id).collect();
+    let searcher = NODES - 1;
+    for (i, id) in ids.iter().enumerate().take(searcher) {
+        wait_until(&format!("node {i}'s file to be found"), WAIT, || {
+            holders_of(&nodes[searcher], i).contains(id).then_some(())
+        });
+    }
+
+    // Kill 30 %: every third node from the start, the bootstrap nodes included.
+    let killed: BTreeSet<usize> = (0..NODES).step_by(3).take(KILLED).collect();
+    assert!(!killed.contains(&searcher));
+    for &i in &killed {
+        nodes[i].kill9();
+    }
+    let mut missing = Vec::new();
+    for i in (0..searcher).filter(|i| !killed.contains(i)) {
+        if !holders_of(&nodes[searcher], i).contains(&ids[i]) {
+            missing.push(i);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "files of live nodes not found after {KILLED} of {NODES} died: {missing:?}"
+    );
+    // Records still name the dead; search skips them rather than failing or listing them.
+    for &i in &killed {
+        let holders = holders_of(&nodes[searcher], i);
+        assert!(
+            holders.is_empty(),
+            "node {i} is dead, yet listed as holding its file: {holders:?}"
+        );
+    }
 }
