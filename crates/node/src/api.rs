@@ -190,7 +190,7 @@ async fn status(State(s): State<ApiState>) -> Json<StatusView> {
 }
 
 async fn shares(State(s): State<ApiState>) -> impl IntoResponse {
-    let (files, total) = s.node.shares.page(0, u32::MAX);
+    let (files, total) = s.node.shares.page(0, u32::MAX, &Default::default());
     Json(json!({ "files": files, "total": total }))
 }
 
@@ -208,8 +208,13 @@ async fn browse(
     Query(q): Query<BrowseQuery>,
 ) -> Result<impl IntoResponse, NodeError> {
     let (peer, dial) = crate::host::parse_peer_addr(&q.peer)?;
-    let files = crate::download::browse_all(&s.node.host, peer, dial).await?;
-    Ok(Json(json!({ "peer": peer.to_string(), "files": files })))
+    let listing = crate::browse::browse_all(&s.node.host, peer, dial, &Default::default()).await?;
+    Ok(Json(json!({
+        "peer": peer.to_string(),
+        "files": listing.files,
+        "total": listing.total,
+        "truncated": listing.truncated,
+    })))
 }
 
 #[derive(Deserialize)]

@@ -22,7 +22,7 @@ use peershare_core::words::{file_key, name_has_words, name_words, word_key};
 use peershare_core::FileId;
 use serde::Serialize;
 
-use crate::download::browse_all;
+use crate::browse::browse_all;
 use crate::host::Host;
 use crate::share::{ShareIndex, SharedFile};
 use crate::NodeError;
@@ -35,6 +35,8 @@ pub const MAX_PROVIDED_KEYS: usize = 500_000;
 const MAX_QUERY_WORDS: usize = 8;
 /// Most providers browsed for one search.
 const MAX_PROVIDERS_BROWSED: usize = 32;
+/// How long one provider may take to list its matching files.
+const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How the serverless side runs.
 #[derive(Debug, Clone)]
@@ -173,24 +175,71 @@ pub struct DhtHit {
     pub sources: Vec<DhtSource>,
 }
 
-/// Files whose names hold every word of `query`, from the peers the DHT names as providers.
-pub async fn search_words(host: &Host, query: &str) -> Result<Vec<DhtHit>, NodeError> {
+/// What a DHT search did, for people and benchmarks to see.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DhtSearchStats {
+    /// Words looked up (one provider lookup each, in parallel).
+    pub words: usize,
+    /// Requests the lookups sent to DHT nodes, all words together.
+    pub lookup_requests: u32,
+    /// How long the slowest lookup ran, in milliseconds.
+    pub lookup_ms: u64,
+    /// Providers of the rarest word, other than this peer.
+    pub providers: usize,
+    /// Providers that answered with at least one matching file.
+    pub answered: usize,
+    /// Providers skipped: unreachable, broken answers, or nothing matching.
+    pub skipped: usize,
+    /// The whole search, in milliseconds.
+    pub ms: u64,
+}
+
+/// The files a DHT search found, and what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct DhtSearch {
+    /// Files, one per id.
+    pub hits: Vec<DhtHit>,
+    /// What the search did.
+    pub stats: DhtSearchStats,
+}
+
+/// Files whose names hold every word of `query`, from the peers the DHT
+/// names as providers; providers that have not answered by `deadline` (or
+/// within [`PROVIDER_TIMEOUT`]) are skipped, never waited for.
+pub async fn search_words(
+    host: &Host,
+    query: &str,
+    deadline: tokio::time::Instant,
+) -> Result<DhtSearch, NodeError> {
+    let started = std::time::Instant::now();
     let words: BTreeSet<String> = name_words(query)
         .into_iter()
         .take(MAX_QUERY_WORDS)
         .collect();
+    let mut stats = DhtSearchStats {
+        words: words.len(),
+        ..DhtSearchStats::default()
+    };
     if words.is_empty() {
-        return Ok(Vec::new());
+        return Ok(DhtSearch::default());
     }
     let lookups = words.iter().map(|w| host.find_providers(word_key(w)));
     // Nodes keep only `replication` providers per key, so a common word's list
     // is cut short: browse the providers of the rarest word, whose list is
     // whole, rather than intersect lists that may each miss the holder.
     let mut rarest: Option<HashSet<PeerId>> = None;
-    for found in join_all(lookups).await {
-        let found = found?;
-        if rarest.as_ref().is_none_or(|r| found.len() < r.len()) {
-            rarest = Some(found);
+    let lookups = tokio::time::timeout_at(deadline, join_all(lookups))
+        .await
+        .map_err(|_| NodeError::PeerUnreachable("no DHT node answered in time".into()))?;
+    for lookup in lookups {
+        let lookup = lookup?;
+        stats.lookup_requests += lookup.requests;
+        stats.lookup_ms = stats.lookup_ms.max(lookup.duration.as_millis() as u64);
+        if rarest
+            .as_ref()
+            .is_none_or(|r| lookup.providers.len() < r.len())
+        {
+            rarest = Some(lookup.providers);
         }
     }
     let mut providers: Vec<PeerId> = rarest
@@ -200,31 +249,50 @@ pub async fn search_words(host: &Host, query: &str) -> Result<Vec<DhtHit>, NodeE
         .collect();
     providers.sort();
     providers.truncate(MAX_PROVIDERS_BROWSED);
+    stats.providers = providers.len();
+    let words = &words;
+    let browse_deadline = deadline.min(tokio::time::Instant::now() + PROVIDER_TIMEOUT);
     let browses = providers.iter().map(|peer| async move {
-        let addrs = known_addrs(host, peer).await;
-        let dial = addrs.first().cloned();
-        let listing = match dial {
-            Some(addr) => browse_all(host, *peer, addr).await,
-            None => Err(NodeError::PeerUnreachable(format!("no address for {peer}"))),
+        let listed = async {
+            let addrs = known_addrs(host, peer).await;
+            let listing = match addrs.first() {
+                // Providers filter by the words themselves; their answers are checked anyway.
+                Some(addr) => browse_all(host, *peer, addr.clone(), words).await,
+                None => Err(NodeError::PeerUnreachable(format!("no address for {peer}"))),
+            };
+            (addrs, listing)
         };
-        (*peer, addrs, listing)
+        match tokio::time::timeout_at(browse_deadline, listed).await {
+            Ok((addrs, listing)) => (*peer, addrs, listing),
+            Err(_) => (
+                *peer,
+                Vec::new(),
+                Err(NodeError::PeerUnreachable(format!(
+                    "{peer} did not list its files in time"
+                ))),
+            ),
+        }
     });
     let mut hits: BTreeMap<FileId, DhtHit> = BTreeMap::new();
     for (peer, addrs, listing) in join_all(browses).await {
         let entries = match listing {
-            Ok(entries) => entries,
+            Ok(listing) => listing.files,
             Err(e) => {
                 tracing::info!(%peer, "skipping a DHT provider: {e}");
+                stats.skipped += 1;
                 continue;
             }
         };
         let matching: Vec<_> = entries
             .into_iter()
-            .filter(|e| name_has_words(&e.name, &words))
+            .filter(|e| name_has_words(&e.name, words))
             .collect();
         if matching.is_empty() {
             tracing::info!(%peer, "a DHT provider lists no file with these words; skipped");
+            stats.skipped += 1;
+            continue;
         }
+        stats.answered += 1;
         for entry in matching {
             let hit = hits.entry(entry.id).or_insert_with(|| DhtHit {
                 id: entry.id,
@@ -243,5 +311,9 @@ pub async fn search_words(host: &Host, query: &str) -> Result<Vec<DhtHit>, NodeE
             }
         }
     }
-    Ok(hits.into_values().collect())
+    stats.ms = started.elapsed().as_millis() as u64;
+    Ok(DhtSearch {
+        hits: hits.into_values().collect(),
+        stats,
+    })
 }

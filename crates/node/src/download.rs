@@ -9,7 +9,7 @@
 //! writes them, so memory stays at a few pieces whatever the file size.
 //! A source that sends a piece that does not verify is dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,15 +20,15 @@ use libp2p::{Multiaddr, PeerId};
 use peershare_core::file_name::{sanitize, unique_path};
 use peershare_core::outboard::{read_exact_at, LEAF_LEN};
 use peershare_core::scan::PARTIAL_DIR;
-use peershare_core::wire::control::{
-    BrowseRequest, SharedFileEntry, TransferResponse, MAX_BROWSE_PAGE,
-};
+use peershare_core::wire::control::{SharedFileEntry, TransferResponse};
 use peershare_core::wire::data::{ClientFrame, PieceHeader, ServerFrame};
+use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard, PieceLayout};
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::assembly::{Assembly, PieceBuffer};
+use crate::browse::browse_all;
 use crate::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
 use crate::host::{ip_of, parse_peer_addr, Host};
 use crate::piece_map::{open_partial, partial_paths, PieceMap};
@@ -193,21 +193,21 @@ impl Downloads {
         file: &str,
     ) -> Result<SharedFileEntry, NodeError> {
         let wanted_id: Option<FileId> = file.parse().ok();
-        let entries = browse_all(&self.host, peer, dial.clone()).await?;
-        let mut matches: Vec<SharedFileEntry> = match wanted_id {
-            Some(id) => entries.into_iter().filter(|e| e.id == id).collect(),
-            None => {
-                let exact: Vec<_> = entries.iter().filter(|e| e.name == file).cloned().collect();
-                if exact.is_empty() {
-                    entries
-                        .into_iter()
-                        .filter(|e| e.name.rsplit('/').next() == Some(file))
-                        .collect()
-                } else {
-                    exact
-                }
-            }
-        };
+        // A name narrows the listing to the entries holding its words; when
+        // that finds nothing (a name longer than the words a peer indexes), or
+        // for an id, the whole listing is read.
+        let mut matches = Vec::new();
+        if wanted_id.is_none() {
+            let listed = browse_all(&self.host, peer, dial.clone(), &name_words(file)).await?;
+            matches = entries_named(listed.files, file);
+        }
+        if matches.is_empty() {
+            let listed = browse_all(&self.host, peer, dial.clone(), &BTreeSet::new()).await?;
+            matches = match wanted_id {
+                Some(id) => listed.files.into_iter().filter(|e| e.id == id).collect(),
+                None => entries_named(listed.files, file),
+            };
+        }
         matches.dedup_by_key(|e| e.id);
         match matches.len() {
             0 => Err(NodeError::NotFound(format!(
@@ -460,25 +460,16 @@ async fn verify_inherited(
     .map_err(|e| NodeError::Transfer(e.to_string()))?
 }
 
-/// Lists everything `peer` shares, page by page.
-pub async fn browse_all(
-    host: &Host,
-    peer: PeerId,
-    dial: Multiaddr,
-) -> Result<Vec<SharedFileEntry>, NodeError> {
-    let mut entries = Vec::new();
-    loop {
-        let request = BrowseRequest {
-            offset: entries.len() as u64,
-            limit: MAX_BROWSE_PAGE,
-        };
-        let page = host.browse(peer, vec![dial.clone()], request).await?;
-        let got = page.files.len();
-        entries.extend(page.files);
-        if got == 0 || entries.len() as u64 >= page.total {
-            return Ok(entries);
-        }
+/// The entries named exactly `name`, else those whose last path part is `name`.
+fn entries_named(entries: Vec<SharedFileEntry>, name: &str) -> Vec<SharedFileEntry> {
+    let (exact, others): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e.name == name);
+    if !exact.is_empty() {
+        return exact;
     }
+    others
+        .into_iter()
+        .filter(|e| e.name.rsplit('/').next() == Some(name))
+        .collect()
 }
 
 fn verified_bytes(map: &PieceMap, layout: PieceLayout) -> u64 {

@@ -23,8 +23,9 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, TransferRequest, TransferResponse, BROWSE_PROTOCOL,
-    MAX_BROWSE_PAGE, MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
+    MAX_BROWSE_PAGE, MAX_BROWSE_WORDS, MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
 };
+use peershare_core::words::name_words;
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -83,11 +84,22 @@ enum Command {
     },
     FindProviders {
         key: [u8; 32],
-        reply: oneshot::Sender<HashSet<PeerId>>,
+        reply: oneshot::Sender<ProviderLookup>,
     },
     AddDhtPeers {
         addrs: Vec<Multiaddr>,
     },
+}
+
+/// What one DHT provider lookup found, and what it cost.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderLookup {
+    /// The peers named as providers.
+    pub providers: HashSet<PeerId>,
+    /// Requests the lookup sent to DHT nodes.
+    pub requests: u32,
+    /// How long the lookup ran.
+    pub duration: Duration,
 }
 
 /// A handle to the libp2p host task.
@@ -190,8 +202,8 @@ impl Host {
         self.send(Command::Unprovide { key }).await
     }
 
-    /// The peers the DHT names as providers of `key` (empty when none answer in time).
-    pub async fn find_providers(&self, key: [u8; 32]) -> Result<HashSet<PeerId>, NodeError> {
+    /// The peers the DHT names as providers of `key` (none when none answer in time).
+    pub async fn find_providers(&self, key: [u8; 32]) -> Result<ProviderLookup, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::FindProviders { key, reply }).await?;
         rx.await.map_err(|_| NodeError::Stopped)
@@ -339,7 +351,7 @@ struct EventLoop {
     browsing: HashMap<OutboundRequestId, oneshot::Sender<Result<BrowseResponse, NodeError>>>,
     transferring: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferAnswer, NodeError>>>,
     held: HashMap<u64, ResponseChannel<TransferResponse>>,
-    finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<HashSet<PeerId>>)>,
+    finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<ProviderLookup>)>,
     book: PeerBook,
     has_dht_peers: bool,
 }
@@ -508,7 +520,10 @@ impl EventLoop {
                 }
             }
             kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
+                id,
+                result,
+                step,
+                stats,
             } => {
                 let kad::QueryResult::GetProviders(result) = result else {
                     return;
@@ -528,8 +543,12 @@ impl EventLoop {
                     }
                 }
                 if step.last {
-                    if let Some((found, reply)) = self.finding.remove(&id) {
-                        let _ = reply.send(found);
+                    if let Some((providers, reply)) = self.finding.remove(&id) {
+                        let _ = reply.send(ProviderLookup {
+                            providers,
+                            requests: stats.num_requests(),
+                            duration: stats.duration().unwrap_or_default(),
+                        });
                     }
                 }
             }
@@ -577,9 +596,15 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let (files, total) = self
-                    .shares
-                    .page(request.offset, request.limit.min(MAX_BROWSE_PAGE));
+                let words = request
+                    .words
+                    .iter()
+                    .take(MAX_BROWSE_WORDS)
+                    .flat_map(|w| name_words(w))
+                    .collect();
+                let (files, total) =
+                    self.shares
+                        .page(request.offset, request.limit.min(MAX_BROWSE_PAGE), &words);
                 let response = BrowseResponse { files, total };
                 let _ = self
                     .swarm
@@ -606,7 +631,7 @@ impl EventLoop {
                 ..
             } => {
                 if let Some(reply) = self.browsing.remove(&request_id) {
-                    let _ = reply.send(Err(unreachable(peer, error)));
+                    let _ = reply.send(Err(outbound_failure(peer, error)));
                 }
             }
             _ => {}
@@ -660,7 +685,7 @@ impl EventLoop {
                 ..
             } => {
                 if let Some(reply) = self.transferring.remove(&request_id) {
-                    let _ = reply.send(Err(unreachable(peer, error)));
+                    let _ = reply.send(Err(outbound_failure(peer, error)));
                 }
             }
             _ => {}
@@ -685,8 +710,17 @@ impl EventLoop {
     }
 }
 
-fn unreachable(peer: PeerId, error: request_response::OutboundFailure) -> NodeError {
-    NodeError::PeerUnreachable(format!("{peer}: {error}"))
+/// Why a request failed: an answer that does not decode is the peer's fault; anything else means it was not reached.
+fn outbound_failure(peer: PeerId, error: request_response::OutboundFailure) -> NodeError {
+    use std::io::ErrorKind;
+    match &error {
+        request_response::OutboundFailure::Io(e)
+            if matches!(e.kind(), ErrorKind::InvalidData | ErrorKind::Unsupported) =>
+        {
+            NodeError::PeerMisbehaved(format!("{peer} sent an answer that is not valid: {e}"))
+        }
+        _ => NodeError::PeerUnreachable(format!("{peer}: {error}")),
+    }
 }
 
 /// The IP address in a multiaddr, if it has one.

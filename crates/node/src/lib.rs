@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod assembly;
+pub mod browse;
 pub mod daemon;
 pub mod data_channel;
 pub mod dht;
@@ -83,6 +84,9 @@ pub enum NodeError {
     /// The peer could not be reached or did not answer.
     #[error("peer unreachable: {0}")]
     PeerUnreachable(String),
+    /// A peer answered against the protocol.
+    #[error("a peer broke the protocol: {0}")]
+    PeerMisbehaved(String),
     /// The sharing side said no (rejected or busy).
     #[error("{0}")]
     Refused(String),

@@ -15,7 +15,7 @@ use peershare_core::FileId;
 use serde::Serialize;
 
 use crate::daemon::Node;
-use crate::dht::{self, DhtHit};
+use crate::dht::{self, DhtHit, DhtSearch, DhtSearchStats};
 use crate::index_client::{SearchParams, SearchResults};
 use crate::peer_book::FoundBy;
 use crate::NodeError;
@@ -72,6 +72,9 @@ pub struct SourceOutcome {
     pub results: usize,
     /// Why it did not answer, when it did not.
     pub error: Option<String>,
+    /// What the DHT search did (the `dht` source only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<DhtSearchStats>,
 }
 
 /// A merged answer.
@@ -107,11 +110,19 @@ pub async fn search(node: &Node, params: &SearchParams) -> Merged {
         Some(outcome)
     };
     let dht = async {
-        match tokio::time::timeout(DHT_TIMEOUT, dht::search_words(&node.host, &params.q)).await {
-            Ok(Ok(hits)) => Ok(hits
-                .into_iter()
-                .filter(|h| matches_params(h, params))
-                .collect::<Vec<_>>()),
+        let deadline = tokio::time::Instant::now() + DHT_TIMEOUT;
+        // The DHT search keeps its own deadline and returns what it has; this is only a guard.
+        let guard = DHT_TIMEOUT + Duration::from_secs(2);
+        match tokio::time::timeout(guard, dht::search_words(&node.host, &params.q, deadline)).await
+        {
+            Ok(Ok(found)) => Ok(DhtSearch {
+                hits: found
+                    .hits
+                    .into_iter()
+                    .filter(|h| matches_params(h, params))
+                    .collect(),
+                stats: found.stats,
+            }),
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!(
                 "the DHT did not answer within {} s",
@@ -126,7 +137,7 @@ pub async fn search(node: &Node, params: &SearchParams) -> Merged {
 fn merge(
     node: &Node,
     index: Option<Result<SearchResults, String>>,
-    dht: Result<Vec<DhtHit>, String>,
+    dht: Result<DhtSearch, String>,
 ) -> Merged {
     let mut hits: BTreeMap<FileId, Hit> = BTreeMap::new();
     let mut origins = BTreeMap::new();
@@ -152,9 +163,10 @@ fn merge(
             }
         }
     }
-    origins.insert("dht".to_string(), outcome(&dht, Vec::len));
+    let mut dht_outcome = outcome(&dht, |d| d.hits.len());
     let mut dht_only = 0;
-    if let Ok(found) = dht {
+    if let Ok(DhtSearch { hits: found, stats }) = dht {
+        dht_outcome.stats = Some(stats);
         let lan_peers: BTreeSet<String> = node
             .host
             .book()
@@ -183,6 +195,7 @@ fn merge(
             }
         }
     }
+    origins.insert("dht".to_string(), dht_outcome);
     Merged {
         results: hits.into_values().collect(),
         total: index_total + dht_only,
@@ -196,11 +209,13 @@ fn outcome<T>(result: &Result<T, String>, count: impl Fn(&T) -> usize) -> Source
             ok: true,
             results: count(v),
             error: None,
+            stats: None,
         },
         Err(e) => SourceOutcome {
             ok: false,
             results: 0,
             error: Some(e.clone()),
+            stats: None,
         },
     }
 }

@@ -11,13 +11,14 @@
 //! from a request, and an entry whose file changed on disk since it was
 //! hashed is not served (see [`ShareIndex::get_unchanged`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use peershare_core::scan::{mtime_ns, scan_folder, ScannedFile};
 use peershare_core::wire::control::{SharedFileEntry, MAX_BROWSE_PAGE_NAME_BYTES};
+use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard};
 use tokio::sync::{mpsc, watch, Mutex};
 
@@ -76,6 +77,46 @@ impl SharedFile {
 struct Catalogue {
     by_id: HashMap<FileId, SharedFile>,
     sorted: Vec<FileId>,
+    /// For each name word, the positions in `sorted` of the files holding it, ascending.
+    by_word: HashMap<String, Vec<usize>>,
+}
+
+impl Catalogue {
+    fn new(by_id: HashMap<FileId, SharedFile>) -> Self {
+        let mut sorted: Vec<FileId> = by_id.keys().copied().collect();
+        sorted.sort_by(|a, b| by_id[a].name.cmp(&by_id[b].name).then(a.cmp(b)));
+        let mut by_word: HashMap<String, Vec<usize>> = HashMap::new();
+        for (at, id) in sorted.iter().enumerate() {
+            for word in name_words(&by_id[id].name) {
+                by_word.entry(word).or_default().push(at);
+            }
+        }
+        Self {
+            by_id,
+            sorted,
+            by_word,
+        }
+    }
+
+    /// Positions in `sorted` of the files whose names hold every word, ascending.
+    fn holding_words(&self, words: &BTreeSet<String>) -> Vec<usize> {
+        let mut lists: Vec<&Vec<usize>> = Vec::with_capacity(words.len());
+        for word in words {
+            match self.by_word.get(word) {
+                Some(list) => lists.push(list),
+                None => return Vec::new(),
+            }
+        }
+        lists.sort_by_key(|l| l.len());
+        let Some((rarest, others)) = lists.split_first() else {
+            return Vec::new();
+        };
+        rarest
+            .iter()
+            .copied()
+            .filter(|at| others.iter().all(|l| l.binary_search(at).is_ok()))
+            .collect()
+    }
 }
 
 /// The shared files, readable from any task.
@@ -180,20 +221,31 @@ impl ShareIndex {
             .cloned()
     }
 
-    /// One page of entries, sorted by name, and the total count.
+    /// One page of entries, sorted by name, and the total count; with `words`,
+    /// only the files whose names hold every one of them (offset and total
+    /// count within those).
     ///
     /// The page also stops once its names reach [`MAX_BROWSE_PAGE_NAME_BYTES`]
     /// (always carrying at least one entry), so a share of very long names can
     /// never make a response larger than a peer accepts.
-    pub fn page(&self, offset: u64, limit: u32) -> (Vec<SharedFileEntry>, u64) {
+    pub fn page(
+        &self,
+        offset: u64,
+        limit: u32,
+        words: &BTreeSet<String>,
+    ) -> (Vec<SharedFileEntry>, u64) {
         let cat = self.catalogue.read().expect("share index lock");
+        let matching: Option<Vec<usize>> = (!words.is_empty()).then(|| cat.holding_words(words));
+        let positions: Box<dyn Iterator<Item = usize>> = match &matching {
+            Some(m) => Box::new(m.iter().copied()),
+            None => Box::new(0..cat.sorted.len()),
+        };
+        let total = matching.as_ref().map_or(cat.sorted.len(), Vec::len) as u64;
         let mut name_bytes = 0;
-        let entries = cat
-            .sorted
-            .iter()
+        let entries = positions
             .skip(offset.min(usize::MAX as u64) as usize)
             .take(limit as usize)
-            .filter_map(|id| cat.by_id.get(id).map(SharedFile::entry))
+            .filter_map(|at| cat.by_id.get(&cat.sorted[at]).map(SharedFile::entry))
             .take_while(|e| {
                 let fits =
                     name_bytes == 0 || name_bytes + e.name.len() <= MAX_BROWSE_PAGE_NAME_BYTES;
@@ -201,7 +253,7 @@ impl ShareIndex {
                 fits
             })
             .collect();
-        (entries, cat.sorted.len() as u64)
+        (entries, total)
     }
 
     /// The shared file `id`, if it is still on disk unchanged since it was hashed.
@@ -284,10 +336,9 @@ impl ShareIndex {
         for f in files {
             by_id.entry(f.id()).or_insert(f);
         }
-        let mut sorted: Vec<FileId> = by_id.keys().copied().collect();
-        sorted.sort_by(|a, b| by_id[a].name.cmp(&by_id[b].name).then(a.cmp(b)));
-        let count = sorted.len();
-        *self.catalogue.write().expect("share index lock") = Catalogue { by_id, sorted };
+        let catalogue = Catalogue::new(by_id);
+        let count = catalogue.sorted.len();
+        *self.catalogue.write().expect("share index lock") = catalogue;
         self.generation.send_modify(|g| *g += 1);
         count
     }
@@ -457,7 +508,7 @@ mod tests {
         index.rescan().await.unwrap();
         let (mut seen, mut pages) = (0u64, 0);
         loop {
-            let (page, total) = index.page(seen, 1000);
+            let (page, total) = index.page(seen, 1000, &BTreeSet::new());
             assert_eq!(total, files);
             let bytes: usize = page.iter().map(|e| e.name.len()).sum();
             assert!(
@@ -472,6 +523,40 @@ mod tests {
         }
         assert_eq!(seen, files, "paging reaches every file");
         assert!(pages > 1, "the byte cap split the share into several pages");
+    }
+
+    #[tokio::test]
+    async fn a_page_filtered_by_words_holds_only_names_with_every_word() {
+        let share = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        for (n, name) in ["Aula 1.mp4", "aula 2.MP4", "aula 2 notes.txt", "other.mp4"]
+            .iter()
+            .enumerate()
+        {
+            std::fs::write(share.path().join(name), n.to_string()).unwrap();
+        }
+        let index = index(share.path(), &data.path().join("peer.db")).await;
+        index.rescan().await.unwrap();
+        let words = |q: &str| name_words(q);
+        let names = |offset, limit, q: &str| {
+            let (page, total) = index.page(offset, limit, &words(q));
+            (page.into_iter().map(|e| e.name).collect::<Vec<_>>(), total)
+        };
+        assert_eq!(
+            names(0, 10, "mp4 aula"),
+            (vec!["Aula 1.mp4".to_string(), "aula 2.MP4".to_string()], 2)
+        );
+        assert_eq!(
+            names(1, 10, "AULA mp4"),
+            (vec!["aula 2.MP4".to_string()], 2)
+        );
+        assert_eq!(names(0, 1, "2"), (vec!["aula 2 notes.txt".to_string()], 2));
+        assert_eq!(names(0, 10, "aula missing"), (vec![], 0));
+        assert_eq!(
+            index.page(0, 10, &BTreeSet::new()).1,
+            4,
+            "no words: every file"
+        );
     }
 
     #[tokio::test]

@@ -16,6 +16,8 @@ pub const TRANSFER_PROTOCOL: &str = "/peershare/transfer/1";
 pub const MAX_BROWSE_PAGE: u32 = 1000;
 /// The most bytes of names a browse page carries (a page stops early to stay under it).
 pub const MAX_BROWSE_PAGE_NAME_BYTES: usize = 2 << 20;
+/// The most words of a filtered browse a responder uses.
+pub const MAX_BROWSE_WORDS: usize = 8;
 /// The largest control message accepted, in bytes.
 pub const MAX_CONTROL_MESSAGE: u64 = 4 << 20;
 
@@ -26,6 +28,13 @@ pub struct BrowseRequest {
     pub offset: u64,
     /// Entries wanted; the responder caps it at [`MAX_BROWSE_PAGE`].
     pub limit: u32,
+    /// When not empty, only entries whose names hold every one of these words
+    /// (as [`crate::words::name_words`] splits them); offset and total count
+    /// within those. At most [`MAX_BROWSE_WORDS`] are used. Absent in older
+    /// requests; a responder that ignores it answers with every entry, so the
+    /// asker checks the words itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub words: Vec<String>,
 }
 
 /// One shared file as peers see it.
