@@ -31,9 +31,9 @@ pub enum Command {
     Index(IndexArgs),
     /// Show this peer's id, addresses and shares.
     Status,
-    /// List the files a user shares (through the index) or a peer shares (by its address).
+    /// List the files a user shares (through the index, or the DHT when the index cannot be asked) or a peer shares.
     Browse {
-        /// A user name, or a peer's full address ending in /p2p/<peer id>.
+        /// A user name, a peer id, or a peer's full address ending in /p2p/<peer id>.
         target: String,
         /// With a user name: also list files of the user's offline peers.
         #[arg(long)]

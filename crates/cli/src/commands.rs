@@ -111,20 +111,37 @@ fn is_peer_address(target: &str) -> bool {
     target.starts_with('/') && target.contains("/p2p/")
 }
 
+/// A libp2p peer id as people paste it (Ed25519 keys: `12D3KooW…`; older `Qm…`).
+fn is_peer_id(target: &str) -> bool {
+    let base58 = target
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() && !"0OIl".contains(c));
+    base58
+        && ((target.starts_with("12D3KooW") && target.len() == 52)
+            || (target.starts_with("Qm") && target.len() == 46))
+}
+
 async fn browse(cli: &Cli, client: &DaemonClient, target: &str, all: bool) -> Result<()> {
-    if is_peer_address(target) {
+    if is_peer_address(target) || is_peer_id(target) {
         let v: Value = client.get_query("/browse", &[("peer", target)]).await?;
         return print(cli, &v, || file_table(&v["files"]));
     }
-    let path = format!("/index/users/{}/files", url_segment(target));
+    let path = format!("/users/{}/files", url_segment(target));
     let all = if all { "true" } else { "false" };
     let v: Value = client.get_query(&path, &[("all", all)]).await?;
     print(cli, &v, || {
         let files = v["files"].as_array().cloned().unwrap_or_default();
-        if files.is_empty() {
-            return format!("{target} shares no files on an online peer");
+        let mut out = String::new();
+        if v["origin"] == "dht" {
+            out += &format!(
+                "(the index cannot be asked: {}; these are the files of peers that announce the name {target:?} in the DHT, which nobody vouches for)\n",
+                str_of(&v["index_error"])
+            );
         }
-        let mut out = format!("{:>12}  {:<64}  {:<7}  NAME\n", "SIZE", "ID", "ONLINE");
+        if files.is_empty() {
+            return format!("{out}{target} shares no files on an online peer");
+        }
+        out += &format!("{:>12}  {:<64}  {:<7}  NAME\n", "SIZE", "ID", "ONLINE");
         for f in files {
             out += &format!(
                 "{:>12}  {:<64}  {:<7}  {}\n",
@@ -582,6 +599,13 @@ mod tests {
         assert!(is_peer_address("/ip4/127.0.0.1/tcp/1/p2p/12D3KooWabc"));
         assert!(!is_peer_address("alice"));
         assert!(!is_peer_address("p2p/alice"));
+        assert!(is_peer_id(
+            "12D3KooWLxeMFhSVvLMqxg1DwSBMDiMB8uh93yBewqQpY4aytK4w"
+        ));
+        assert!(!is_peer_id("alice"));
+        assert!(!is_peer_id(
+            "12D3KooW has spaces in it, so it is a user name ok"
+        ));
         assert_eq!(url_segment("a b/../c"), "a%20b%2F..%2Fc");
     }
 }

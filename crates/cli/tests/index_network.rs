@@ -180,13 +180,31 @@ fn daemons_keep_working_while_the_index_is_down_and_rejoin_when_it_returns() {
         let st = a.index_status();
         (st["state"] == "unreachable").then_some(st)
     });
-    let search = b.cli_ok(&["search", "film"]);
+    // Search, browse and get go on through the DHT the index introduced them to.
+    let a_id = a.peer_id();
+    let search = wait_until("bob to find film.mkv through the DHT", WAIT, || {
+        let v = b.cli_ok(&["search", "film"]);
+        (holders(&v) == vec![("film.mkv".to_string(), set(&[&a_id]))]).then_some(v)
+    });
     assert_eq!(search["origins"]["index"]["ok"], false);
     let message = s(&search["origins"]["index"], "error");
     assert!(message.contains("unreachable"), "{message}");
+    assert_eq!(
+        search["results"][0]["sources"][0]["found_by"],
+        serde_json::json!(["dht"])
+    );
 
-    // Known peers still serve and download.
-    let got = b.cli_ok(&["get", &a.addr(), "film.mkv"]);
+    let alice = b.cli_ok(&["browse", "alice"]);
+    assert_eq!(alice["origin"], "dht", "{alice}");
+    assert!(s(&alice, "index_error").contains("unreachable"), "{alice}");
+    assert_eq!(alice["files"][0]["name"], "film.mkv", "{alice}");
+    assert_eq!(s(&alice["files"][0], "peer_id"), a_id);
+    let (known, _) = b.cli(&["browse", "nobody"]);
+    assert!(!known, "a name nobody announces is not found");
+    let by_id = b.cli_ok(&["browse", &a_id]);
+    assert_eq!(by_id["files"][0]["name"], "film.mkv", "{by_id}");
+
+    let got = b.cli_ok(&["get", "film.mkv"]);
     assert_eq!(got["state"], "done", "{got}");
     assert!(same_bytes(&film, &b.downloads.join("film.mkv")));
 

@@ -1,5 +1,5 @@
 //! Name words: how a file name is split into the words that serverless
-//! search looks up, and the DHT keys for a word and for a file id.
+//! search looks up, and the DHT keys for a word, a file id and a user name.
 //!
 //! A word is a run of letters and digits, NFKC-normalised and lowercased,
 //! so "Aula_1.MP4" and "aula 1.mp4" have the same words. This module only
@@ -40,6 +40,15 @@ pub fn word_key(word: &str) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
+/// The DHT key under which a peer logged in to an index as `user` announces
+/// itself, so people can still browse it by name while the index is down.
+/// Nothing proves the claim: any peer can announce any name.
+pub fn user_key(user: &str) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new_derive_key("peershare 2026 user name key");
+    hasher.update(user.as_bytes());
+    *hasher.finalize().as_bytes()
+}
+
 /// The DHT key under which holders of the file `id` are announced.
 pub fn file_key(id: &FileId) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new_derive_key("peershare 2026 file id key");
@@ -76,6 +85,12 @@ mod tests {
         assert_ne!(word_key("aula"), word_key("aulas"));
         let id = FileId::from(blake3::hash(b"x"));
         assert_ne!(file_key(&id), word_key(&id.to_hex()));
+        assert_ne!(user_key("aula"), word_key("aula"), "a user is not a word");
+        assert_ne!(
+            user_key("Alice"),
+            user_key("alice"),
+            "index names are case-sensitive"
+        );
         assert!(name_has_words("Aula 1.mp4", &set(&["aula", "mp4"])));
         assert!(!name_has_words("Aula 1.mp4", &set(&["aula", "2"])));
     }

@@ -58,6 +58,7 @@ pub fn router(node: Node, token: String) -> Router {
         .route("/api/v1/index/unregister", post(index_unregister))
         .route("/api/v1/index/users", get(index_users))
         .route("/api/v1/index/users/{name}/files", get(index_user_files))
+        .route("/api/v1/users/{name}/files", get(user_files))
         .route("/api/v1/index/audit", get(index_audit))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -207,7 +208,7 @@ async fn browse(
     State(s): State<ApiState>,
     Query(q): Query<BrowseQuery>,
 ) -> Result<impl IntoResponse, NodeError> {
-    let (peer, dial) = crate::host::parse_peer_addr(&q.peer)?;
+    let (peer, dial) = crate::people::peer_to_browse(&s.node.host, &q.peer).await?;
     let listing = crate::browse::browse_all(&s.node.host, peer, dial, &Default::default()).await?;
     Ok(Json(json!({
         "peer": peer.to_string(),
@@ -317,6 +318,16 @@ async fn index_user_files(
         link.client()
             .user_files(&link.token()?, &name, &query)
             .await?,
+    ))
+}
+
+async fn user_files(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Result<impl IntoResponse, NodeError> {
+    Ok(Json(
+        crate::people::user_files(&s.node, &name, &query).await?,
     ))
 }
 

@@ -89,6 +89,10 @@ enum Command {
     AddDhtPeers {
         addrs: Vec<Multiaddr>,
     },
+    FindPeer {
+        peer: PeerId,
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
 }
 
 /// What one DHT provider lookup found, and what it cost.
@@ -158,6 +162,7 @@ impl Host {
             transferring: HashMap::new(),
             held: HashMap::new(),
             finding: HashMap::new(),
+            locating: HashMap::new(),
             book: book.clone(),
             has_dht_peers: false,
         };
@@ -206,6 +211,17 @@ impl Host {
     pub async fn find_providers(&self, key: [u8; 32]) -> Result<ProviderLookup, NodeError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::FindProviders { key, reply }).await?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Where `peer` listens: from the peer book, else asked of the DHT (none when nobody knows).
+    pub async fn find_peer(&self, peer: PeerId) -> Result<Vec<Multiaddr>, NodeError> {
+        let known = self.book.addrs(&peer);
+        if !known.is_empty() {
+            return Ok(known);
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::FindPeer { peer, reply }).await?;
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
@@ -352,6 +368,7 @@ struct EventLoop {
     transferring: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferAnswer, NodeError>>>,
     held: HashMap<u64, ResponseChannel<TransferResponse>>,
     finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<ProviderLookup>)>,
+    locating: HashMap<QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     book: PeerBook,
     has_dht_peers: bool,
 }
@@ -443,6 +460,10 @@ impl EventLoop {
                     .get_providers(RecordKey::new(&key));
                 self.finding.insert(query, (HashSet::new(), reply));
             }
+            Command::FindPeer { peer, reply } => {
+                let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                self.locating.insert(query, (peer, reply));
+            }
         }
     }
 
@@ -525,8 +546,12 @@ impl EventLoop {
                 step,
                 stats,
             } => {
-                let kad::QueryResult::GetProviders(result) = result else {
-                    return;
+                let result = match result {
+                    kad::QueryResult::GetProviders(result) => result,
+                    kad::QueryResult::GetClosestPeers(result) => {
+                        return self.on_closest_peers(id, result);
+                    }
+                    _ => return,
                 };
                 if let Some((found, _)) = self.finding.get_mut(&id) {
                     if let Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) = result {
@@ -554,6 +579,27 @@ impl EventLoop {
             }
             _ => {}
         }
+    }
+
+    /// A lookup for a peer ended: its addresses, if the DHT knows where it is.
+    fn on_closest_peers(&mut self, id: QueryId, result: kad::GetClosestPeersResult) {
+        let Some((wanted, reply)) = self.locating.remove(&id) else {
+            return;
+        };
+        let peers = match result {
+            Ok(kad::GetClosestPeersOk { peers, .. }) => peers,
+            Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        let addrs: Vec<Multiaddr> = peers
+            .into_iter()
+            .filter(|p| p.peer_id == wanted)
+            .flat_map(|p| p.addrs)
+            .take(crate::peer_book::MAX_ADDRS_PER_PEER)
+            .collect();
+        if !addrs.is_empty() {
+            self.book.saw(wanted, addrs.clone(), FoundBy::Dht);
+        }
+        let _ = reply.send(addrs);
     }
 
     /// Sends every record this peer provides to the nodes now known: records

@@ -9,7 +9,9 @@
 //! with the whole list, so a restarted index is rejoined without anyone
 //! doing anything). It never blocks the rest of the daemon: while the index
 //! is away, browsing and downloading from known peers go on, and
-//! [`IndexLink::status`] says why the index cannot be used.
+//! [`IndexLink::status`] says why the index cannot be used. While logged in,
+//! the peer also announces the user's name in the DHT, so it can still be
+//! browsed by name when the index is down.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -17,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::identity::Keypair;
+use peershare_core::words::user_key;
 use peershare_core::FileId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -145,6 +148,7 @@ impl IndexLink {
         });
         let task = tokio::spawn(inner.clone().run());
         *inner.task.lock().expect("task lock") = Some(task);
+        tokio::spawn(announce_user(inner.host.clone(), inner.session.subscribe()));
         Self { inner }
     }
 
@@ -227,6 +231,34 @@ impl IndexLink {
 
     fn current_session(&self) -> Option<Session> {
         self.inner.session.borrow().clone()
+    }
+}
+
+/// Announces the logged-in user's name in the DHT, and withdraws it on
+/// logout, so people can still browse this peer by name while the index is down.
+async fn announce_user(host: Host, mut sessions: watch::Receiver<Option<Session>>) {
+    let mut announced: Option<String> = None;
+    loop {
+        let name = sessions
+            .borrow_and_update()
+            .as_ref()
+            .map(|s| s.name.clone());
+        if name != announced {
+            if let Some(old) = &announced {
+                if host.unprovide(user_key(old)).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(new) = &name {
+                if host.provide(user_key(new)).await.is_err() {
+                    return;
+                }
+            }
+            announced = name;
+        }
+        if sessions.changed().await.is_err() {
+            return;
+        }
     }
 }
 

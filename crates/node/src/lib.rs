@@ -24,6 +24,7 @@ pub mod index_client;
 pub mod index_link;
 pub mod peer_book;
 pub mod peer_tls;
+pub mod people;
 pub mod piece_map;
 pub mod piece_picker;
 mod private_file;

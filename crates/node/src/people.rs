@@ -1,0 +1,146 @@
+//! Who is behind a name: a user's shared files, from the index when it can
+//! be asked, else from the peers announcing that name in the DHT; and where
+//! a peer known only by its id listens.
+//!
+//! The index vouches for its users; the DHT does not, since any peer can
+//! announce any name. So a DHT answer is marked as such, says why the index
+//! was not used, and names every peer that claims the name. An index that
+//! answers "no such user" is believed; only an index that cannot be asked
+//! falls back to the DHT.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use futures::future::join_all;
+use libp2p::{Multiaddr, PeerId};
+use peershare_core::words::user_key;
+use serde_json::{json, Value};
+
+use crate::browse::browse_all;
+use crate::daemon::Node;
+use crate::host::{parse_peer_addr, Host};
+use crate::index_client::IndexError;
+use crate::NodeError;
+
+/// Most peers browsed for one name.
+const MAX_CLAIMANTS: usize = 16;
+/// How long one claimant may take to list its files.
+const CLAIMANT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The files of user `name`: the index's answer (tagged `"origin": "index"`),
+/// or, when the index cannot be asked, what the peers announcing `name` in
+/// the DHT share (tagged `"origin": "dht"`, with `index_error` and `claimed_by`).
+pub async fn user_files(
+    node: &Node,
+    name: &str,
+    query: &[(String, String)],
+) -> Result<Value, NodeError> {
+    let index_error = match &node.index {
+        None => "this daemon runs without an index".to_string(),
+        Some(link) => match link.token() {
+            Err(e) => e.to_string(),
+            Ok(token) => match link.client().user_files(&token, name, query).await {
+                Ok(mut found) => {
+                    found["origin"] = json!("index");
+                    return Ok(found);
+                }
+                Err(e @ IndexError::Refused { status, .. }) if status != 429 && status < 500 => {
+                    return Err(e.into())
+                }
+                Err(e) => e.to_string(),
+            },
+        },
+    };
+    user_files_from_dht(&node.host, name, index_error).await
+}
+
+async fn user_files_from_dht(
+    host: &Host,
+    name: &str,
+    index_error: String,
+) -> Result<Value, NodeError> {
+    let lookup = host.find_providers(user_key(name)).await?;
+    let mut claimants: Vec<PeerId> = lookup
+        .providers
+        .into_iter()
+        .filter(|p| *p != host.peer_id())
+        .collect();
+    claimants.sort();
+    claimants.truncate(MAX_CLAIMANTS);
+    if claimants.is_empty() {
+        return Err(NodeError::NotFound(format!(
+            "no peer announces the user {name:?} in the DHT, and the index cannot be asked ({index_error})"
+        )));
+    }
+    let listings = claimants.iter().map(|peer| async move {
+        let listed = async {
+            let addrs = host.find_peer(*peer).await?;
+            let dial = addrs
+                .first()
+                .cloned()
+                .ok_or_else(|| NodeError::PeerUnreachable(format!("no address for {peer}")))?;
+            browse_all(host, *peer, dial, &BTreeSet::new()).await
+        };
+        let listing = tokio::time::timeout(CLAIMANT_TIMEOUT, listed)
+            .await
+            .unwrap_or_else(|_| {
+                Err(NodeError::PeerUnreachable(format!(
+                    "{peer} did not list its files in time"
+                )))
+            });
+        (*peer, listing)
+    });
+    let mut files = Vec::new();
+    let mut claimed_by = Vec::new();
+    for (peer, listing) in join_all(listings).await {
+        match listing {
+            Ok(listing) => {
+                claimed_by.push(json!({ "peer_id": peer.to_string(), "ok": true }));
+                files.extend(listing.files.into_iter().map(|f| {
+                    json!({
+                        "id": f.id,
+                        "name": f.name,
+                        "size": f.size,
+                        "peer_id": peer.to_string(),
+                        "online": true,
+                    })
+                }));
+            }
+            Err(e) => {
+                tracing::info!(%peer, "a peer announcing {name:?} could not be browsed: {e}");
+                claimed_by.push(
+                    json!({ "peer_id": peer.to_string(), "ok": false, "error": e.to_string() }),
+                );
+            }
+        }
+    }
+    files.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Ok(json!({
+        "user": name,
+        "offset": 0,
+        "files": files,
+        "origin": "dht",
+        "index_error": index_error,
+        "claimed_by": claimed_by,
+    }))
+}
+
+/// A peer to browse from `target`: a full address, or a bare peer id whose
+/// address the peer book or the DHT knows.
+pub async fn peer_to_browse(host: &Host, target: &str) -> Result<(PeerId, Multiaddr), NodeError> {
+    if target.starts_with('/') {
+        return parse_peer_addr(target);
+    }
+    let peer: PeerId = target.parse().map_err(|_| {
+        NodeError::BadRequest(format!(
+            "{target:?} is neither a full peer address (/ip4/…/tcp/…/p2p/<id>) nor a peer id"
+        ))
+    })?;
+    let addrs = host.find_peer(peer).await?;
+    let dial = addrs.into_iter().next().ok_or_else(|| {
+        NodeError::NotFound(format!(
+            "no known address for {peer}: neither this peer nor the DHT has seen it"
+        ))
+    })?;
+    Ok((peer, dial))
+}
