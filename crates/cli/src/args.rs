@@ -131,9 +131,14 @@ pub struct SearchArgs {
     pub offset: Option<u32>,
 }
 
-/// Options of `peershare up`.
-#[derive(Args, Debug)]
+/// Options of `peershare up`. Each may also come from the config file
+/// (`--config FILE`, else `config.toml` in the data folder when it exists);
+/// a flag given here wins over the file.
+#[derive(Args, Debug, Clone, Default)]
 pub struct UpArgs {
+    /// A TOML file of settings (keys are the options' long names with `_` for `-`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// A folder to share (repeatable).
     #[arg(long, value_name = "DIR")]
     pub share: Vec<PathBuf>,
@@ -146,15 +151,15 @@ pub struct UpArgs {
     /// Listen address of the data connection (default: the TCP listen IP, any port).
     #[arg(long, value_name = "HOST:PORT")]
     pub data_listen: Option<String>,
-    /// What to do with requests for your files: accept, or ask you each time.
-    #[arg(long, default_value = "accept", value_name = "accept|ask")]
-    pub policy: String,
-    /// Uploads at once; further requests are answered "busy".
-    #[arg(long, default_value_t = 4)]
-    pub max_uploads: usize,
-    /// Seconds a request waits for your answer under `--policy ask`.
-    #[arg(long, default_value_t = 60)]
-    pub ask_timeout: u64,
+    /// What to do with requests for your files: accept (default), or ask you each time.
+    #[arg(long, value_name = "accept|ask")]
+    pub policy: Option<String>,
+    /// Uploads at once (default 4); further requests are answered "busy".
+    #[arg(long, value_name = "N")]
+    pub max_uploads: Option<usize>,
+    /// Seconds a request waits for your answer under `--policy ask` (default 60).
+    #[arg(long, value_name = "SECS")]
+    pub ask_timeout: Option<u64>,
     /// Limit on the total upload rate, bytes per second (suffixes K, M, G).
     #[arg(long, value_name = "RATE")]
     pub max_upload_rate: Option<String>,
@@ -198,15 +203,15 @@ pub struct UpArgs {
         value_name = "MULTIADDR"
     )]
     pub bootstrap: Vec<String>,
-    /// How many DHT nodes hold each provider record.
-    #[arg(long, default_value_t = 20, value_name = "K")]
-    pub dht_replication: usize,
-    /// Seconds a provider record lives on the nodes holding it.
-    #[arg(long, default_value_t = 24 * 3600, value_name = "SECS")]
-    pub provider_ttl: u64,
-    /// Seconds between re-announcements of this peer's records (at most the TTL).
-    #[arg(long, default_value_t = 12 * 3600, value_name = "SECS")]
-    pub republish: u64,
+    /// How many DHT nodes hold each provider record (default 20).
+    #[arg(long, value_name = "K")]
+    pub dht_replication: Option<usize>,
+    /// Seconds a provider record lives on the nodes holding it (default 86400, a day).
+    #[arg(long, value_name = "SECS")]
+    pub provider_ttl: Option<u64>,
+    /// Seconds between re-announcements of this peer's records, at most the TTL (default 43200).
+    #[arg(long, value_name = "SECS")]
+    pub republish: Option<u64>,
 }
 
 /// Options of `peershare index`; each may also come from the config file or the environment.

@@ -4,14 +4,18 @@
 //! Without `--index URL` (or `--no-index`) it also runs an index in the same
 //! process (port 1099), so one command on one machine is a whole network
 //! that others join; the daemon then joins that index like any other peer.
+//!
+//! Settings come from flags, then the config file (`--config FILE`, else
+//! `config.toml` in the data folder), then defaults.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use peershare_index::{IndexConfig, RunningIndex};
 use peershare_node::gate::Policy;
 use peershare_node::{IndexSettings, NodeConfig};
+use serde::Deserialize;
 
 use crate::args::{parse_bytes, Cli, UpArgs};
 use crate::client::data_dir;
@@ -20,6 +24,7 @@ use crate::index::seconds;
 /// Starts the daemon (and its embedded index) and waits for a stop signal.
 pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
     init_logging();
+    let args = &with_config_file(cli, args)?;
     let mut config = config_from_args(cli, args)?;
     let embedded = if config.index.is_none() && !args.no_index {
         let (index, url) = start_embedded_index(&config, args).await?;
@@ -139,9 +144,13 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
                 .with_context(|| format!("--data-listen {d:?} is not HOST:PORT"))?,
         );
     }
-    config.policy = args.policy.parse::<Policy>().map_err(|e| anyhow!(e))?;
-    config.max_uploads = args.max_uploads;
-    config.ask_timeout = Duration::from_secs(args.ask_timeout);
+    if let Some(policy) = &args.policy {
+        config.policy = policy.parse::<Policy>().map_err(|e| anyhow!(e))?;
+    }
+    if let Some(n) = args.max_uploads {
+        config.max_uploads = n;
+    }
+    seconds("ask-timeout", args.ask_timeout, &mut config.ask_timeout)?;
     config.max_upload_rate = match &args.max_upload_rate {
         Some(r) => Some(parse_bytes(r).ok_or_else(|| {
             anyhow!("--max-upload-rate {r:?}: use a byte count like 500K, 8M or 1G")
@@ -158,18 +167,115 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
                 .with_context(|| format!("--bootstrap {a:?} is not a multiaddr"))
         })
         .collect::<Result<_>>()?;
-    config.dht.replication = args.dht_replication.max(1);
+    if let Some(k) = args.dht_replication {
+        config.dht.replication = k.max(1);
+    }
     seconds(
         "provider-ttl",
-        Some(args.provider_ttl),
+        args.provider_ttl,
         &mut config.dht.provider_ttl,
     )?;
-    seconds("republish", Some(args.republish), &mut config.dht.republish)?;
+    seconds("republish", args.republish, &mut config.dht.republish)?;
     config.index = args.index.as_ref().map(|url| IndexSettings {
         url: url.clone(),
         ca_cert: args.index_ca.clone(),
     });
     Ok(config)
+}
+
+/// The settings `up` reads from its config file: the long option names,
+/// with `_` for `-`; lists for repeatable options.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpFile {
+    share: Option<Vec<PathBuf>>,
+    downloads: Option<PathBuf>,
+    listen: Option<Vec<String>>,
+    data_listen: Option<String>,
+    policy: Option<String>,
+    max_uploads: Option<usize>,
+    ask_timeout: Option<u64>,
+    max_upload_rate: Option<String>,
+    no_watch: Option<bool>,
+    index: Option<String>,
+    index_ca: Option<PathBuf>,
+    no_index: Option<bool>,
+    index_listen: Option<String>,
+    heartbeat: Option<u64>,
+    peer_timeout: Option<u64>,
+    admin: Option<Vec<String>>,
+    no_mdns: Option<bool>,
+    bootstrap: Option<Vec<String>>,
+    dht_replication: Option<usize>,
+    provider_ttl: Option<u64>,
+    republish: Option<u64>,
+}
+
+/// `args` with what the flags left unset taken from the config file, if there is one.
+fn with_config_file(cli: &Cli, args: &UpArgs) -> Result<UpArgs> {
+    let path = match &args.config {
+        Some(path) => path.clone(),
+        None => {
+            let default = data_dir(cli).join("config.toml");
+            if !default.exists() {
+                return Ok(args.clone());
+            }
+            default
+        }
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    let file: UpFile = toml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a valid peershare config (keys are the options of `peershare up`)",
+            path.display()
+        )
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    Ok(merge(args.clone(), file, base))
+}
+
+/// Fills what the flags left unset from `file`; relative paths in it are relative to `base`.
+fn merge(mut args: UpArgs, file: UpFile, base: &Path) -> UpArgs {
+    fn one<T>(flag: &mut Option<T>, from_file: Option<T>) {
+        if flag.is_none() {
+            *flag = from_file;
+        }
+    }
+    fn list<T>(flag: &mut Vec<T>, from_file: Option<Vec<T>>) {
+        if flag.is_empty() {
+            *flag = from_file.unwrap_or_default();
+        }
+    }
+    let path = |p: PathBuf| base.join(p);
+    list(
+        &mut args.share,
+        file.share.map(|v| v.into_iter().map(path).collect()),
+    );
+    one(&mut args.downloads, file.downloads.map(path));
+    list(&mut args.listen, file.listen);
+    one(&mut args.data_listen, file.data_listen);
+    one(&mut args.policy, file.policy);
+    one(&mut args.max_uploads, file.max_uploads);
+    one(&mut args.ask_timeout, file.ask_timeout);
+    one(&mut args.max_upload_rate, file.max_upload_rate);
+    args.no_watch |= file.no_watch.unwrap_or(false);
+    // An index chosen on the command line (or none) wins over the file's choice.
+    if args.index.is_none() && !args.no_index && args.index_listen.is_none() {
+        one(&mut args.index, file.index);
+        args.no_index = file.no_index.unwrap_or(false) && args.index.is_none();
+    }
+    one(&mut args.index_ca, file.index_ca.map(path));
+    one(&mut args.index_listen, file.index_listen);
+    one(&mut args.heartbeat, file.heartbeat);
+    one(&mut args.peer_timeout, file.peer_timeout);
+    list(&mut args.admins, file.admin);
+    args.no_mdns |= file.no_mdns.unwrap_or(false);
+    list(&mut args.bootstrap, file.bootstrap);
+    one(&mut args.dht_replication, file.dht_replication);
+    one(&mut args.provider_ttl, file.provider_ttl);
+    one(&mut args.republish, file.republish);
+    args
 }
 
 /// Logs to standard error, filtered by `PEERSHARE_LOG` (default: info).
@@ -197,4 +303,57 @@ pub async fn wait_for_stop() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> UpFile {
+        toml::from_str(text).expect("a valid file")
+    }
+
+    #[test]
+    fn the_file_fills_what_flags_leave_unset_and_flags_win() {
+        let text = r#"
+            share = ["music", "/srv/films"]
+            bootstrap = ["/ip4/10.0.0.1/tcp/1100/p2p/12D3KooWLxeMFhSVvLMqxg1DwSBMDiMB8uh93yBewqQpY4aytK4w"]
+            no_mdns = true
+            dht_replication = 8
+            policy = "ask"
+            index = "http://10.0.0.1:1099"
+        "#;
+        let flags = UpArgs {
+            policy: Some("accept".into()),
+            ..UpArgs::default()
+        };
+        let merged = merge(flags, file(text), Path::new("/etc/peershare"));
+        assert_eq!(
+            merged.share,
+            vec![
+                PathBuf::from("/etc/peershare/music"),
+                PathBuf::from("/srv/films")
+            ]
+        );
+        assert_eq!(merged.bootstrap.len(), 1);
+        assert!(merged.no_mdns);
+        assert_eq!(merged.dht_replication, Some(8));
+        assert_eq!(merged.policy.as_deref(), Some("accept"), "the flag wins");
+        assert_eq!(merged.index.as_deref(), Some("http://10.0.0.1:1099"));
+
+        let no_index = UpArgs {
+            no_index: true,
+            bootstrap: vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()],
+            ..UpArgs::default()
+        };
+        let merged = merge(no_index, file(text), Path::new("/etc"));
+        assert!(merged.index.is_none(), "--no-index beats the file's index");
+        assert_eq!(merged.bootstrap, vec!["/ip4/127.0.0.1/tcp/1/p2p/x"]);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let wrong: Result<UpFile, _> = toml::from_str("bootstrap_peers = []");
+        assert!(wrong.is_err(), "a misspelt key must not be ignored");
+    }
 }

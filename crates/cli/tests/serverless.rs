@@ -45,7 +45,15 @@ fn three_daemons_find_and_fetch_files_through_the_dht_alone() {
     let mut joined = dht.to_vec();
     joined.extend(["--bootstrap", first.as_str()]);
     let b = Daemon::start(&sandbox, "b", &joined);
-    let c = Daemon::start(&sandbox, "c", &joined);
+    // c finds its bootstrap peer (and its DHT timings) in config.toml in its data folder.
+    let c_data = sandbox.dir("c").join("data");
+    std::fs::create_dir_all(&c_data).unwrap();
+    std::fs::write(
+        c_data.join("config.toml"),
+        format!("bootstrap = [\"{first}\"]\nprovider_ttl = 30\nrepublish = 10\n"),
+    )
+    .unwrap();
+    let c = Daemon::start(&sandbox, "c", &["--no-index"]);
     b.wait_shared(2);
 
     // A word search reaches files of two other daemons, one row per id.
