@@ -23,15 +23,7 @@ import urllib.parse
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-
-def env_int(name, default):
-    value = os.environ.get(name, "")
-    return int(value) if value else default
-
-
-def env_float(name, default):
-    value = os.environ.get(name, "")
-    return float(value) if value else default
+from bench_env import env_float, env_int
 
 
 PEERS = env_int("PEERS", 1000)

@@ -38,6 +38,14 @@ use crate::NodeError;
 /// The identify protocol version peers announce.
 pub const IDENTIFY_VERSION: &str = "/peershare/id/1";
 const COMMAND_QUEUE: usize = 64;
+/// Routing-table size after which growth no longer makes a peer announce its records again.
+const REANNOUNCE_TABLE_LIMIT: usize = 256;
+/// How long a growing routing table settles before the records are announced again.
+const REANNOUNCE_DELAY: Duration = Duration::from_secs(10);
+/// The first pause before announcing a key again after a timed-out announcement.
+const PROVIDE_RETRY: Duration = Duration::from_secs(5);
+/// The longest pause between such retries.
+const MAX_PROVIDE_RETRY: Duration = Duration::from_secs(600);
 const BROWSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for the other side's person to answer an `ask` request.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -81,6 +89,12 @@ enum Command {
     },
     Unprovide {
         key: [u8; 32],
+    },
+    /// Announces every record again (the routing table has grown).
+    AnnounceAll,
+    /// Announces `key` again if this peer still provides it (a retry after a timeout).
+    ProvideAgain {
+        key: RecordKey,
     },
     FindProviders {
         key: [u8; 32],
@@ -164,7 +178,12 @@ impl Host {
             finding: HashMap::new(),
             locating: HashMap::new(),
             book: book.clone(),
-            has_dht_peers: false,
+            announced_at_table_size: 0,
+            announce_all_pending: false,
+            announce_loopback: listen
+                .iter()
+                .all(|a| ip_of(a).is_some_and(|ip| ip.is_loopback())),
+            provide_attempts: HashMap::new(),
         };
         let expected = listen.len();
         tokio::spawn(event_loop.run());
@@ -370,7 +389,14 @@ struct EventLoop {
     finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<ProviderLookup>)>,
     locating: HashMap<QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     book: PeerBook,
-    has_dht_peers: bool,
+    /// Routing-table size when this peer last announced all its records.
+    announced_at_table_size: usize,
+    /// An announcement of every record is scheduled.
+    announce_all_pending: bool,
+    /// Whether loopback addresses go into this peer's DHT records (only when it listens on nothing else).
+    announce_loopback: bool,
+    /// Failed announcements in a row, per key still announced: the next retry waits longer.
+    provide_attempts: HashMap<RecordKey, u32>,
 }
 
 impl EventLoop {
@@ -427,6 +453,12 @@ impl EventLoop {
                     tracing::warn!("cannot announce a key in the DHT: {e}");
                 }
             }
+            Command::AnnounceAll => self.announce_all(),
+            Command::ProvideAgain { key } => {
+                if self.provides(&key) {
+                    let _ = self.swarm.behaviour_mut().kad.start_providing(key);
+                }
+            }
             Command::Unprovide { key } => {
                 self.swarm
                     .behaviour_mut()
@@ -471,9 +503,16 @@ impl EventLoop {
         match event {
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
+                // DHT records carry this peer's external addresses: without them a
+                // node holding a record can name this peer only if its own routing
+                // table happens to hold it.
+                if self.announce_loopback || !ip_of(&address).is_some_and(|ip| ip.is_loopback()) {
+                    self.swarm.add_external_address(address.clone());
+                }
                 self.listen_addrs.write().expect("addrs lock").push(address);
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.swarm.remove_external_address(&address);
                 self.listen_addrs
                     .write()
                     .expect("addrs lock")
@@ -535,10 +574,7 @@ impl EventLoop {
                 peer, addresses, ..
             } => {
                 self.book.saw(peer, addresses.into_vec(), FoundBy::Dht);
-                if !self.has_dht_peers {
-                    self.has_dht_peers = true;
-                    self.announce_again();
-                }
+                self.announce_again_if_grown();
             }
             kad::Event::OutboundQueryProgressed {
                 id,
@@ -551,6 +587,7 @@ impl EventLoop {
                     kad::QueryResult::GetClosestPeers(result) => {
                         return self.on_closest_peers(id, result);
                     }
+                    kad::QueryResult::StartProviding(result) => return self.on_provided(result),
                     _ => return,
                 };
                 if let Some((found, _)) = self.finding.get_mut(&id) {
@@ -581,6 +618,51 @@ impl EventLoop {
         }
     }
 
+    /// An announcement ended. One that timed out stored the record nowhere (the
+    /// store happens after the closest nodes are found), so it is tried again
+    /// after a pause that doubles each time, rather than at the next republish.
+    fn on_provided(&mut self, result: kad::AddProviderResult) {
+        let key = match result {
+            Ok(kad::AddProviderOk { key }) => {
+                self.provide_attempts.remove(&key);
+                return;
+            }
+            Err(kad::AddProviderError::Timeout { key }) => key,
+        };
+        if !self.provides(&key) {
+            self.provide_attempts.remove(&key);
+            return;
+        }
+        let attempts = self.provide_attempts.entry(key.clone()).or_insert(0);
+        *attempts += 1;
+        let pause = PROVIDE_RETRY
+            .saturating_mul(1 << (*attempts - 1).min(8))
+            .min(MAX_PROVIDE_RETRY);
+        tracing::debug!(
+            attempts = *attempts,
+            ?pause,
+            "a DHT announcement timed out; retrying"
+        );
+        let commands = self.self_commands.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(pause).await;
+            let _ = commands.send(Command::ProvideAgain { key }).await;
+        });
+    }
+
+    /// Whether this peer still announces `key` (it was not withdrawn meanwhile).
+    fn provides(&mut self, key: &RecordKey) -> bool {
+        use libp2p::kad::store::RecordStore;
+        let me = *self.swarm.local_peer_id();
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .providers(key)
+            .iter()
+            .any(|r| r.provider == me)
+    }
+
     /// A lookup for a peer ended: its addresses, if the DHT knows where it is.
     fn on_closest_peers(&mut self, id: QueryId, result: kad::GetClosestPeersResult) {
         let Some((wanted, reply)) = self.locating.remove(&id) else {
@@ -602,8 +684,49 @@ impl EventLoop {
         let _ = reply.send(addrs);
     }
 
-    /// Sends every record this peer provides to the nodes now known: records
-    /// announced while the routing table was empty reached nobody.
+    /// Announces every record again each time the routing table has doubled
+    /// (up to [`REANNOUNCE_TABLE_LIMIT`] peers). Records announced while the
+    /// table was empty reached nobody, and those announced while the DHT was
+    /// small sit on nodes that are no longer the closest once it has grown,
+    /// where lookups stop looking; waiting for the republish interval would
+    /// leave them unfindable for hours. The first peer triggers it at once;
+    /// later growth comes in bursts (a lookup fills the table), so those
+    /// announcements wait [`REANNOUNCE_DELAY`] and go out once per burst.
+    fn announce_again_if_grown(&mut self) {
+        let size = self.table_size();
+        let last = self.announced_at_table_size;
+        if self.announce_all_pending || last >= REANNOUNCE_TABLE_LIMIT || size < (2 * last).max(1) {
+            return;
+        }
+        if last == 0 {
+            self.announce_all();
+            return;
+        }
+        self.announce_all_pending = true;
+        let commands = self.self_commands.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REANNOUNCE_DELAY).await;
+            let _ = commands.send(Command::AnnounceAll).await;
+        });
+    }
+
+    fn announce_all(&mut self) {
+        self.announce_all_pending = false;
+        self.announced_at_table_size = self.table_size();
+        self.announce_again();
+    }
+
+    /// Peers in the DHT routing table.
+    fn table_size(&mut self) -> usize {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .kbuckets()
+            .map(|b| b.num_entries())
+            .sum()
+    }
+
+    /// Sends every record this peer provides to the nodes now known.
     fn announce_again(&mut self) {
         use libp2p::kad::store::RecordStore;
         let kad = &mut self.swarm.behaviour_mut().kad;
