@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from bench_env import env_float, env_int
+from benchlib import env_float, env_int, status_kib
 
 
 NODES = env_int("NODES", 200)
@@ -138,14 +138,7 @@ def unique_words(count):
 
 
 def rss_kib(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return None
+    return status_kib(pid, "VmRSS")
 
 
 # ---------------------------------------------------------------- start

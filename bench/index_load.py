@@ -23,7 +23,7 @@ import urllib.parse
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from bench_env import env_float, env_int
+from benchlib import env_float, env_int, status_kib
 
 
 PEERS = env_int("PEERS", 1000)
@@ -573,15 +573,8 @@ async def search_bench(host, port, db_path, token, pid):
 
 
 def vm_hwm(pid):
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    kib = int(line.split()[1])
-                    return f"{kib / 1024:.0f} MiB"
-    except OSError:
-        pass
-    return "?"
+    kib = status_kib(pid, "VmHWM")
+    return "?" if kib is None else f"{kib / 1024:.0f} MiB"
 
 
 async def main():

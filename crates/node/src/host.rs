@@ -8,7 +8,7 @@
 //! the in-memory [`ShareIndex`], decisions from the [`UploadGate`], and a
 //! request held for the person is answered later through a command.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -38,6 +38,8 @@ use crate::NodeError;
 /// The identify protocol version peers announce.
 pub const IDENTIFY_VERSION: &str = "/peershare/id/1";
 const COMMAND_QUEUE: usize = 64;
+/// Most DHT announcements (provider queries) running at once.
+const MAX_ANNOUNCEMENTS_IN_FLIGHT: usize = 32;
 /// Routing-table size after which growth no longer makes a peer announce its records again.
 const REANNOUNCE_TABLE_LIMIT: usize = 256;
 /// How long a growing routing table settles before the records are announced again.
@@ -180,6 +182,9 @@ impl Host {
             book: book.clone(),
             announced_at_table_size: 0,
             announce_all_pending: false,
+            waiting_announcements: VecDeque::new(),
+            waiting_keys: HashSet::new(),
+            announcements_in_flight: 0,
             announce_loopback: listen
                 .iter()
                 .all(|a| ip_of(a).is_some_and(|ip| ip.is_loopback())),
@@ -393,6 +398,12 @@ struct EventLoop {
     announced_at_table_size: usize,
     /// An announcement of every record is scheduled.
     announce_all_pending: bool,
+    /// Keys waiting to be announced, oldest first (withdrawn ones are skipped).
+    waiting_announcements: VecDeque<RecordKey>,
+    /// The keys in `waiting_announcements` that are still wanted.
+    waiting_keys: HashSet<RecordKey>,
+    /// Announcement queries running now.
+    announcements_in_flight: usize,
     /// Whether loopback addresses go into this peer's DHT records (only when it listens on nothing else).
     announce_loopback: bool,
     /// Failed announcements in a row, per key still announced: the next retry waits longer.
@@ -447,23 +458,17 @@ impl EventLoop {
                         .send_response(channel, response);
                 }
             }
-            Command::Provide { key } => {
-                let kad = &mut self.swarm.behaviour_mut().kad;
-                if let Err(e) = kad.start_providing(RecordKey::new(&key)) {
-                    tracing::warn!("cannot announce a key in the DHT: {e}");
-                }
-            }
+            Command::Provide { key } => self.queue_announcement(RecordKey::new(&key)),
             Command::AnnounceAll => self.announce_all(),
             Command::ProvideAgain { key } => {
                 if self.provides(&key) {
-                    let _ = self.swarm.behaviour_mut().kad.start_providing(key);
+                    self.queue_announcement(key);
                 }
             }
             Command::Unprovide { key } => {
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .stop_providing(&RecordKey::new(&key));
+                let key = RecordKey::new(&key);
+                self.waiting_keys.remove(&key);
+                self.swarm.behaviour_mut().kad.stop_providing(&key);
             }
             Command::AddDhtPeers { addrs } => {
                 for addr in addrs {
@@ -622,6 +627,8 @@ impl EventLoop {
     /// store happens after the closest nodes are found), so it is tried again
     /// after a pause that doubles each time, rather than at the next republish.
     fn on_provided(&mut self, result: kad::AddProviderResult) {
+        self.announcements_in_flight = self.announcements_in_flight.saturating_sub(1);
+        self.start_waiting_announcements();
         let key = match result {
             Ok(kad::AddProviderOk { key }) => {
                 self.provide_attempts.remove(&key);
@@ -732,7 +739,33 @@ impl EventLoop {
         let kad = &mut self.swarm.behaviour_mut().kad;
         let keys: Vec<RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
         for key in keys {
-            let _ = kad.start_providing(key);
+            self.queue_announcement(key);
+        }
+    }
+
+    /// Queues an announcement of `key`; at most [`MAX_ANNOUNCEMENTS_IN_FLIGHT`]
+    /// run at once, so sharing a large folder never starts one DHT query per
+    /// key at the same moment.
+    fn queue_announcement(&mut self, key: RecordKey) {
+        if self.waiting_keys.insert(key.clone()) {
+            self.waiting_announcements.push_back(key);
+        }
+        self.start_waiting_announcements();
+    }
+
+    fn start_waiting_announcements(&mut self) {
+        while self.announcements_in_flight < MAX_ANNOUNCEMENTS_IN_FLIGHT {
+            let Some(key) = self.waiting_announcements.pop_front() else {
+                return;
+            };
+            // Withdrawn while it waited.
+            if !self.waiting_keys.remove(&key) {
+                continue;
+            }
+            match self.swarm.behaviour_mut().kad.start_providing(key) {
+                Ok(_) => self.announcements_in_flight += 1,
+                Err(e) => tracing::warn!("cannot announce a key in the DHT: {e}"),
+            }
         }
     }
 
