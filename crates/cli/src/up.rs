@@ -124,14 +124,7 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
     let mut config = NodeConfig::with_data_dir(data, downloads);
     config.shares = args.share.clone();
     if !args.listen.is_empty() {
-        config.listen = args
-            .listen
-            .iter()
-            .map(|a| {
-                a.parse()
-                    .with_context(|| format!("--listen {a:?} is not a multiaddr"))
-            })
-            .collect::<Result<_>>()?;
+        config.listen = multiaddrs("listen", &args.listen)?;
     }
     if let Some(api) = &cli.api {
         config.api = api
@@ -159,14 +152,7 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
     };
     config.watch = !args.no_watch;
     config.dht.mdns = !args.no_mdns;
-    config.dht.bootstrap = args
-        .bootstrap
-        .iter()
-        .map(|a| {
-            a.parse()
-                .with_context(|| format!("--bootstrap {a:?} is not a multiaddr"))
-        })
-        .collect::<Result<_>>()?;
+    config.dht.bootstrap = multiaddrs("bootstrap", &args.bootstrap)?;
     if let Some(k) = args.dht_replication {
         config.dht.replication = k.max(1);
     }
@@ -181,6 +167,20 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         ca_cert: args.index_ca.clone(),
     });
     Ok(config)
+}
+
+/// The values of the repeatable option `--flag`, each parsed as a multiaddr.
+fn multiaddrs<T: std::str::FromStr>(flag: &str, values: &[String]) -> Result<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    values
+        .iter()
+        .map(|a| {
+            a.parse()
+                .with_context(|| format!("--{flag} {a:?} is not a multiaddr"))
+        })
+        .collect()
 }
 
 /// The settings `up` reads from its config file: the long option names,

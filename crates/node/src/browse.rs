@@ -9,6 +9,7 @@
 //! ids against what they asked for.
 
 use std::collections::BTreeSet;
+use std::future::Future;
 
 use libp2p::{Multiaddr, PeerId};
 use peershare_core::wire::control::{BrowseRequest, SharedFileEntry, MAX_BROWSE_PAGE};
@@ -74,6 +75,38 @@ pub async fn browse_all(
         }
     }
     Ok(truncated(peer, listing))
+}
+
+/// Lists what `peer` shares (as [`browse_all`]) at the first address `addrs`
+/// yields, giving up at `deadline`; returns the addresses it had, if any.
+pub async fn browse_until(
+    host: &Host,
+    peer: PeerId,
+    addrs: impl Future<Output = Result<Vec<Multiaddr>, NodeError>>,
+    words: &BTreeSet<String>,
+    deadline: tokio::time::Instant,
+) -> (Vec<Multiaddr>, Result<Listing, NodeError>) {
+    let listed = async {
+        let addrs = match addrs.await {
+            Ok(addrs) => addrs,
+            Err(e) => return (Vec::new(), Err(e)),
+        };
+        let listing = match addrs.first() {
+            Some(addr) => browse_all(host, peer, addr.clone(), words).await,
+            None => Err(NodeError::PeerUnreachable(format!("no address for {peer}"))),
+        };
+        (addrs, listing)
+    };
+    tokio::time::timeout_at(deadline, listed)
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Vec::new(),
+                Err(NodeError::PeerUnreachable(format!(
+                    "{peer} did not list its files in time"
+                ))),
+            )
+        })
 }
 
 fn truncated(peer: PeerId, mut listing: Listing) -> Listing {

@@ -22,7 +22,7 @@ use peershare_core::words::{file_key, name_has_words, name_words, word_key};
 use peershare_core::FileId;
 use serde::Serialize;
 
-use crate::browse::browse_all;
+use crate::browse::browse_until;
 use crate::host::Host;
 use crate::share::{ShareIndex, SharedFile};
 use crate::NodeError;
@@ -253,25 +253,10 @@ pub async fn search_words(
     let words = &words;
     let browse_deadline = deadline.min(tokio::time::Instant::now() + PROVIDER_TIMEOUT);
     let browses = providers.iter().map(|peer| async move {
-        let listed = async {
-            let addrs = known_addrs(host, peer).await;
-            let listing = match addrs.first() {
-                // Providers filter by the words themselves; their answers are checked anyway.
-                Some(addr) => browse_all(host, *peer, addr.clone(), words).await,
-                None => Err(NodeError::PeerUnreachable(format!("no address for {peer}"))),
-            };
-            (addrs, listing)
-        };
-        match tokio::time::timeout_at(browse_deadline, listed).await {
-            Ok((addrs, listing)) => (*peer, addrs, listing),
-            Err(_) => (
-                *peer,
-                Vec::new(),
-                Err(NodeError::PeerUnreachable(format!(
-                    "{peer} did not list its files in time"
-                ))),
-            ),
-        }
+        // Providers filter by the words themselves; their answers are checked anyway.
+        let addrs = async { Ok(known_addrs(host, peer).await) };
+        let (addrs, listing) = browse_until(host, *peer, addrs, words, browse_deadline).await;
+        (*peer, addrs, listing)
     });
     let mut hits: BTreeMap<FileId, DhtHit> = BTreeMap::new();
     for (peer, addrs, listing) in join_all(browses).await {

@@ -650,10 +650,15 @@ impl EventLoop {
             ?pause,
             "a DHT announcement timed out; retrying"
         );
+        self.send_later(pause, Command::ProvideAgain { key });
+    }
+
+    /// Sends this loop `command` after `pause`.
+    fn send_later(&self, pause: Duration, command: Command) {
         let commands = self.self_commands.clone();
         tokio::spawn(async move {
             tokio::time::sleep(pause).await;
-            let _ = commands.send(Command::ProvideAgain { key }).await;
+            let _ = commands.send(command).await;
         });
     }
 
@@ -710,17 +715,19 @@ impl EventLoop {
             return;
         }
         self.announce_all_pending = true;
-        let commands = self.self_commands.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(REANNOUNCE_DELAY).await;
-            let _ = commands.send(Command::AnnounceAll).await;
-        });
+        self.send_later(REANNOUNCE_DELAY, Command::AnnounceAll);
     }
 
+    /// Sends every record this peer provides to the nodes now known.
     fn announce_all(&mut self) {
+        use libp2p::kad::store::RecordStore;
         self.announce_all_pending = false;
         self.announced_at_table_size = self.table_size();
-        self.announce_again();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let keys: Vec<RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
+        for key in keys {
+            self.queue_announcement(key);
+        }
     }
 
     /// Peers in the DHT routing table.
@@ -731,16 +738,6 @@ impl EventLoop {
             .kbuckets()
             .map(|b| b.num_entries())
             .sum()
-    }
-
-    /// Sends every record this peer provides to the nodes now known.
-    fn announce_again(&mut self) {
-        use libp2p::kad::store::RecordStore;
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let keys: Vec<RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
-        for key in keys {
-            self.queue_announcement(key);
-        }
     }
 
     /// Queues an announcement of `key`; at most [`MAX_ANNOUNCEMENTS_IN_FLIGHT`]

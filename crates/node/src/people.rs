@@ -16,7 +16,7 @@ use libp2p::{Multiaddr, PeerId};
 use peershare_core::words::user_key;
 use serde_json::{json, Value};
 
-use crate::browse::browse_all;
+use crate::browse::browse_until;
 use crate::daemon::Node;
 use crate::host::{parse_peer_addr, Host};
 use crate::index_client::IndexError;
@@ -72,23 +72,15 @@ async fn user_files_from_dht(
             "no peer announces the user {name:?} in the DHT, and the index cannot be asked ({index_error})"
         )));
     }
-    let listings = claimants.iter().map(|peer| async move {
-        let listed = async {
-            let addrs = host.find_peer(*peer).await?;
-            let dial = addrs
-                .first()
-                .cloned()
-                .ok_or_else(|| NodeError::PeerUnreachable(format!("no address for {peer}")))?;
-            browse_all(host, *peer, dial, &BTreeSet::new()).await
-        };
-        let listing = tokio::time::timeout(CLAIMANT_TIMEOUT, listed)
-            .await
-            .unwrap_or_else(|_| {
-                Err(NodeError::PeerUnreachable(format!(
-                    "{peer} did not list its files in time"
-                )))
-            });
-        (*peer, listing)
+    let deadline = tokio::time::Instant::now() + CLAIMANT_TIMEOUT;
+    let everything = BTreeSet::new();
+    let listings = claimants.iter().map(|peer| {
+        let everything = &everything;
+        async move {
+            let addrs = host.find_peer(*peer);
+            let (_, listing) = browse_until(host, *peer, addrs, everything, deadline).await;
+            (*peer, listing)
+        }
     });
     let mut files = Vec::new();
     let mut claimed_by = Vec::new();
