@@ -48,6 +48,12 @@ pub enum Command {
         /// Start the download and return at once instead of waiting for it.
         #[arg(long)]
         no_wait: bool,
+        /// Copy the file even if it is already complete here (in the downloads folder or a share).
+        #[arg(long)]
+        again: bool,
+        /// On Ctrl-C, cancel the download instead of asking whether to keep it going.
+        #[arg(long)]
+        cancel_on_exit: bool,
     },
     /// Create an account on the index, and log in with it.
     Register(AccountArgs),
@@ -76,12 +82,21 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         offset: u32,
     },
-    /// List downloads: active, finished and failed.
-    Downloads,
+    /// List downloads (active, queued, paused, finished, failed), or control one.
+    Downloads {
+        /// Keep printing changes as they happen (Ctrl-C stops).
+        #[arg(long)]
+        watch: bool,
+        /// What to do; without one, list them.
+        #[command(subcommand)]
+        action: Option<DownloadAction>,
+    },
     /// List this peer's shared files.
     Shares,
     /// Rescan the shared folders now.
     Rescan,
+    /// List uploads: who is downloading what from you, how far and how fast.
+    Uploads,
     /// List transfer requests waiting for an answer (policy `ask`).
     Requests,
     /// Accept a waiting transfer request.
@@ -94,6 +109,33 @@ pub enum Command {
         /// The request's number from `peershare requests`.
         id: u64,
     },
+}
+
+/// What `downloads` can do to one download, or to all.
+#[derive(Subcommand, Debug)]
+pub enum DownloadAction {
+    /// Stop a download, keeping its verified pieces.
+    Pause {
+        /// The download's number from `peershare downloads`.
+        id: i64,
+    },
+    /// Continue a paused, queued or failed download from its verified pieces.
+    Resume {
+        /// The download's number.
+        id: i64,
+    },
+    /// Stop a download and delete its partial file.
+    Cancel {
+        /// The download's number.
+        id: i64,
+    },
+    /// Forget a finished, failed or cancelled download (the file itself stays).
+    Remove {
+        /// The download's number.
+        id: i64,
+    },
+    /// Delete every partial file that no download owns.
+    Clean,
 }
 
 /// The account a `register` or `login` is for.

@@ -1,12 +1,16 @@
 //! The CLI's side of the local API: finding the daemon (address and token
-//! from the data folder), sending requests and turning API errors into
-//! messages that say what to do next.
+//! from the data folder), sending requests, following the events stream,
+//! and turning API errors into messages that say what to do next.
 
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use peershare_node::api::views::{ApiError, Event};
 use peershare_node::api::{ADDR_FILE, TOKEN_FILE};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::Cli;
@@ -22,6 +26,9 @@ pub fn default_data_dir() -> PathBuf {
 pub fn data_dir(cli: &Cli) -> PathBuf {
     cli.data_dir.clone().unwrap_or_else(default_data_dir)
 }
+
+/// The daemon's events, in the order it published them.
+pub type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event>> + Send>>;
 
 /// A connection to the local daemon.
 pub struct DaemonClient {
@@ -75,28 +82,66 @@ impl DaemonClient {
     }
 
     /// POST a JSON body.
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T> {
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.send(self.http.post(format!("{}{path}", self.base)).json(body))
             .await
     }
 
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
-        let response = request.bearer_auth(&self.token).send().await.map_err(|e| {
+    /// DELETE a path under `/api/v1`.
+    pub async fn delete(&self, path: &str) -> Result<()> {
+        let response = self
+            .connect(self.http.delete(format!("{}{path}", self.base)))
+            .await?;
+        if response.status().is_success() {
+            return Ok(());
+        }
+        Err(api_error(response).await)
+    }
+
+    /// Subscribes to the daemon's events; every event published from now on arrives, in order.
+    pub async fn events(&self) -> Result<EventStream> {
+        let response = self
+            .connect(self.http.get(format!("{}/events", self.base)))
+            .await?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
+        let events = response.bytes_stream().eventsource().map(|item| {
+            let item = item.map_err(|e| anyhow!("the events stream broke: {e}"))?;
+            serde_json::from_str::<Event>(&item.data)
+                .with_context(|| format!("the daemon sent an unreadable event: {}", item.data))
+        });
+        Ok(Box::pin(events))
+    }
+
+    async fn connect(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        request.bearer_auth(&self.token).send().await.map_err(|e| {
             anyhow!(
                 "no daemon answers at {} ({e}): start one with `peershare up`, \
                      or point at it with --api / --data-dir",
                 self.base
             )
-        })?;
-        let status = response.status();
+        })
+    }
+
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
+        let response = self.connect(request).await?;
+        if !response.status().is_success() {
+            return Err(api_error(response).await);
+        }
         let body: Value = response
             .json()
             .await
             .context("the daemon sent an unreadable answer")?;
-        if !status.is_success() {
-            let message = body["message"].as_str().unwrap_or("unknown error");
-            return Err(anyhow!("{message}"));
-        }
         serde_json::from_value(body).context("the daemon's answer has an unexpected shape")
+    }
+}
+
+/// The message of an API error answer.
+async fn api_error(response: reqwest::Response) -> anyhow::Error {
+    let status = response.status();
+    match response.json::<ApiError>().await {
+        Ok(e) => anyhow!("{}", e.message),
+        Err(_) => anyhow!("the daemon answered {status} with no explanation"),
     }
 }

@@ -1,17 +1,14 @@
 //! The client commands: each one asks the daemon's local API and prints the
 //! answer as text for people or as JSON with `--json`.
 
-use std::time::Duration;
-
 use anyhow::{anyhow, bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use peershare_node::api::views::{GetRequest, PendingRequest, RequestAnswer};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::args::{parse_bytes, AccountArgs, Cli, Command, SearchArgs};
 use crate::client::DaemonClient;
-
-/// Progress polls start fast (small files finish at once) and slow down to this.
-const MAX_POLL_INTERVAL: Duration = Duration::from_millis(200);
+use crate::transfers::{self, GetOptions};
 
 /// Runs one client command.
 pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
@@ -24,12 +21,26 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
             target,
             file,
             no_wait,
+            again,
+            cancel_on_exit,
         } => {
-            let body = match file {
-                Some(file) => json!({ "peer": target, "file": file }),
-                None => json!({ "file": target }),
+            let request = match file {
+                Some(file) => GetRequest {
+                    peer: Some(target.clone()),
+                    file: file.clone(),
+                    again: *again,
+                },
+                None => GetRequest {
+                    peer: None,
+                    file: target.clone(),
+                    again: *again,
+                },
             };
-            get(cli, &client, &body, *no_wait).await
+            let options = GetOptions {
+                no_wait: *no_wait,
+                cancel_on_exit: *cancel_on_exit,
+            };
+            transfers::get(cli, &client, request, options).await
         }
         Command::Register(account) => sign_in(cli, &client, account, "register").await,
         Command::Login(account) => sign_in(cli, &client, account, "login").await,
@@ -47,21 +58,33 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         Command::Users { all } => users(cli, &client, *all).await,
         Command::Peers => peers(cli, &client).await,
         Command::Audit { limit, offset } => audit(cli, &client, *limit, *offset).await,
-        Command::Downloads => downloads(cli, &client).await,
+        Command::Downloads { watch, action } => {
+            transfers::downloads(cli, &client, *watch, action.as_ref()).await
+        }
         Command::Shares => shares(cli, &client).await,
         Command::Rescan => {
             let v: Value = client.post("/rescan", &json!({})).await?;
             print(cli, &v, || format!("{} files shared", v["shared_files"]))
         }
         Command::Requests => requests(cli, &client).await,
+        Command::Uploads => transfers::uploads(cli, &client).await,
         Command::Accept { id } => answer(cli, &client, *id, "accept").await,
         Command::Reject { id } => answer(cli, &client, *id, "reject").await,
     }
 }
 
 fn print(cli: &Cli, value: &Value, text: impl FnOnce() -> String) -> Result<()> {
+    print_json_or(cli, value, text)
+}
+
+/// Prints `value` as JSON with `--json`, else the text for people.
+pub fn print_json_or(
+    cli: &Cli,
+    value: &impl Serialize,
+    text: impl FnOnce() -> String,
+) -> Result<()> {
     if cli.json {
-        println!("{value}");
+        println!("{}", serde_json::to_string(value)?);
     } else {
         println!("{}", text());
     }
@@ -408,129 +431,44 @@ fn file_table(files: &Value) -> String {
     out.trim_end().to_string()
 }
 
-async fn get(cli: &Cli, client: &DaemonClient, body: &Value, no_wait: bool) -> Result<()> {
-    let started: Value = client.post("/downloads", body).await?;
-    let id = started["id"].as_i64().unwrap_or_default();
-    if no_wait {
-        return print(cli, &started, || {
-            format!("download {id} started: {}", str_of(&started["name"]))
-        });
-    }
-    let bar = progress_bar(cli, &started);
-    let mut interval = Duration::from_millis(10);
-    let last = loop {
-        let v: Value = client.get(&format!("/downloads/{id}")).await?;
-        bar.set_position(v["verified_bytes"].as_u64().unwrap_or(0));
-        if v["state"] != "active" || !v["running"].as_bool().unwrap_or(true) {
-            // A finished record may lag its task by a moment; read it once more.
-            let v: Value = client.get(&format!("/downloads/{id}")).await?;
-            if v["state"] != "active" {
-                break v;
-            }
-        }
-        tokio::time::sleep(interval).await;
-        interval = (interval * 2).min(MAX_POLL_INTERVAL);
-    };
-    bar.finish_and_clear();
-    if last["state"] == "failed" {
-        if cli.json {
-            println!("{last}");
-        }
-        bail!("download failed: {}", str_of(&last["error"]));
-    }
-    print(cli, &last, || {
-        format!(
-            "saved {} ({}) to {}",
-            str_of(&last["name"]),
-            human_bytes(last["size"].as_u64().unwrap_or(0)),
-            str_of(&last["path"])
-        )
-    })
-}
-
-fn progress_bar(cli: &Cli, started: &Value) -> ProgressBar {
-    if cli.json {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(started["size"].as_u64().unwrap_or(0));
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-        )
-        .expect("a valid template")
-        .progress_chars("=> "),
-    );
-    bar.set_message(str_of(&started["name"]));
-    bar
-}
-
-async fn downloads(cli: &Cli, client: &DaemonClient) -> Result<()> {
-    let v: Value = client.get("/downloads").await?;
-    print(cli, &v, || {
-        let list = v.as_array().cloned().unwrap_or_default();
-        if list.is_empty() {
-            return "no downloads".into();
-        }
-        let mut out = format!(
-            "{:>4}  {:<7}  {:>6}  {:>10}  NAME\n",
-            "ID", "STATE", "DONE", "SIZE"
-        );
-        for d in list {
-            let size = d["size"].as_u64().unwrap_or(0);
-            let done = d["verified_bytes"].as_u64().unwrap_or(0);
-            let pct = if size == 0 {
-                100.0
-            } else {
-                done as f64 * 100.0 / size as f64
-            };
-            out += &format!(
-                "{:>4}  {:<7}  {:>5.1}%  {:>10}  {}{}\n",
-                d["id"],
-                str_of(&d["state"]),
-                pct,
-                human_bytes(size),
-                str_of(&d["name"]),
-                d["error"]
-                    .as_str()
-                    .map(|e| format!("  ({e})"))
-                    .unwrap_or_default()
-            );
-        }
-        out.trim_end().to_string()
-    })
-}
-
 async fn requests(cli: &Cli, client: &DaemonClient) -> Result<()> {
-    let v: Value = client.get("/requests").await?;
-    print(cli, &v, || {
-        let list = v.as_array().cloned().unwrap_or_default();
+    let list: Vec<PendingRequest> = client.get("/requests").await?;
+    print_json_or(cli, &list, || {
         if list.is_empty() {
             return "no requests waiting".into();
         }
         let mut out = String::new();
-        for r in list {
+        for r in &list {
             out += &format!(
                 "#{}  {} wants {} ({}), {} s left: `peershare accept {}` or `peershare reject {}`\n",
-                r["id"],
-                str_of(&r["peer"]),
-                str_of(&r["name"]),
-                human_bytes(r["size"].as_u64().unwrap_or(0)),
-                r["expires_in"],
-                r["id"],
-                r["id"]
+                r.id,
+                who(r.user.as_deref(), &r.peer),
+                r.name,
+                human_bytes(r.size),
+                r.expires_in,
+                r.id,
+                r.id
             );
         }
         out.trim_end().to_string()
     })
 }
 
+/// A peer for people: "alice (12D3KooW…)" when the index names it, else the peer id.
+pub fn who(user: Option<&str>, peer: &str) -> String {
+    match user {
+        Some(user) => format!("{user} ({peer})"),
+        None => peer.to_string(),
+    }
+}
+
 async fn answer(cli: &Cli, client: &DaemonClient, id: u64, verb: &str) -> Result<()> {
-    let v: Value = client
+    let v: RequestAnswer = client
         .post(&format!("/requests/{id}/{verb}"), &json!({}))
         .await?;
-    print(cli, &v, || match (verb, v["granted"].as_bool()) {
-        ("accept", Some(false)) => format!("request {id} accepted, but all upload slots are busy"),
-        ("accept", _) => format!("request {id} accepted"),
+    print_json_or(cli, &v, || match (v.accepted, v.granted) {
+        (true, false) => format!("request {id} accepted, but all upload slots are busy"),
+        (true, true) => format!("request {id} accepted"),
         _ => format!("request {id} rejected"),
     })
 }
@@ -567,7 +505,7 @@ fn utc_time(ms: i64) -> String {
 }
 
 /// Bytes in binary units for people.
-fn human_bytes(n: u64) -> String {
+pub fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;

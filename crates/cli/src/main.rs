@@ -9,6 +9,7 @@ mod args;
 mod client;
 mod commands;
 mod index;
+mod transfers;
 mod up;
 
 use clap::Parser;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use peershare_index::{IndexConfig, RunningIndex};
-use peershare_node::gate::Policy;
+use peershare_node::transfer::upload::gate::Policy;
 use peershare_node::{IndexSettings, NodeConfig};
 use serde::Deserialize;
 

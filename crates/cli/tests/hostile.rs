@@ -266,7 +266,8 @@ fn local_api_requires_token_and_loopback_host() {
     let (code, body) = http_get(addr, addr, None, None);
     assert_eq!(code, 401, "no token: {body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
-    assert!(v["error"].is_string(), "{v}");
+    assert_eq!(v["code"], "unauthorized", "{v}");
+    assert!(v["message"].is_string(), "{v}");
     assert!(v.get("peer_id").is_none());
 
     let (code, _) = http_get(addr, addr, Some("not-the-token"), None);
@@ -275,7 +276,7 @@ fn local_api_requires_token_and_loopback_host() {
     let (code, body) = http_get(addr, "evil.example", Some(token), None);
     assert_eq!(code, 403, "foreign Host: {body}");
     let v: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
-    assert!(v["error"].is_string(), "{v}");
+    assert_eq!(v["code"], "forbidden", "{v}");
     assert!(v.get("peer_id").is_none());
 
     let (code, body) = http_get(addr, addr, Some(token), Some("http://evil.example"));

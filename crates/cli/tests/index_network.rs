@@ -327,3 +327,51 @@ fn daemons_join_an_https_index_they_trust_and_refuse_one_they_do_not() {
         "{message}"
     );
 }
+
+/// The sharer sees who asks and who downloads by user name: `requests` under
+/// `--policy ask`, then `uploads` while the transfer runs.
+#[test]
+fn the_sharer_sees_user_names_in_requests_and_uploads() {
+    let sandbox = Sandbox::new();
+    let index = IndexProcess::start(&sandbox, &[]);
+    write_random(&sandbox.share_dir("a").join("film.mkv"), 24 * MIB);
+    let joined = ["--index", index.url.as_str()];
+    let a = Daemon::start(
+        &sandbox,
+        "a",
+        &[&joined[..], &["--policy", "ask", "--max-upload-rate", "4M"]].concat(),
+    );
+    let b = Daemon::start(&sandbox, "b", &joined);
+    a.register("alice");
+    b.register("bob");
+    a.wait_joined();
+    b.wait_joined();
+    a.wait_shared(1);
+
+    let dl = b.start_download(&[&a.addr(), "film.mkv"]);
+    let request = wait_until("alice to see bob's request", WAIT, || {
+        a.cli_ok(&["requests"]).as_array()?.first().cloned()
+    });
+    assert_eq!(s(&request, "user"), "bob", "{request}");
+    assert_eq!(s(&request, "peer"), b.peer_id());
+    a.cli_ok(&["accept", &request["id"].to_string()]);
+
+    let upload = wait_until("alice to list bob's upload", WAIT, || {
+        let list = a.cli_ok(&["uploads"]);
+        list.as_array()?
+            .first()
+            .filter(|u| u["sent_bytes"].as_u64() > Some(0))
+            .cloned()
+    });
+    assert_eq!(s(&upload, "user"), "bob", "{upload}");
+    assert_eq!(s(&upload, "name"), "film.mkv");
+    assert_eq!(upload["size"].as_u64(), Some(24 * MIB));
+
+    let rec = b.wait_download_end(dl);
+    assert_eq!(s(&rec, "state"), "done", "{rec}");
+    let after = wait_until("the upload to leave the list", WAIT, || {
+        let list = a.cli_ok(&["uploads"]);
+        list.as_array()?.is_empty().then_some(list)
+    });
+    assert_eq!(after.as_array().map(Vec::len), Some(0));
+}

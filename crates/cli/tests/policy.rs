@@ -27,8 +27,7 @@ fn ask_policy_accepted_request_completes() {
     a.wait_shared(1);
     assert_eq!(s(&a.status(), "policy"), "ask");
 
-    let started = b.cli_ok(&["get", &a.addr(), "asked.bin", "--no-wait"]);
-    let dl = started["id"].as_i64().expect("download number");
+    let dl = b.start_download(&[&a.addr(), "asked.bin"]);
     let req = one_request(&a);
     assert_eq!(s(&req, "name"), "asked.bin");
     assert_eq!(n(&req, "size"), size);
@@ -75,8 +74,7 @@ fn ask_policy_rejected_and_timed_out_requests_fail() {
     slow.wait_shared(1);
 
     // Explicit rejection.
-    let started = b.cli_ok(&["get", &a.addr(), "no.bin", "--no-wait"]);
-    let dl = started["id"].as_i64().expect("download number");
+    let dl = b.start_download(&[&a.addr(), "no.bin"]);
     let req = one_request(&a);
     assert_eq!(s(&req, "name"), "no.bin");
     assert_eq!(n(&req, "size"), 100_000);
@@ -113,48 +111,73 @@ fn ask_policy_rejected_and_timed_out_requests_fail() {
     assert!(b.finished_files().is_empty());
 }
 
-/// With one upload slot taken by a running download, the next request is answered "busy".
+/// With A's one upload slot taken, B's next download is queued (not failed), says why
+/// and when it tries again, and completes once the slot is free; the first, paused to
+/// free the slot, resumes from its verified pieces.
 #[test]
-fn max_uploads_answers_busy() {
+fn busy_source_queues_then_completes() {
     let sb = Sandbox::new();
-    write_random(&sb.share_dir("a").join("big.bin"), 32 * MIB);
-    write_random(&sb.share_dir("a").join("small.txt"), 1000);
+    let big_id = write_random(&sb.share_dir("a").join("big.bin"), 32 * MIB);
+    let small_id = write_random(&sb.share_dir("a").join("small.txt"), 1000);
     let a = Daemon::start(&sb, "a", &["--max-uploads", "1", "--max-upload-rate", "4M"]);
     let b = Daemon::start(&sb, "b", &[]);
     a.wait_shared(2);
     let addr = a.addr();
 
-    let started = b.cli_ok(&["get", &addr, "big.bin", "--no-wait"]);
-    let dl = started["id"].as_i64().expect("download number");
-    wait_until(
-        "the big download to be running with verified bytes",
-        WAIT,
-        || {
-            let d = b.download(dl);
-            assert_eq!(s(&d, "state"), "active", "big download ended early: {d}");
-            (d["running"] == true && n(&d, "verified_bytes") > 0).then_some(())
-        },
-    );
+    let big = b.start_download(&[&addr, "big.bin"]);
+    b.wait_download(big, "to have verified bytes", |d| {
+        assert_eq!(s(d, "state"), "active", "big download ended early: {d}");
+        d["running"] == true && n(d, "verified_bytes") > 0
+    });
     assert_eq!(
         n(&a.status(), "uploads_running"),
         1,
         "A counts its one upload"
     );
 
-    let out = b.run(&["get", &addr, "small.txt"]);
-    assert!(
-        !out.ok,
-        "the second download must fail while the slot is taken"
+    let small = b.start_download(&[&addr, "small.txt"]);
+    let queued = b.wait_download(small, "to be queued", |d| d["state"] == "queued");
+    assert_eq!(
+        queued["running"], true,
+        "a queued download keeps its task: {queued}"
     );
-    let rec = out.json();
-    assert_eq!(s(&rec, "state"), "failed", "{rec}");
-    let error = s(&rec, "error");
-    assert!(error.contains("busy"), "error: {error}");
+    let reason = s(&queued, "error");
     assert!(
-        !b.finished_files().contains("small.txt"),
-        "the refused file was not written"
+        reason.contains("busy") && reason.contains("next try"),
+        "{reason}"
     );
-    // The running download is not disturbed by the refusal.
-    let d = b.download(dl);
-    assert_eq!(s(&d, "state"), "active", "{d}");
+    assert!(queued["next_try_ms"].as_i64().is_some(), "{queued}");
+    assert!(!b.finished_files().contains("small.txt"));
+    let d = b.download(big);
+    assert_eq!(
+        s(&d, "state"),
+        "active",
+        "the running download is not disturbed: {d}"
+    );
+
+    // Pausing the big download frees A's slot: the queued one gets it on its next try.
+    let paused = b.cli_ok(&["downloads", "pause", &big.to_string()]);
+    assert_eq!(s(&paused, "state"), "paused", "{paused}");
+    let kept = n(&paused, "verified_bytes");
+    assert!(
+        kept > 0 && kept < 32 * MIB,
+        "verified pieces kept: {paused}"
+    );
+    assert!(
+        b.part_path(&big_id).exists(),
+        "a paused download keeps its partial file"
+    );
+    let rec = b.wait_download_end(small);
+    assert_eq!(s(&rec, "state"), "done", "{rec}");
+    assert_eq!(b3_file(std::path::Path::new(&s(&rec, "path"))), small_id);
+
+    let resumed = b.cli_ok(&["downloads", "resume", &big.to_string()]);
+    assert_eq!(resumed["running"], true, "{resumed}");
+    let rec = b.wait_download_end(big);
+    assert_eq!(s(&rec, "state"), "done", "{rec}");
+    assert!(
+        n(&rec, "fetched_bytes") <= 32 * MIB - kept,
+        "the resumed run fetched only what was missing: {rec}"
+    );
+    assert_eq!(b3_file(std::path::Path::new(&s(&rec, "path"))), big_id);
 }

@@ -15,9 +15,8 @@ fn start_slow_download(sb: &Sandbox) -> (Daemon, Daemon, String, i64) {
     let a = Daemon::start(sb, "a", &["--max-upload-rate", "16M"]);
     let b = Daemon::start(sb, "b", &[]);
     a.wait_shared(1);
-    let started = b.cli_ok(&["get", &a.addr(), "big.bin", "--no-wait"]);
-    assert_eq!(s(&started, "file_id"), id);
-    let dl = started["id"].as_i64().expect("download number");
+    let dl = b.start_download(&[&a.addr(), "big.bin"]);
+    assert_eq!(s(&b.download(dl), "file_id"), id);
     wait_until("B to verify 16 MiB and save its piece map", WAIT, || {
         let d = b.download(dl);
         assert_ne!(d["state"], "failed", "download failed early: {d}");
@@ -120,4 +119,27 @@ fn sharer_killed_download_fails_then_resumes() {
         b.finished_files(),
         ["big.bin".to_string()].into_iter().collect()
     );
+}
+
+/// SIGTERM of the downloader mid-way: it stops at once, records its verified
+/// pieces, and the restarted daemon finishes without fetching them again.
+#[test]
+fn downloader_stopped_with_sigterm_resumes() {
+    let sb = Sandbox::new();
+    let (_a, mut b, id, dl) = start_slow_download(&sb);
+    let verified_before = n(&b.download(dl), "verified_bytes");
+
+    assert!(b.stop(), "the daemon exits by itself on SIGTERM");
+    assert!(b.part_path(&id).exists(), "partial file kept");
+    assert!(b.map_path(&id).exists(), "piece map kept");
+
+    b.restart();
+    let rec = b.wait_download_end(dl);
+    assert_eq!(s(&rec, "state"), "done", "{rec}");
+    let fetched = n(&rec, "fetched_bytes");
+    assert!(
+        fetched <= BIG - verified_before,
+        "after SIGTERM at {verified_before} verified bytes the resumed run fetched {fetched} of {BIG}"
+    );
+    assert_eq!(b3_file(std::path::Path::new(&s(&rec, "path"))), id);
 }

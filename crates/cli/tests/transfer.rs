@@ -82,6 +82,7 @@ fn get_by_name_and_id_exact_bytes_and_no_overwrite() {
 
     for ((name, size), id) in sizes.iter().zip(&ids) {
         let source = a.share_dir.join(name);
+        let names_before = b.finished_files().len();
 
         // First by name.
         let rec = b.cli_ok(&["get", &addr, name]);
@@ -99,8 +100,18 @@ fn get_by_name_and_id_exact_bytes_and_no_overwrite() {
         assert!(same_bytes(&first, &source), "bytes of {name}");
         let first_mtime = std::fs::metadata(&first).unwrap().modified().unwrap();
 
-        // Then by id: same file again, so it must get a fresh name.
-        let rec2 = b.cli_ok(&["get", &addr, id]);
+        // Again by id: the file is here already, so nothing is copied...
+        let here = b.cli_ok(&["get", &addr, id]);
+        assert_eq!(s(&here, "outcome"), "already_here", "{here}");
+        assert_eq!(
+            std::fs::canonicalize(s(&here, "path")).unwrap(),
+            std::fs::canonicalize(&first).unwrap(),
+            "the answer says where the file is"
+        );
+        assert_eq!(b.finished_files().len(), names_before + 1, "no copy made");
+
+        // ...unless asked with --again: then it gets a fresh name.
+        let rec2 = b.cli_ok(&["get", &addr, id, "--again"]);
         assert_eq!(s(&rec2, "state"), "done", "{rec2}");
         assert_ne!(rec2["id"], rec["id"], "a second download is a new record");
         let (stem, ext) = name.rsplit_once('.').unwrap();

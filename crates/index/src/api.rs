@@ -138,7 +138,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(accounts::logout))
         .routes(routes!(peers::challenge))
         .routes(routes!(peers::heartbeat))
-        .routes(routes!(peers::leave))
+        .routes(routes!(peers::leave, users::peer_owner))
         .routes(routes!(files::unpublish))
         .routes(routes!(search::search))
         .routes(routes!(users::user_files))

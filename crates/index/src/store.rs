@@ -330,6 +330,29 @@ impl Store {
         Ok(row.map(|r| r.get(0)))
     }
 
+    /// A peer that ever joined, with the name of the user owning it.
+    pub async fn peer_with_user(
+        &self,
+        peer_id: &str,
+    ) -> Result<Option<(String, PeerRow)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
+             FROM peers p JOIN users u ON u.id = p.user_id WHERE p.peer_id = ?",
+        )
+        .bind(peer_id)
+        .fetch_optional(&self.read)
+        .await?;
+        Ok(row.map(|r| {
+            let peer = PeerRow {
+                peer_id: r.get(1),
+                addrs_json: r.get(2),
+                last_seen: r.get(3),
+                left_at: r.get(4),
+            };
+            (r.get(0), peer)
+        }))
+    }
+
     /// Opens (or replaces) the join challenge of a user for a peer id.
     pub async fn put_challenge(
         &self,

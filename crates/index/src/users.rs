@@ -1,6 +1,6 @@
 //! Who is on the network and what they share: the users list (online users
-//! and their online peers by default, everyone with `all=true`) and browsing
-//! one user's shared files.
+//! and their online peers by default, everyone with `all=true`), the user
+//! owning a peer id, and browsing one user's shared files.
 //!
 //! This module only reads; it never shows anything but names, peer ids,
 //! addresses and shared file entries (no account data).
@@ -91,6 +91,49 @@ pub struct UserFiles {
     pub offset: i64,
     /// This page, ordered by name.
     pub files: Vec<SharedFile>,
+}
+
+/// The user a peer belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PeerOwner {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// The user whose account joined it.
+    pub user: String,
+    /// Whether it counts as online now.
+    pub online: bool,
+}
+
+/// Who owns a peer id (a sharer shows the user name of a peer downloading from it).
+#[utoipa::path(get, path = "/peers/{peer_id}", tag = "peers",
+    params(("peer_id" = String, Path, description = "The peer's libp2p id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user owning the peer", body = PeerOwner),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "No peer with this id ever joined", body = ErrorBody),
+    ))]
+pub async fn peer_owner(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    ApiPath(peer_id): ApiPath<String>,
+) -> Result<Json<PeerOwner>, ApiError> {
+    let cutoff = state.online_cutoff(now_ms());
+    let (user, peer) = state
+        .store()
+        .peer_with_user(&peer_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no peer {:?} ever joined this index",
+                validate::truncated(&peer_id)
+            ))
+        })?;
+    Ok(Json(PeerOwner {
+        online: peer.online(cutoff),
+        peer_id: peer.peer_id,
+        user,
+    }))
 }
 
 fn peer_info(p: PeerRow, cutoff: i64) -> PeerInfo {

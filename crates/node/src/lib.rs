@@ -1,37 +1,30 @@
-//! peershare-node: the peer as a library.
+//! peershare-node: the peer as a library, one folder per subsystem.
 //!
-//! It owns the peer's identity, its shares and hash cache, the libp2p host
-//! (browse and transfer requests), the bulk data connection, the upload
-//! gate (accept / ask / busy), the download engine (pieces, verification,
-//! resume), the membership in an index and the local HTTP API. The
-//! `peershare` binary is a thin shell around [`daemon::start`].
+//! - [`daemon`]: starting and stopping a node, its identity, settings and
+//!   its own database (`peer.db`: hash cache, downloads).
+//! - [`net`]: the libp2p host (behaviour, event loop) and the peer book.
+//! - [`discovery`]: DHT records and announcements, browsing a peer, the
+//!   merged search (index + DHT + LAN) and finding people by user name.
+//! - [`index_link`]: the HTTP client of an index and this peer's membership.
+//! - [`share`]: shared folders, the catalogue of shared files, the watcher.
+//! - [`transfer`]: the bulk data connection and its TLS; [`transfer::upload`]
+//!   (the gate deciding on requests, serving pieces) and
+//!   [`transfer::download`] (the engine, assembly, piece map, picker).
+//! - [`api`]: the local HTTP API used by the CLI (and later the web UI).
 //!
-//! It never imports the index server: when peers join an index they talk
-//! to it over HTTP like any other client ([`index_client`]). It never trusts a name or a size
-//! from the network without checking it.
+//! The `peershare` binary is a thin shell around [`daemon::start`]. This
+//! crate never imports the index server: a peer talks to an index over HTTP
+//! like any other client. It never trusts a name or a size from the network
+//! without checking it.
 
 pub mod api;
-pub mod assembly;
-pub mod browse;
+pub mod backoff;
 pub mod daemon;
-pub mod data_channel;
-pub mod dht;
-pub mod download;
-pub mod gate;
-pub mod host;
-pub mod identity;
-pub mod index_client;
+pub mod discovery;
 pub mod index_link;
-pub mod peer_book;
-pub mod peer_tls;
-pub mod people;
-pub mod piece_map;
-pub mod piece_picker;
-mod private_file;
-pub mod search;
+pub mod net;
 pub mod share;
-pub mod store;
-pub mod upload;
+pub mod transfer;
 
 pub use daemon::{start, IndexSettings, Node, NodeConfig, RunningNode};
 
@@ -88,15 +81,18 @@ pub enum NodeError {
     /// A peer answered against the protocol.
     #[error("a peer broke the protocol: {0}")]
     PeerMisbehaved(String),
-    /// The sharing side said no (rejected or busy).
+    /// The sharing side said no.
     #[error("{0}")]
     Refused(String),
+    /// The sharing side has no free upload slot now; try again later.
+    #[error("{0}")]
+    Busy(String),
     /// A transfer failed.
     #[error("{0}")]
     Transfer(String),
     /// The index could not be used.
     #[error("{0}")]
-    Index(#[from] index_client::IndexError),
+    Index(#[from] index_link::client::IndexError),
     /// The person has to log in to the index first.
     #[error("{0}")]
     NotLoggedIn(String),

@@ -428,16 +428,52 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no download {id} on {}: {list}", self.name))
     }
 
-    /// Waits until download `id` is no longer active and no task runs it; returns the record.
+    /// Waits until download `id` is neither active nor queued and no task runs it; returns the record.
     pub fn wait_download_end(&self, id: i64) -> Value {
+        self.wait_download(id, "to end", |d| {
+            d["state"] != "active" && d["state"] != "queued" && d["running"] == false
+        })
+    }
+
+    /// Waits until download `id` satisfies `done`; returns the record.
+    pub fn wait_download(&self, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         wait_until(
-            &format!("download {id} on {} to end", self.name),
+            &format!("download {id} on {} {what}", self.name),
             WAIT,
             || {
                 let d = self.download(id);
-                (d["state"] != "active" && d["running"] == false).then_some(d)
+                done(&d).then_some(d)
             },
         )
+    }
+
+    /// `get ARGS --no-wait`: starts a download that must start; returns its number.
+    pub fn start_download(&self, args: &[&str]) -> i64 {
+        let mut all = vec!["get"];
+        all.extend_from_slice(args);
+        all.push("--no-wait");
+        let answer = self.cli_ok(&all);
+        assert_eq!(answer["outcome"], "started", "{answer}");
+        answer["download"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no download number in {answer}"))
+    }
+
+    /// Starts a client command in the background (stdin empty, stdout piped, `--json`).
+    pub fn spawn_client(&self, args: &[&str]) -> Child {
+        peershare(self.netns.as_deref())
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .arg("--json")
+            .args(args)
+            .env_remove("PEERSHARE_API")
+            .env_remove("PEERSHARE_DATA_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a peershare client")
     }
 
     /// The partial file of a download of `file_id`.
@@ -481,22 +517,26 @@ impl Daemon {
     }
 
     /// Stops the daemon with SIGTERM (its own pid) and waits for it; SIGKILL if it hangs.
-    pub fn stop(&mut self) {
+    /// Returns true if it exited on its own, false if it had to be killed.
+    pub fn stop(&mut self) -> bool {
         let Some(mut c) = self.child.take() else {
-            return;
+            return false;
         };
         let _ = Command::new("kill")
             .args(["-TERM", &c.id().to_string()])
             .status();
         let end = Instant::now() + Duration::from_secs(20);
+        let mut exited = true;
         while c.try_wait().ok().flatten().is_none() {
             if Instant::now() >= end {
                 let _ = c.kill();
+                exited = false;
                 break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = c.wait();
+        exited
     }
 
     /// Starts the daemon again with the same folders and options (killing it first if running).

@@ -117,3 +117,29 @@ async fn unregister_removes_peers_and_files() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test]
+async fn a_peer_id_names_its_owner() {
+    let ix = Index::start().await;
+    let alice = ix.user("alice").await;
+    let bob = ix.user("bob").await;
+    let a1 = ix
+        .join(&alice, &Keypair::generate_ed25519(), json!([]))
+        .await;
+
+    let (status, owner) = ix.get(&format!("/peers/{a1}"), &bob).await;
+    assert_eq!(status, StatusCode::OK, "{owner}");
+    assert_eq!(owner["user"], "alice");
+    assert_eq!(owner["peer_id"], a1.as_str());
+    assert_eq!(owner["online"], true);
+
+    ix.call(Method::DELETE, &format!("/peers/{a1}"), Some(&alice), None)
+        .await;
+    let (_, owner) = ix.get(&format!("/peers/{a1}"), &bob).await;
+    assert_eq!(owner["online"], false, "a peer that left is named, offline");
+
+    let stranger = Keypair::generate_ed25519().public().to_peer_id();
+    let (status, body) = ix.get(&format!("/peers/{stranger}"), &bob).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("ever joined"));
+}

@@ -9,71 +9,16 @@ use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use peershare_core::{FileId, Outboard, PieceLayout};
-use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use crate::api::views::{DownloadRecord, DownloadState};
 use crate::NodeError;
 
 /// The peer database.
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
-}
-
-/// Where a download stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DownloadState {
-    /// Being fetched (or waiting to be resumed).
-    Active,
-    /// Verified and renamed into place.
-    Done,
-    /// Stopped with an error; the partial file is kept for a later resume.
-    Failed,
-}
-
-impl DownloadState {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Done => "done",
-            Self::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Self {
-        match s {
-            "done" => Self::Done,
-            "failed" => Self::Failed,
-            _ => Self::Active,
-        }
-    }
-}
-
-/// A download as stored.
-#[derive(Debug, Clone, Serialize)]
-pub struct DownloadRecord {
-    /// Local number of the download.
-    pub id: i64,
-    /// The file's id.
-    pub file_id: FileId,
-    /// The (sanitised) name it gets in the downloads folder.
-    pub name: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// The source's address.
-    pub source: String,
-    /// Where it stands.
-    pub state: DownloadState,
-    /// Why it failed, if it did.
-    pub error: Option<String>,
-    /// Where the finished file is.
-    pub path: Option<String>,
-    /// Seconds since the Unix epoch when it was asked for.
-    pub created_at: i64,
-    /// Seconds since the Unix epoch when it ended.
-    pub finished_at: Option<i64>,
 }
 
 /// A cached hash of a shared file.
@@ -206,11 +151,14 @@ impl Store {
 
     /// Marks a download active again (a resume), with a possibly new source.
     pub async fn reactivate_download(&self, id: i64, source: &str) -> Result<(), NodeError> {
-        sqlx::query("UPDATE downloads SET state = 'active', error = NULL, source = ? WHERE id = ?")
-            .bind(source)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE downloads SET state = 'active', error = NULL, next_try_ms = NULL, source = ?
+             WHERE id = ?",
+        )
+        .bind(source)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -223,7 +171,8 @@ impl Store {
         path: Option<&str>,
     ) -> Result<(), NodeError> {
         sqlx::query(
-            "UPDATE downloads SET state = ?, error = ?, path = ?, finished_at = ? WHERE id = ?",
+            "UPDATE downloads SET state = ?, error = ?, path = ?, finished_at = ?, next_try_ms = NULL
+             WHERE id = ?",
         )
         .bind(state.as_str())
         .bind(error)
@@ -233,6 +182,33 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Records a state a download waits in (queued until `next_try_ms`, paused, cancelled).
+    pub async fn set_download_state(
+        &self,
+        id: i64,
+        state: DownloadState,
+        reason: Option<&str>,
+        next_try_ms: Option<i64>,
+    ) -> Result<(), NodeError> {
+        sqlx::query("UPDATE downloads SET state = ?, error = ?, next_try_ms = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(next_try_ms)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets a download's entry; true if there was one.
+    pub async fn remove_download(&self, id: i64) -> Result<bool, NodeError> {
+        let done = sqlx::query("DELETE FROM downloads WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// One download by number.
@@ -250,7 +226,8 @@ impl Store {
         file_id: &FileId,
     ) -> Result<Option<DownloadRecord>, NodeError> {
         let row = sqlx::query(&format!(
-            "{SELECT_DOWNLOAD} WHERE file_id = ? AND state != 'done' ORDER BY id DESC LIMIT 1"
+            "{SELECT_DOWNLOAD} WHERE file_id = ? AND state NOT IN ('done', 'cancelled')
+         ORDER BY id DESC LIMIT 1"
         ))
         .bind(file_id.to_hex())
         .fetch_optional(&self.pool)
@@ -283,7 +260,7 @@ impl Store {
 }
 
 const SELECT_DOWNLOAD: &str = "SELECT id, file_id, name, size, source, state, error, path, \
-                               created_at, finished_at FROM downloads";
+                               created_at, finished_at, next_try_ms FROM downloads";
 
 fn download_from_row(row: &sqlx::sqlite::SqliteRow) -> DownloadRecord {
     let file_id: String = row.get(1);
@@ -300,5 +277,6 @@ fn download_from_row(row: &sqlx::sqlite::SqliteRow) -> DownloadRecord {
         path: row.get(7),
         created_at: row.get(8),
         finished_at: row.get(9),
+        next_try_ms: row.get(10),
     }
 }

@@ -16,6 +16,7 @@ use peershare_core::wire::control::TransferResponse;
 use peershare_core::FileId;
 use serde::Serialize;
 
+pub use crate::api::views::PendingRequest;
 use crate::share::{ShareIndex, SharedFile};
 
 /// How long a granted ticket may wait for its data connection.
@@ -41,25 +42,6 @@ impl std::str::FromStr for Policy {
             other => Err(format!("unknown policy {other:?}: use accept or ask")),
         }
     }
-}
-
-/// A request waiting for the person's answer.
-#[derive(Debug, Clone, Serialize)]
-pub struct PendingRequest {
-    /// Number to accept or reject it by.
-    pub id: u64,
-    /// Who asks.
-    pub peer: String,
-    /// Which file.
-    pub file_id: FileId,
-    /// The file's shared name.
-    pub name: String,
-    /// Its size.
-    pub size: u64,
-    /// Seconds left before it is rejected by timeout.
-    pub expires_in: u64,
-    #[serde(skip)]
-    expires: Instant,
 }
 
 /// What the gate says about a new request.
@@ -189,21 +171,20 @@ impl UploadGate {
     pub fn pending(&self) -> Vec<PendingRequest> {
         let state = self.state.lock().expect("gate lock");
         let now = Instant::now();
-        let mut list: Vec<_> = state
-            .pending
-            .iter()
+        let mut waiting: Vec<_> = state.pending.iter().collect();
+        waiting.sort_by_key(|(id, (_, _, expires))| (*expires, **id));
+        waiting
+            .into_iter()
             .map(|(id, (peer, file, expires))| PendingRequest {
                 id: *id,
                 peer: peer.to_string(),
+                user: None,
                 file_id: file.id(),
                 name: file.name.clone(),
                 size: file.size,
                 expires_in: expires.saturating_duration_since(now).as_secs(),
-                expires: *expires,
             })
-            .collect();
-        list.sort_by_key(|p| (p.expires, p.id));
-        list
+            .collect()
     }
 
     fn grant(&self, peer: PeerId, file: SharedFile) -> TransferResponse {

@@ -13,6 +13,9 @@
 //! the peer also announces the user's name in the DHT, so it can still be
 //! browsed by name when the index is down.
 
+pub mod client;
+pub mod names;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -25,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::host::Host;
-use crate::index_client::{
+use crate::daemon::private_file::write_private;
+use crate::index_link::client::{
     IndexClient, IndexError, IndexedFile, JoinRequest, PublishReason, Session,
 };
-use crate::private_file::write_private;
+use crate::net::host::Host;
 use crate::share::{ShareIndex, ShareOrigin, SharedFile};
 use crate::{now_ms, NodeError};
 
@@ -105,6 +108,7 @@ struct Inner {
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     accounts: tokio::sync::Mutex<()>,
+    names: names::PeerNames,
 }
 
 /// How a stretch of membership ended.
@@ -145,6 +149,7 @@ impl IndexLink {
             stop: watch::Sender::new(false),
             task: Mutex::new(None),
             accounts: tokio::sync::Mutex::new(()),
+            names: names::PeerNames::default(),
         });
         let task = tokio::spawn(inner.clone().run());
         *inner.task.lock().expect("task lock") = Some(task);
@@ -175,6 +180,15 @@ impl IndexLink {
                     self.inner.client.url()
                 ))
             })
+    }
+
+    /// The user name the index gives `peer_id`, when logged in and it knows one.
+    pub async fn user_of(&self, peer_id: &str) -> Option<String> {
+        let token = self.token().ok()?;
+        self.inner
+            .names
+            .user_of(&self.inner.client, &token, peer_id)
+            .await
     }
 
     /// Creates an account and logs in with it.
@@ -380,7 +394,7 @@ impl Inner {
         &self,
         session: &Session,
         published: &mut HashMap<FileId, String>,
-    ) -> Result<crate::index_client::Joined, IndexError> {
+    ) -> Result<crate::index_link::client::Joined, IndexError> {
         let peer_id = self.host.peer_id().to_string();
         let challenge = self.client.challenge(&session.token, &peer_id).await?;
         let signature = self

@@ -29,10 +29,10 @@ use peershare_core::words::name_words;
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::dht::{self, DhtSettings};
-use crate::gate::{UploadGate, Verdict};
-use crate::peer_book::{FoundBy, PeerBook};
+use crate::discovery::dht::{self, DhtSettings};
+use crate::net::peer_book::{FoundBy, PeerBook};
 use crate::share::ShareIndex;
+use crate::transfer::upload::gate::{UploadGate, Verdict};
 use crate::NodeError;
 
 /// The identify protocol version peers announce.
@@ -564,7 +564,7 @@ impl EventLoop {
             for addr in info
                 .listen_addrs
                 .iter()
-                .take(crate::peer_book::MAX_ADDRS_PER_PEER)
+                .take(crate::net::peer_book::MAX_ADDRS_PER_PEER)
             {
                 kad.add_address(&peer_id, addr.clone());
             }
@@ -688,7 +688,7 @@ impl EventLoop {
             .into_iter()
             .filter(|p| p.peer_id == wanted)
             .flat_map(|p| p.addrs)
-            .take(crate::peer_book::MAX_ADDRS_PER_PEER)
+            .take(crate::net::peer_book::MAX_ADDRS_PER_PEER)
             .collect();
         if !addrs.is_empty() {
             self.book.saw(wanted, addrs.clone(), FoundBy::Dht);

@@ -7,6 +7,9 @@
 //! checks the file is still the one that was hashed, so a file edited in
 //! place is never served under its old id.
 
+pub mod active;
+pub mod gate;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,9 +21,10 @@ use peershare_core::wire::data::{
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::data_channel::{read_body, read_header, write_frame, DataStream, DataTls};
-use crate::gate::UploadGate;
+use self::active::{ActiveUploads, ListedUpload};
 use crate::share::SharedFile;
+use crate::transfer::data_channel::{read_body, read_header, write_frame, DataStream, DataTls};
+use crate::transfer::upload::gate::UploadGate;
 use crate::NodeError;
 
 /// How long a new data connection may take to present its ticket.
@@ -54,13 +58,21 @@ impl RateLimit {
     }
 }
 
-/// Accepts data connections forever, one task per connection.
-pub async fn serve(
-    listener: TcpListener,
-    tls: DataTls,
-    gate: UploadGate,
-    rate: Option<Arc<RateLimit>>,
-) {
+/// What every upload connection needs.
+#[derive(Clone)]
+pub struct UploadService {
+    /// TLS bound to this peer's key.
+    pub tls: DataTls,
+    /// Tickets and slots.
+    pub gate: UploadGate,
+    /// The shared upload rate limit, if any.
+    pub rate: Option<Arc<RateLimit>>,
+    /// Where running uploads are listed.
+    pub uploads: ActiveUploads,
+}
+
+/// Accepts data connections until the task is dropped, one task per connection.
+pub async fn serve(listener: TcpListener, service: UploadService) {
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
@@ -70,9 +82,9 @@ pub async fn serve(
                 continue;
             }
         };
-        let (tls, gate, rate) = (tls.clone(), gate.clone(), rate.clone());
+        let service = service.clone();
         tokio::spawn(async move {
-            match serve_connection(tcp, tls, gate, rate).await {
+            match serve_connection(tcp, service).await {
                 Ok(()) => tracing::debug!(%remote, "upload finished"),
                 Err(e) => tracing::info!(%remote, "upload ended: {e}"),
             }
@@ -82,17 +94,15 @@ pub async fn serve(
 
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
-    tls: DataTls,
-    gate: UploadGate,
-    rate: Option<Arc<RateLimit>>,
+    service: UploadService,
 ) -> Result<(), NodeError> {
-    let (mut stream, peer) = tokio::time::timeout(OPEN_TIMEOUT, tls.accept(tcp))
+    let (mut stream, peer) = tokio::time::timeout(OPEN_TIMEOUT, service.tls.accept(tcp))
         .await
         .map_err(|_| NodeError::Transfer("handshake timed out".into()))??;
     let ticket = tokio::time::timeout(OPEN_TIMEOUT, read_open(&mut stream))
         .await
         .map_err(|_| NodeError::Transfer("no ticket in time".into()))??;
-    let Some((file, _slot)) = gate.redeem(ticket, &peer) else {
+    let Some((file, _slot)) = service.gate.redeem(ticket, &peer) else {
         return refuse(
             &mut stream,
             ErrorCode::BadTicket,
@@ -101,13 +111,16 @@ async fn serve_connection(
         .await;
     };
     tracing::info!(%peer, name = %file.name, "upload started");
+    let listed = service.uploads.start(peer, &file);
     let ready = ServerFrame::Ready {
         id: file.id(),
         size: file.size,
         piece_len: file.outboard.layout().piece_len(),
     };
     write_frame(&mut stream, &ready.encode()).await?;
-    Upload::new(file, stream, peer, rate)?.run().await
+    Upload::new(file, stream, peer, service.rate, listed)?
+        .run()
+        .await
 }
 
 async fn read_open(stream: &mut DataStream) -> Result<u64, NodeError> {
@@ -137,6 +150,7 @@ struct Upload {
     peer: PeerId,
     rate: Option<Arc<RateLimit>>,
     buffer: Vec<u8>,
+    listed: ListedUpload,
 }
 
 impl Upload {
@@ -145,6 +159,7 @@ impl Upload {
         stream: DataStream,
         peer: PeerId,
         rate: Option<Arc<RateLimit>>,
+        listed: ListedUpload,
     ) -> Result<Self, NodeError> {
         let handle = std::fs::File::open(&file.path).map_err(|e| NodeError::io(&file.path, e))?;
         let capacity = PieceHeader::LEN + file.outboard.layout().piece_len() as usize;
@@ -155,6 +170,7 @@ impl Upload {
             peer,
             rate,
             buffer: Vec::with_capacity(capacity),
+            listed,
         })
     }
 
@@ -231,6 +247,7 @@ impl Upload {
         }
         self.stream.write_all(&self.buffer).await?;
         self.stream.flush().await?;
+        self.listed.sent(len as u64);
         Ok(())
     }
 

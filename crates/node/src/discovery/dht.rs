@@ -22,8 +22,8 @@ use peershare_core::words::{file_key, name_has_words, name_words, word_key};
 use peershare_core::FileId;
 use serde::Serialize;
 
-use crate::browse::browse_until;
-use crate::host::Host;
+use crate::discovery::browse::browse_until;
+use crate::net::host::Host;
 use crate::share::{ShareIndex, SharedFile};
 use crate::NodeError;
 

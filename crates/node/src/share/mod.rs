@@ -22,7 +22,7 @@ use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard};
 use tokio::sync::{mpsc, watch, Mutex};
 
-use crate::store::Store;
+use crate::daemon::store::Store;
 use crate::NodeError;
 
 /// One shared file.

@@ -4,7 +4,7 @@
 //! It exists because libp2p's multiplexed streams cost too much per byte
 //! for bulk data on small machines (docs/PROTOCOL.md has the figures).
 //! This module only sets connections up and reads/writes frames; what is
-//! sent over them is decided by [`crate::upload`] and [`crate::download`].
+//! sent over them is decided by [`crate::transfer::upload`] and [`crate::transfer::download`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::peer_tls;
+use crate::transfer::peer_tls;
 use crate::NodeError;
 
 /// Socket buffer size asked of the kernel for data connections.

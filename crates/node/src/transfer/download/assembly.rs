@@ -22,8 +22,8 @@ use peershare_core::outboard::VerifyError;
 use peershare_core::{FileId, Outboard, PieceLayout};
 use tokio::sync::mpsc;
 
-use crate::piece_map::PieceMap;
-use crate::piece_picker::PiecePicker;
+use crate::transfer::download::piece_map::PieceMap;
+use crate::transfer::download::piece_picker::PiecePicker;
 use crate::NodeError;
 
 /// Worker threads verifying and writing pieces, per download.
@@ -412,7 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("p.part");
         let len = 3 * 8192 + 1234;
-        let part = crate::piece_map::open_partial(&path, len as u64).unwrap();
+        let part = crate::transfer::download::piece_map::open_partial(&path, len as u64).unwrap();
         let writer = PartWriter::open(&path, Arc::new(part));
         let data: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         for (n, chunk) in data.chunks(8192).enumerate() {

@@ -441,6 +441,25 @@ impl IndexClient {
         self.call(request).await
     }
 
+    /// The user owning `peer_id`, if it ever joined this index.
+    pub async fn peer_owner(
+        &self,
+        token: &str,
+        peer_id: &str,
+    ) -> Result<Option<String>, IndexError> {
+        #[derive(Deserialize)]
+        struct Owner {
+            user: String,
+        }
+        let request = self.request(Method::GET, &["peers", peer_id], Some(token));
+        match self.call::<Owner>(request).await {
+            Ok(owner) => Ok(Some(owner.user)),
+            // An index older than this endpoint answers 404 too.
+            Err(IndexError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One user's shared files.
     pub async fn user_files(
         &self,

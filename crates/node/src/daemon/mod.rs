@@ -5,6 +5,10 @@
 //! stays usable on its own. It never runs an index: joining one is a
 //! client concern ([`IndexLink`]) added beside the host, not inside it.
 
+pub mod identity;
+pub(crate) mod private_file;
+pub mod store;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,19 +17,23 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use peershare_core::DEFAULT_PIECE_LEN;
 
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
 use crate::api;
-use crate::data_channel::{self, DataTls};
-use crate::dht::{self, DhtSettings};
-use crate::download::Downloads;
-use crate::gate::{Policy, UploadGate};
-use crate::host::{ip_of, Host};
-use crate::identity;
-use crate::index_client::IndexClient;
+use crate::api::events::EventBus;
+use crate::daemon::private_file::write_private;
+use crate::daemon::store::Store;
+use crate::discovery::dht::{self, DhtSettings};
+use crate::index_link::client::IndexClient;
 use crate::index_link::IndexLink;
-use crate::private_file::write_private;
+use crate::net::host::{ip_of, Host};
 use crate::share::ShareIndex;
-use crate::store::Store;
-use crate::upload::{self, RateLimit};
+use crate::transfer::data_channel::{self, DataTls};
+use crate::transfer::download::{Downloads, DownloadsParts};
+use crate::transfer::upload::active::ActiveUploads;
+use crate::transfer::upload::gate::{Policy, UploadGate};
+use crate::transfer::upload::{self, RateLimit, UploadService};
 use crate::NodeError;
 
 /// Everything `peershare up` can be told.
@@ -103,6 +111,8 @@ pub struct Node {
     pub shares: ShareIndex,
     /// Upload policy and slots.
     pub gate: UploadGate,
+    /// The uploads running now.
+    pub uploads: ActiveUploads,
     /// The download engine.
     pub downloads: Downloads,
     /// Where downloads land.
@@ -113,6 +123,8 @@ pub struct Node {
     pub max_uploads: usize,
     /// Membership in an index, if the daemon uses one.
     pub index: Option<IndexLink>,
+    /// Where every subsystem pushes its changes.
+    pub bus: EventBus,
     store: Store,
 }
 
@@ -122,14 +134,29 @@ pub struct RunningNode {
     pub node: Node,
     /// Where the API listens.
     pub api_addr: SocketAddr,
+    stop: CancellationToken,
+    tasks: TaskTracker,
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
+/// How long downloads get to record their verified pieces when the daemon stops.
+const DOWNLOAD_GRACE: Duration = Duration::from_secs(3);
+
 impl RunningNode {
-    /// Leaves the index and flushes the database; call before the process exits.
+    /// Stops downloads (recording their verified pieces), leaves the index,
+    /// stops the listeners and flushes the database; call before the process exits.
     pub async fn shutdown(self) {
+        self.node.downloads.shutdown(DOWNLOAD_GRACE).await;
         if let Some(link) = &self.node.index {
             link.stop().await;
+        }
+        self.stop.cancel();
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(1), self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some daemon tasks did not stop in time");
         }
         self.node.store.close().await;
     }
@@ -183,12 +210,20 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     );
     let tls = DataTls::new(&keypair)?;
     let rate = config.max_upload_rate.map(|r| Arc::new(RateLimit::new(r)));
-    tokio::spawn(upload::serve(
-        data_listener,
-        tls.clone(),
-        gate.clone(),
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let bus = EventBus::new();
+    let uploads = ActiveUploads::new(bus.clone());
+    let service = UploadService {
+        tls: tls.clone(),
+        gate: gate.clone(),
         rate,
-    ));
+        uploads: uploads.clone(),
+    };
+    tasks.spawn(
+        stop.clone()
+            .run_until_cancelled_owned(upload::serve(data_listener, service)),
+    );
 
     let host = Host::start(
         keypair.clone(),
@@ -208,22 +243,26 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
             shares.clone(),
         )
     });
-    let downloads = Downloads::new(
-        store.clone(),
-        host.clone(),
+    let downloads = Downloads::new(DownloadsParts {
+        store: store.clone(),
+        host: host.clone(),
         tls,
-        config.downloads_dir.clone(),
-        shares.clone(),
-    );
+        downloads_dir: config.downloads_dir.clone(),
+        shares: shares.clone(),
+        bus: bus.clone(),
+        stop: stop.child_token(),
+    });
     let node = Node {
         host,
         shares: shares.clone(),
         gate,
+        uploads,
         downloads,
         downloads_dir: config.downloads_dir.clone(),
         data_port,
         max_uploads: config.max_uploads,
         index,
+        bus,
         store,
     };
 
@@ -232,7 +271,11 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         .await
         .map_err(|e| NodeError::Listen(format!("local API on {}: {e}", config.api)))?;
     let api_addr = api_listener.local_addr()?;
-    tokio::spawn(api::serve(api_listener, api::router(node.clone(), token)));
+    tasks.spawn(api::serve(
+        api_listener,
+        api::router(node.clone(), token),
+        stop.clone(),
+    ));
     write_private(
         &config.data_dir.join(api::ADDR_FILE),
         api::addr_file_contents(api_addr).as_bytes(),
@@ -262,6 +305,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     Ok(RunningNode {
         node,
         api_addr,
+        stop,
+        tasks,
         _watcher: watcher,
     })
 }

@@ -16,10 +16,10 @@ use libp2p::{Multiaddr, PeerId};
 use peershare_core::words::user_key;
 use serde_json::{json, Value};
 
-use crate::browse::browse_until;
 use crate::daemon::Node;
-use crate::host::{parse_peer_addr, Host};
-use crate::index_client::IndexError;
+use crate::discovery::browse::browse_until;
+use crate::index_link::client::IndexError;
+use crate::net::host::{parse_peer_addr, Host};
 use crate::NodeError;
 
 /// Most peers browsed for one name.

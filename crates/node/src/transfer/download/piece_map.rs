@@ -45,6 +45,18 @@ impl PieceMap {
         }
     }
 
+    /// Loads a saved map of `id` (`size` bytes) whatever its piece length, with its layout;
+    /// `None` if there is none or it does not fit.
+    pub fn load_saved(path: PathBuf, id: &FileId, size: u64) -> Option<(Self, PieceLayout)> {
+        let mut head = [0u8; 8 + 32 + 8 + 8];
+        let mut file = File::open(&path).ok()?;
+        std::io::Read::read_exact(&mut file, &mut head).ok()?;
+        let piece_len = u64::from_be_bytes(head[48..56].try_into().ok()?);
+        let layout = PieceLayout::new(size, piece_len).ok()?;
+        let map = Self::load(path, id, layout);
+        Some((map, layout))
+    }
+
     /// True if piece `index` is verified.
     pub fn has(&self, index: u64) -> bool {
         index < self.count && bit(&self.bits, index)

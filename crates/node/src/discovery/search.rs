@@ -15,9 +15,9 @@ use peershare_core::FileId;
 use serde::Serialize;
 
 use crate::daemon::Node;
-use crate::dht::{self, DhtHit, DhtSearch, DhtSearchStats};
-use crate::index_client::{SearchParams, SearchResults};
-use crate::peer_book::FoundBy;
+use crate::discovery::dht::{self, DhtHit, DhtSearch, DhtSearchStats};
+use crate::index_link::client::{SearchParams, SearchResults};
+use crate::net::peer_book::FoundBy;
 use crate::NodeError;
 
 /// How long the index may take to answer a search.

@@ -6,19 +6,25 @@
 //! the person's browser cannot drive the daemon. Handlers only translate
 //! HTTP to the engine's calls; they hold no state of their own.
 
+pub mod events;
+pub mod views;
+
+use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use self::views::{ApiError, GetAnswer, GetRequest, RequestAnswer};
 use crate::daemon::Node;
-use crate::index_client::{IndexError, SearchParams};
+use crate::index_link::client::{IndexError, SearchParams};
 use crate::index_link::{IndexLink, IndexStatus};
 use crate::NodeError;
 
@@ -47,6 +53,13 @@ pub fn router(node: Node, token: String) -> Router {
             get(list_downloads).post(start_download),
         )
         .route("/api/v1/downloads/{id}", get(one_download))
+        .route("/api/v1/downloads/{id}", delete(remove_download))
+        .route("/api/v1/downloads/{id}/pause", post(pause_download))
+        .route("/api/v1/downloads/{id}/resume", post(resume_download))
+        .route("/api/v1/downloads/{id}/cancel", post(cancel_download))
+        .route("/api/v1/downloads/clean", post(clean_downloads))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/uploads", get(uploads))
         .route("/api/v1/requests", get(requests))
         .route("/api/v1/requests/{id}/accept", post(accept))
         .route("/api/v1/requests/{id}/reject", post(reject))
@@ -65,9 +78,16 @@ pub fn router(node: Node, token: String) -> Router {
         .with_state(state)
 }
 
-/// Serves the API on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) {
-    if let Err(e) = axum::serve(listener, router).await {
+/// Serves the API on `listener` until `stop` fires.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    if let Err(e) = served {
         tracing::error!("local API stopped: {e}");
     }
 }
@@ -126,7 +146,11 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({ "error": code, "message": message }))).into_response()
+    let body = ApiError {
+        code: code.to_string(),
+        message: message.to_string(),
+    };
+    (status, Json(body)).into_response()
 }
 
 impl IntoResponse for NodeError {
@@ -148,6 +172,8 @@ impl IntoResponse for NodeError {
             NodeError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             NodeError::PeerUnreachable(_) => (StatusCode::BAD_GATEWAY, "peer_unreachable"),
             NodeError::Refused(_) => (StatusCode::CONFLICT, "refused"),
+            NodeError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            NodeError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         error(status, code, &self.to_string())
@@ -163,7 +189,7 @@ struct StatusView {
     shares: Vec<String>,
     shared_files: usize,
     downloads_dir: String,
-    policy: crate::gate::Policy,
+    policy: crate::transfer::upload::gate::Policy,
     max_uploads: usize,
     uploads_running: usize,
     index: Option<IndexStatus>,
@@ -208,8 +234,9 @@ async fn browse(
     State(s): State<ApiState>,
     Query(q): Query<BrowseQuery>,
 ) -> Result<impl IntoResponse, NodeError> {
-    let (peer, dial) = crate::people::peer_to_browse(&s.node.host, &q.peer).await?;
-    let listing = crate::browse::browse_all(&s.node.host, peer, dial, &Default::default()).await?;
+    let (peer, dial) = crate::discovery::people::peer_to_browse(&s.node.host, &q.peer).await?;
+    let listing =
+        crate::discovery::browse::browse_all(&s.node.host, peer, dial, &Default::default()).await?;
     Ok(Json(json!({
         "peer": peer.to_string(),
         "files": listing.files,
@@ -218,35 +245,30 @@ async fn browse(
     })))
 }
 
-#[derive(Deserialize)]
-struct StartDownload {
-    /// A full peer address; without one the file is looked up in the index by name.
-    peer: Option<String>,
-    file: String,
-}
-
 async fn start_download(
     State(s): State<ApiState>,
-    Json(body): Json<StartDownload>,
-) -> Result<impl IntoResponse, NodeError> {
-    let view = match &body.peer {
-        Some(peer) => s.node.downloads.start(peer, &body.file).await?,
+    Json(body): Json<GetRequest>,
+) -> Result<(StatusCode, Json<GetAnswer>), NodeError> {
+    let downloads = &s.node.downloads;
+    let answer = match &body.peer {
+        Some(peer) => downloads.start(peer, &body.file, body.again).await?,
         None => {
-            let (id, sources) = crate::search::locate(&s.node, &body.file).await?;
-            s.node
-                .downloads
-                .start_from_any(&sources, &id.to_hex())
-                .await?
+            let (id, sources) = crate::discovery::search::locate(&s.node, &body.file).await?;
+            downloads.start_from_any(&sources, &id, body.again).await?
         }
     };
-    Ok((StatusCode::CREATED, Json(view)))
+    let status = match answer {
+        GetAnswer::Started { .. } => StatusCode::CREATED,
+        _ => StatusCode::OK,
+    };
+    Ok((status, Json(answer)))
 }
 
 async fn search_everywhere(
     State(s): State<ApiState>,
     Query(params): Query<SearchParams>,
 ) -> impl IntoResponse {
-    Json(crate::search::search(&s.node, &params).await)
+    Json(crate::discovery::search::search(&s.node, &params).await)
 }
 
 async fn peers(State(s): State<ApiState>) -> impl IntoResponse {
@@ -327,7 +349,7 @@ async fn user_files(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, NodeError> {
     Ok(Json(
-        crate::people::user_files(&s.node, &name, &query).await?,
+        crate::discovery::people::user_files(&s.node, &name, &query).await?,
     ))
 }
 
@@ -349,12 +371,80 @@ async fn one_download(
 ) -> Result<impl IntoResponse, NodeError> {
     match s.node.downloads.get(id).await? {
         Some(view) => Ok(Json(view)),
-        None => Err(NodeError::NotFound(format!("no download number {id}"))),
+        None => Err(NodeError::NotFound(format!(
+            "no download number {id}; `peershare downloads` lists them"
+        ))),
     }
 }
 
-async fn requests(State(s): State<ApiState>) -> impl IntoResponse {
-    Json(s.node.gate.pending())
+async fn pause_download(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, NodeError> {
+    Ok(Json(s.node.downloads.pause(id).await?))
+}
+
+async fn resume_download(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, NodeError> {
+    Ok(Json(s.node.downloads.resume(id).await?))
+}
+
+async fn cancel_download(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<impl IntoResponse, NodeError> {
+    Ok(Json(s.node.downloads.cancel(id).await?))
+}
+
+async fn remove_download(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, NodeError> {
+    s.node.downloads.remove(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn clean_downloads(State(s): State<ApiState>) -> Result<impl IntoResponse, NodeError> {
+    Ok(Json(s.node.downloads.clean().await?))
+}
+
+/// Server-Sent Events: one `data:` line of JSON ([`views::Event`]) per event.
+async fn events(
+    State(s): State<ApiState>,
+) -> Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>> {
+    let subscription = s.node.bus.subscribe();
+    let stream = futures::stream::unfold(subscription, |mut sub| async move {
+        let event = sub.next().await?;
+        let sse = SseEvent::default()
+            .id(event.seq.to_string())
+            .json_data(&event)
+            .unwrap_or_else(|_| SseEvent::default().comment("unencodable event"));
+        Some((Ok(sse), sub))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn requests(State(s): State<ApiState>) -> Json<Vec<views::PendingRequest>> {
+    let mut pending = s.node.gate.pending();
+    for request in &mut pending {
+        request.user = user_of(&s.node, &request.peer).await;
+    }
+    Json(pending)
+}
+
+async fn uploads(State(s): State<ApiState>) -> Json<Vec<views::UploadView>> {
+    let mut running = s.node.uploads.list();
+    for upload in &mut running {
+        upload.user = user_of(&s.node, &upload.peer).await;
+    }
+    Json(running)
+}
+
+/// The user name the index gives a peer, if the daemon has an index and it knows one.
+async fn user_of(node: &Node, peer_id: &str) -> Option<String> {
+    node.index.as_ref()?.user_of(peer_id).await
 }
 
 async fn accept(
@@ -371,7 +461,7 @@ async fn reject(
     answer(&s, id, false).await
 }
 
-async fn answer(s: &ApiState, id: u64, accept: bool) -> Result<Json<serde_json::Value>, NodeError> {
+async fn answer(s: &ApiState, id: u64, accept: bool) -> Result<Json<RequestAnswer>, NodeError> {
     let response = s.node.gate.answer(id, accept).ok_or_else(|| {
         NodeError::NotFound(format!(
             "no request number {id} is waiting (answered or timed out); `peershare requests` lists them"
@@ -382,9 +472,11 @@ async fn answer(s: &ApiState, id: u64, accept: bool) -> Result<Json<serde_json::
         peershare_core::wire::control::TransferResponse::Granted { .. }
     );
     s.node.host.answer(id, response).await?;
-    Ok(Json(
-        json!({ "id": id, "accepted": accept, "granted": granted }),
-    ))
+    Ok(Json(RequestAnswer {
+        id,
+        accepted: accept,
+        granted,
+    }))
 }
 
 /// The address the API listens on, for `api.addr`.

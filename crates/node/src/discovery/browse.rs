@@ -15,7 +15,7 @@ use libp2p::{Multiaddr, PeerId};
 use peershare_core::wire::control::{BrowseRequest, SharedFileEntry, MAX_BROWSE_PAGE};
 use serde::Serialize;
 
-use crate::host::Host;
+use crate::net::host::Host;
 use crate::NodeError;
 
 /// Most entries kept from one peer's listing.

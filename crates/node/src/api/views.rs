@@ -1,0 +1,315 @@
+//! The records that cross the local API, defined once and used by the
+//! daemon (to answer) and by every client (the CLI, later the web UI) to
+//! read the answer: downloads, uploads, requests, controls and events.
+//!
+//! This module is a leaf: it imports no subsystem, so every subsystem may
+//! build these records without depending on the API's routes.
+
+use peershare_core::FileId;
+use serde::{Deserialize, Serialize};
+
+/// Where a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DownloadState {
+    /// Being fetched (or about to be resumed).
+    Active,
+    /// Waiting to try its source again (it was busy); see `next_try_ms`.
+    Queued,
+    /// Stopped by the person; the verified pieces are kept.
+    Paused,
+    /// Verified and renamed into place.
+    Done,
+    /// Stopped with an error; the partial file is kept for a later resume.
+    Failed,
+    /// Stopped by the person and its partial file deleted.
+    Cancelled,
+}
+
+impl DownloadState {
+    /// The name stored in the database and shown to people.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Queued => "queued",
+            Self::Paused => "paused",
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Reads a stored name (anything unknown counts as active, to be resumed).
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "queued" => Self::Queued,
+            "paused" => Self::Paused,
+            "done" => Self::Done,
+            "failed" => Self::Failed,
+            "cancelled" => Self::Cancelled,
+            _ => Self::Active,
+        }
+    }
+
+    /// True for states a download only leaves when a person acts (resume, remove).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+
+    /// True while the download owns a partial file it will continue from.
+    pub fn owns_partial(self) -> bool {
+        !matches!(self, Self::Done | Self::Cancelled)
+    }
+}
+
+/// A download as stored in `peer.db`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadRecord {
+    /// Local number of the download.
+    pub id: i64,
+    /// The file's id.
+    pub file_id: FileId,
+    /// The (sanitised) name it gets in the downloads folder.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The source's address.
+    pub source: String,
+    /// Where it stands.
+    pub state: DownloadState,
+    /// Why it failed or waits, if it does.
+    pub error: Option<String>,
+    /// Where the finished file is.
+    pub path: Option<String>,
+    /// Seconds since the Unix epoch when it was asked for.
+    pub created_at: i64,
+    /// Seconds since the Unix epoch when it ended.
+    pub finished_at: Option<i64>,
+    /// Milliseconds since the Unix epoch of the next try, while queued.
+    pub next_try_ms: Option<i64>,
+}
+
+/// A download as shown to people and scripts: the record and its live progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadView {
+    /// The stored record.
+    #[serde(flatten)]
+    pub record: DownloadRecord,
+    /// Bytes verified and on disk (from earlier runs too).
+    pub verified_bytes: u64,
+    /// Bytes received from the network in this run (a resume fetches fewer than `size`).
+    pub fetched_bytes: u64,
+    /// Average receive rate of this run, bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Seconds left at the current rate, when it is moving.
+    pub eta_secs: Option<u64>,
+    /// Sources sending pieces right now.
+    pub sources: u32,
+    /// True while a task is working on it (fetching, or waiting to retry).
+    pub running: bool,
+}
+
+/// Progress of a running download, pushed as it moves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DownloadProgress {
+    /// The download's local number.
+    pub id: i64,
+    /// Its size.
+    pub size: u64,
+    /// Bytes verified and on disk.
+    pub verified_bytes: u64,
+    /// Bytes received in this run.
+    pub fetched_bytes: u64,
+    /// Average receive rate of this run, bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Seconds left at that rate.
+    pub eta_secs: Option<u64>,
+    /// Sources sending pieces right now.
+    pub sources: u32,
+}
+
+/// The body of `POST /api/v1/downloads`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GetRequest {
+    /// A full peer address; without one the file is looked up by name or id.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// The file's name or id.
+    pub file: String,
+    /// Copy the file even if it is already here.
+    #[serde(default)]
+    pub again: bool,
+}
+
+/// What `POST /api/v1/downloads` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum GetAnswer {
+    /// A download started (or an unfinished one was resumed).
+    Started {
+        /// The download.
+        download: DownloadView,
+    },
+    /// The file is already being downloaded; this is that download.
+    Attached {
+        /// The download.
+        download: DownloadView,
+    },
+    /// The file is already complete on this machine; nothing was copied.
+    AlreadyHere {
+        /// The file's id.
+        file_id: FileId,
+        /// Where it is.
+        path: String,
+    },
+}
+
+/// What `POST /api/v1/downloads/clean` removed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CleanReport {
+    /// The partial and map files deleted.
+    pub removed: Vec<String>,
+    /// Bytes those files took.
+    pub bytes_freed: u64,
+}
+
+/// A transfer request waiting for the person's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingRequest {
+    /// Number to accept or reject it by.
+    pub id: u64,
+    /// Who asks (peer id).
+    pub peer: String,
+    /// The asker's user name, when an index vouches for it.
+    pub user: Option<String>,
+    /// Which file.
+    pub file_id: FileId,
+    /// The file's shared name.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+    /// Seconds left before it is rejected by timeout.
+    pub expires_in: u64,
+}
+
+/// One upload: a peer fetching one of this peer's files.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UploadView {
+    /// Local number of the upload (per daemon run).
+    pub id: u64,
+    /// Who downloads (peer id).
+    pub peer: String,
+    /// Their user name, when an index vouches for it.
+    pub user: Option<String>,
+    /// The file's id.
+    pub file_id: FileId,
+    /// The file's shared name.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+    /// Bytes sent on this connection.
+    pub sent_bytes: u64,
+    /// Average send rate, bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Milliseconds since the Unix epoch when it started.
+    pub started_ms: i64,
+}
+
+/// The answer to accepting or rejecting a request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestAnswer {
+    /// The request's number.
+    pub id: u64,
+    /// What the person said.
+    pub accepted: bool,
+    /// False when accepted but every upload slot was busy.
+    pub granted: bool,
+}
+
+/// An error from the local API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    /// A stable code for scripts (`not_found`, `bad_request`, `busy`, …).
+    pub code: String,
+    /// What went wrong and what to do next, for people.
+    pub message: String,
+}
+
+/// Something that happened in the node, pushed to subscribers of `/api/v1/events`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Event {
+    /// Increases by one per event published by this daemon run.
+    pub seq: u64,
+    /// Milliseconds since the Unix epoch.
+    pub at_ms: i64,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// The kinds of events.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EventKind {
+    /// A running download moved (at most a few per second per download).
+    DownloadProgress(DownloadProgress),
+    /// A download started, was queued, paused, resumed, finished, failed or was cancelled.
+    DownloadChanged {
+        /// The download as it is now.
+        download: DownloadView,
+    },
+    /// A download's entry was removed.
+    DownloadRemoved {
+        /// Its local number.
+        id: i64,
+    },
+    /// A transfer request waits for the person's answer.
+    RequestWaiting {
+        /// The request.
+        request: PendingRequest,
+    },
+    /// A waiting request was answered or timed out.
+    RequestEnded {
+        /// Its number.
+        id: u64,
+        /// True if it was accepted.
+        accepted: bool,
+    },
+    /// A peer started downloading from this one.
+    UploadStarted {
+        /// The upload.
+        upload: UploadView,
+    },
+    /// An upload ended.
+    UploadEnded {
+        /// The upload as it ended.
+        upload: UploadView,
+    },
+    /// The set of shared files changed.
+    SharesChanged {
+        /// Files shared now.
+        shared_files: usize,
+    },
+    /// A connection to a peer opened or closed.
+    PeerConnection {
+        /// The peer.
+        peer_id: String,
+        /// True when it opened.
+        connected: bool,
+    },
+    /// This subscriber read too slowly: events were dropped and the stream ends.
+    Overflow {
+        /// How many events it missed.
+        dropped: u64,
+    },
+}
+
+impl EventKind {
+    /// Events of the same key replace each other in a slow subscriber's queue.
+    pub fn progress_key(&self) -> Option<i64> {
+        match self {
+            Self::DownloadProgress(p) => Some(p.id),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! The libp2p side of a peer: the host (one composed behaviour and the
+//! event loop that dispatches its events) and the book of known peers.
+//!
+//! It carries requests and answers between peers; what a request means
+//! (a browse listing, a transfer decision, a DHT record) is decided by the
+//! subsystem that owns it.
+
+pub mod host;
+pub mod peer_book;
