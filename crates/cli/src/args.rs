@@ -39,9 +39,10 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Download a file: `get NAME` finds it through the index, `get PEER FILE` asks one peer.
+    /// Download a file: `get NAME`, `get ID` or `get peershare:…` finds holders through the
+    /// index and the DHT; `get PEER FILE` asks one peer.
     Get {
-        /// The file's name (found through the index), or a peer's full address ending in /p2p/<peer id>.
+        /// A file name or id, a `peershare:` link, or a peer's full address ending in /p2p/<peer id>.
         target: String,
         /// With a peer address: the file's name (as `browse` shows it) or its id.
         file: Option<String>,
@@ -91,10 +92,26 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<DownloadAction>,
     },
-    /// List this peer's shared files.
-    Shares,
+    /// List this peer's shared folders and files, or add or remove a folder.
+    Shares {
+        /// What to do; without one, list them.
+        #[command(subcommand)]
+        action: Option<SharesAction>,
+    },
+    /// Stop sharing: leave the index, withdraw every DHT record, answer no browse or transfer.
+    Offline,
+    /// Share again after `offline`.
+    Online,
     /// Rescan the shared folders now.
     Rescan,
+    /// Print a `peershare:` link to one of your shared files, for others to `get`.
+    Link {
+        /// The file: its id, its shared name, or its path.
+        file: String,
+        /// Put this peer's addresses in the link, so it works with no index and no DHT.
+        #[arg(long)]
+        with_addrs: bool,
+    },
     /// List uploads: who is downloading what from you, how far and how fast.
     Uploads,
     /// List transfer requests waiting for an answer (policy `ask`).
@@ -108,6 +125,21 @@ pub enum Command {
     Reject {
         /// The request's number from `peershare requests`.
         id: u64,
+    },
+}
+
+/// What `shares` can change.
+#[derive(Subcommand, Debug)]
+pub enum SharesAction {
+    /// Share a folder now (kept across restarts).
+    Add {
+        /// The folder.
+        dir: PathBuf,
+    },
+    /// Stop sharing a folder now; its files are withdrawn from the index and the DHT.
+    Remove {
+        /// The folder.
+        dir: PathBuf,
     },
 }
 

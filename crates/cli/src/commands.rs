@@ -2,11 +2,15 @@
 //! answer as text for people or as JSON with `--json`.
 
 use anyhow::{anyhow, bail, Context, Result};
-use peershare_node::api::views::{GetRequest, PendingRequest, RequestAnswer};
+use peershare_core::link::ShareLink;
+use peershare_node::api::views::{
+    FolderRequest, FoldersChanged, GetRequest, LinkView, PendingRequest, RequestAnswer,
+    SharingRequest,
+};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::args::{parse_bytes, AccountArgs, Cli, Command, SearchArgs};
+use crate::args::{parse_bytes, AccountArgs, Cli, Command, SearchArgs, SharesAction};
 use crate::client::DaemonClient;
 use crate::transfers::{self, GetOptions};
 
@@ -24,18 +28,7 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
             again,
             cancel_on_exit,
         } => {
-            let request = match file {
-                Some(file) => GetRequest {
-                    peer: Some(target.clone()),
-                    file: file.clone(),
-                    again: *again,
-                },
-                None => GetRequest {
-                    peer: None,
-                    file: target.clone(),
-                    again: *again,
-                },
-            };
+            let request = get_request(target, file.as_deref(), *again)?;
             let options = GetOptions {
                 no_wait: *no_wait,
                 cancel_on_exit: *cancel_on_exit,
@@ -61,11 +54,22 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         Command::Downloads { watch, action } => {
             transfers::downloads(cli, &client, *watch, action.as_ref()).await
         }
-        Command::Shares => shares(cli, &client).await,
+        Command::Shares { action } => shares(cli, &client, action.as_ref()).await,
+        Command::Offline | Command::Online => {
+            let online = matches!(command, Command::Online);
+            let v: SharingRequest = client.post("/sharing", &SharingRequest { online }).await?;
+            print_json_or(cli, &v, || match v.online {
+                true => "online: your files are offered again (index, DHT, LAN)".into(),
+                false => "offline: you left the index, your DHT records are withdrawn and \
+                          nobody can browse or download your files; `peershare online` undoes it"
+                    .into(),
+            })
+        }
         Command::Rescan => {
             let v: Value = client.post("/rescan", &json!({})).await?;
             print(cli, &v, || format!("{} files shared", v["shared_files"]))
         }
+        Command::Link { file, with_addrs } => link(cli, &client, file, *with_addrs).await,
         Command::Requests => requests(cli, &client).await,
         Command::Uploads => transfers::uploads(cli, &client).await,
         Command::Accept { id } => answer(cli, &client, *id, "accept").await,
@@ -111,6 +115,9 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
             v["uploads_running"],
             v["max_uploads"],
         );
+        if v["sharing_online"] == false {
+            out += "\nOFFLINE: nobody can reach your files (`peershare online`)";
+        }
         let index = &v["index"];
         out += &match index["state"].as_str() {
             None => "\nno index (--no-index)".to_string(),
@@ -129,6 +136,78 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
     })
 }
 
+/// The forms `get` and `browse` accept, for error messages.
+const PEER_FORMS: &str = "a peer is named by its full address as `peershare status` prints it \
+     (/ip4/192.168.1.20/tcp/1100/p2p/12D3KooW…) or, for browse, by its peer id (12D3KooW…)";
+
+/// What `get TARGET [FILE]` asks the daemon for.
+fn get_request(target: &str, file: Option<&str>, again: bool) -> Result<GetRequest> {
+    if ShareLink::is_link(target) {
+        if file.is_some() {
+            bail!("a peershare: link names its file already; give the link alone");
+        }
+        let link: ShareLink = target.parse().with_context(|| {
+            "the link is damaged; copy it whole, as `peershare link` printed it".to_string()
+        })?;
+        return Ok(GetRequest {
+            peer: None,
+            file: link.id.to_hex(),
+            again,
+            sources: link.sources,
+        });
+    }
+    match file {
+        Some(file) => {
+            if !is_peer_address(target) {
+                bail!(
+                    "{target:?} is not a peer address: {PEER_FORMS}. \
+                     Without a peer, `peershare get NAME`, `get ID` or `get peershare:…` finds holders"
+                );
+            }
+            Ok(GetRequest {
+                peer: Some(target.to_string()),
+                file: file.to_string(),
+                again,
+                sources: Vec::new(),
+            })
+        }
+        None => {
+            if is_peer_address(target) || looks_like_an_address(target) {
+                bail!("{target:?} names a peer but no file: `peershare get ADDRESS FILE` (FILE: a name or an id)");
+            }
+            Ok(GetRequest {
+                peer: None,
+                file: target.to_string(),
+                again,
+                sources: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Text that is meant as an address but is not a full peer address: a
+/// multiaddr without `/p2p/`, or HOST:PORT.
+fn looks_like_an_address(target: &str) -> bool {
+    let host_port = target.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.is_empty() && !host.contains(' ') && port.parse::<u16>().is_ok()
+    });
+    (target.starts_with("/ip") || target.starts_with("/dns")) && !target.contains("/p2p/")
+        || host_port
+}
+
+async fn link(cli: &Cli, client: &DaemonClient, file: &str, with_addrs: bool) -> Result<()> {
+    // A path to a file on this machine is sent whole; the daemon matches it.
+    let what = match std::path::Path::new(file).exists() {
+        true => std::path::absolute(file)?.display().to_string(),
+        false => file.to_string(),
+    };
+    let with = if with_addrs { "true" } else { "false" };
+    let v: LinkView = client
+        .get_query("/link", &[("file", &what), ("with_addrs", with)])
+        .await?;
+    print_json_or(cli, &v, || v.uri.clone())
+}
+
 /// A peer address has a `/p2p/` part; anything else is a user name on the index.
 fn is_peer_address(target: &str) -> bool {
     target.starts_with('/') && target.contains("/p2p/")
@@ -145,6 +224,9 @@ fn is_peer_id(target: &str) -> bool {
 }
 
 async fn browse(cli: &Cli, client: &DaemonClient, target: &str, all: bool) -> Result<()> {
+    if looks_like_an_address(target) {
+        bail!("{target:?} is not a full peer address: {PEER_FORMS}; or give a user name");
+    }
     if is_peer_address(target) || is_peer_id(target) {
         let v: Value = client.get_query("/browse", &[("peer", target)]).await?;
         return print(cli, &v, || file_table(&v["files"]));
@@ -409,9 +491,50 @@ async fn audit(cli: &Cli, client: &DaemonClient, limit: u32, offset: u32) -> Res
     })
 }
 
-async fn shares(cli: &Cli, client: &DaemonClient) -> Result<()> {
-    let v: Value = client.get("/shares").await?;
-    print(cli, &v, || file_table(&v["files"]))
+async fn shares(cli: &Cli, client: &DaemonClient, action: Option<&SharesAction>) -> Result<()> {
+    let (route, dir) = match action {
+        None => {
+            let v: Value = client.get("/shares").await?;
+            return print(cli, &v, || {
+                let folders: Vec<String> = v["folders"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(str_of)
+                    .collect();
+                let mut out = match folders.is_empty() {
+                    true => "no shared folder (`peershare shares add DIR`)\n".to_string(),
+                    false => format!("shared folders: {}\n", folders.join(", ")),
+                };
+                if v["online"] == false {
+                    out += "OFFLINE: nobody can reach these files (`peershare online`)\n";
+                }
+                out + &file_table(&v["files"])
+            });
+        }
+        Some(SharesAction::Add { dir }) => ("/shares/folders", dir),
+        Some(SharesAction::Remove { dir }) => ("/shares/folders/remove", dir),
+    };
+    // The daemon runs elsewhere: a relative path means the one from here.
+    let path = std::path::absolute(dir)
+        .with_context(|| format!("cannot make {} an absolute path", dir.display()))?;
+    let body = FolderRequest {
+        path: path.display().to_string(),
+    };
+    let v: FoldersChanged = client.post(route, &body).await?;
+    print_json_or(cli, &v, || {
+        let verb = match action {
+            Some(SharesAction::Add { .. }) => "now shared",
+            _ => "no longer shared",
+        };
+        format!(
+            "{} {verb}; {} files shared from {} folder{}",
+            path.display(),
+            v.shared_files,
+            v.folders.len(),
+            if v.folders.len() == 1 { "" } else { "s" }
+        )
+    })
 }
 
 fn file_table(files: &Value) -> String {
@@ -545,5 +668,11 @@ mod tests {
             "12D3KooW has spaces in it, so it is a user name ok"
         ));
         assert_eq!(url_segment("a b/../c"), "a%20b%2F..%2Fc");
+        assert!(looks_like_an_address("/ip4/10.0.0.2/tcp/1100"));
+        assert!(looks_like_an_address("10.0.0.2:1100"));
+        assert!(looks_like_an_address("[::1]:1100"));
+        assert!(!looks_like_an_address("alice"));
+        assert!(!looks_like_an_address("aula 1.mp4"));
+        assert!(!looks_like_an_address("/ip4/1.2.3.4/tcp/1/p2p/12D3KooWabc"));
     }
 }

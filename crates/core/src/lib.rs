@@ -4,13 +4,15 @@
 //! verify every piece against a file's id ([`outboard`]), the rules that turn a
 //! name from the network into a safe file name ([`file_name`]), walking and
 //! hashing shared folders ([`scan`]), the words and DHT keys of names
-//! ([`words`]) and the types and codecs of the wire protocols ([`wire`]).
+//! ([`words`]), share links ([`link`]) and the types and codecs of the wire
+//! protocols ([`wire`]).
 //!
 //! It must never open a socket, start an async runtime or trust a name from
 //! the network as a path.
 
 pub mod file_name;
 pub mod id;
+pub mod link;
 pub mod outboard;
 pub mod scan;
 pub mod wire;

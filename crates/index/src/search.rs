@@ -59,6 +59,8 @@ pub enum SearchMode {
     /// The name contains every word of the query (case- and accent-insensitive).
     #[default]
     Words,
+    /// The file's BLAKE3 id (64 hex digits) equals the query.
+    Id,
 }
 
 /// Search parameters.
@@ -67,7 +69,7 @@ pub enum SearchMode {
 pub struct SearchParams {
     /// The text to look for (1–256 characters).
     pub q: String,
-    /// `words` (default), `substring` or `exact`.
+    /// `words` (default), `substring`, `exact`, or `id` (the query is a BLAKE3 id).
     pub mode: Option<SearchMode>,
     /// Only names with this extension (`mp4` or `.mp4`).
     pub ext: Option<String>,
@@ -159,9 +161,14 @@ impl SearchQuery {
                 ));
             }
         }
+        let mode = p.mode.unwrap_or_default();
+        let text = match mode {
+            SearchMode::Id => validate::file_id(p.q.trim())?,
+            _ => p.q,
+        };
         Ok(Self {
-            text: p.q,
-            mode: p.mode.unwrap_or_default(),
+            text,
+            mode,
             ext: p
                 .ext
                 .as_deref()
@@ -215,7 +222,7 @@ enum Plan {
 /// The FTS5 index and query a word or substring search reads, if any.
 fn fts_match(query: &SearchQuery) -> Option<(&'static str, String)> {
     match query.mode {
-        SearchMode::Exact => None,
+        SearchMode::Exact | SearchMode::Id => None,
         SearchMode::Words => fts_query(&query.text).map(|q| ("files_words", q)),
         SearchMode::Substring => trigram_query(&query.text).map(|q| ("files_trigrams", q)),
     }
@@ -287,6 +294,9 @@ fn push_matches<'a>(
     match (query.mode, fts) {
         (SearchMode::Exact, _) => {
             q.push(" AND f.name = ").push_bind(query.text.as_str());
+        }
+        (SearchMode::Id, _) => {
+            q.push(" AND f.file_id = ").push_bind(query.text.as_str());
         }
         (_, Some((table, text))) => {
             q.push(format_args!(

@@ -177,3 +177,22 @@ async fn bad_search_parameters_are_400() {
         StatusCode::BAD_REQUEST
     );
 }
+
+#[tokio::test]
+async fn by_id_finds_every_holder_of_one_file() {
+    let (ix, t) = two_users().await;
+    let id = id_of("aula 1.mp4");
+    let r = ix
+        .search(&t, &format!("q={}&mode=id", id.to_uppercase()))
+        .await;
+    assert_eq!(ids(&r), vec![id.clone()], "{r}");
+    assert_eq!(r["results"][0]["sources"].as_array().unwrap().len(), 2);
+
+    let r = ix
+        .search(&t, &format!("q={}&mode=id", id_of("nobody has this")))
+        .await;
+    assert!(ids(&r).is_empty(), "{r}");
+
+    let (status, body) = ix.get("/search?q=aula&mode=id", &t).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}

@@ -24,9 +24,11 @@ use serde_json::json;
 
 use self::views::{ApiError, GetAnswer, GetRequest, RequestAnswer};
 use crate::daemon::Node;
+use crate::discovery;
 use crate::index_link::client::{IndexError, SearchParams};
 use crate::index_link::{IndexLink, IndexStatus};
 use crate::NodeError;
+use peershare_core::FileId;
 
 /// The token file's name inside the data folder.
 pub const TOKEN_FILE: &str = "api-token";
@@ -46,7 +48,11 @@ pub fn router(node: Node, token: String) -> Router {
     Router::new()
         .route("/api/v1/status", get(status))
         .route("/api/v1/shares", get(shares))
+        .route("/api/v1/shares/folders", post(add_folder))
+        .route("/api/v1/shares/folders/remove", post(remove_folder))
+        .route("/api/v1/sharing", post(set_sharing))
         .route("/api/v1/rescan", post(rescan))
+        .route("/api/v1/link", get(share_link))
         .route("/api/v1/browse", get(browse))
         .route(
             "/api/v1/downloads",
@@ -188,6 +194,7 @@ struct StatusView {
     data_port: u16,
     shares: Vec<String>,
     shared_files: usize,
+    sharing_online: bool,
     downloads_dir: String,
     policy: crate::transfer::upload::gate::Policy,
     max_uploads: usize,
@@ -208,6 +215,7 @@ async fn status(State(s): State<ApiState>) -> Json<StatusView> {
             .map(|p| p.display().to_string())
             .collect(),
         shared_files: node.shares.len(),
+        sharing_online: node.shares.is_online(),
         downloads_dir: node.downloads_dir.display().to_string(),
         policy: node.gate.policy(),
         max_uploads: node.max_uploads,
@@ -216,9 +224,58 @@ async fn status(State(s): State<ApiState>) -> Json<StatusView> {
     })
 }
 
-async fn shares(State(s): State<ApiState>) -> impl IntoResponse {
+async fn shares(State(s): State<ApiState>) -> Json<views::SharesView> {
     let (files, total) = s.node.shares.page(0, u32::MAX, &Default::default());
-    Json(json!({ "files": files, "total": total }))
+    Json(views::SharesView {
+        online: s.node.shares.is_online(),
+        folders: folder_names(&s.node),
+        files,
+        total,
+    })
+}
+
+fn folder_names(node: &Node) -> Vec<String> {
+    let roots = node.shares.roots();
+    roots.iter().map(|p| p.display().to_string()).collect()
+}
+
+async fn add_folder(
+    State(s): State<ApiState>,
+    Json(body): Json<views::FolderRequest>,
+) -> Result<Json<views::FoldersChanged>, NodeError> {
+    let path = std::path::Path::new(&body.path);
+    let report = s.node.shares.add_folder(path, &s.node.data_dir).await?;
+    Ok(folders_changed(&s.node, report))
+}
+
+async fn remove_folder(
+    State(s): State<ApiState>,
+    Json(body): Json<views::FolderRequest>,
+) -> Result<Json<views::FoldersChanged>, NodeError> {
+    let report = s
+        .node
+        .shares
+        .remove_folder(std::path::Path::new(&body.path))
+        .await?;
+    Ok(folders_changed(&s.node, report))
+}
+
+fn folders_changed(node: &Node, report: crate::share::RescanReport) -> Json<views::FoldersChanged> {
+    Json(views::FoldersChanged {
+        folders: folder_names(node),
+        shared_files: report.shared_files,
+        hashed: report.hashed,
+    })
+}
+
+async fn set_sharing(
+    State(s): State<ApiState>,
+    Json(body): Json<views::SharingRequest>,
+) -> Result<Json<views::SharingRequest>, NodeError> {
+    s.node.set_sharing(body.online).await?;
+    Ok(Json(views::SharingRequest {
+        online: s.node.shares.is_online(),
+    }))
 }
 
 async fn rescan(State(s): State<ApiState>) -> Result<impl IntoResponse, NodeError> {
@@ -250,10 +307,26 @@ async fn start_download(
     Json(body): Json<GetRequest>,
 ) -> Result<(StatusCode, Json<GetAnswer>), NodeError> {
     let downloads = &s.node.downloads;
-    let answer = match &body.peer {
-        Some(peer) => downloads.start(peer, &body.file, body.again).await?,
-        None => {
-            let (id, sources) = crate::discovery::search::locate(&s.node, &body.file).await?;
+    let answer = match (&body.peer, body.file.parse::<FileId>()) {
+        (Some(peer), _) => downloads.start(peer, &body.file, body.again).await?,
+        (None, Ok(id)) => {
+            let from_link = match body.sources.is_empty() {
+                true => None,
+                false => downloads
+                    .start_from_any(&body.sources, &id, body.again)
+                    .await
+                    .ok(),
+            };
+            match from_link {
+                Some(answer) => answer,
+                None => {
+                    let holders = discovery::search::holders_of(&s.node, &id).await?;
+                    downloads.start_from_any(&holders, &id, body.again).await?
+                }
+            }
+        }
+        (None, Err(_)) => {
+            let (id, sources) = discovery::search::locate(&s.node, &body.file).await?;
             downloads.start_from_any(&sources, &id, body.again).await?
         }
     };
@@ -262,6 +335,38 @@ async fn start_download(
         _ => StatusCode::OK,
     };
     Ok((status, Json(answer)))
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    /// A shared file's id, shared name, or absolute path.
+    file: String,
+    /// Put this peer's addresses in the link.
+    #[serde(default)]
+    with_addrs: bool,
+}
+
+async fn share_link(
+    State(s): State<ApiState>,
+    Query(q): Query<LinkQuery>,
+) -> Result<Json<views::LinkView>, NodeError> {
+    let file = s.node.shares.find(&q.file)?;
+    let sources = match q.with_addrs {
+        true => s.node.host.addrs().iter().map(|a| a.to_string()).collect(),
+        false => Vec::new(),
+    };
+    let link = peershare_core::link::ShareLink {
+        id: file.id(),
+        name: Some(file.name.clone()),
+        size: Some(file.size),
+        sources,
+    };
+    Ok(Json(views::LinkView {
+        uri: link.to_uri(),
+        file_id: file.id(),
+        name: file.name,
+        size: file.size,
+    }))
 }
 
 async fn search_everywhere(

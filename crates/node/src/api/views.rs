@@ -5,6 +5,7 @@
 //! This module is a leaf: it imports no subsystem, so every subsystem may
 //! build these records without depending on the API's routes.
 
+use peershare_core::wire::control::SharedFileEntry;
 use peershare_core::FileId;
 use serde::{Deserialize, Serialize};
 
@@ -139,6 +140,22 @@ pub struct GetRequest {
     /// Copy the file even if it is already here.
     #[serde(default)]
     pub again: bool,
+    /// Full addresses of holders to try first (from a share link).
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+/// A share link of one file (`peershare link`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkView {
+    /// The `peershare:` URI.
+    pub uri: String,
+    /// The file's id.
+    pub file_id: FileId,
+    /// Its shared name.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
 }
 
 /// What `POST /api/v1/downloads` did.
@@ -224,6 +241,44 @@ pub struct RequestAnswer {
     pub accepted: bool,
     /// False when accepted but every upload slot was busy.
     pub granted: bool,
+}
+
+/// The body of `POST /api/v1/shares/folders` and `/shares/folders/remove`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FolderRequest {
+    /// An absolute path to the folder.
+    pub path: String,
+}
+
+/// The body of `POST /api/v1/sharing`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharingRequest {
+    /// True to offer the files to the network, false to withdraw them all.
+    pub online: bool,
+}
+
+/// What this peer shares.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SharesView {
+    /// False while sharing is switched off (`peershare offline`).
+    pub online: bool,
+    /// The shared folders.
+    pub folders: Vec<String>,
+    /// Every shared file (folders and finished downloads), by name.
+    pub files: Vec<SharedFileEntry>,
+    /// How many files.
+    pub total: u64,
+}
+
+/// The shared folders after one was added or removed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FoldersChanged {
+    /// The shared folders now.
+    pub folders: Vec<String>,
+    /// Files shared now.
+    pub shared_files: usize,
+    /// Files that had to be hashed.
+    pub hashed: usize,
 }
 
 /// An error from the local API.

@@ -28,6 +28,7 @@ use crate::discovery::dht::{self, DhtSettings};
 use crate::index_link::client::IndexClient;
 use crate::index_link::IndexLink;
 use crate::net::host::{ip_of, Host};
+use crate::share::folders::folders_at_start;
 use crate::share::ShareIndex;
 use crate::transfer::data_channel::{self, DataTls};
 use crate::transfer::download::{Downloads, DownloadsParts};
@@ -125,10 +126,27 @@ pub struct Node {
     pub index: Option<IndexLink>,
     /// Where every subsystem pushes its changes.
     pub bus: EventBus,
+    /// The data folder (never shared).
+    pub data_dir: PathBuf,
     store: Store,
 }
 
-/// A started daemon; dropping the watcher stops watching.
+/// The setting that keeps sharing offline across restarts.
+const SHARING_SETTING: &str = "sharing";
+const OFFLINE: &str = "offline";
+
+impl Node {
+    /// Offers this peer's files to the network again, or withdraws them all
+    /// (index, DHT, browse and transfer requests); kept across restarts.
+    pub async fn set_sharing(&self, online: bool) -> Result<(), NodeError> {
+        let value = if online { "online" } else { OFFLINE };
+        self.store.set_setting(SHARING_SETTING, value).await?;
+        self.shares.set_online(online);
+        Ok(())
+    }
+}
+
+/// A started daemon.
 pub struct RunningNode {
     /// The parts.
     pub node: Node,
@@ -136,7 +154,6 @@ pub struct RunningNode {
     pub api_addr: SocketAddr,
     stop: CancellationToken,
     tasks: TaskTracker,
-    _watcher: Option<notify::RecommendedWatcher>,
 }
 
 /// How long downloads get to record their verified pieces when the daemon stops.
@@ -146,6 +163,7 @@ impl RunningNode {
     /// Stops downloads (recording their verified pieces), leaves the index,
     /// stops the listeners and flushes the database; call before the process exits.
     pub async fn shutdown(self) {
+        self.node.shares.stop_watching();
         self.node.downloads.shutdown(DOWNLOAD_GRACE).await;
         if let Some(link) = &self.node.index {
             link.stop().await;
@@ -186,7 +204,12 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         None => None,
     };
     let store = Store::open(&config.data_dir.join("peer.db")).await?;
-    let shares = ShareIndex::new(config.shares.clone(), DEFAULT_PIECE_LEN, store.clone());
+    let folders = folders_at_start(&config.shares, &store.recorded_folders().await?);
+    let shares = ShareIndex::new(folders, DEFAULT_PIECE_LEN, store.clone());
+    if store.setting(SHARING_SETTING).await?.as_deref() == Some(OFFLINE) {
+        tracing::info!("sharing is offline (`peershare online` offers the files again)");
+        shares.set_online(false);
+    }
 
     let data_addr = config.data_listen.unwrap_or_else(|| {
         let ip = config
@@ -263,6 +286,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         max_uploads: config.max_uploads,
         index,
         bus,
+        data_dir: config.data_dir.clone(),
         store,
     };
 
@@ -281,17 +305,11 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         api::addr_file_contents(api_addr).as_bytes(),
     )?;
 
-    let watcher = if config.watch && !config.shares.is_empty() {
-        match shares.watch() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!("not watching shared folders ({e}); use `peershare rescan`");
-                None
-            }
+    if config.watch {
+        if let Err(e) = shares.watch() {
+            tracing::warn!("not watching shared folders ({e}); use `peershare rescan`");
         }
-    } else {
-        None
-    };
+    }
     let scanning = shares.clone();
     tokio::spawn(async move {
         if let Err(e) = scanning.rescan().await {
@@ -307,7 +325,6 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         api_addr,
         stop,
         tasks,
-        _watcher: watcher,
     })
 }
 

@@ -253,6 +253,53 @@ impl Store {
         Ok(rows.iter().map(download_from_row).collect())
     }
 
+    /// Records that `folder` was shared (`true`) or unshared at run time.
+    pub async fn set_folder_shared(&self, folder: &Path, shared: bool) -> Result<(), NodeError> {
+        sqlx::query(
+            "INSERT INTO shared_folders (path, shared) VALUES (?, ?)
+             ON CONFLICT (path) DO UPDATE SET shared = excluded.shared",
+        )
+        .bind(folder.to_string_lossy())
+        .bind(shared)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The folders shared or unshared at run time.
+    pub async fn recorded_folders(&self) -> Result<Vec<(PathBuf, bool)>, NodeError> {
+        let rows: Vec<(String, bool)> = sqlx::query_as("SELECT path, shared FROM shared_folders")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(p, s)| (PathBuf::from(p), s))
+            .collect())
+    }
+
+    /// A setting changed at run time, if it was.
+    pub async fn setting(&self, key: &str) -> Result<Option<String>, NodeError> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records a setting.
+    pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), NodeError> {
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Closes the pool, flushing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;

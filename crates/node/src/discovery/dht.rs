@@ -118,7 +118,7 @@ pub fn announce_shares(host: Host, shares: ShareIndex) {
         let mut changes = shares.subscribe();
         let mut provided: HashSet<[u8; 32]> = HashSet::new();
         loop {
-            let wanted = keys_of(&shares.files());
+            let wanted = keys_of(&shares.published());
             for key in wanted.difference(&provided) {
                 if host.provide(*key).await.is_err() {
                     return;
@@ -201,6 +201,34 @@ pub struct DhtSearch {
     pub hits: Vec<DhtHit>,
     /// What the search did.
     pub stats: DhtSearchStats,
+}
+
+/// Peers the DHT names as holders of `id`, with the addresses they are
+/// known at. Unconfirmed: asking a holder for the file confirms it (one
+/// that lies answers "not found" and is passed over).
+pub async fn holders_of(
+    host: &Host,
+    id: &FileId,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
+    let lookup = tokio::time::timeout_at(deadline, host.find_providers(file_key(id)))
+        .await
+        .map_err(|_| NodeError::PeerUnreachable("no DHT node answered in time".into()))??;
+    let mut providers: Vec<PeerId> = lookup
+        .providers
+        .into_iter()
+        .filter(|p| *p != host.peer_id())
+        .collect();
+    providers.sort();
+    providers.truncate(MAX_PROVIDERS_BROWSED);
+    let located = providers
+        .iter()
+        .map(|peer| async move { (*peer, known_addrs(host, peer).await) });
+    Ok(join_all(located)
+        .await
+        .into_iter()
+        .filter(|(_, addrs)| !addrs.is_empty())
+        .collect())
 }
 
 /// Files whose names hold every word of `query`, from the peers the DHT

@@ -6,7 +6,8 @@
 //! outcome is reported so people see why a part is missing.
 //!
 //! It also resolves `get NAME`: exactly one file id with that name, and the
-//! addresses of every holder other than this peer.
+//! addresses of every holder other than this peer; and `get ID`: the
+//! holders of one file id, from the index and the DHT.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -346,4 +347,70 @@ pub async fn locate(node: &Node, name: &str) -> Result<(FileId, Vec<String>), No
     // Another machine's loopback address reaches this one: try those last.
     addrs.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
     Ok((hit.id, addrs))
+}
+
+/// Full addresses of the peers other than this one that hold file `id`,
+/// from the index (when logged in) and the DHT, asked at once; another
+/// machine's loopback addresses come last.
+pub async fn holders_of(node: &Node, id: &FileId) -> Result<Vec<String>, NodeError> {
+    let index = async {
+        let link = node.index.as_ref()?;
+        let token = link.token().ok()?;
+        let params = SearchParams {
+            q: id.to_hex(),
+            mode: Some("id".into()),
+            limit: Some(1),
+            ..SearchParams::default()
+        };
+        let asked = tokio::time::timeout(INDEX_TIMEOUT, link.client().search(&token, &params));
+        match asked.await {
+            Ok(Ok(results)) => Some(results),
+            Ok(Err(e)) => {
+                tracing::info!("the index could not be asked for holders of {id}: {e}");
+                None
+            }
+            Err(_) => None,
+        }
+    };
+    let dht = async {
+        let deadline = tokio::time::Instant::now() + DHT_TIMEOUT;
+        dht::holders_of(&node.host, id, deadline)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::info!("the DHT could not be asked for holders of {id}: {e}");
+                Vec::new()
+            })
+    };
+    let (index, dht) = tokio::join!(index, dht);
+    let me = node.host.peer_id().to_string();
+    let mut addrs: Vec<String> = Vec::new();
+    let index_sources = index
+        .into_iter()
+        .flat_map(|r| r.results)
+        .filter(|hit| hit.id == *id)
+        .flat_map(|hit| hit.sources)
+        .map(|src| (src.peer_id, src.addrs));
+    let dht_sources = dht.into_iter().map(|(peer, addrs)| {
+        let addrs = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        (peer.to_string(), addrs)
+    });
+    for (peer, peer_addrs) in index_sources.chain(dht_sources) {
+        if peer == me {
+            continue;
+        }
+        for addr in peer_addrs {
+            let full = format!("{addr}/p2p/{peer}");
+            if !addrs.contains(&full) {
+                addrs.push(full);
+            }
+        }
+    }
+    if addrs.is_empty() {
+        return Err(NodeError::NotFound(format!(
+            "no other peer is known to share {id} (asked the index and the DHT); \
+             a link with its sharer's address (`peershare link`) reaches it directly"
+        )));
+    }
+    addrs.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
+    Ok(addrs)
 }

@@ -63,6 +63,8 @@ pub enum LinkState {
     Unreachable,
     /// The index refused the join or an update; retrying later.
     Refused,
+    /// Sharing is switched off (`peershare offline`): this peer left the index.
+    Offline,
 }
 
 /// What `status` shows about the index.
@@ -115,6 +117,7 @@ struct Inner {
 enum Ended {
     Stopped,
     SessionChanged,
+    WentOffline,
     Failed(IndexError),
 }
 
@@ -280,10 +283,24 @@ impl Inner {
     async fn run(self: Arc<Self>) {
         let mut session_rx = self.session.subscribe();
         let mut stop_rx = self.stop.subscribe();
+        let mut online_rx = self.shares.subscribe_online();
         let mut retry = MIN_RETRY;
         loop {
             if *stop_rx.borrow() {
                 return;
+            }
+            if !*online_rx.borrow_and_update() {
+                let session = session_rx.borrow().clone();
+                self.set_state(
+                    LinkState::Offline,
+                    session.as_ref(),
+                    "offline: this peer is not listed (`peershare online` joins again)".into(),
+                );
+                tokio::select! {
+                    _ = online_rx.changed() => {}
+                    _ = stop_rx.changed() => {}
+                }
+                continue;
             }
             let Some(session) = session_rx.borrow_and_update().clone() else {
                 self.set_state(
@@ -307,6 +324,10 @@ impl Inner {
                 }
                 Ended::SessionChanged => {
                     retry = MIN_RETRY;
+                    continue;
+                }
+                Ended::WentOffline => {
+                    self.leave_quietly(&session).await;
                     continue;
                 }
                 Ended::Failed(error) => error,
@@ -354,6 +375,8 @@ impl Inner {
         }
         let mut shares_rx = self.shares.subscribe();
         shares_rx.borrow_and_update();
+        let mut online_rx = self.shares.subscribe_online();
+        online_rx.borrow_and_update();
         let mut published = HashMap::new();
         let joined = match self.join(session, &mut published).await {
             Ok(joined) => joined,
@@ -381,6 +404,10 @@ impl Inner {
                 _ = shares_rx.changed() => self.publish_changes(session, &mut published).await,
                 _ = session_rx.changed() => return Ended::SessionChanged,
                 _ = stop_rx.changed() => return Ended::Stopped,
+                _ = online_rx.changed() => match *online_rx.borrow_and_update() {
+                    true => Ok(()),
+                    false => return Ended::WentOffline,
+                },
             };
             match step {
                 Ok(()) => self.set_joined(session, joined.heartbeat_secs, published.len()),
@@ -404,7 +431,7 @@ impl Inner {
                 url: self.client.url(),
                 reason: format!("cannot sign the challenge: {e}"),
             })?;
-        let files: Vec<SharedFile> = self.shares.files();
+        let files: Vec<SharedFile> = self.shares.published();
         let first: Vec<&SharedFile> = files
             .iter()
             .filter(|f| listable(f))
@@ -445,7 +472,7 @@ impl Inner {
         published: &mut HashMap<FileId, String>,
     ) -> Result<(), IndexError> {
         let peer_id = self.host.peer_id().to_string();
-        let plan = SyncPlan::new(published, &self.shares.files());
+        let plan = SyncPlan::new(published, &self.shares.published());
         for id in &plan.unpublish {
             self.client.unpublish(&session.token, &peer_id, id).await?;
             published.remove(id);

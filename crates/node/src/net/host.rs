@@ -801,9 +801,14 @@ impl EventLoop {
                     .take(MAX_BROWSE_WORDS)
                     .flat_map(|w| name_words(w))
                     .collect();
-                let (files, total) =
-                    self.shares
-                        .page(request.offset, request.limit.min(MAX_BROWSE_PAGE), &words);
+                // An offline peer lists nothing: nobody reaches its files.
+                let (files, total) = match self.shares.is_online() {
+                    true => {
+                        self.shares
+                            .page(request.offset, request.limit.min(MAX_BROWSE_PAGE), &words)
+                    }
+                    false => (Vec::new(), 0),
+                };
                 let response = BrowseResponse { files, total };
                 let _ = self
                     .swarm
@@ -943,7 +948,8 @@ pub fn parse_peer_addr(addr: &str) -> Result<(PeerId, Multiaddr), NodeError> {
             Ok((peer, dial))
         }
         _ => Err(NodeError::BadRequest(format!(
-            "{addr:?} does not end in /p2p/<peer id>: use an address printed by `peershare status`"
+            "{addr:?} does not end in /p2p/<peer id>: name a peer by its full address as \
+             `peershare status` prints it (/ip4/192.168.1.20/tcp/1100/p2p/12D3KooW…)"
         ))),
     }
 }

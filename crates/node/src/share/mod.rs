@@ -10,17 +10,25 @@
 //! Files are served by id from this index only, never by a path taken
 //! from a request, and an entry whose file changed on disk since it was
 //! hashed is not served (see [`ShareIndex::get_unchanged`]).
+//!
+//! Shared folders can be added and removed while the daemon runs
+//! ([`folders`]), and sharing as a whole can be switched off: while the
+//! peer is offline, [`ShareIndex::published`] is empty, so the index link
+//! and the DHT withdraw everything, and browse and transfer requests find
+//! nothing.
+
+pub mod folders;
+mod watcher;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use peershare_core::scan::{mtime_ns, scan_folder, ScannedFile};
 use peershare_core::wire::control::{SharedFileEntry, MAX_BROWSE_PAGE_NAME_BYTES};
 use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard};
-use tokio::sync::{mpsc, watch, Mutex};
+use tokio::sync::{watch, Mutex};
 
 use crate::daemon::store::Store;
 use crate::NodeError;
@@ -122,12 +130,14 @@ impl Catalogue {
 /// The shared files, readable from any task.
 #[derive(Clone)]
 pub struct ShareIndex {
-    roots: Arc<Vec<PathBuf>>,
+    roots: Arc<RwLock<Vec<PathBuf>>>,
     piece_len: u64,
     catalogue: Arc<RwLock<Catalogue>>,
     store: Store,
     rescan_lock: Arc<Mutex<()>>,
     generation: Arc<watch::Sender<u64>>,
+    online: Arc<watch::Sender<bool>>,
+    watcher: Arc<std::sync::Mutex<Option<notify::RecommendedWatcher>>>,
 }
 
 /// What a rescan found and did.
@@ -143,12 +153,40 @@ impl ShareIndex {
     /// An empty index over `roots`; call [`ShareIndex::rescan`] to fill it.
     pub fn new(roots: Vec<PathBuf>, piece_len: u64, store: Store) -> Self {
         Self {
-            roots: Arc::new(roots),
+            roots: Arc::new(RwLock::new(roots)),
             piece_len,
             catalogue: Arc::default(),
             store,
             rescan_lock: Arc::default(),
             generation: Arc::new(watch::Sender::new(0)),
+            online: Arc::new(watch::Sender::new(true)),
+            watcher: Arc::default(),
+        }
+    }
+
+    /// True while the files are offered to the network.
+    pub fn is_online(&self) -> bool {
+        *self.online.borrow()
+    }
+
+    /// A receiver that sees every switch between online and offline.
+    pub fn subscribe_online(&self) -> watch::Receiver<bool> {
+        self.online.subscribe()
+    }
+
+    /// Offers the files to the network (`true`) or withdraws them all (`false`).
+    pub fn set_online(&self, online: bool) {
+        if self.online.send_replace(online) != online {
+            tracing::info!(online, "sharing switched");
+            self.generation.send_modify(|g| *g += 1);
+        }
+    }
+
+    /// The files offered to the network: every shared file while online, none while offline.
+    pub fn published(&self) -> Vec<SharedFile> {
+        match self.is_online() {
+            true => self.files(),
+            false => Vec::new(),
         }
     }
 
@@ -193,8 +231,8 @@ impl ShareIndex {
     }
 
     /// The shared folders.
-    pub fn roots(&self) -> &[PathBuf] {
-        &self.roots
+    pub fn roots(&self) -> Vec<PathBuf> {
+        self.roots.read().expect("share roots lock").clone()
     }
 
     /// How many files are shared.
@@ -209,6 +247,44 @@ impl ShareIndex {
     /// True when nothing is shared.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The shared file named by `what`: its id, its shared name, or its absolute path.
+    pub fn find(&self, what: &str) -> Result<SharedFile, NodeError> {
+        if let Ok(id) = what.parse::<FileId>() {
+            return self
+                .get(&id)
+                .ok_or_else(|| NodeError::NotFound(format!("no shared file has the id {id}")));
+        }
+        let path = Path::new(what);
+        let canonical = path
+            .is_absolute()
+            .then(|| std::fs::canonicalize(path).ok())
+            .flatten();
+        let cat = self.catalogue.read().expect("share index lock");
+        let mut found: Vec<&SharedFile> = cat
+            .by_id
+            .values()
+            .filter(|f| match &canonical {
+                Some(p) => f.path == *p,
+                None => f.name == what || f.name.rsplit('/').next() == Some(what),
+            })
+            .collect();
+        found.sort_by_key(|f| f.id());
+        match found.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => Err(NodeError::NotFound(format!(
+                "no shared file is named {what:?}; `peershare shares` lists them"
+            ))),
+            many => Err(NodeError::BadRequest(format!(
+                "{} shared files are named {what:?}; name one by id: {}",
+                many.len(),
+                many.iter()
+                    .map(|f| format!("{} = {}", f.name, f.id()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
     }
 
     /// The file with this id, if shared.
@@ -270,7 +346,7 @@ impl ShareIndex {
     /// Walks the shared folders, hashing only new or changed files.
     pub async fn rescan(&self) -> Result<RescanReport, NodeError> {
         let _one_at_a_time = self.rescan_lock.lock().await;
-        let roots = self.roots.clone();
+        let roots = self.roots();
         let downloaded = self.store.finished_download_paths().await?;
         let scanned: Vec<(ScannedFile, ShareOrigin)> = tokio::task::spawn_blocking(move || {
             let mut files: Vec<_> = downloaded
@@ -341,41 +417,6 @@ impl ShareIndex {
         *self.catalogue.write().expect("share index lock") = catalogue;
         self.generation.send_modify(|g| *g += 1);
         count
-    }
-
-    /// Watches the shared folders and rescans (debounced) after changes.
-    pub fn watch(&self) -> Result<notify::RecommendedWatcher, NodeError> {
-        use notify::Watcher;
-        let (tx, mut rx) = mpsc::channel::<()>(1);
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok_and(|e| !e.kind.is_access()) {
-                    let _ = tx.try_send(());
-                }
-            })
-            .map_err(|e| NodeError::Watch(e.to_string()))?;
-        for root in self.roots.iter() {
-            watcher
-                .watch(root, notify::RecursiveMode::Recursive)
-                .map_err(|e| NodeError::Watch(format!("{}: {e}", root.display())))?;
-        }
-        let index = self.clone();
-        tokio::spawn(async move {
-            while rx.recv().await.is_some() {
-                // Let a burst of changes (a copy in progress) settle first.
-                loop {
-                    match tokio::time::timeout(Duration::from_millis(700), rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        Ok(None) => return,
-                        Err(_) => break,
-                    }
-                }
-                if let Err(e) = index.rescan().await {
-                    tracing::warn!("rescan after a change failed: {e}");
-                }
-            }
-        });
-        Ok(watcher)
     }
 }
 
@@ -474,7 +515,7 @@ mod tests {
         assert_eq!(second.get(&id_a).unwrap().outboard.id(), id_a);
 
         // A changed file and a removed one are noticed.
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(share.path().join("a"), vec![2u8; 10_000]).unwrap();
         std::fs::remove_file(share.path().join("b")).unwrap();
         let report = second.rescan().await.unwrap();
@@ -568,7 +609,7 @@ mod tests {
         index.rescan().await.unwrap();
         let id = FileId::from(blake3::hash(&[5u8; 5000]));
         assert!(index.get_unchanged(&id).is_some());
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(share.path().join("a"), vec![6u8; 5000]).unwrap();
         assert!(index.get_unchanged(&id).is_none());
     }

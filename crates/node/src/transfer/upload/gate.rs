@@ -121,6 +121,11 @@ impl UploadGate {
 
     /// Decides on a request from `peer` for `id`.
     pub fn on_request(&self, peer: PeerId, id: &FileId, shares: &ShareIndex) -> Verdict {
+        if !shares.is_online() {
+            return Verdict::Answer(TransferResponse::Rejected {
+                reason: "the person sharing it is offline".into(),
+            });
+        }
         let Some(file) = shares.get_unchanged(id) else {
             return Verdict::Answer(TransferResponse::NotFound);
         };

@@ -1,0 +1,72 @@
+//! Watching the shared folders: a change anywhere below a shared folder
+//! leads to one rescan once a burst of changes has settled (a copy in
+//! progress fires thousands of events). Folders added at run time are
+//! watched too; removed ones are not.
+
+use std::path::Path;
+use std::time::Duration;
+
+use notify::Watcher;
+use tokio::sync::mpsc;
+
+use super::ShareIndex;
+use crate::NodeError;
+
+/// How long the folders must stay quiet before a rescan.
+const SETTLE: Duration = Duration::from_millis(700);
+
+impl ShareIndex {
+    /// Watches the shared folders (now and added later) and rescans after changes.
+    pub fn watch(&self) -> Result<(), NodeError> {
+        let (tx, mut rx) = mpsc::channel::<()>(1);
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            if event.is_ok_and(|e| !e.kind.is_access()) {
+                let _ = tx.try_send(());
+            }
+        })
+        .map_err(|e| NodeError::Watch(e.to_string()))?;
+        *self.watcher.lock().expect("watcher lock") = Some(watcher);
+        for root in self.roots() {
+            self.watch_folder(&root)?;
+        }
+        let index = self.clone();
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                loop {
+                    match tokio::time::timeout(SETTLE, rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                if let Err(e) = index.rescan().await {
+                    tracing::warn!("rescan after a change failed: {e}");
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops watching and ends the watching task.
+    pub fn stop_watching(&self) {
+        self.watcher.lock().expect("watcher lock").take();
+    }
+
+    /// Starts watching `folder`, if the folders are watched at all.
+    pub(super) fn watch_folder(&self, folder: &Path) -> Result<(), NodeError> {
+        let mut watcher = self.watcher.lock().expect("watcher lock");
+        let Some(watcher) = watcher.as_mut() else {
+            return Ok(());
+        };
+        watcher
+            .watch(folder, notify::RecursiveMode::Recursive)
+            .map_err(|e| NodeError::Watch(format!("{}: {e}", folder.display())))
+    }
+
+    /// Stops watching `folder`.
+    pub(super) fn unwatch_folder(&self, folder: &Path) {
+        if let Some(watcher) = self.watcher.lock().expect("watcher lock").as_mut() {
+            let _ = watcher.unwatch(folder);
+        }
+    }
+}
