@@ -29,6 +29,11 @@ pub enum Command {
     Up(Box<UpArgs>),
     /// Run an index server alone in the foreground (Ctrl-C stops it).
     Index(IndexArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Show this peer's id, addresses and shares.
     Status,
     /// List the files a user shares (through the index, or the DHT when the index cannot be asked) or a peer shares.

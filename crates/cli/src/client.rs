@@ -15,6 +15,27 @@ use serde_json::Value;
 
 use crate::args::Cli;
 
+/// How long a command waits for a daemon that is still starting.
+const STARTING_DAEMON_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// Pause between two tries.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Reads `path`, waiting briefly for a starting daemon to write it.
+fn read_when_there(path: &std::path::Path) -> std::io::Result<String> {
+    let give_up = std::time::Instant::now() + STARTING_DAEMON_WAIT;
+    loop {
+        match std::fs::read_to_string(path) {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && std::time::Instant::now() < give_up =>
+            {
+                std::thread::sleep(RETRY_PAUSE)
+            }
+            other => return other,
+        }
+    }
+}
+
 /// The default data folder for this user.
 pub fn default_data_dir() -> PathBuf {
     directories::ProjectDirs::from("org", "peershare", "peershare")
@@ -41,14 +62,8 @@ impl DaemonClient {
     /// Finds the daemon from `--api`/`--data-dir`.
     pub fn from_cli(cli: &Cli) -> Result<Self> {
         let dir = data_dir(cli);
-        let addr = match &cli.api {
-            Some(a) => a.clone(),
-            None => std::fs::read_to_string(dir.join(ADDR_FILE))
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "127.0.0.1:1101".to_string()),
-        };
         let token_path = dir.join(TOKEN_FILE);
-        let token = std::fs::read_to_string(&token_path)
+        let token = read_when_there(&token_path)
             .with_context(|| {
                 format!(
                     "cannot read the API token at {}: is `peershare up` running with this \
@@ -58,6 +73,13 @@ impl DaemonClient {
             })?
             .trim()
             .to_string();
+        // The daemon writes its address once its API listens, after the token.
+        let addr = match &cli.api {
+            Some(a) => a.clone(),
+            None => read_when_there(&dir.join(ADDR_FILE))
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "127.0.0.1:1101".to_string()),
+        };
         Ok(Self {
             http: reqwest::Client::new(),
             base: format!("http://{addr}/api/v1"),
@@ -115,13 +137,27 @@ impl DaemonClient {
     }
 
     async fn connect(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
-        request.bearer_auth(&self.token).send().await.map_err(|e| {
-            anyhow!(
-                "no daemon answers at {} ({e}): start one with `peershare up`, \
+        let request = request.bearer_auth(&self.token);
+        let give_up = std::time::Instant::now() + STARTING_DAEMON_WAIT;
+        loop {
+            let attempt = request.try_clone().map(|r| r.send());
+            let error = match attempt {
+                Some(sent) => match sent.await {
+                    Ok(response) => return Ok(response),
+                    Err(e) => e,
+                },
+                None => return Err(anyhow!("a request that cannot be sent twice failed")),
+            };
+            // A daemon that is still starting has not opened its API yet.
+            if !error.is_connect() || std::time::Instant::now() >= give_up {
+                return Err(anyhow!(
+                    "no daemon answers at {} ({error}): start one with `peershare up`, \
                      or point at it with --api / --data-dir",
-                self.base
-            )
-        })
+                    self.base
+                ));
+            }
+            tokio::time::sleep(RETRY_PAUSE).await;
+        }
     }
 
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {

@@ -23,6 +23,12 @@ async fn main() {
     let result = match cli.command {
         args::Command::Up(ref up_args) => up::run(&cli, up_args).await,
         args::Command::Index(ref index_args) => index::run(&cli, index_args).await,
+        args::Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = args::Cli::command();
+            clap_complete::generate(shell, &mut command, "peershare", &mut std::io::stdout());
+            Ok(())
+        }
         ref command => commands::run(&cli, command).await,
     };
     if let Err(e) = result {

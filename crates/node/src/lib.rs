@@ -10,7 +10,10 @@
 //! - [`transfer`]: the bulk data connection and its TLS; [`transfer::upload`]
 //!   (the gate deciding on requests, serving pieces) and
 //!   [`transfer::download`] (the engine, assembly, piece map, picker).
-//! - [`api`]: the local HTTP API used by the CLI (and later the web UI).
+//! - [`api`]: the local HTTP API used by the CLI (and later the web UI), the
+//!   types that cross it ([`api::views`]) and the event bus ([`api::events`]).
+//! - [`lifetime`] (who owns a task) and [`backoff`] (pauses between retries)
+//!   serve every subsystem.
 //!
 //! The `peershare` binary is a thin shell around [`daemon::start`]. This
 //! crate never imports the index server: a peer talks to an index over HTTP
@@ -22,6 +25,7 @@ pub mod backoff;
 pub mod daemon;
 pub mod discovery;
 pub mod index_link;
+pub mod lifetime;
 pub mod net;
 pub mod share;
 pub mod transfer;
@@ -105,6 +109,25 @@ pub enum NodeError {
 }
 
 impl NodeError {
+    /// A listener that could not be opened, with what to do about it.
+    pub fn listen(
+        what: &str,
+        addr: impl std::fmt::Display,
+        error: impl std::fmt::Display,
+        flag: &str,
+    ) -> Self {
+        let error = error.to_string();
+        let hint = if error.to_ascii_lowercase().contains("in use") {
+            format!(
+                "another program uses this port (another `peershare up`? `peershare status` \
+                 tells): stop it, or choose another address with {flag}"
+            )
+        } else {
+            format!("choose another address with {flag}")
+        };
+        Self::Listen(format!("{what} on {addr}: {error}; {hint}"))
+    }
+
     /// An I/O error with the path it happened on.
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::File {

@@ -23,6 +23,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::views::{ApiError, GetAnswer, GetRequest, RequestAnswer};
+use subtle::ConstantTimeEq;
+
 use crate::daemon::Node;
 use crate::discovery;
 use crate::index_link::client::{IndexError, SearchParams};
@@ -124,7 +126,7 @@ async fn guard(
         .get(header::AUTHORIZATION)
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes()));
+        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.token.as_bytes())));
     if !token_ok {
         return error(
             StatusCode::UNAUTHORIZED,
@@ -145,10 +147,6 @@ fn is_loopback_authority(authority: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -326,6 +324,17 @@ async fn start_download(
             }
         }
         (None, Err(_)) => {
+            // One's own shared file (a first run's `get`): say where it is.
+            let own = (!body.again)
+                .then(|| s.node.shares.find(&body.file).ok())
+                .flatten();
+            if let Some(file) = own {
+                let answer = GetAnswer::AlreadyHere {
+                    file_id: file.id(),
+                    path: file.path.display().to_string(),
+                };
+                return Ok((StatusCode::OK, Json(answer)));
+            }
             let (id, sources) = discovery::search::locate(&s.node, &body.file).await?;
             downloads.start_from_any(&sources, &id, body.again).await?
         }

@@ -17,17 +17,16 @@ use std::time::Duration;
 use libp2p::Multiaddr;
 use peershare_core::DEFAULT_PIECE_LEN;
 
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
 use crate::api;
 use crate::api::events::EventBus;
+use crate::api::views::EventKind;
 use crate::daemon::private_file::write_private;
 use crate::daemon::store::Store;
 use crate::discovery::dht::{self, DhtSettings};
 use crate::index_link::client::IndexClient;
 use crate::index_link::IndexLink;
-use crate::net::host::{ip_of, Host};
+use crate::lifetime::Lifetime;
+use crate::net::host::{ip_of, Host, HostContext};
 use crate::share::folders::folders_at_start;
 use crate::share::ShareIndex;
 use crate::transfer::data_channel::{self, DataTls};
@@ -152,12 +151,13 @@ pub struct RunningNode {
     pub node: Node,
     /// Where the API listens.
     pub api_addr: SocketAddr,
-    stop: CancellationToken,
-    tasks: TaskTracker,
+    lifetime: Lifetime,
 }
 
 /// How long downloads get to record their verified pieces when the daemon stops.
 const DOWNLOAD_GRACE: Duration = Duration::from_secs(3);
+/// How long the other tasks get once told to stop.
+const TASK_GRACE: Duration = Duration::from_secs(1);
 
 impl RunningNode {
     /// Stops downloads (recording their verified pieces), leaves the index,
@@ -168,12 +168,7 @@ impl RunningNode {
         if let Some(link) = &self.node.index {
             link.stop().await;
         }
-        self.stop.cancel();
-        self.tasks.close();
-        if tokio::time::timeout(Duration::from_secs(1), self.tasks.wait())
-            .await
-            .is_err()
-        {
+        if !self.lifetime.end(TASK_GRACE).await {
             tracing::warn!("some daemon tasks did not stop in time");
         }
         self.node.store.close().await;
@@ -233,8 +228,9 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     );
     let tls = DataTls::new(&keypair)?;
     let rate = config.max_upload_rate.map(|r| Arc::new(RateLimit::new(r)));
-    let stop = CancellationToken::new();
-    let tasks = TaskTracker::new();
+    let lifetime = Lifetime::new();
+    // A start that fails half-way stops what it already started.
+    let started = lifetime.token().clone().drop_guard();
     let bus = EventBus::new();
     let uploads = ActiveUploads::new(bus.clone());
     let service = UploadService {
@@ -242,21 +238,25 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         gate: gate.clone(),
         rate,
         uploads: uploads.clone(),
+        lifetime: lifetime.clone(),
     };
-    tasks.spawn(
-        stop.clone()
-            .run_until_cancelled_owned(upload::serve(data_listener, service)),
-    );
+    lifetime.spawn(upload::serve(data_listener, service));
 
+    let context = HostContext {
+        lifetime: lifetime.clone(),
+        bus: bus.clone(),
+    };
     let host = Host::start(
         keypair.clone(),
         &config.listen,
         shares.clone(),
         gate.clone(),
         &config.dht,
+        context,
     )
     .await?;
-    dht::announce_shares(host.clone(), shares.clone());
+    lifetime.spawn(dht::announce_shares(host.clone(), shares.clone()));
+    lifetime.spawn(report_share_changes(shares.clone(), bus.clone()));
     let index = index_client.map(|client| {
         IndexLink::start(
             client,
@@ -264,6 +264,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
             keypair,
             host.clone(),
             shares.clone(),
+            &lifetime,
         )
     });
     let downloads = Downloads::new(DownloadsParts {
@@ -273,7 +274,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         downloads_dir: config.downloads_dir.clone(),
         shares: shares.clone(),
         bus: bus.clone(),
-        stop: stop.child_token(),
+        lifetime: lifetime.clone(),
     });
     let node = Node {
         host,
@@ -293,12 +294,12 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     let token = load_or_create_token(&config.data_dir)?;
     let api_listener = tokio::net::TcpListener::bind(config.api)
         .await
-        .map_err(|e| NodeError::Listen(format!("local API on {}: {e}", config.api)))?;
+        .map_err(|e| NodeError::listen("the local API", config.api, e, "--api HOST:PORT"))?;
     let api_addr = api_listener.local_addr()?;
-    tasks.spawn(api::serve(
+    lifetime.spawn_cooperative(api::serve(
         api_listener,
         api::router(node.clone(), token),
-        stop.clone(),
+        lifetime.token().clone(),
     ));
     write_private(
         &config.data_dir.join(api::ADDR_FILE),
@@ -311,7 +312,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         }
     }
     let scanning = shares.clone();
-    tokio::spawn(async move {
+    lifetime.spawn(async move {
         if let Err(e) = scanning.rescan().await {
             tracing::error!("scanning the shared folders failed: {e}");
         }
@@ -320,12 +321,22 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished downloads");
     }
+    started.disarm();
     Ok(RunningNode {
         node,
         api_addr,
-        stop,
-        tasks,
+        lifetime,
     })
+}
+
+/// Pushes every change of the shared files on the event bus.
+async fn report_share_changes(shares: ShareIndex, bus: EventBus) {
+    let mut changes = shares.subscribe();
+    while changes.changed().await.is_ok() {
+        bus.publish(EventKind::SharesChanged {
+            shared_files: shares.len(),
+        });
+    }
 }
 
 fn load_or_create_token(data_dir: &std::path::Path) -> Result<String, NodeError> {

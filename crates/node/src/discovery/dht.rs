@@ -112,32 +112,31 @@ fn keys_of(files: &[SharedFile]) -> HashSet<[u8; 32]> {
     keys
 }
 
-/// Keeps the DHT's provider records in step with the shared files, for as long as the host runs.
-pub fn announce_shares(host: Host, shares: ShareIndex) {
-    tokio::spawn(async move {
-        let mut changes = shares.subscribe();
-        let mut provided: HashSet<[u8; 32]> = HashSet::new();
-        loop {
-            let wanted = keys_of(&shares.published());
-            for key in wanted.difference(&provided) {
-                if host.provide(*key).await.is_err() {
-                    return;
-                }
-            }
-            for key in provided.difference(&wanted) {
-                if host.unprovide(*key).await.is_err() {
-                    return;
-                }
-            }
-            if wanted != provided {
-                tracing::debug!(keys = wanted.len(), "DHT announcements updated");
-            }
-            provided = wanted;
-            if changes.changed().await.is_err() {
+/// Keeps the DHT's provider records in step with the files offered to the
+/// network; run it on the daemon's lifetime.
+pub async fn announce_shares(host: Host, shares: ShareIndex) {
+    let mut changes = shares.subscribe();
+    let mut provided: HashSet<[u8; 32]> = HashSet::new();
+    loop {
+        let wanted = keys_of(&shares.published());
+        for key in wanted.difference(&provided) {
+            if host.provide(*key).await.is_err() {
                 return;
             }
         }
-    });
+        for key in provided.difference(&wanted) {
+            if host.unprovide(*key).await.is_err() {
+                return;
+            }
+        }
+        if wanted != provided {
+            tracing::debug!(keys = wanted.len(), "DHT announcements updated");
+        }
+        provided = wanted;
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The addresses of `peer`, waiting briefly for the connection the provider

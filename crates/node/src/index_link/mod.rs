@@ -28,10 +28,12 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::backoff::Backoff;
 use crate::daemon::private_file::write_private;
 use crate::index_link::client::{
     IndexClient, IndexError, IndexedFile, JoinRequest, PublishReason, Session,
 };
+use crate::lifetime::Lifetime;
 use crate::net::host::Host;
 use crate::share::{ShareIndex, ShareOrigin, SharedFile};
 use crate::{now_ms, NodeError};
@@ -129,6 +131,7 @@ impl IndexLink {
         keypair: Keypair,
         host: Host,
         shares: ShareIndex,
+        lifetime: &Lifetime,
     ) -> Self {
         let session_path = data_dir.join(SESSION_FILE);
         let session = load_session(&session_path, &client.url());
@@ -156,7 +159,7 @@ impl IndexLink {
         });
         let task = tokio::spawn(inner.clone().run());
         *inner.task.lock().expect("task lock") = Some(task);
-        tokio::spawn(announce_user(inner.host.clone(), inner.session.subscribe()));
+        lifetime.spawn(announce_user(inner.host.clone(), inner.session.subscribe()));
         Self { inner }
     }
 
@@ -241,8 +244,14 @@ impl IndexLink {
     pub async fn stop(&self) {
         self.inner.stop.send_replace(true);
         let task = self.inner.task.lock().expect("task lock").take();
-        if let Some(task) = task {
-            let _ = tokio::time::timeout(LEAVE_TIMEOUT, task).await;
+        if let Some(mut task) = task {
+            if tokio::time::timeout(LEAVE_TIMEOUT, &mut task)
+                .await
+                .is_err()
+            {
+                // The index did not answer the leave in time: it times this peer out instead.
+                task.abort();
+            }
         }
     }
 
@@ -284,7 +293,7 @@ impl Inner {
         let mut session_rx = self.session.subscribe();
         let mut stop_rx = self.stop.subscribe();
         let mut online_rx = self.shares.subscribe_online();
-        let mut retry = MIN_RETRY;
+        let mut retry = Backoff::new(MIN_RETRY, MAX_RETRY);
         loop {
             if *stop_rx.borrow() {
                 return;
@@ -323,7 +332,7 @@ impl Inner {
                     return;
                 }
                 Ended::SessionChanged => {
-                    retry = MIN_RETRY;
+                    retry.reset();
                     continue;
                 }
                 Ended::WentOffline => {
@@ -338,21 +347,21 @@ impl Inner {
                     continue;
                 }
                 // The index forgot or dropped this peer: join again soon.
-                Some(404 | 409) => retry = MIN_RETRY,
+                Some(404 | 409) => retry.reset(),
                 Some(status) if status != 429 && status < 500 => self.set_state(
                     LinkState::Refused,
                     Some(&session),
-                    format!("{error}; retrying in {} s", retry.as_secs()),
+                    format!("{error}; retrying in {} s", retry.peek().as_secs()),
                 ),
                 _ => self.set_state(
                     LinkState::Unreachable,
                     Some(&session),
-                    format!("{error}; next try in {} s", retry.as_secs()),
+                    format!("{error}; next try in {} s", retry.peek().as_secs()),
                 ),
             }
             tokio::select! {
-                _ = tokio::time::sleep(retry) => retry = (retry * 2).min(MAX_RETRY),
-                _ = session_rx.changed() => retry = MIN_RETRY,
+                _ = tokio::time::sleep(retry.next_pause()) => {}
+                _ = session_rx.changed() => retry.reset(),
                 _ = stop_rx.changed() => {}
             }
         }
@@ -364,7 +373,7 @@ impl Inner {
         session: &Session,
         session_rx: &mut watch::Receiver<Option<Session>>,
         stop_rx: &mut watch::Receiver<bool>,
-        retry: &mut Duration,
+        retry: &mut Backoff,
     ) -> Ended {
         if !self.status().state.eq(&LinkState::Unreachable) {
             self.set_state(
@@ -382,7 +391,7 @@ impl Inner {
             Ok(joined) => joined,
             Err(e) => return Ended::Failed(e),
         };
-        *retry = MIN_RETRY;
+        retry.reset();
         // Index users form one DHT: enter it through peers the index names.
         let peers = joined
             .bootstrap

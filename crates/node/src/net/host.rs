@@ -29,7 +29,11 @@ use peershare_core::words::name_words;
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::api::events::EventBus;
+use crate::api::views::EventKind;
+use crate::backoff::Backoff;
 use crate::discovery::dht::{self, DhtSettings};
+use crate::lifetime::Lifetime;
 use crate::net::peer_book::{FoundBy, PeerBook};
 use crate::share::ShareIndex;
 use crate::transfer::upload::gate::{UploadGate, Verdict};
@@ -122,6 +126,15 @@ pub struct ProviderLookup {
     pub duration: Duration,
 }
 
+/// What the host needs from the running node besides its own settings.
+#[derive(Clone)]
+pub struct HostContext {
+    /// Owns the event loop and its timers; ending it stops the host.
+    pub lifetime: Lifetime,
+    /// Where connections opening and closing are announced.
+    pub bus: EventBus,
+}
+
 /// A handle to the libp2p host task.
 #[derive(Clone)]
 pub struct Host {
@@ -139,13 +152,14 @@ impl Host {
         shares: ShareIndex,
         gate: UploadGate,
         discovery: &DhtSettings,
+        context: HostContext,
     ) -> Result<Self, NodeError> {
         let peer_id = keypair.public().to_peer_id();
         let mut swarm = build_swarm(keypair, discovery)?;
         for addr in listen {
             swarm
                 .listen_on(addr.clone())
-                .map_err(|e| NodeError::Listen(format!("{addr}: {e}")))?;
+                .map_err(|e| NodeError::listen("libp2p", addr, e, "--listen MULTIADDR"))?;
         }
         let book = PeerBook::default();
         for addr in &discovery.bootstrap {
@@ -189,9 +203,11 @@ impl Host {
                 .iter()
                 .all(|a| ip_of(a).is_some_and(|ip| ip.is_loopback())),
             provide_attempts: HashMap::new(),
+            context: context.clone(),
         };
         let expected = listen.len();
-        tokio::spawn(event_loop.run());
+        // Stopping drops the swarm: its listeners close and its ports are free again.
+        context.lifetime.spawn(event_loop.run());
         let host = Self {
             commands: tx,
             peer_id,
@@ -407,7 +423,8 @@ struct EventLoop {
     /// Whether loopback addresses go into this peer's DHT records (only when it listens on nothing else).
     announce_loopback: bool,
     /// Failed announcements in a row, per key still announced: the next retry waits longer.
-    provide_attempts: HashMap<RecordKey, u32>,
+    provide_attempts: HashMap<RecordKey, Backoff>,
+    context: HostContext,
 }
 
 impl EventLoop {
@@ -527,6 +544,7 @@ impl EventLoop {
                 peer_id,
                 connection_id,
                 endpoint,
+                num_established,
                 ..
             } => {
                 let remote = endpoint.get_remote_address().clone();
@@ -536,14 +554,21 @@ impl EventLoop {
                 }
                 self.connections.insert(connection_id, remote);
                 self.book.connection(peer_id, true);
+                if num_established.get() == 1 {
+                    self.announce_connection(peer_id, true);
+                }
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
+                num_established,
                 ..
             } => {
                 self.connections.remove(&connection_id);
                 self.book.connection(peer_id, false);
+                if num_established == 0 {
+                    self.announce_connection(peer_id, false);
+                }
             }
             SwarmEvent::Behaviour(PeerBehaviourEvent::Browse(event)) => self.on_browse(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Transfer(event)) => self.on_transfer(event),
@@ -552,6 +577,13 @@ impl EventLoop {
             SwarmEvent::Behaviour(PeerBehaviourEvent::Mdns(event)) => self.on_mdns(event),
             _ => {}
         }
+    }
+
+    fn announce_connection(&self, peer: PeerId, connected: bool) {
+        self.context.bus.publish(EventKind::PeerConnection {
+            peer_id: peer.to_string(),
+            connected,
+        });
     }
 
     /// A peer told us where it listens: the DHT routing table learns it.
@@ -640,23 +672,19 @@ impl EventLoop {
             self.provide_attempts.remove(&key);
             return;
         }
-        let attempts = self.provide_attempts.entry(key.clone()).or_insert(0);
-        *attempts += 1;
-        let pause = PROVIDE_RETRY
-            .saturating_mul(1 << (*attempts - 1).min(8))
-            .min(MAX_PROVIDE_RETRY);
-        tracing::debug!(
-            attempts = *attempts,
-            ?pause,
-            "a DHT announcement timed out; retrying"
-        );
+        let pause = self
+            .provide_attempts
+            .entry(key.clone())
+            .or_insert_with(|| Backoff::new(PROVIDE_RETRY, MAX_PROVIDE_RETRY))
+            .next_pause();
+        tracing::debug!(?pause, "a DHT announcement timed out; retrying");
         self.send_later(pause, Command::ProvideAgain { key });
     }
 
     /// Sends this loop `command` after `pause`.
     fn send_later(&self, pause: Duration, command: Command) {
         let commands = self.self_commands.clone();
-        tokio::spawn(async move {
+        self.context.lifetime.spawn(async move {
             tokio::time::sleep(pause).await;
             let _ = commands.send(command).await;
         });
@@ -900,7 +928,7 @@ impl EventLoop {
     fn expire_later(&self, pending_id: u64) {
         let gate = self.gate.clone();
         let commands = self.self_commands.clone();
-        tokio::spawn(async move {
+        self.context.lifetime.spawn(async move {
             tokio::time::sleep(gate.ask_timeout()).await;
             if let Some(response) = gate.expire(pending_id) {
                 let _ = commands

@@ -79,7 +79,7 @@ impl DataTls {
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener, NodeError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|e| NodeError::Transfer(format!("cannot listen for data on {addr}: {e}")))
+        .map_err(|e| NodeError::listen("the data connection", addr, e, "--data-listen HOST:PORT"))
 }
 
 fn tune(tcp: &TcpStream) {

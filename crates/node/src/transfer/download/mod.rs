@@ -33,7 +33,6 @@ use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard, PieceLayout};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use self::piece_map::{open_partial, partial_paths, PieceMap};
 use self::progress::{Live, Progress, StopReason};
@@ -45,6 +44,7 @@ use crate::api::views::{
 use crate::backoff::Backoff;
 use crate::daemon::store::Store;
 use crate::discovery::browse::browse_all;
+use crate::lifetime::Lifetime;
 use crate::net::host::{ip_of, parse_peer_addr, Host};
 use crate::share::ShareIndex;
 use crate::transfer::data_channel::DataTls;
@@ -67,9 +67,8 @@ pub struct Downloads {
     shares: ShareIndex,
     bus: EventBus,
     live: Arc<Mutex<HashMap<i64, Arc<Live>>>>,
-    stop: CancellationToken,
     /// Owns every download task, and only those.
-    tasks: TaskTracker,
+    lifetime: Lifetime,
 }
 
 /// The parts a download engine works with.
@@ -86,8 +85,8 @@ pub struct DownloadsParts {
     pub shares: ShareIndex,
     /// Where changes are pushed.
     pub bus: EventBus,
-    /// Fires when the daemon stops.
-    pub stop: CancellationToken,
+    /// The daemon's lifetime; downloads run on a child of it.
+    pub lifetime: Lifetime,
 }
 
 impl Downloads {
@@ -100,7 +99,7 @@ impl Downloads {
             downloads_dir,
             shares,
             bus,
-            stop,
+            lifetime,
         } = parts;
         Self {
             store,
@@ -110,8 +109,7 @@ impl Downloads {
             shares,
             bus,
             live: Arc::default(),
-            stop,
-            tasks: TaskTracker::new(),
+            lifetime: lifetime.child(),
         }
     }
 
@@ -353,12 +351,7 @@ impl Downloads {
 
     /// Stops every download task (they record their verified pieces) and waits up to `grace`.
     pub async fn shutdown(&self, grace: Duration) {
-        self.stop.cancel();
-        self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait())
-            .await
-            .is_err()
-        {
+        if !self.lifetime.end(grace).await {
             tracing::warn!("some downloads did not stop in time; they resume at the next start");
         }
     }
@@ -495,13 +488,13 @@ impl Downloads {
             self.verified_on_disk(&record),
             self.bus.clone(),
         );
-        let live = Arc::new(Live::new(progress, self.stop.child_token()));
+        let live = Arc::new(Live::new(progress, self.lifetime.token().child_token()));
         self.live
             .lock()
             .expect("live lock")
             .insert(record.id, live.clone());
         let engine = self.clone();
-        self.tasks.spawn(async move {
+        self.lifetime.spawn_cooperative(async move {
             engine.drive(&record, &live).await;
             live.mark_ended();
             if let Err(e) = engine.announce_id(record.id).await {

@@ -22,6 +22,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use self::active::{ActiveUploads, ListedUpload};
+use crate::lifetime::Lifetime;
 use crate::share::SharedFile;
 use crate::transfer::data_channel::{read_body, read_header, write_frame, DataStream, DataTls};
 use crate::transfer::upload::gate::UploadGate;
@@ -69,6 +70,8 @@ pub struct UploadService {
     pub rate: Option<Arc<RateLimit>>,
     /// Where running uploads are listed.
     pub uploads: ActiveUploads,
+    /// Owns every upload connection; ending it closes them.
+    pub lifetime: Lifetime,
 }
 
 /// Accepts data connections until the task is dropped, one task per connection.
@@ -83,7 +86,7 @@ pub async fn serve(listener: TcpListener, service: UploadService) {
             }
         };
         let service = service.clone();
-        tokio::spawn(async move {
+        service.lifetime.clone().spawn(async move {
             match serve_connection(tcp, service).await {
                 Ok(()) => tracing::debug!(%remote, "upload finished"),
                 Err(e) => tracing::info!(%remote, "upload ended: {e}"),
