@@ -109,11 +109,20 @@ impl DaemonClient {
             .await
     }
 
-    /// DELETE a path under `/api/v1`.
+    /// DELETE a path under `/api/v1`; the answer has no body.
     pub async fn delete(&self, path: &str) -> Result<()> {
-        let response = self
-            .connect(self.http.delete(format!("{}{path}", self.base)))
-            .await?;
+        self.no_content(self.http.delete(format!("{}{path}", self.base)))
+            .await
+    }
+
+    /// POST to a path under `/api/v1` whose answer has no body.
+    pub async fn post_no_content(&self, path: &str) -> Result<()> {
+        self.no_content(self.http.post(format!("{}{path}", self.base)))
+            .await
+    }
+
+    async fn no_content(&self, request: reqwest::RequestBuilder) -> Result<()> {
+        let response = self.connect(request).await?;
         if response.status().is_success() {
             return Ok(());
         }

@@ -3,10 +3,15 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use peershare_core::link::ShareLink;
+use peershare_index::audit::AuditPage;
+use peershare_index::users::UsersList;
 use peershare_node::api::views::{
-    FolderRequest, FoldersChanged, GetRequest, LinkView, PendingRequest, RequestAnswer,
-    SharingRequest,
+    BrowseView, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest, LinkState, LinkView,
+    ListedBy, PeersView, PendingRequest, Policy, RequestAnswer, SessionView, SharesView,
+    SharingRequest, StatusView, UserFilesView,
 };
+use peershare_node::discovery::search::{Merged, Origin};
+use peershare_node::share::RescanReport;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -40,11 +45,13 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         Command::Register(account) => sign_in(cli, &client, account, "register").await,
         Command::Login(account) => sign_in(cli, &client, account, "login").await,
         Command::Logout => {
-            let v: Value = client.post("/index/logout", &json!({})).await?;
+            client.post_no_content("/index/logout").await?;
+            let v = json!({ "logged_out": true });
             print(cli, &v, || "logged out; this peer left the index".into())
         }
         Command::Unregister => {
-            let v: Value = client.post("/index/unregister", &json!({})).await?;
+            client.post_no_content("/index/unregister").await?;
+            let v = json!({ "unregistered": true });
             print(cli, &v, || {
                 "account deleted, with its peers and files on the index".into()
             })
@@ -68,8 +75,10 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
             })
         }
         Command::Rescan => {
-            let v: Value = client.post("/rescan", &json!({})).await?;
-            print(cli, &v, || format!("{} files shared", v["shared_files"]))
+            let v: RescanReport = client.post("/rescan", &json!({})).await?;
+            print_json_or(cli, &v, || {
+                format!("{} files shared ({} hashed)", v.shared_files, v.hashed)
+            })
         }
         Command::Link { file, with_addrs } => link(cli, &client, file, *with_addrs).await,
         Command::Requests => requests(cli, &client).await,
@@ -98,44 +107,57 @@ pub fn print_json_or(
 }
 
 async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
-    let v: Value = client.get("/status").await?;
-    print(cli, &v, || {
-        let mut out = format!("peer {}\n", str_of(&v["peer_id"]));
-        for a in v["addrs"].as_array().into_iter().flatten() {
-            out += &format!("  reachable at {}\n", str_of(a));
+    let v: StatusView = client.get("/status").await?;
+    print_json_or(cli, &v, || {
+        let mut out = format!("peer {}\n", v.peer_id);
+        for a in &v.addrs {
+            out += &format!("  reachable at {a}\n");
         }
+        let folders = match v.shares.is_empty() {
+            true => "no folder".to_string(),
+            false => v.shares.join(", "),
+        };
         out += &format!(
-            "sharing {} files from {} and finished downloads\ndownloads go to {}\npolicy {}, {} of {} upload slots busy",
-            v["shared_files"],
-            v["shares"]
-                .as_array()
-                .filter(|s| !s.is_empty())
-                .map(|s| s.iter().map(str_of).collect::<Vec<_>>().join(", "))
-                .unwrap_or_else(|| "no folder".into()),
-            str_of(&v["downloads_dir"]),
-            str_of(&v["policy"]),
-            v["uploads_running"],
-            v["max_uploads"],
+            "sharing {} files from {folders} and finished downloads\ndownloads go to {}\n\
+             policy {}, {} of {} upload slots busy",
+            v.shared_files,
+            v.downloads_dir,
+            match v.policy {
+                Policy::Accept => "accept",
+                Policy::Ask => "ask",
+            },
+            v.uploads_running,
+            v.max_uploads,
         );
-        if v["sharing_online"] == false {
+        if !v.sharing_online {
             out += "\nOFFLINE: nobody can reach your files (`peershare online`)";
         }
-        let index = &v["index"];
-        out += &match index["state"].as_str() {
+        out += &match &v.index {
             None => "\nno index (--no-index)".to_string(),
-            Some(state) => format!(
+            Some(index) => format!(
                 "\nindex {}: {} ({}{})",
-                str_of(&index["url"]),
-                state.replace('_', " "),
-                str_of(&index["message"]),
-                match index["published_files"].as_u64() {
-                    Some(n) if state == "joined" => format!(", {n} files listed"),
+                index.url,
+                link_state(index.state),
+                index.message,
+                match index.state {
+                    LinkState::Joined => format!(", {} files listed", index.published_files),
                     _ => String::new(),
                 }
             ),
         };
         out
     })
+}
+
+fn link_state(state: LinkState) -> &'static str {
+    match state {
+        LinkState::LoggedOut => "logged out",
+        LinkState::Joining => "joining",
+        LinkState::Joined => "joined",
+        LinkState::Unreachable => "unreachable",
+        LinkState::Refused => "refused",
+        LinkState::Offline => "offline",
+    }
 }
 
 /// The forms `get` and `browse` accept, for error messages.
@@ -230,32 +252,32 @@ async fn browse(cli: &Cli, client: &DaemonClient, target: &str, all: bool) -> Re
         bail!("{target:?} is not a full peer address: {PEER_FORMS}; or give a user name");
     }
     if is_peer_address(target) || is_peer_id(target) {
-        let v: Value = client.get_query("/browse", &[("peer", target)]).await?;
-        return print(cli, &v, || file_table(&v["files"]));
+        let v: BrowseView = client.get_query("/browse", &[("peer", target)]).await?;
+        return print_json_or(cli, &v, || file_table(&v.files));
     }
     let path = format!("/users/{}/files", url_segment(target));
     let all = if all { "true" } else { "false" };
-    let v: Value = client.get_query(&path, &[("all", all)]).await?;
-    print(cli, &v, || {
-        let files = v["files"].as_array().cloned().unwrap_or_default();
+    let v: UserFilesView = client.get_query(&path, &[("all", all)]).await?;
+    print_json_or(cli, &v, || {
         let mut out = String::new();
-        if v["origin"] == "dht" {
+        if v.origin == ListedBy::Dht {
             out += &format!(
-                "(the index cannot be asked: {}; these are the files of peers that announce the name {target:?} in the DHT, which nobody vouches for)\n",
-                str_of(&v["index_error"])
+                "(the index cannot be asked: {}; these are the files of peers that announce the \
+                 name {target:?} in the DHT, which nobody vouches for)\n",
+                v.index_error.as_deref().unwrap_or("-")
             );
         }
-        if files.is_empty() {
+        if v.files.is_empty() {
             return format!("{out}{target} shares no files on an online peer");
         }
         out += &format!("{:>12}  {:<64}  {:<7}  NAME\n", "SIZE", "ID", "ONLINE");
-        for f in files {
+        for f in &v.files {
             out += &format!(
                 "{:>12}  {:<64}  {:<7}  {}\n",
-                human_bytes(f["size"].as_u64().unwrap_or(0)),
-                str_of(&f["id"]),
-                if f["online"] == true { "yes" } else { "no" },
-                str_of(&f["name"])
+                human_bytes(f.size),
+                f.id,
+                if f.online { "yes" } else { "no" },
+                f.name
             );
         }
         out.trim_end().to_string()
@@ -281,13 +303,13 @@ async fn sign_in(
     verb: &str,
 ) -> Result<()> {
     let password = read_password(account, verb == "register")?;
-    let v: Value = client
+    let v: SessionView = client
         .post(
             &format!("/index/{verb}"),
             &json!({ "name": account.name, "password": password }),
         )
         .await?;
-    print(cli, &v, || match verb {
+    print_json_or(cli, &v, || match verb {
         "register" => format!(
             "registered {} and logged in; this peer joins the index now",
             account.name
@@ -349,80 +371,63 @@ async fn search(cli: &Cli, client: &DaemonClient, args: &SearchArgs) -> Result<(
         query.push(("offset", offset.to_string()));
     }
     let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let v: Value = client.get_query("/search", &query).await?;
-    print(cli, &v, || {
-        let hits = v["results"].as_array().cloned().unwrap_or_default();
+    let v: Merged = client.get_query("/search", &query).await?;
+    print_json_or(cli, &v, || {
         let mut out = String::new();
-        for (source, o) in v["origins"].as_object().into_iter().flatten() {
-            if o["ok"] != true {
-                out += &format!("({source} not asked: {})\n", str_of(&o["error"]));
+        for (source, o) in &v.origins {
+            if !o.ok {
+                let why = o.error.as_deref().unwrap_or("no reason given");
+                out += &format!("({source} not asked: {why})\n");
             }
         }
-        if hits.is_empty() {
+        if v.results.is_empty() {
             return format!("{out}nothing found for {:?} on online peers", args.query);
         }
-        for hit in &hits {
-            let sources = hit["sources"].as_array().cloned().unwrap_or_default();
-            let names = hit["names"].as_array().cloned().unwrap_or_default();
+        for hit in &v.results {
+            let n = hit.sources.len();
             out += &format!(
-                "{}  ({}, {} source{})
-  id {}\n",
-                names.iter().map(str_of).collect::<Vec<_>>().join(" | "),
-                human_bytes(hit["size"].as_u64().unwrap_or(0)),
-                sources.len(),
-                if sources.len() == 1 { "" } else { "s" },
-                str_of(&hit["id"]),
+                "{}  ({}, {n} source{})\n  id {}\n",
+                hit.names.join(" | "),
+                human_bytes(hit.size),
+                if n == 1 { "" } else { "s" },
+                hit.id,
             );
-            for src in sources {
-                let found_by: Vec<String> = src["found_by"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(str_of)
+            for src in &hit.sources {
+                let found_by: Vec<&str> = src
+                    .found_by
+                    .iter()
+                    .map(|o| match o {
+                        Origin::Index => "index",
+                        Origin::Dht => "dht",
+                        Origin::Lan => "lan",
+                    })
                     .collect();
                 out += &format!(
                     "  from {} ({}) via {}\n",
-                    str_of(&src["user"]),
-                    str_of(&src["peer_id"]),
+                    src.user.as_deref().unwrap_or("-"),
+                    src.peer_id,
                     found_by.join("+")
                 );
             }
         }
-        out += &format!("{} of {} shown", hits.len(), v["total"]);
+        out += &format!("{} of {} shown", v.results.len(), v.total);
         out
     })
 }
 
 async fn users(cli: &Cli, client: &DaemonClient, all: bool) -> Result<()> {
     let all = if all { "true" } else { "false" };
-    let v: Value = client.get_query("/index/users", &[("all", all)]).await?;
-    print(cli, &v, || {
-        let users = v["users"].as_array().cloned().unwrap_or_default();
-        if users.is_empty() {
+    let v: UsersList = client.get_query("/index/users", &[("all", all)]).await?;
+    print_json_or(cli, &v, || {
+        if v.users.is_empty() {
             return "nobody is online".into();
         }
+        let online = |yes: bool| if yes { "online" } else { "offline" };
         let mut out = String::new();
-        for u in users {
-            let peers = u["peers"].as_array().cloned().unwrap_or_default();
-            out += &format!(
-                "{}  {}\n",
-                str_of(&u["name"]),
-                if u["online"] == true {
-                    "online"
-                } else {
-                    "offline"
-                }
-            );
-            for p in peers {
-                out += &format!(
-                    "  peer {} {}\n",
-                    str_of(&p["peer_id"]),
-                    if p["online"] == true {
-                        "online"
-                    } else {
-                        "offline"
-                    }
-                );
+        for u in &v.users {
+            out += &format!("{}  {}\n", u.name, online(u.online));
+            for p in &u.peers {
+                out += &format!("  peer {} {}\n", p.peer_id, online(p.online));
             }
         }
         out.trim_end().to_string()
@@ -430,37 +435,34 @@ async fn users(cli: &Cli, client: &DaemonClient, all: bool) -> Result<()> {
 }
 
 async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
-    let v: Value = client.get("/peers").await?;
-    print(cli, &v, || {
-        let peers = v["peers"].as_array().cloned().unwrap_or_default();
-        if peers.is_empty() {
+    let v: PeersView = client.get("/peers").await?;
+    print_json_or(cli, &v, || {
+        if v.peers.is_empty() {
             return "no known peers".into();
         }
         let mut out = format!(
             "{:<52}  {:<9}  {:<23}  {:<24}  ADDRESSES\n",
             "PEER", "STATE", "LAST SEEN (UTC)", "FOUND BY"
         );
-        for p in peers {
-            let list = |key: &str| -> String {
-                p[key]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(str_of)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            };
+        for p in &v.peers {
+            let found_by: Vec<&str> = p
+                .found_by
+                .iter()
+                .map(|f| match f {
+                    FoundBy::Index => "index",
+                    FoundBy::Mdns => "mdns",
+                    FoundBy::Dht => "dht",
+                    FoundBy::Bootstrap => "bootstrap",
+                    FoundBy::Connection => "connection",
+                })
+                .collect();
             out += &format!(
                 "{:<52}  {:<9}  {:<23}  {:<24}  {}\n",
-                str_of(&p["peer_id"]),
-                if p["connected"] == true {
-                    "connected"
-                } else {
-                    "-"
-                },
-                utc_time(p["last_seen_ms"].as_i64().unwrap_or(0)),
-                list("found_by"),
-                list("addrs")
+                p.peer_id,
+                if p.connected { "connected" } else { "-" },
+                utc_time(p.last_seen_ms),
+                found_by.join(","),
+                p.addrs.join(",")
             );
         }
         out.trim_end().to_string()
@@ -469,26 +471,25 @@ async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
 
 async fn audit(cli: &Cli, client: &DaemonClient, limit: u32, offset: u32) -> Result<()> {
     let (limit, offset) = (limit.to_string(), offset.to_string());
-    let v: Value = client
+    let v: AuditPage = client
         .get_query("/index/audit", &[("limit", &limit), ("offset", &offset)])
         .await?;
-    print(cli, &v, || {
-        let entries = v["entries"].as_array().cloned().unwrap_or_default();
+    print_json_or(cli, &v, || {
         let mut out = format!(
             "{:<23}  {:<12}  {:<18}  {:<8}  DETAIL\n",
             "WHEN (UTC)", "USER", "ACTION", "OUTCOME"
         );
-        for e in entries {
+        for e in &v.entries {
             out += &format!(
                 "{:<23}  {:<12}  {:<18}  {:<8}  {}\n",
-                utc_time(e["at"].as_i64().unwrap_or(0)),
-                str_of(&e["user"]),
-                str_of(&e["action"]),
-                str_of(&e["outcome"]),
-                str_of(&e["detail"])
+                utc_time(e.at),
+                e.user.as_deref().unwrap_or("-"),
+                e.action,
+                e.outcome,
+                e.detail.as_deref().unwrap_or("-")
             );
         }
-        out += &format!("{} entries in all", v["total"]);
+        out += &format!("{} entries in all", v.total);
         out
     })
 }
@@ -496,22 +497,16 @@ async fn audit(cli: &Cli, client: &DaemonClient, limit: u32, offset: u32) -> Res
 async fn shares(cli: &Cli, client: &DaemonClient, action: Option<&SharesAction>) -> Result<()> {
     let (route, dir) = match action {
         None => {
-            let v: Value = client.get("/shares").await?;
-            return print(cli, &v, || {
-                let folders: Vec<String> = v["folders"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(str_of)
-                    .collect();
-                let mut out = match folders.is_empty() {
+            let v: SharesView = client.get("/shares").await?;
+            return print_json_or(cli, &v, || {
+                let mut out = match v.folders.is_empty() {
                     true => "no shared folder (`peershare shares add DIR`)\n".to_string(),
-                    false => format!("shared folders: {}\n", folders.join(", ")),
+                    false => format!("shared folders: {}\n", v.folders.join(", ")),
                 };
-                if v["online"] == false {
+                if !v.online {
                     out += "OFFLINE: nobody can reach these files (`peershare online`)\n";
                 }
-                out + &file_table(&v["files"])
+                out + &file_table(&v.files)
             });
         }
         Some(SharesAction::Add { dir }) => ("/shares/folders", dir),
@@ -539,19 +534,13 @@ async fn shares(cli: &Cli, client: &DaemonClient, action: Option<&SharesAction>)
     })
 }
 
-fn file_table(files: &Value) -> String {
-    let files = files.as_array().cloned().unwrap_or_default();
+fn file_table(files: &[FileEntry]) -> String {
     if files.is_empty() {
         return "no shared files".into();
     }
     let mut out = format!("{:>12}  {:<64}  NAME\n", "SIZE", "ID");
     for f in files {
-        out += &format!(
-            "{:>12}  {:<64}  {}\n",
-            human_bytes(f["size"].as_u64().unwrap_or(0)),
-            str_of(&f["id"]),
-            str_of(&f["name"])
-        );
+        out += &format!("{:>12}  {:<64}  {}\n", human_bytes(f.size), f.id, f.name);
     }
     out.trim_end().to_string()
 }
@@ -596,14 +585,6 @@ async fn answer(cli: &Cli, client: &DaemonClient, id: u64, verb: &str) -> Result
         (true, true) => format!("request {id} accepted"),
         _ => format!("request {id} rejected"),
     })
-}
-
-fn str_of(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
 }
 
 /// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm` (UTC).

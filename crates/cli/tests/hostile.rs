@@ -214,11 +214,21 @@ fn corrupt_data_from_a_lying_sharer_never_becomes_a_file() {
 
 /// Sends one raw HTTP/1.1 request; returns (status code, body).
 fn http_get(addr: &str, host: &str, token: Option<&str>, origin: Option<&str>) -> (u16, String) {
+    http_get_path("/api/v1/status", addr, host, token, origin)
+}
+
+fn http_get_path(
+    path: &str,
+    addr: &str,
+    host: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connect to the API");
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
-    let mut req = format!("GET /api/v1/status HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(t) = token {
         req += &format!("Authorization: Bearer {t}\r\n");
     }
@@ -290,6 +300,20 @@ fn local_api_requires_token_and_loopback_host() {
     let port = addr.rsplit_once(':').unwrap().1;
     let (code, _) = http_get(addr, &format!("localhost:{port}"), Some(token), None);
     assert_eq!(code, 200, "localhost is loopback too");
+
+    // The served OpenAPI document is the one checked in as docs/local-api.json.
+    let (code, body) = http_get_path("/api/v1/openapi.json", addr, addr, Some(token), None);
+    assert_eq!(code, 200, "{body}");
+    let served: serde_json::Value = serde_json::from_str(&body).expect("JSON document");
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/local-api.json");
+    let checked_in: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(docs).unwrap()).unwrap();
+    assert_eq!(served, checked_in, "the daemon serves docs/local-api.json");
+
+    let (code, body) = http_get_path("/api/v1/nope", addr, addr, Some(token), None);
+    assert_eq!(code, 404);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON error body");
+    assert_eq!(v["code"], "no_such_endpoint", "{v}");
 }
 
 /// Garbage on the data port neither kills the sharer nor blocks other downloads.

@@ -8,9 +8,10 @@
 use peershare_core::wire::control::SharedFileEntry;
 use peershare_core::FileId;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Where a download stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DownloadState {
     /// Being fetched (or about to be resumed).
@@ -64,11 +65,12 @@ impl DownloadState {
 }
 
 /// A download as stored in `peer.db`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DownloadRecord {
     /// Local number of the download.
     pub id: i64,
     /// The file's id.
+    #[schema(value_type = String)]
     pub file_id: FileId,
     /// The (sanitised) name it gets in the downloads folder.
     pub name: String,
@@ -91,7 +93,7 @@ pub struct DownloadRecord {
 }
 
 /// A download as shown to people and scripts: the record and its live progress.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DownloadView {
     /// The stored record.
     #[serde(flatten)]
@@ -111,7 +113,7 @@ pub struct DownloadView {
 }
 
 /// Progress of a running download, pushed as it moves.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DownloadProgress {
     /// The download's local number.
     pub id: i64,
@@ -130,7 +132,7 @@ pub struct DownloadProgress {
 }
 
 /// The body of `POST /api/v1/downloads`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct GetRequest {
     /// A full peer address; without one the file is looked up by name or id.
     #[serde(default)]
@@ -146,11 +148,12 @@ pub struct GetRequest {
 }
 
 /// A share link of one file (`peershare link`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LinkView {
     /// The `peershare:` URI.
     pub uri: String,
     /// The file's id.
+    #[schema(value_type = String)]
     pub file_id: FileId,
     /// Its shared name.
     pub name: String,
@@ -159,7 +162,7 @@ pub struct LinkView {
 }
 
 /// What `POST /api/v1/downloads` did.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum GetAnswer {
     /// A download started (or an unfinished one was resumed).
@@ -175,6 +178,7 @@ pub enum GetAnswer {
     /// The file is already complete on this machine; nothing was copied.
     AlreadyHere {
         /// The file's id.
+        #[schema(value_type = String)]
         file_id: FileId,
         /// Where it is.
         path: String,
@@ -182,7 +186,7 @@ pub enum GetAnswer {
 }
 
 /// What `POST /api/v1/downloads/clean` removed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct CleanReport {
     /// The partial and map files deleted.
     pub removed: Vec<String>,
@@ -191,7 +195,7 @@ pub struct CleanReport {
 }
 
 /// A transfer request waiting for the person's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PendingRequest {
     /// Number to accept or reject it by.
     pub id: u64,
@@ -200,6 +204,7 @@ pub struct PendingRequest {
     /// The asker's user name, when an index vouches for it.
     pub user: Option<String>,
     /// Which file.
+    #[schema(value_type = String)]
     pub file_id: FileId,
     /// The file's shared name.
     pub name: String,
@@ -210,7 +215,7 @@ pub struct PendingRequest {
 }
 
 /// One upload: a peer fetching one of this peer's files.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct UploadView {
     /// Local number of the upload (per daemon run).
     pub id: u64,
@@ -219,6 +224,7 @@ pub struct UploadView {
     /// Their user name, when an index vouches for it.
     pub user: Option<String>,
     /// The file's id.
+    #[schema(value_type = String)]
     pub file_id: FileId,
     /// The file's shared name.
     pub name: String,
@@ -233,7 +239,7 @@ pub struct UploadView {
 }
 
 /// The answer to accepting or rejecting a request.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RequestAnswer {
     /// The request's number.
     pub id: u64,
@@ -244,34 +250,135 @@ pub struct RequestAnswer {
 }
 
 /// The body of `POST /api/v1/shares/folders` and `/shares/folders/remove`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FolderRequest {
     /// An absolute path to the folder.
     pub path: String,
 }
 
 /// The body of `POST /api/v1/sharing`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SharingRequest {
     /// True to offer the files to the network, false to withdraw them all.
     pub online: bool,
 }
 
 /// What this peer shares.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SharesView {
     /// False while sharing is switched off (`peershare offline`).
     pub online: bool,
     /// The shared folders.
     pub folders: Vec<String>,
     /// Every shared file (folders and finished downloads), by name.
-    pub files: Vec<SharedFileEntry>,
+    pub files: Vec<FileEntry>,
     /// How many files.
     pub total: u64,
 }
 
+/// One file as listed: by a share, a browsed peer, a link.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileEntry {
+    /// The name on that peer (a relative path with `/`).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// BLAKE3 id.
+    #[schema(value_type = String)]
+    pub id: FileId,
+}
+
+impl From<SharedFileEntry> for FileEntry {
+    fn from(e: SharedFileEntry) -> Self {
+        Self {
+            name: e.name,
+            size: e.size,
+            id: e.id,
+        }
+    }
+}
+
+/// What a peer shares, as browsing it found.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowseView {
+    /// The peer's id.
+    pub peer: String,
+    /// Its files, by name.
+    pub files: Vec<FileEntry>,
+    /// How many files it says it shares.
+    pub total: u64,
+    /// True when the listing was cut short (too long to read whole).
+    pub truncated: bool,
+}
+
+/// Where a user's files were listed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListedBy {
+    /// The index, which vouches for its users.
+    Index,
+    /// Peers announcing the name in the DHT, which nobody vouches for.
+    Dht,
+}
+
+/// One file of a user.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserFile {
+    /// BLAKE3 id.
+    #[schema(value_type = String)]
+    pub id: FileId,
+    /// Its name on that peer.
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The peer sharing it.
+    pub peer_id: String,
+    /// Whether that peer is online.
+    pub online: bool,
+}
+
+/// A peer that announces a user name in the DHT, and whether it could be browsed.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Claimant {
+    /// The peer.
+    pub peer_id: String,
+    /// It answered with its listing.
+    pub ok: bool,
+    /// Why not, when it did not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// A user's files (`browse NAME`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UserFilesView {
+    /// The user name.
+    pub user: String,
+    /// Entries skipped.
+    pub offset: i64,
+    /// The files, by name.
+    pub files: Vec<UserFile>,
+    /// Where the list comes from.
+    pub origin: ListedBy,
+    /// Why the index was not asked (a DHT answer only).
+    #[serde(default)]
+    pub index_error: Option<String>,
+    /// The peers that claim the name (a DHT answer only).
+    #[serde(default)]
+    pub claimed_by: Vec<Claimant>,
+}
+
+/// A login session the daemon keeps.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    /// The user logged in.
+    pub name: String,
+    /// When the session ends, milliseconds since the Unix epoch.
+    pub expires_at: i64,
+}
+
 /// The shared folders after one was added or removed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FoldersChanged {
     /// The shared folders now.
     pub folders: Vec<String>,
@@ -281,8 +388,120 @@ pub struct FoldersChanged {
     pub hashed: usize,
 }
 
+/// What the sharing side does with requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Grant every request while slots are free.
+    Accept,
+    /// Hold each request until the person accepts or rejects it.
+    Ask,
+}
+
+/// Where the membership stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkState {
+    /// No session: someone has to log in.
+    LoggedOut,
+    /// Joining (or joining again).
+    Joining,
+    /// Online in the index, sending heartbeats.
+    Joined,
+    /// The index cannot be reached; retrying.
+    Unreachable,
+    /// The index refused the join or an update; retrying later.
+    Refused,
+    /// Sharing is switched off (`peershare offline`): this peer left the index.
+    Offline,
+}
+
+/// What `status` shows about the index.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct IndexStatus {
+    /// The index's URL.
+    pub url: String,
+    /// The logged-in user.
+    pub user: Option<String>,
+    /// Where the membership stands.
+    pub state: LinkState,
+    /// A sentence for people: what is going on, what to do.
+    pub message: String,
+    /// Files the index lists for this peer.
+    pub published_files: usize,
+    /// Seconds between heartbeats, once joined.
+    pub heartbeat_secs: Option<u64>,
+    /// Last successful exchange, milliseconds since the Unix epoch.
+    pub last_contact_ms: Option<i64>,
+}
+
+/// How a peer came to be known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FoundBy {
+    /// Listed by the index.
+    Index,
+    /// Announced itself on the LAN.
+    Mdns,
+    /// Learned from the DHT.
+    Dht,
+    /// Given with `--bootstrap`.
+    Bootstrap,
+    /// It connected to us, or we to it by address.
+    Connection,
+}
+
+/// One known peer, as `peers` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct KnownPeer {
+    /// The peer id.
+    pub peer_id: String,
+    /// Addresses it can be reached at.
+    pub addrs: Vec<String>,
+    /// Every way it was found.
+    pub found_by: std::collections::BTreeSet<FoundBy>,
+    /// A connection is open now.
+    pub connected: bool,
+    /// Last time anything was heard of it, milliseconds since the Unix epoch.
+    pub last_seen_ms: i64,
+}
+
+/// This peer, as `status` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StatusView {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Full addresses others reach it at (ending in /p2p/<peer id>).
+    pub addrs: Vec<String>,
+    /// The data connection's port.
+    pub data_port: u16,
+    /// The shared folders.
+    pub shares: Vec<String>,
+    /// Files shared (folders and finished downloads).
+    pub shared_files: usize,
+    /// False while sharing is switched off (`peershare offline`).
+    pub sharing_online: bool,
+    /// Where downloads land.
+    pub downloads_dir: String,
+    /// What it does with transfer requests.
+    pub policy: Policy,
+    /// Upload slots.
+    pub max_uploads: usize,
+    /// Upload slots in use.
+    pub uploads_running: usize,
+    /// Its membership in an index, if it uses one.
+    pub index: Option<IndexStatus>,
+}
+
+/// The peers this one knows.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PeersView {
+    /// Most recently seen first.
+    pub peers: Vec<KnownPeer>,
+}
+
 /// An error from the local API.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
     /// A stable code for scripts (`not_found`, `bad_request`, `busy`, …).
     pub code: String,
@@ -291,7 +510,7 @@ pub struct ApiError {
 }
 
 /// Something that happened in the node, pushed to subscribers of `/api/v1/events`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Event {
     /// Increases by one per event published by this daemon run.
     pub seq: u64,
@@ -303,7 +522,7 @@ pub struct Event {
 }
 
 /// The kinds of events.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum EventKind {
     /// A running download moved (at most a few per second per download).

@@ -175,7 +175,7 @@ pub struct DhtHit {
 }
 
 /// What a DHT search did, for people and benchmarks to see.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DhtSearchStats {
     /// Words looked up (one provider lookup each, in parallel).
     pub words: usize,

@@ -14,8 +14,8 @@ use std::time::Duration;
 use futures::future::join_all;
 use libp2p::{Multiaddr, PeerId};
 use peershare_core::words::user_key;
-use serde_json::{json, Value};
 
+use crate::api::views::{Claimant, ListedBy, UserFile, UserFilesView};
 use crate::daemon::Node;
 use crate::discovery::browse::browse_until;
 use crate::index_link::client::IndexError;
@@ -27,22 +27,27 @@ const MAX_CLAIMANTS: usize = 16;
 /// How long one claimant may take to list its files.
 const CLAIMANT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The files of user `name`: the index's answer (tagged `"origin": "index"`),
-/// or, when the index cannot be asked, what the peers announcing `name` in
-/// the DHT share (tagged `"origin": "dht"`, with `index_error` and `claimed_by`).
+/// The files of user `name`: the index's answer, or, when the index cannot
+/// be asked, what the peers announcing `name` in the DHT share (with why the
+/// index was not asked and every peer that claims the name).
 pub async fn user_files(
     node: &Node,
     name: &str,
     query: &[(String, String)],
-) -> Result<Value, NodeError> {
+) -> Result<UserFilesView, NodeError> {
     let index_error = match &node.index {
         None => "this daemon runs without an index".to_string(),
         Some(link) => match link.token() {
             Err(e) => e.to_string(),
             Ok(token) => match link.client().user_files(&token, name, query).await {
                 Ok(mut found) => {
-                    found["origin"] = json!("index");
-                    return Ok(found);
+                    found["origin"] = serde_json::json!("index");
+                    return serde_json::from_value(found).map_err(|e| {
+                        NodeError::Index(IndexError::BadAnswer {
+                            url: link.client().url(),
+                            reason: format!("a user's files: {e}"),
+                        })
+                    });
                 }
                 Err(e @ IndexError::Refused { status, .. }) if status != 429 && status < 500 => {
                     return Err(e.into())
@@ -58,7 +63,7 @@ async fn user_files_from_dht(
     host: &Host,
     name: &str,
     index_error: String,
-) -> Result<Value, NodeError> {
+) -> Result<UserFilesView, NodeError> {
     let lookup = host.find_providers(user_key(name)).await?;
     let mut claimants: Vec<PeerId> = lookup
         .providers
@@ -87,34 +92,38 @@ async fn user_files_from_dht(
     for (peer, listing) in join_all(listings).await {
         match listing {
             Ok(listing) => {
-                claimed_by.push(json!({ "peer_id": peer.to_string(), "ok": true }));
-                files.extend(listing.files.into_iter().map(|f| {
-                    json!({
-                        "id": f.id,
-                        "name": f.name,
-                        "size": f.size,
-                        "peer_id": peer.to_string(),
-                        "online": true,
-                    })
+                claimed_by.push(Claimant {
+                    peer_id: peer.to_string(),
+                    ok: true,
+                    error: None,
+                });
+                files.extend(listing.files.into_iter().map(|f| UserFile {
+                    id: f.id,
+                    name: f.name,
+                    size: f.size,
+                    peer_id: peer.to_string(),
+                    online: true,
                 }));
             }
             Err(e) => {
                 tracing::info!(%peer, "a peer announcing {name:?} could not be browsed: {e}");
-                claimed_by.push(
-                    json!({ "peer_id": peer.to_string(), "ok": false, "error": e.to_string() }),
-                );
+                claimed_by.push(Claimant {
+                    peer_id: peer.to_string(),
+                    ok: false,
+                    error: Some(e.to_string()),
+                });
             }
         }
     }
-    files.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    Ok(json!({
-        "user": name,
-        "offset": 0,
-        "files": files,
-        "origin": "dht",
-        "index_error": index_error,
-        "claimed_by": claimed_by,
-    }))
+    files.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(UserFilesView {
+        user: name.to_string(),
+        offset: 0,
+        files,
+        origin: ListedBy::Dht,
+        index_error: Some(index_error),
+        claimed_by,
+    })
 }
 
 /// A peer to browse from `target`: a full address, or a bare peer id whose

@@ -13,7 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use peershare_core::FileId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::daemon::Node;
 use crate::discovery::dht::{self, DhtHit, DhtSearch, DhtSearchStats};
@@ -27,7 +28,7 @@ const INDEX_TIMEOUT: Duration = Duration::from_secs(10);
 const DHT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Where a holder was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// The index listed it.
@@ -39,7 +40,7 @@ pub enum Origin {
 }
 
 /// A holder of a file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Holder {
     /// The user, when the index knows it.
     pub user: Option<String>,
@@ -52,9 +53,10 @@ pub struct Holder {
 }
 
 /// One file id with every known holder.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Hit {
     /// The file id.
+    #[schema(value_type = String)]
     pub id: FileId,
     /// Names it is shared under.
     pub names: Vec<String>,
@@ -65,7 +67,7 @@ pub struct Hit {
 }
 
 /// What one source of results did.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SourceOutcome {
     /// It answered.
     pub ok: bool,
@@ -79,7 +81,7 @@ pub struct SourceOutcome {
 }
 
 /// A merged answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Merged {
     /// Files, one per id.
     pub results: Vec<Hit>,

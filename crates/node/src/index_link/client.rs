@@ -131,11 +131,12 @@ pub struct Joined {
 }
 
 /// Search parameters, as the index takes them.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// The text to look for.
     pub q: String,
-    /// `exact`, `substring` or `words` (the index's default).
+    /// `words` (the default), `substring`, `exact`, or `id` (the text is a file id).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
     /// Only names with this extension.

@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use crate::api::views::{IndexStatus, LinkState};
 use crate::backoff::Backoff;
 use crate::daemon::private_file::write_private;
 use crate::index_link::client::{
@@ -50,43 +51,6 @@ const MIN_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// How long a stopping daemon waits for its leave to reach the index.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Where the membership stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LinkState {
-    /// No session: someone has to log in.
-    LoggedOut,
-    /// Joining (or joining again).
-    Joining,
-    /// Online in the index, sending heartbeats.
-    Joined,
-    /// The index cannot be reached; retrying.
-    Unreachable,
-    /// The index refused the join or an update; retrying later.
-    Refused,
-    /// Sharing is switched off (`peershare offline`): this peer left the index.
-    Offline,
-}
-
-/// What `status` shows about the index.
-#[derive(Debug, Clone, Serialize)]
-pub struct IndexStatus {
-    /// The index's URL.
-    pub url: String,
-    /// The logged-in user.
-    pub user: Option<String>,
-    /// Where the membership stands.
-    pub state: LinkState,
-    /// A sentence for people: what is going on, what to do.
-    pub message: String,
-    /// Files the index lists for this peer.
-    pub published_files: usize,
-    /// Seconds between heartbeats, once joined.
-    pub heartbeat_secs: Option<u64>,
-    /// Last successful exchange, milliseconds since the Unix epoch.
-    pub last_contact_ms: Option<i64>,
-}
 
 #[derive(Serialize, Deserialize)]
 struct StoredSession {

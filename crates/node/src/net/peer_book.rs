@@ -10,45 +10,14 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use libp2p::{Multiaddr, PeerId};
-use serde::Serialize;
 
+pub use crate::api::views::{FoundBy, KnownPeer};
 use crate::now_ms;
 
 /// Most peers remembered.
 pub const MAX_PEERS: usize = 10_000;
 /// Most addresses remembered per peer.
 pub const MAX_ADDRS_PER_PEER: usize = 16;
-
-/// How a peer came to be known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FoundBy {
-    /// Listed by the index.
-    Index,
-    /// Announced itself on the LAN.
-    Mdns,
-    /// Learned from the DHT.
-    Dht,
-    /// Given with `--bootstrap`.
-    Bootstrap,
-    /// It connected to us, or we to it by address.
-    Connection,
-}
-
-/// One known peer, as `peers` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct KnownPeer {
-    /// The peer id.
-    pub peer_id: String,
-    /// Addresses it can be reached at.
-    pub addrs: Vec<String>,
-    /// Every way it was found.
-    pub found_by: BTreeSet<FoundBy>,
-    /// A connection is open now.
-    pub connected: bool,
-    /// Last time anything was heard of it, milliseconds since the Unix epoch.
-    pub last_seen_ms: i64,
-}
 
 #[derive(Default)]
 struct Entry {

@@ -141,7 +141,9 @@ pub struct ShareIndex {
 }
 
 /// What a rescan found and did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct RescanReport {
     /// Files shared after the rescan.
     pub shared_files: usize,

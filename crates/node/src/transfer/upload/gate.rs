@@ -14,23 +14,13 @@ use std::time::{Duration, Instant};
 use libp2p::PeerId;
 use peershare_core::wire::control::TransferResponse;
 use peershare_core::FileId;
-use serde::Serialize;
 
 pub use crate::api::views::PendingRequest;
+pub use crate::api::views::Policy;
 use crate::share::{ShareIndex, SharedFile};
 
 /// How long a granted ticket may wait for its data connection.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
-
-/// What the sharing side does with requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// Grant every request while slots are free.
-    Accept,
-    /// Hold each request until the person accepts or rejects it.
-    Ask,
-}
 
 impl std::str::FromStr for Policy {
     type Err = String;
