@@ -117,6 +117,8 @@ pub enum Command {
         #[arg(long)]
         with_addrs: bool,
     },
+    /// Print every change in the daemon as it happens (one JSON object per line with --json).
+    Events,
     /// List uploads: who is downloading what from you, how far and how fast.
     Uploads,
     /// List transfer requests waiting for an answer (policy `ask`).

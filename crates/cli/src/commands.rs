@@ -83,6 +83,7 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         Command::Link { file, with_addrs } => link(cli, &client, file, *with_addrs).await,
         Command::Requests => requests(cli, &client).await,
         Command::Uploads => transfers::uploads(cli, &client).await,
+        Command::Events => transfers::events(cli, &client).await,
         Command::Accept { id } => answer(cli, &client, *id, "accept").await,
         Command::Reject { id } => answer(cli, &client, *id, "reject").await,
     }

@@ -409,3 +409,25 @@ pub async fn uploads(cli: &Cli, client: &DaemonClient) -> Result<()> {
         out.trim_end().to_string()
     })
 }
+
+/// `peershare events`: every event, until Ctrl-C or the daemon ends the stream.
+pub async fn events(cli: &Cli, client: &DaemonClient) -> Result<()> {
+    let mut events = client.events().await?;
+    // Said once subscribed: from here on nothing is missed.
+    eprintln!("listening for events (Ctrl-C stops)");
+    loop {
+        let event = tokio::select! {
+            event = events.next() => event,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(event) = event else {
+            bail!("the daemon closed the events stream");
+        };
+        let event = event?;
+        let json = serde_json::to_string(&event)?;
+        match cli.json {
+            true => println!("{json}"),
+            false => println!("{} {json}", event.seq),
+        }
+    }
+}

@@ -21,8 +21,8 @@ use peershare_core::wire::control::{
 };
 use peershare_core::words::word_key;
 use peershare_core::FileId;
-use peershare_node::discovery::dht::KAD_PROTOCOL;
 use peershare_node::net::host::IDENTIFY_VERSION;
+use peershare_node::net::kademlia::KAD_PROTOCOL;
 use serde::{Deserialize, Serialize};
 use support::{s, same_bytes, wait_until, write_random, Daemon, Sandbox, WAIT};
 

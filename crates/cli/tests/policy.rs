@@ -181,3 +181,42 @@ fn busy_source_queues_then_completes() {
     );
     assert_eq!(b3_file(std::path::Path::new(&s(&rec, "path"))), big_id);
 }
+
+/// `peershare events` shows a request waiting for the person, then how it ended.
+#[test]
+fn a_waiting_request_is_pushed_as_an_event() {
+    use std::io::{BufRead, BufReader};
+    let sb = Sandbox::new();
+    write_random(&sb.share_dir("a").join("asked.bin"), 100_000);
+    let a = Daemon::start(&sb, "a", &["--policy", "ask"]);
+    let b = Daemon::start(&sb, "b", &[]);
+    a.wait_shared(1);
+    let mut watcher = a.spawn_client(&["events"]);
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    let mut said = String::new();
+    BufReader::new(watcher.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert!(said.contains("listening"), "{said}");
+    let dl = b.start_download(&[&a.addr(), "asked.bin"]);
+    let waiting = lines
+        .by_ref()
+        .map(|l| serde_json::from_str::<serde_json::Value>(&l).unwrap())
+        .find(|e| e["type"] == "request_waiting")
+        .expect("a request_waiting event");
+    assert_eq!(s(&waiting["request"], "name"), "asked.bin", "{waiting}");
+    assert_eq!(s(&waiting["request"], "peer"), b.peer_id());
+    let number = waiting["request"]["id"].to_string();
+    a.cli_ok(&["accept", &number]);
+    let ended = lines
+        .map(|l| serde_json::from_str::<serde_json::Value>(&l).unwrap())
+        .find(|e| e["type"] == "request_ended")
+        .expect("a request_ended event");
+    assert_eq!(ended["id"].to_string(), number);
+    assert_eq!(ended["accepted"], true, "{ended}");
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(s(&b.wait_download_end(dl), "state"), "done");
+}

@@ -1,7 +1,8 @@
 //! peershare-node: the peer as a library, one folder per subsystem.
 //!
 //! - [`daemon`]: starting and stopping a node, its identity, settings and
-//!   its own database (`peer.db`: hash cache, downloads).
+//!   its own database (`peer.db`: hash cache, downloads); [`node`]: the
+//!   handle to the running parts.
 //! - [`net`]: the libp2p host (behaviour, event loop) and the peer book.
 //! - [`discovery`]: DHT records and announcements, browsing a peer, the
 //!   merged search (index + DHT + LAN) and finding people by user name.
@@ -27,10 +28,12 @@ pub mod discovery;
 pub mod index_link;
 pub mod lifetime;
 pub mod net;
+pub mod node;
 pub mod share;
 pub mod transfer;
 
-pub use daemon::{start, IndexSettings, Node, NodeConfig, RunningNode};
+pub use daemon::{start, IndexSettings, NodeConfig, RunningNode};
+pub use node::Node;
 
 use std::path::Path;
 
@@ -96,7 +99,7 @@ pub enum NodeError {
     Transfer(String),
     /// The index could not be used.
     #[error("{0}")]
-    Index(#[from] index_link::client::IndexError),
+    Index(#[from] index_link::client::IndexClientError),
     /// The person has to log in to the index first.
     #[error("{0}")]
     NotLoggedIn(String),

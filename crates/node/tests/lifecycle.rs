@@ -5,7 +5,7 @@
 use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
-use peershare_node::discovery::dht::DhtSettings;
+use peershare_node::net::kademlia::DhtSettings;
 use peershare_node::NodeConfig;
 
 fn free_port() -> u16 {

@@ -30,8 +30,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::views::ApiError;
-use crate::daemon::Node;
-use crate::index_link::client::IndexError;
+use crate::index_link::client::IndexClientError;
+use crate::node::Node;
 use crate::NodeError;
 
 /// The token file's name inside the data folder.
@@ -197,14 +197,14 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 impl IntoResponse for NodeError {
     fn into_response(self) -> Response {
         let (status, code) = match &self {
-            NodeError::Index(IndexError::Refused { status, code, .. }) => (
+            NodeError::Index(IndexClientError::Refused { status, code, .. }) => (
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
                 code.as_str(),
             ),
-            NodeError::Index(IndexError::Unreachable { .. }) => {
+            NodeError::Index(IndexClientError::Unreachable { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "index_unreachable")
             }
-            NodeError::Index(IndexError::BadAnswer { .. }) => {
+            NodeError::Index(IndexClientError::BadAnswer { .. }) => {
                 (StatusCode::BAD_GATEWAY, "index_bad_answer")
             }
             NodeError::NotLoggedIn(_) => (StatusCode::UNAUTHORIZED, "not_logged_in"),

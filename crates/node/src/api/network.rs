@@ -54,7 +54,7 @@ pub(super) async fn search(
     State(s): State<ApiState>,
     Query(params): Query<SearchParams>,
 ) -> Json<Merged> {
-    Json(crate::discovery::search::search(&s.node, &params).await)
+    Json(crate::discovery::search::search(s.node.reach(), &params).await)
 }
 
 /// Known peers: how each was found, connected or not.
@@ -174,7 +174,7 @@ pub(super) async fn user_files(
     Query(query): Query<Vec<(String, String)>>,
 ) -> Result<Json<UserFilesView>, NodeError> {
     Ok(Json(
-        crate::discovery::people::user_files(&s.node, &name, &query).await?,
+        crate::discovery::people::user_files(s.node.reach(), &name, &query).await?,
     ))
 }
 

@@ -11,8 +11,8 @@ use super::views::{
     StatusView,
 };
 use super::ApiState;
-use crate::daemon::Node;
 use crate::index_link::IndexLink;
+use crate::node::Node;
 use crate::share::RescanReport;
 use crate::NodeError;
 

@@ -15,8 +15,8 @@ use super::views::{
     RequestAnswer, UploadView,
 };
 use super::ApiState;
-use crate::daemon::Node;
 use crate::discovery;
+use crate::node::Node;
 use crate::NodeError;
 
 /// Every download, newest first.
@@ -59,7 +59,7 @@ async fn get(node: &Node, body: &GetRequest) -> Result<GetAnswer, NodeError> {
                     Err(e) => tracing::info!("no source of the link answered ({e}); searching"),
                 }
             }
-            let holders = discovery::search::holders_of(node, &id).await?;
+            let holders = discovery::search::holders_of(node.reach(), &id).await?;
             downloads.start_from_any(&holders, &id, again).await
         }
         (None, Err(_)) => {
@@ -73,7 +73,7 @@ async fn get(node: &Node, body: &GetRequest) -> Result<GetAnswer, NodeError> {
                     path: file.path.display().to_string(),
                 });
             }
-            let (id, sources) = discovery::search::locate(node, &body.file).await?;
+            let (id, sources) = discovery::search::locate(node.reach(), &body.file).await?;
             downloads.start_from_any(&sources, &id, again).await
         }
     }

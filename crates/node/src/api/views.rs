@@ -559,6 +559,11 @@ pub enum EventKind {
         /// The upload as it ended.
         upload: UploadView,
     },
+    /// The membership in the index changed (joined, unreachable, offline, logged out…).
+    IndexChanged {
+        /// Where it stands now.
+        status: IndexStatus,
+    },
     /// The set of shared files changed.
     SharesChanged {
         /// Files shared now.

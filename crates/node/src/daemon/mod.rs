@@ -22,13 +22,15 @@ use crate::api::events::EventBus;
 use crate::api::views::EventKind;
 use crate::daemon::private_file::write_private;
 use crate::daemon::store::Store;
-use crate::discovery::dht::{self, DhtSettings};
+use crate::discovery::dht;
 use crate::index_link::client::IndexClient;
 use crate::index_link::IndexLink;
 use crate::lifetime::Lifetime;
 use crate::net::host::{ip_of, Host, HostContext};
+use crate::net::kademlia::DhtSettings;
+use crate::node::{Node, OFFLINE, SHARING_SETTING};
 use crate::share::folders::folders_at_start;
-use crate::share::ShareIndex;
+use crate::share::SharedFiles;
 use crate::transfer::data_channel::{self, DataTls};
 use crate::transfer::download::{Downloads, DownloadsParts};
 use crate::transfer::upload::active::ActiveUploads;
@@ -102,49 +104,6 @@ impl NodeConfig {
     }
 }
 
-/// The running parts of a peer, shared with the API handlers.
-#[derive(Clone)]
-pub struct Node {
-    /// The libp2p host.
-    pub host: Host,
-    /// What this peer shares.
-    pub shares: ShareIndex,
-    /// Upload policy and slots.
-    pub gate: UploadGate,
-    /// The uploads running now.
-    pub uploads: ActiveUploads,
-    /// The download engine.
-    pub downloads: Downloads,
-    /// Where downloads land.
-    pub downloads_dir: PathBuf,
-    /// The data listener's port.
-    pub data_port: u16,
-    /// Upload slots.
-    pub max_uploads: usize,
-    /// Membership in an index, if the daemon uses one.
-    pub index: Option<IndexLink>,
-    /// Where every subsystem pushes its changes.
-    pub bus: EventBus,
-    /// The data folder (never shared).
-    pub data_dir: PathBuf,
-    store: Store,
-}
-
-/// The setting that keeps sharing offline across restarts.
-const SHARING_SETTING: &str = "sharing";
-const OFFLINE: &str = "offline";
-
-impl Node {
-    /// Offers this peer's files to the network again, or withdraws them all
-    /// (index, DHT, browse and transfer requests); kept across restarts.
-    pub async fn set_sharing(&self, online: bool) -> Result<(), NodeError> {
-        let value = if online { "online" } else { OFFLINE };
-        self.store.set_setting(SHARING_SETTING, value).await?;
-        self.shares.set_online(online);
-        Ok(())
-    }
-}
-
 /// A started daemon.
 pub struct RunningNode {
     /// The parts.
@@ -200,7 +159,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     };
     let store = Store::open(&config.data_dir.join("peer.db")).await?;
     let folders = folders_at_start(&config.shares, &store.recorded_folders().await?);
-    let shares = ShareIndex::new(folders, DEFAULT_PIECE_LEN, store.clone());
+    let shares = SharedFiles::new(folders, DEFAULT_PIECE_LEN, store.clone());
     if store.setting(SHARING_SETTING).await?.as_deref() == Some(OFFLINE) {
         tracing::info!("sharing is offline (`peershare online` offers the files again)");
         shares.set_online(false);
@@ -220,18 +179,19 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     });
     let data_listener = data_channel::bind(data_addr).await?;
     let data_port = data_listener.local_addr()?.port();
+    let bus = EventBus::new();
     let gate = UploadGate::new(
         config.policy,
         config.max_uploads,
         config.ask_timeout,
         data_port,
+        bus.clone(),
     );
     let tls = DataTls::new(&keypair)?;
     let rate = config.max_upload_rate.map(|r| Arc::new(RateLimit::new(r)));
     let lifetime = Lifetime::new();
     // A start that fails half-way stops what it already started.
     let started = lifetime.token().clone().drop_guard();
-    let bus = EventBus::new();
     let uploads = ActiveUploads::new(bus.clone());
     let service = UploadService {
         tls: tls.clone(),
@@ -265,6 +225,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
             host.clone(),
             shares.clone(),
             &lifetime,
+            &bus,
         )
     });
     let downloads = Downloads::new(DownloadsParts {
@@ -330,7 +291,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
 }
 
 /// Pushes every change of the shared files on the event bus.
-async fn report_share_changes(shares: ShareIndex, bus: EventBus) {
+async fn report_share_changes(shares: SharedFiles, bus: EventBus) {
     let mut changes = shares.subscribe();
     while changes.changed().await.is_ok() {
         bus.publish(EventKind::SharesChanged {

@@ -1,7 +1,7 @@
 //! Asking a peer what it shares: page after page of `/peershare/browse/1`,
 //! optionally only the names holding some words. Everything a peer answers
 //! is untrusted: a page longer than asked for is a broken peer, and a
-//! listing stops at [`MAX_LISTED_FILES`] entries, [`MAX_LISTED_NAME_BYTES`]
+//! listing stops at [`MAX_LISTED_FILES`] entries, [`MAX_LISTING_NAME_BYTES`]
 //! of names or [`MAX_PAGES`] pages, so a peer that claims an endless share
 //! can neither hold a caller forever nor fill its memory.
 //!
@@ -21,7 +21,7 @@ use crate::NodeError;
 /// Most entries kept from one peer's listing.
 pub const MAX_LISTED_FILES: usize = 100_000;
 /// Most bytes of names kept from one peer's listing.
-pub const MAX_LISTED_NAME_BYTES: usize = 32 << 20;
+pub const MAX_LISTING_NAME_BYTES: usize = 32 << 20;
 /// Most pages asked for in one listing.
 pub const MAX_PAGES: usize = 1_000;
 
@@ -65,7 +65,7 @@ pub async fn browse_all(
         }
         for entry in page.files {
             name_bytes += entry.name.len();
-            if listing.files.len() >= MAX_LISTED_FILES || name_bytes > MAX_LISTED_NAME_BYTES {
+            if listing.files.len() >= MAX_LISTED_FILES || name_bytes > MAX_LISTING_NAME_BYTES {
                 return Ok(truncated(peer, listing));
             }
             listing.files.push(entry);

@@ -1,8 +1,7 @@
-//! Serverless discovery of files: the Kademlia settings and behaviour
-//! (provider records for every shared file id and every word of every
-//! shared name, replicated to the k closest nodes, re-announced before they
-//! expire, withdrawn when a file is unshared), mDNS on the LAN, and search
-//! by words through the DHT.
+//! Serverless discovery of files: provider records for every shared file
+//! id and every word of every shared name (announced through the host's
+//! Kademlia behaviour, see [`crate::net::kademlia`], and withdrawn when a
+//! file is unshared), search by words, and the holders of one id.
 //!
 //! A search asks the DHT who provides each word, then browses the
 //! providers of the rarest word and keeps only entries whose names hold
@@ -11,96 +10,25 @@
 //! with junk, is skipped and logged, never shown.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use futures::future::join_all;
-use libp2p::kad::{self, store::MemoryStore, store::MemoryStoreConfig};
-use libp2p::swarm::behaviour::toggle::Toggle;
-use libp2p::{mdns, Multiaddr, PeerId, StreamProtocol};
+use libp2p::{Multiaddr, PeerId};
 use peershare_core::words::{file_key, name_has_words, name_words, word_key};
 use peershare_core::FileId;
 use serde::Serialize;
 
 use crate::discovery::browse::browse_until;
 use crate::net::host::Host;
-use crate::share::{ShareIndex, SharedFile};
+use crate::share::{SharedFile, SharedFiles};
 use crate::NodeError;
 
-/// The DHT's protocol name: peershare nodes form their own DHT.
-pub const KAD_PROTOCOL: &str = "/peershare/kad/1";
-/// Most keys this node announces (file ids and words).
-pub const MAX_PROVIDED_KEYS: usize = 500_000;
 /// Most words of a query looked up.
 const MAX_QUERY_WORDS: usize = 8;
 /// Most providers browsed for one search.
 const MAX_PROVIDERS_BROWSED: usize = 32;
 /// How long one provider may take to list its matching files.
 const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How the serverless side runs.
-#[derive(Debug, Clone)]
-pub struct DhtSettings {
-    /// Discover peers on the LAN by multicast DNS.
-    pub mdns: bool,
-    /// Peers to join the DHT through (full addresses ending in /p2p/<id>).
-    pub bootstrap: Vec<Multiaddr>,
-    /// How many nodes hold each provider record.
-    pub replication: usize,
-    /// How long a provider record lives on the nodes that hold it.
-    pub provider_ttl: Duration,
-    /// How often this node announces its records again (before they expire).
-    pub republish: Duration,
-    /// How long a DHT query may take.
-    pub query_timeout: Duration,
-}
-
-impl Default for DhtSettings {
-    fn default() -> Self {
-        Self {
-            mdns: true,
-            bootstrap: Vec::new(),
-            replication: 20,
-            provider_ttl: Duration::from_secs(24 * 3600),
-            republish: Duration::from_secs(12 * 3600),
-            query_timeout: Duration::from_secs(10),
-        }
-    }
-}
-
-/// The Kademlia behaviour, in server mode (peers on a LAN or with a public address answer queries).
-pub fn kad_behaviour(peer_id: PeerId, settings: &DhtSettings) -> kad::Behaviour<MemoryStore> {
-    let mut config = kad::Config::new(StreamProtocol::new(KAD_PROTOCOL));
-    config
-        .set_replication_factor(
-            NonZeroUsize::new(settings.replication.max(1)).expect("at least one"),
-        )
-        .set_provider_record_ttl(Some(settings.provider_ttl))
-        .set_provider_publication_interval(Some(settings.republish.min(settings.provider_ttl)))
-        .set_query_timeout(settings.query_timeout);
-    let store = MemoryStore::with_config(
-        peer_id,
-        MemoryStoreConfig {
-            max_provided_keys: MAX_PROVIDED_KEYS,
-            max_providers_per_key: settings.replication.max(1),
-            ..MemoryStoreConfig::default()
-        },
-    );
-    let mut behaviour = kad::Behaviour::with_config(peer_id, store, config);
-    behaviour.set_mode(Some(kad::Mode::Server));
-    behaviour
-}
-
-/// mDNS when enabled (it multicasts on every interface), nothing otherwise.
-pub fn mdns_behaviour(peer_id: PeerId, enabled: bool) -> Toggle<mdns::tokio::Behaviour> {
-    let behaviour = enabled
-        .then(|| mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id))
-        .and_then(|made| {
-            made.map_err(|e| tracing::warn!("LAN discovery (mDNS) is off: {e}"))
-                .ok()
-        });
-    Toggle::from(behaviour)
-}
 
 /// The DHT keys announced for these files: each id and each word of each name.
 fn keys_of(files: &[SharedFile]) -> HashSet<[u8; 32]> {
@@ -114,7 +42,7 @@ fn keys_of(files: &[SharedFile]) -> HashSet<[u8; 32]> {
 
 /// Keeps the DHT's provider records in step with the files offered to the
 /// network; run it on the daemon's lifetime.
-pub async fn announce_shares(host: Host, shares: ShareIndex) {
+pub async fn announce_shares(host: Host, shares: SharedFiles) {
     let mut changes = shares.subscribe();
     let mut provided: HashSet<[u8; 32]> = HashSet::new();
     loop {

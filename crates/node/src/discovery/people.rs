@@ -16,9 +16,9 @@ use libp2p::{Multiaddr, PeerId};
 use peershare_core::words::user_key;
 
 use crate::api::views::{Claimant, ListedBy, UserFile, UserFilesView};
-use crate::daemon::Node;
 use crate::discovery::browse::browse_until;
-use crate::index_link::client::IndexError;
+use crate::discovery::Reach;
+use crate::index_link::client::IndexClientError;
 use crate::net::host::{parse_peer_addr, Host};
 use crate::NodeError;
 
@@ -31,11 +31,11 @@ const CLAIMANT_TIMEOUT: Duration = Duration::from_secs(10);
 /// be asked, what the peers announcing `name` in the DHT share (with why the
 /// index was not asked and every peer that claims the name).
 pub async fn user_files(
-    node: &Node,
+    reach: Reach<'_>,
     name: &str,
     query: &[(String, String)],
 ) -> Result<UserFilesView, NodeError> {
-    let index_error = match &node.index {
+    let index_error = match reach.index {
         None => "this daemon runs without an index".to_string(),
         Some(link) => match link.token() {
             Err(e) => e.to_string(),
@@ -43,20 +43,22 @@ pub async fn user_files(
                 Ok(mut found) => {
                     found["origin"] = serde_json::json!("index");
                     return serde_json::from_value(found).map_err(|e| {
-                        NodeError::Index(IndexError::BadAnswer {
+                        NodeError::Index(IndexClientError::BadAnswer {
                             url: link.client().url(),
                             reason: format!("a user's files: {e}"),
                         })
                     });
                 }
-                Err(e @ IndexError::Refused { status, .. }) if status != 429 && status < 500 => {
+                Err(e @ IndexClientError::Refused { status, .. })
+                    if status != 429 && status < 500 =>
+                {
                     return Err(e.into())
                 }
                 Err(e) => e.to_string(),
             },
         },
     };
-    user_files_from_dht(&node.host, name, index_error).await
+    user_files_from_dht(reach.host, name, index_error).await
 }
 
 async fn user_files_from_dht(

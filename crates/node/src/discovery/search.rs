@@ -16,8 +16,8 @@ use peershare_core::FileId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::daemon::Node;
 use crate::discovery::dht::{self, DhtHit, DhtSearch, DhtSearchStats};
+use crate::discovery::Reach;
 use crate::index_link::client::{SearchParams, SearchResults};
 use crate::net::peer_book::FoundBy;
 use crate::NodeError;
@@ -92,9 +92,9 @@ pub struct Merged {
 }
 
 /// Searches the index and the DHT at once and merges the answers.
-pub async fn search(node: &Node, params: &SearchParams) -> Merged {
+pub async fn search(reach: Reach<'_>, params: &SearchParams) -> Merged {
     let index = async {
-        let link = node.index.as_ref()?;
+        let link = reach.index?;
         let outcome = match link.token() {
             Err(e) => Err(e.to_string()),
             Ok(token) => {
@@ -116,7 +116,7 @@ pub async fn search(node: &Node, params: &SearchParams) -> Merged {
         let deadline = tokio::time::Instant::now() + DHT_TIMEOUT;
         // The DHT search keeps its own deadline and returns what it has; this is only a guard.
         let guard = DHT_TIMEOUT + Duration::from_secs(2);
-        match tokio::time::timeout(guard, dht::search_words(&node.host, &params.q, deadline)).await
+        match tokio::time::timeout(guard, dht::search_words(reach.host, &params.q, deadline)).await
         {
             Ok(Ok(found)) => Ok(DhtSearch {
                 hits: found
@@ -134,11 +134,11 @@ pub async fn search(node: &Node, params: &SearchParams) -> Merged {
         }
     };
     let (index, dht) = tokio::join!(index, dht);
-    merge(node, index, dht)
+    merge(reach, index, dht)
 }
 
 fn merge(
-    node: &Node,
+    reach: Reach<'_>,
     index: Option<Result<SearchResults, String>>,
     dht: Result<DhtSearch, String>,
 ) -> Merged {
@@ -170,7 +170,7 @@ fn merge(
     let mut dht_only = 0;
     if let Ok(DhtSearch { hits: found, stats }) = dht {
         dht_outcome.stats = Some(stats);
-        let lan_peers: BTreeSet<String> = node
+        let lan_peers: BTreeSet<String> = reach
             .host
             .book()
             .list()
@@ -281,25 +281,25 @@ fn matches_params(hit: &DhtHit, params: &SearchParams) -> bool {
 
 /// The one file named `name` (whole name, else last path part) held by peers other than this one,
 /// and the full addresses of its holders (another machine's loopback addresses last).
-pub async fn locate(node: &Node, name: &str) -> Result<(FileId, Vec<String>), NodeError> {
+pub async fn locate(reach: Reach<'_>, name: &str) -> Result<(FileId, Vec<String>), NodeError> {
     let exact = SearchParams {
         q: name.to_string(),
         mode: Some("exact".into()),
         limit: Some(100),
         ..SearchParams::default()
     };
-    let mut merged = search(node, &exact).await;
+    let mut merged = search(reach, &exact).await;
     if merged.results.is_empty() {
         let words = SearchParams {
             mode: Some("words".into()),
             ..exact
         };
-        merged = search(node, &words).await;
+        merged = search(reach, &words).await;
         merged
             .results
             .retain(|h| h.names.iter().any(|n| n.rsplit('/').next() == Some(name)));
     }
-    let me = node.host.peer_id().to_string();
+    let me = reach.host.peer_id().to_string();
     for hit in &mut merged.results {
         hit.sources
             .retain(|s| s.peer_id != me && !s.addrs.is_empty());
@@ -354,9 +354,9 @@ pub async fn locate(node: &Node, name: &str) -> Result<(FileId, Vec<String>), No
 /// Full addresses of the peers other than this one that hold file `id`,
 /// from the index (when logged in) and the DHT, asked at once; another
 /// machine's loopback addresses come last.
-pub async fn holders_of(node: &Node, id: &FileId) -> Result<Vec<String>, NodeError> {
+pub async fn holders_of(reach: Reach<'_>, id: &FileId) -> Result<Vec<String>, NodeError> {
     let index = async {
-        let link = node.index.as_ref()?;
+        let link = reach.index?;
         let token = link.token().ok()?;
         let params = SearchParams {
             q: id.to_hex(),
@@ -376,7 +376,7 @@ pub async fn holders_of(node: &Node, id: &FileId) -> Result<Vec<String>, NodeErr
     };
     let dht = async {
         let deadline = tokio::time::Instant::now() + DHT_TIMEOUT;
-        dht::holders_of(&node.host, id, deadline)
+        dht::holders_of(reach.host, id, deadline)
             .await
             .unwrap_or_else(|e| {
                 tracing::info!("the DHT could not be asked for holders of {id}: {e}");
@@ -384,7 +384,7 @@ pub async fn holders_of(node: &Node, id: &FileId) -> Result<Vec<String>, NodeErr
             })
     };
     let (index, dht) = tokio::join!(index, dht);
-    let me = node.host.peer_id().to_string();
+    let me = reach.host.peer_id().to_string();
     let mut addrs: Vec<String> = Vec::new();
     let index_sources = index
         .into_iter()

@@ -25,7 +25,7 @@ pub const MAX_RESPONSE_BYTES: usize = 16 * 1024 * 1024;
 
 /// Why a call to the index failed.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum IndexError {
+pub enum IndexClientError {
     /// The index could not be reached (down, wrong address, TLS failure, timeout).
     #[error("the index at {url} is unreachable ({reason}); the daemon keeps retrying and serving known peers")]
     Unreachable {
@@ -54,7 +54,7 @@ pub enum IndexError {
     },
 }
 
-impl IndexError {
+impl IndexClientError {
     /// The HTTP status of a refusal.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -253,45 +253,54 @@ impl IndexClient {
         }
     }
 
-    async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response, IndexError> {
-        let response = request.send().await.map_err(|e| IndexError::Unreachable {
-            url: self.url(),
-            reason: error_chain(&e),
-        })?;
+    async fn send(&self, request: RequestBuilder) -> Result<reqwest::Response, IndexClientError> {
+        let response = request
+            .send()
+            .await
+            .map_err(|e| IndexClientError::Unreachable {
+                url: self.url(),
+                reason: error_chain(&e),
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
         let body = self.read_capped(response).await.unwrap_or_default();
         Err(match serde_json::from_slice::<ErrorBody>(&body) {
-            Ok(e) => IndexError::Refused {
+            Ok(e) => IndexClientError::Refused {
                 status: status.as_u16(),
                 code: e.error,
                 message: e.message,
             },
-            Err(_) if status.is_server_error() => IndexError::Unreachable {
+            Err(_) if status.is_server_error() => IndexClientError::Unreachable {
                 url: self.url(),
                 reason: format!("HTTP {status}"),
             },
-            Err(_) => IndexError::BadAnswer {
+            Err(_) => IndexClientError::BadAnswer {
                 url: self.url(),
                 reason: format!("HTTP {status} without an error body"),
             },
         })
     }
 
-    async fn call<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, IndexError> {
+    async fn call<T: DeserializeOwned>(
+        &self,
+        request: RequestBuilder,
+    ) -> Result<T, IndexClientError> {
         let response = self.send(request).await?;
         let body = self.read_capped(response).await?;
-        serde_json::from_slice(&body).map_err(|e| IndexError::BadAnswer {
+        serde_json::from_slice(&body).map_err(|e| IndexClientError::BadAnswer {
             url: self.url(),
             reason: e.to_string(),
         })
     }
 
     /// Reads a body of at most [`MAX_RESPONSE_BYTES`], chunk by chunk.
-    async fn read_capped(&self, mut response: reqwest::Response) -> Result<Vec<u8>, IndexError> {
-        let too_large = || IndexError::BadAnswer {
+    async fn read_capped(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, IndexClientError> {
+        let too_large = || IndexClientError::BadAnswer {
             url: self.url(),
             reason: format!("an answer larger than {MAX_RESPONSE_BYTES} bytes"),
         };
@@ -306,7 +315,7 @@ impl IndexClient {
             let chunk = response
                 .chunk()
                 .await
-                .map_err(|e| IndexError::Unreachable {
+                .map_err(|e| IndexClientError::Unreachable {
                     url: self.url(),
                     reason: error_chain(&e),
                 })?;
@@ -321,7 +330,7 @@ impl IndexClient {
     }
 
     /// Creates an account.
-    pub async fn register(&self, name: &str, password: &str) -> Result<(), IndexError> {
+    pub async fn register(&self, name: &str, password: &str) -> Result<(), IndexClientError> {
         let body = serde_json::json!({ "name": name, "password": password });
         self.send(self.request(Method::POST, &["users"], None).json(&body))
             .await
@@ -329,28 +338,32 @@ impl IndexClient {
     }
 
     /// Logs in: a new session.
-    pub async fn login(&self, name: &str, password: &str) -> Result<Session, IndexError> {
+    pub async fn login(&self, name: &str, password: &str) -> Result<Session, IndexClientError> {
         let body = serde_json::json!({ "name": name, "password": password });
         self.call(self.request(Method::POST, &["sessions"], None).json(&body))
             .await
     }
 
     /// Revokes the session's token.
-    pub async fn logout(&self, token: &str) -> Result<(), IndexError> {
+    pub async fn logout(&self, token: &str) -> Result<(), IndexClientError> {
         self.send(self.request(Method::DELETE, &["sessions", "current"], Some(token)))
             .await
             .map(drop)
     }
 
     /// Deletes the account with its peers and files.
-    pub async fn unregister(&self, token: &str) -> Result<(), IndexError> {
+    pub async fn unregister(&self, token: &str) -> Result<(), IndexClientError> {
         self.send(self.request(Method::DELETE, &["users", "me"], Some(token)))
             .await
             .map(drop)
     }
 
     /// Asks for a join challenge for `peer_id`.
-    pub async fn challenge(&self, token: &str, peer_id: &str) -> Result<Challenge, IndexError> {
+    pub async fn challenge(
+        &self,
+        token: &str,
+        peer_id: &str,
+    ) -> Result<Challenge, IndexClientError> {
         let body = serde_json::json!({ "peer_id": peer_id });
         self.call(
             self.request(Method::POST, &["peers", "challenge"], Some(token))
@@ -360,7 +373,7 @@ impl IndexClient {
     }
 
     /// Joins with a signed challenge and a file list.
-    pub async fn join(&self, token: &str, join: &JoinRequest) -> Result<Joined, IndexError> {
+    pub async fn join(&self, token: &str, join: &JoinRequest) -> Result<Joined, IndexClientError> {
         self.call(
             self.request(Method::POST, &["peers"], Some(token))
                 .json(join),
@@ -369,14 +382,14 @@ impl IndexClient {
     }
 
     /// Tells the index the peer is still online.
-    pub async fn heartbeat(&self, token: &str, peer_id: &str) -> Result<(), IndexError> {
+    pub async fn heartbeat(&self, token: &str, peer_id: &str) -> Result<(), IndexClientError> {
         self.send(self.request(Method::POST, &["peers", peer_id, "heartbeat"], Some(token)))
             .await
             .map(drop)
     }
 
     /// Leaves at once.
-    pub async fn leave(&self, token: &str, peer_id: &str) -> Result<(), IndexError> {
+    pub async fn leave(&self, token: &str, peer_id: &str) -> Result<(), IndexClientError> {
         self.send(self.request(Method::DELETE, &["peers", peer_id], Some(token)))
             .await
             .map(drop)
@@ -389,7 +402,7 @@ impl IndexClient {
         peer_id: &str,
         files: &[IndexedFile],
         reason: PublishReason,
-    ) -> Result<(), IndexError> {
+    ) -> Result<(), IndexClientError> {
         let body = serde_json::json!({ "files": files, "reason": reason });
         self.send(
             self.request(Method::POST, &["peers", peer_id, "files"], Some(token))
@@ -405,7 +418,7 @@ impl IndexClient {
         token: &str,
         peer_id: &str,
         file: &FileId,
-    ) -> Result<(), IndexError> {
+    ) -> Result<(), IndexClientError> {
         let id = file.to_hex();
         match self
             .send(self.request(
@@ -415,7 +428,7 @@ impl IndexClient {
             ))
             .await
         {
-            Err(IndexError::Refused { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(IndexClientError::Refused { status: 404, .. }) | Ok(_) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -425,7 +438,7 @@ impl IndexClient {
         &self,
         token: &str,
         params: &SearchParams,
-    ) -> Result<SearchResults, IndexError> {
+    ) -> Result<SearchResults, IndexClientError> {
         self.call(
             self.request(Method::GET, &["search"], Some(token))
                 .query(params),
@@ -434,7 +447,7 @@ impl IndexClient {
     }
 
     /// Users (online ones, or all).
-    pub async fn users(&self, token: &str, all: bool) -> Result<Value, IndexError> {
+    pub async fn users(&self, token: &str, all: bool) -> Result<Value, IndexClientError> {
         let mut request = self.request(Method::GET, &["users"], Some(token));
         if all {
             request = request.query(&[("all", "true")]);
@@ -447,7 +460,7 @@ impl IndexClient {
         &self,
         token: &str,
         peer_id: &str,
-    ) -> Result<Option<String>, IndexError> {
+    ) -> Result<Option<String>, IndexClientError> {
         #[derive(Deserialize)]
         struct Owner {
             user: String,
@@ -456,7 +469,7 @@ impl IndexClient {
         match self.call::<Owner>(request).await {
             Ok(owner) => Ok(Some(owner.user)),
             // An index older than this endpoint answers 404 too.
-            Err(IndexError::Refused { status: 404, .. }) => Ok(None),
+            Err(IndexClientError::Refused { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -467,7 +480,7 @@ impl IndexClient {
         token: &str,
         name: &str,
         query: &[(String, String)],
-    ) -> Result<Value, IndexError> {
+    ) -> Result<Value, IndexClientError> {
         self.call(
             self.request(Method::GET, &["users", name, "files"], Some(token))
                 .query(query),
@@ -480,7 +493,7 @@ impl IndexClient {
         &self,
         token: &str,
         query: &[(String, String)],
-    ) -> Result<Value, IndexError> {
+    ) -> Result<Value, IndexClientError> {
         self.call(
             self.request(Method::GET, &["audit"], Some(token))
                 .query(query),
@@ -577,7 +590,7 @@ mod tests {
         let junk = fake_index("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n".into(), 5).await;
         let client = IndexClient::new(&junk, None).unwrap();
         let err = client.login("a", "b").await.unwrap_err();
-        assert!(matches!(err, IndexError::BadAnswer { .. }), "{err:?}");
+        assert!(matches!(err, IndexClientError::BadAnswer { .. }), "{err:?}");
     }
 
     #[tokio::test]
@@ -587,7 +600,10 @@ mod tests {
         drop(listener);
         let client = IndexClient::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
         let err = client.login("a", "b").await.unwrap_err();
-        assert!(matches!(err, IndexError::Unreachable { .. }), "got {err:?}");
+        assert!(
+            matches!(err, IndexClientError::Unreachable { .. }),
+            "got {err:?}"
+        );
         assert!(err.to_string().contains("unreachable"));
     }
 }

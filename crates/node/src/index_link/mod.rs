@@ -28,15 +28,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::events::EventBus;
+use crate::api::views::EventKind;
 pub use crate::api::views::{IndexStatus, LinkState};
 use crate::backoff::Backoff;
 use crate::daemon::private_file::write_private;
 use crate::index_link::client::{
-    IndexClient, IndexError, IndexedFile, JoinRequest, PublishReason, Session,
+    IndexClient, IndexClientError, IndexedFile, JoinRequest, PublishReason, Session,
 };
 use crate::lifetime::Lifetime;
 use crate::net::host::Host;
-use crate::share::{ShareIndex, ShareOrigin, SharedFile};
+use crate::share::{ShareOrigin, SharedFile, SharedFiles};
 use crate::{now_ms, NodeError};
 
 /// The session file's name inside the data folder.
@@ -44,7 +46,7 @@ pub const SESSION_FILE: &str = "index-session.json";
 /// Files per join or publish request, well under the index's body limit.
 const PUBLISH_CHUNK: usize = 2000;
 /// Longest file name an index lists; longer ones are shared with peers but not listed.
-const MAX_LISTED_NAME_BYTES: usize = 1024;
+const MAX_INDEXED_NAME_BYTES: usize = 1024;
 /// Most addresses the index takes from one peer.
 const MAX_ADDRS: usize = 32;
 const MIN_RETRY: Duration = Duration::from_secs(1);
@@ -72,11 +74,12 @@ struct Inner {
     status: Mutex<IndexStatus>,
     keypair: Keypair,
     host: Host,
-    shares: ShareIndex,
+    shares: SharedFiles,
     stop: watch::Sender<bool>,
     task: Mutex<Option<JoinHandle<()>>>,
     accounts: tokio::sync::Mutex<()>,
     names: names::PeerNames,
+    bus: EventBus,
 }
 
 /// How a stretch of membership ended.
@@ -84,7 +87,7 @@ enum Ended {
     Stopped,
     SessionChanged,
     WentOffline,
-    Failed(IndexError),
+    Failed(IndexClientError),
 }
 
 impl IndexLink {
@@ -94,8 +97,9 @@ impl IndexLink {
         data_dir: &Path,
         keypair: Keypair,
         host: Host,
-        shares: ShareIndex,
+        shares: SharedFiles,
         lifetime: &Lifetime,
+        bus: &EventBus,
     ) -> Self {
         let session_path = data_dir.join(SESSION_FILE);
         let session = load_session(&session_path, &client.url());
@@ -120,6 +124,7 @@ impl IndexLink {
             task: Mutex::new(None),
             accounts: tokio::sync::Mutex::new(()),
             names: names::PeerNames::default(),
+            bus: bus.clone(),
         });
         let task = tokio::spawn(inner.clone().run());
         *inner.task.lock().expect("task lock") = Some(task);
@@ -394,13 +399,13 @@ impl Inner {
         &self,
         session: &Session,
         published: &mut HashMap<FileId, String>,
-    ) -> Result<crate::index_link::client::Joined, IndexError> {
+    ) -> Result<crate::index_link::client::Joined, IndexClientError> {
         let peer_id = self.host.peer_id().to_string();
         let challenge = self.client.challenge(&session.token, &peer_id).await?;
         let signature = self
             .keypair
             .sign(challenge.message.as_bytes())
-            .map_err(|e| IndexError::BadAnswer {
+            .map_err(|e| IndexClientError::BadAnswer {
                 url: self.client.url(),
                 reason: format!("cannot sign the challenge: {e}"),
             })?;
@@ -443,7 +448,7 @@ impl Inner {
         &self,
         session: &Session,
         published: &mut HashMap<FileId, String>,
-    ) -> Result<(), IndexError> {
+    ) -> Result<(), IndexClientError> {
         let peer_id = self.host.peer_id().to_string();
         let plan = SyncPlan::new(published, &self.shares.published());
         for id in &plan.unpublish {
@@ -522,7 +527,8 @@ impl Inner {
 
     fn set_state(&self, state: LinkState, session: Option<&Session>, message: String) {
         let mut status = self.status.lock().expect("status lock");
-        if status.state != state {
+        let changed = status.state != state;
+        if changed {
             match state {
                 LinkState::Unreachable | LinkState::Refused => tracing::warn!("{message}"),
                 _ => tracing::info!("{message}"),
@@ -535,10 +541,13 @@ impl Inner {
             status.heartbeat_secs = None;
             status.published_files = 0;
         }
+        self.announce(status, changed);
     }
 
     fn set_joined(&self, session: &Session, heartbeat_secs: u64, published_files: usize) {
         let mut status = self.status.lock().expect("status lock");
+        let changed =
+            status.state != LinkState::Joined || status.published_files != published_files;
         if status.state != LinkState::Joined {
             tracing::info!(user = %session.name, files = published_files, "joined the index at {}", status.url);
         }
@@ -548,6 +557,15 @@ impl Inner {
         status.heartbeat_secs = Some(heartbeat_secs);
         status.published_files = published_files;
         status.last_contact_ms = Some(now_ms());
+        self.announce(status, changed);
+    }
+
+    /// Pushes the status when it changed (heartbeats alone are not news).
+    fn announce(&self, status: std::sync::MutexGuard<'_, IndexStatus>, changed: bool) {
+        if changed {
+            let status = status.clone();
+            self.bus.publish(EventKind::IndexChanged { status });
+        }
     }
 }
 
@@ -594,7 +612,7 @@ impl SyncPlan {
 /// True if an index takes this file's name (1 to 1024 bytes, no control characters).
 fn listable(file: &SharedFile) -> bool {
     !file.name.is_empty()
-        && file.name.len() <= MAX_LISTED_NAME_BYTES
+        && file.name.len() <= MAX_INDEXED_NAME_BYTES
         && !file.name.chars().any(char::is_control)
 }
 
@@ -646,7 +664,7 @@ mod tests {
         let unlistable = [
             file("line\nbreak", b"x", ShareOrigin::Folder),
             file(
-                &"n".repeat(MAX_LISTED_NAME_BYTES + 1),
+                &"n".repeat(MAX_INDEXED_NAME_BYTES + 1),
                 b"y",
                 ShareOrigin::Folder,
             ),

@@ -5,7 +5,7 @@
 //! from the swarm. Every peer it hears of goes into the [`PeerBook`].
 //!
 //! The loop never does disk I/O or waits on a person: browse pages come from
-//! the in-memory [`ShareIndex`], decisions from the [`UploadGate`], and a
+//! the in-memory [`SharedFiles`], decisions from the [`UploadGate`], and a
 //! request held for the person is answered later through a command.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -32,10 +32,10 @@ use tokio::sync::{mpsc, oneshot};
 use crate::api::events::EventBus;
 use crate::api::views::EventKind;
 use crate::backoff::Backoff;
-use crate::discovery::dht::{self, DhtSettings};
 use crate::lifetime::Lifetime;
+use crate::net::kademlia::{self, DhtSettings};
 use crate::net::peer_book::{FoundBy, PeerBook};
-use crate::share::ShareIndex;
+use crate::share::SharedFiles;
 use crate::transfer::upload::gate::{UploadGate, Verdict};
 use crate::NodeError;
 
@@ -149,7 +149,7 @@ impl Host {
     pub async fn start(
         keypair: Keypair,
         listen: &[Multiaddr],
-        shares: ShareIndex,
+        shares: SharedFiles,
         gate: UploadGate,
         discovery: &DhtSettings,
         context: HostContext,
@@ -386,8 +386,8 @@ fn build_swarm(
                     )],
                     request_response::Config::default().with_request_timeout(TRANSFER_TIMEOUT),
                 ),
-                kad: dht::kad_behaviour(key.public().to_peer_id(), discovery),
-                mdns: dht::mdns_behaviour(key.public().to_peer_id(), discovery.mdns),
+                kad: kademlia::kad_behaviour(key.public().to_peer_id(), discovery),
+                mdns: kademlia::mdns_behaviour(key.public().to_peer_id(), discovery.mdns),
             }
         })
         .map_err(|e| NodeError::Listen(e.to_string()))?
@@ -400,7 +400,7 @@ struct EventLoop {
     swarm: Swarm<PeerBehaviour>,
     commands: mpsc::Receiver<Command>,
     self_commands: mpsc::Sender<Command>,
-    shares: ShareIndex,
+    shares: SharedFiles,
     gate: UploadGate,
     listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
     connections: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,

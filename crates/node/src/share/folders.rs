@@ -9,10 +9,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{RescanReport, ShareIndex};
+use super::{RescanReport, SharedFiles};
 use crate::NodeError;
 
-impl ShareIndex {
+impl SharedFiles {
     /// Shares `folder` (an absolute path to an existing folder) and scans it now.
     pub async fn add_folder(
         &self,

@@ -1,4 +1,4 @@
-//! What this peer shares: the [`ShareIndex`] of files by id and by name,
+//! What this peer shares: [`SharedFiles`], its files by id and by name,
 //! kept in step with the shared folders by rescans (on start, on request,
 //! and when the folder watcher sees a change). Finished downloads are
 //! shared too, each file on its own (never the whole downloads folder), so
@@ -9,11 +9,11 @@
 //!
 //! Files are served by id from this index only, never by a path taken
 //! from a request, and an entry whose file changed on disk since it was
-//! hashed is not served (see [`ShareIndex::get_unchanged`]).
+//! hashed is not served (see [`SharedFiles::get_unchanged`]).
 //!
 //! Shared folders can be added and removed while the daemon runs
 //! ([`folders`]), and sharing as a whole can be switched off: while the
-//! peer is offline, [`ShareIndex::published`] is empty, so the index link
+//! peer is offline, [`SharedFiles::published`] is empty, so the index link
 //! and the DHT withdraw everything, and browse and transfer requests find
 //! nothing.
 
@@ -129,7 +129,7 @@ impl Catalogue {
 
 /// The shared files, readable from any task.
 #[derive(Clone)]
-pub struct ShareIndex {
+pub struct SharedFiles {
     roots: Arc<RwLock<Vec<PathBuf>>>,
     piece_len: u64,
     catalogue: Arc<RwLock<Catalogue>>,
@@ -151,8 +151,8 @@ pub struct RescanReport {
     pub hashed: usize,
 }
 
-impl ShareIndex {
-    /// An empty index over `roots`; call [`ShareIndex::rescan`] to fill it.
+impl SharedFiles {
+    /// An empty index over `roots`; call [`SharedFiles::rescan`] to fill it.
     pub fn new(roots: Vec<PathBuf>, piece_len: u64, store: Store) -> Self {
         Self {
             roots: Arc::new(RwLock::new(roots)),
@@ -491,9 +491,9 @@ fn hash_stable(file: &ScannedFile, piece_len: u64) -> Option<Outboard> {
 mod tests {
     use super::*;
 
-    async fn index(share: &Path, db: &Path) -> ShareIndex {
+    async fn index(share: &Path, db: &Path) -> SharedFiles {
         let store = Store::open(db).await.unwrap();
-        ShareIndex::new(vec![share.to_path_buf()], 4096, store)
+        SharedFiles::new(vec![share.to_path_buf()], 4096, store)
     }
 
     #[tokio::test]

@@ -9,13 +9,13 @@ use std::time::Duration;
 use notify::Watcher;
 use tokio::sync::mpsc;
 
-use super::ShareIndex;
+use super::SharedFiles;
 use crate::NodeError;
 
 /// How long the folders must stay quiet before a rescan.
 const SETTLE: Duration = Duration::from_millis(700);
 
-impl ShareIndex {
+impl SharedFiles {
     /// Watches the shared folders (now and added later) and rescans after changes.
     pub fn watch(&self) -> Result<(), NodeError> {
         let (tx, mut rx) = mpsc::channel::<()>(1);

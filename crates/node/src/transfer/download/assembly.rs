@@ -34,7 +34,7 @@ const WORKER_QUEUE: usize = 1;
 const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// What a worker says about one piece.
-pub enum Verdict {
+pub enum PieceVerdict {
     /// Verified and written; the buffer comes back for reuse.
     Written { index: u64, buffer: PieceBuffer },
     /// The bytes do not match the tree: the source lied.
@@ -52,7 +52,7 @@ pub struct Assembly {
     picker: PiecePicker,
     workers: Vec<mpsc::Sender<(u64, PieceBuffer)>>,
     threads: Vec<std::thread::JoinHandle<()>>,
-    verdicts: mpsc::Receiver<Verdict>,
+    verdicts: mpsc::Receiver<PieceVerdict>,
     next_worker: usize,
     queued: usize,
     free: Vec<PieceBuffer>,
@@ -163,10 +163,10 @@ impl Assembly {
         Ok(bytes)
     }
 
-    fn apply(&mut self, verdict: Verdict) -> Result<u64, NodeError> {
+    fn apply(&mut self, verdict: PieceVerdict) -> Result<u64, NodeError> {
         self.queued = self.queued.saturating_sub(1);
         match verdict {
-            Verdict::Written { index, buffer } => {
+            PieceVerdict::Written { index, buffer } => {
                 self.picker.verified(index);
                 self.map.set(index);
                 self.free.push(buffer);
@@ -178,10 +178,10 @@ impl Assembly {
                 let r = self.layout.piece_range(index);
                 Ok(r.end - r.start)
             }
-            Verdict::Corrupt(error) => Err(NodeError::Transfer(format!(
+            PieceVerdict::Corrupt(error) => Err(NodeError::Transfer(format!(
                 "{error}; the source was dropped"
             ))),
-            Verdict::Failed(e) => Err(NodeError::Io(e)),
+            PieceVerdict::Failed(e) => Err(NodeError::Io(e)),
         }
     }
 
@@ -222,18 +222,18 @@ fn verify_and_write(
     outboard: &Outboard,
     writer: &PartWriter,
     mut pieces: mpsc::Receiver<(u64, PieceBuffer)>,
-    verdicts: mpsc::Sender<Verdict>,
+    verdicts: mpsc::Sender<PieceVerdict>,
 ) {
     while let Some((index, buffer)) = pieces.blocking_recv() {
         let offset = outboard.layout().piece_range(index).start;
         let verdict = match outboard.verify_piece(index, buffer.as_slice()) {
-            Err(error) => Verdict::Corrupt(error),
+            Err(error) => PieceVerdict::Corrupt(error),
             Ok(()) => match writer.write_at(buffer.as_slice(), offset) {
-                Ok(()) => Verdict::Written { index, buffer },
-                Err(e) => Verdict::Failed(e),
+                Ok(()) => PieceVerdict::Written { index, buffer },
+                Err(e) => PieceVerdict::Failed(e),
             },
         };
-        let stop = !matches!(verdict, Verdict::Written { .. });
+        let stop = !matches!(verdict, PieceVerdict::Written { .. });
         if verdicts.blocking_send(verdict).is_err() || stop {
             return;
         }

@@ -46,7 +46,7 @@ use crate::daemon::store::Store;
 use crate::discovery::browse::browse_all;
 use crate::lifetime::Lifetime;
 use crate::net::host::{ip_of, parse_peer_addr, Host};
-use crate::share::ShareIndex;
+use crate::share::SharedFiles;
 use crate::transfer::data_channel::DataTls;
 use crate::{now_ms, NodeError};
 
@@ -64,7 +64,7 @@ pub struct Downloads {
     host: Host,
     tls: DataTls,
     downloads_dir: PathBuf,
-    shares: ShareIndex,
+    shares: SharedFiles,
     bus: EventBus,
     live: Arc<Mutex<HashMap<i64, Arc<Live>>>>,
     /// Owns every download task, and only those.
@@ -82,7 +82,7 @@ pub struct DownloadsParts {
     /// Where finished files land.
     pub downloads_dir: PathBuf,
     /// Where finished files are shared from.
-    pub shares: ShareIndex,
+    pub shares: SharedFiles,
     /// Where changes are pushed.
     pub bus: EventBus,
     /// The daemon's lifetime; downloads run on a child of it.

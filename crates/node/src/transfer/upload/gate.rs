@@ -15,9 +15,11 @@ use libp2p::PeerId;
 use peershare_core::wire::control::TransferResponse;
 use peershare_core::FileId;
 
+use crate::api::events::EventBus;
+use crate::api::views::EventKind;
 pub use crate::api::views::PendingRequest;
 pub use crate::api::views::Policy;
-use crate::share::{ShareIndex, SharedFile};
+use crate::share::{SharedFile, SharedFiles};
 
 /// How long a granted ticket may wait for its data connection.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
@@ -31,6 +33,18 @@ impl std::str::FromStr for Policy {
             "ask" => Ok(Self::Ask),
             other => Err(format!("unknown policy {other:?}: use accept or ask")),
         }
+    }
+}
+
+fn pending_view(id: u64, peer: &PeerId, file: &SharedFile, expires: Instant) -> PendingRequest {
+    PendingRequest {
+        id,
+        peer: peer.to_string(),
+        user: None,
+        file_id: file.id(),
+        name: file.name.clone(),
+        size: file.size,
+        expires_in: expires.saturating_duration_since(Instant::now()).as_secs(),
     }
 }
 
@@ -63,6 +77,7 @@ pub struct UploadGate {
     ask_timeout: Duration,
     data_port: u16,
     state: Arc<Mutex<GateState>>,
+    bus: EventBus,
 }
 
 /// Holds one upload slot; dropping it frees the slot.
@@ -78,13 +93,21 @@ impl Drop for UploadSlot {
 }
 
 impl UploadGate {
-    /// A gate with this policy and slot count; `data_port` goes into grants.
-    pub fn new(policy: Policy, max_uploads: usize, ask_timeout: Duration, data_port: u16) -> Self {
+    /// A gate with this policy and slot count; `data_port` goes into grants,
+    /// requests waiting for the person are announced on `bus`.
+    pub fn new(
+        policy: Policy,
+        max_uploads: usize,
+        ask_timeout: Duration,
+        data_port: u16,
+        bus: EventBus,
+    ) -> Self {
         Self {
             policy,
             max_uploads: max_uploads.max(1),
             ask_timeout,
             data_port,
+            bus,
             state: Arc::new(Mutex::new(GateState {
                 busy_slots: 0,
                 tickets: HashMap::new(),
@@ -110,7 +133,7 @@ impl UploadGate {
     }
 
     /// Decides on a request from `peer` for `id`.
-    pub fn on_request(&self, peer: PeerId, id: &FileId, shares: &ShareIndex) -> Verdict {
+    pub fn on_request(&self, peer: PeerId, id: &FileId, shares: &SharedFiles) -> Verdict {
         if !shares.is_online() {
             return Verdict::Answer(TransferResponse::Rejected {
                 reason: "the person sharing it is offline".into(),
@@ -126,8 +149,11 @@ impl UploadGate {
                 let pending_id = state.next_pending;
                 state.next_pending += 1;
                 let expires = Instant::now() + self.ask_timeout;
+                let request = pending_view(pending_id, &peer, &file, expires);
                 state.pending.insert(pending_id, (peer, file, expires));
+                drop(state);
                 tracing::info!(pending_id, %peer, "transfer request waiting for an answer");
+                self.bus.publish(EventKind::RequestWaiting { request });
                 Verdict::Held(pending_id)
             }
         }
@@ -141,6 +167,10 @@ impl UploadGate {
             .expect("gate lock")
             .pending
             .remove(&pending_id)?;
+        self.bus.publish(EventKind::RequestEnded {
+            id: pending_id,
+            accepted: accept,
+        });
         Some(if accept {
             self.grant(peer, file)
         } else {
@@ -152,33 +182,31 @@ impl UploadGate {
 
     /// Drops a held request that was not answered in time.
     pub fn expire(&self, pending_id: u64) -> Option<TransferResponse> {
-        self.state
+        let expired = self
+            .state
             .lock()
             .expect("gate lock")
             .pending
-            .remove(&pending_id)
-            .map(|_| TransferResponse::Rejected {
-                reason: "the person sharing the file did not answer in time".into(),
-            })
+            .remove(&pending_id);
+        if expired.is_some() {
+            self.bus.publish(EventKind::RequestEnded {
+                id: pending_id,
+                accepted: false,
+            });
+        }
+        expired.map(|_| TransferResponse::Rejected {
+            reason: "the person sharing the file did not answer in time".into(),
+        })
     }
 
     /// Requests waiting for the person, oldest first.
     pub fn pending(&self) -> Vec<PendingRequest> {
         let state = self.state.lock().expect("gate lock");
-        let now = Instant::now();
         let mut waiting: Vec<_> = state.pending.iter().collect();
         waiting.sort_by_key(|(id, (_, _, expires))| (*expires, **id));
         waiting
             .into_iter()
-            .map(|(id, (peer, file, expires))| PendingRequest {
-                id: *id,
-                peer: peer.to_string(),
-                user: None,
-                file_id: file.id(),
-                name: file.name.clone(),
-                size: file.size,
-                expires_in: expires.saturating_duration_since(now).as_secs(),
-            })
+            .map(|(id, (peer, file, expires))| pending_view(*id, peer, file, *expires))
             .collect()
     }
 
