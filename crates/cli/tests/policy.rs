@@ -220,3 +220,44 @@ fn a_waiting_request_is_pushed_as_an_event() {
     let _ = watcher.wait();
     assert_eq!(s(&b.wait_download_end(dl), "state"), "done");
 }
+
+/// A download that meets "busy" after a restart stays queued, and shows the
+/// verified bytes already on disk, not 0 %.
+#[test]
+fn a_resumed_download_that_meets_busy_stays_queued_with_its_verified_bytes() {
+    let sb = Sandbox::new();
+    // c's download holds a's only slot for about 12 s, longer than b needs to restart.
+    write_random(&sb.share_dir("a").join("big.bin"), 48 * MIB);
+    let a = Daemon::start(&sb, "a", &["--max-uploads", "1", "--max-upload-rate", "4M"]);
+    let mut b = Daemon::start(&sb, "b", &[]);
+    let c = Daemon::start(&sb, "c", &[]);
+    a.wait_shared(1);
+    let addr = a.addr();
+
+    // b gets part of the file, then pauses.
+    let dl = b.start_download(&[&addr, "big.bin"]);
+    b.wait_download(dl, "to have verified bytes", |d| {
+        n(d, "verified_bytes") >= 2 * MIB
+    });
+    let kept = n(
+        &b.cli_ok(&["downloads", "pause", &dl.to_string()]),
+        "verified_bytes",
+    );
+    assert!(kept > 0);
+
+    // c takes a's only slot; b, resumed, is queued; b restarts and is queued again.
+    let c_dl = c.start_download(&[&addr, "big.bin"]);
+    c.wait_download(c_dl, "to be running", |d| n(d, "verified_bytes") > 0);
+    b.cli_ok(&["downloads", "resume", &dl.to_string()]);
+    b.wait_download(dl, "to be queued", |d| d["state"] == "queued");
+    b.restart();
+    let after = b.wait_download(dl, "to be queued after the restart", |d| {
+        d["state"] == "queued"
+    });
+    assert_eq!(
+        n(&after, "verified_bytes"),
+        kept,
+        "the verified bytes on disk are shown: {after}"
+    );
+    assert_eq!(after["running"], true, "it keeps trying: {after}");
+}

@@ -142,3 +142,42 @@ fn offline_makes_the_peer_unreachable_until_online() {
     let got = b.cli_ok(&["get", &a.addr(), "song one.flac"]);
     assert_eq!(s(&got, "state"), "done", "{got}");
 }
+
+/// Adding a folder pushes its hashing progress and the change of the shared files.
+#[test]
+fn hashing_a_new_folder_is_pushed_as_events() {
+    use std::io::{BufRead, BufReader};
+    let sb = Sandbox::new();
+    let a = Daemon::start(&sb, "a", &[]);
+    let extra = sb.dir("films");
+    for n in 0..3 {
+        write_random(&extra.join(format!("film {n}.mkv")), 2 * MIB);
+    }
+    let mut watcher = a.spawn_client(&["events"]);
+    let mut said = String::new();
+    BufReader::new(watcher.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    a.cli_ok(&["shares", "add", extra.to_str().unwrap()]);
+    let mut hashing = Vec::new();
+    let mut lines = BufReader::new(watcher.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok);
+    for line in lines.by_ref() {
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        match event["type"].as_str().unwrap() {
+            "shares_hashing" => hashing.push(event),
+            "shares_changed" => {
+                assert_eq!(event["shared_files"], 3, "{event}");
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    let last = hashing.last().expect("hashing progress events");
+    assert_eq!(last["files_total"], 3, "{last}");
+    assert_eq!(last["files_done"], 3, "{last}");
+    assert_eq!(n(last, "bytes_done"), 6 * MIB);
+}

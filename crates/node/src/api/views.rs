@@ -564,6 +564,8 @@ pub enum EventKind {
         /// Where it stands now.
         status: IndexStatus,
     },
+    /// New or changed shared files are being hashed (at most a few per second, and at the end).
+    SharesHashing(HashingProgress),
     /// The set of shared files changed.
     SharesChanged {
         /// Files shared now.
@@ -583,11 +585,34 @@ pub enum EventKind {
     },
 }
 
+/// How far a rescan's hashing is.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct HashingProgress {
+    /// Files hashed so far.
+    pub files_done: u64,
+    /// Files to hash in this rescan.
+    pub files_total: u64,
+    /// Bytes hashed so far.
+    pub bytes_done: u64,
+    /// Bytes to hash in this rescan.
+    pub bytes_total: u64,
+}
+
+/// What progress events replace each other in a slow subscriber's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgressKey {
+    /// The progress of one download.
+    Download(i64),
+    /// Hashing of shared files.
+    Hashing,
+}
+
 impl EventKind {
     /// Events of the same key replace each other in a slow subscriber's queue.
-    pub fn progress_key(&self) -> Option<i64> {
+    pub fn progress_key(&self) -> Option<ProgressKey> {
         match self {
-            Self::DownloadProgress(p) => Some(p.id),
+            Self::DownloadProgress(p) => Some(ProgressKey::Download(p.id)),
+            Self::SharesHashing(_) => Some(ProgressKey::Hashing),
             _ => None,
         }
     }

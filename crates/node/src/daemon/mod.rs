@@ -159,7 +159,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     };
     let store = Store::open(&config.data_dir.join("peer.db")).await?;
     let folders = folders_at_start(&config.shares, &store.recorded_folders().await?);
-    let shares = SharedFiles::new(folders, DEFAULT_PIECE_LEN, store.clone());
+    let bus = EventBus::new();
+    let shares = SharedFiles::new(folders, DEFAULT_PIECE_LEN, store.clone(), bus.clone());
     if store.setting(SHARING_SETTING).await?.as_deref() == Some(OFFLINE) {
         tracing::info!("sharing is offline (`peershare online` offers the files again)");
         shares.set_online(false);
@@ -179,7 +180,6 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     });
     let data_listener = data_channel::bind(data_addr).await?;
     let data_port = data_listener.local_addr()?.port();
-    let bus = EventBus::new();
     let gate = UploadGate::new(
         config.policy,
         config.max_uploads,

@@ -18,6 +18,7 @@
 //! nothing.
 
 pub mod folders;
+mod hashing;
 mod watcher;
 
 use std::collections::{BTreeSet, HashMap};
@@ -30,6 +31,7 @@ use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard};
 use tokio::sync::{watch, Mutex};
 
+use crate::api::events::EventBus;
 use crate::daemon::store::Store;
 use crate::NodeError;
 
@@ -138,6 +140,7 @@ pub struct SharedFiles {
     generation: Arc<watch::Sender<u64>>,
     online: Arc<watch::Sender<bool>>,
     watcher: Arc<std::sync::Mutex<Option<notify::RecommendedWatcher>>>,
+    bus: EventBus,
 }
 
 /// What a rescan found and did.
@@ -152,8 +155,9 @@ pub struct RescanReport {
 }
 
 impl SharedFiles {
-    /// An empty index over `roots`; call [`SharedFiles::rescan`] to fill it.
-    pub fn new(roots: Vec<PathBuf>, piece_len: u64, store: Store) -> Self {
+    /// Nothing shared yet from `roots`; call [`SharedFiles::rescan`] to fill it.
+    /// Hashing progress is pushed on `bus`.
+    pub fn new(roots: Vec<PathBuf>, piece_len: u64, store: Store, bus: EventBus) -> Self {
         Self {
             roots: Arc::new(RwLock::new(roots)),
             piece_len,
@@ -163,6 +167,7 @@ impl SharedFiles {
             generation: Arc::new(watch::Sender::new(0)),
             online: Arc::new(watch::Sender::new(true)),
             watcher: Arc::default(),
+            bus,
         }
     }
 
@@ -387,7 +392,7 @@ impl SharedFiles {
                 _ => to_hash.push((file, origin)),
             }
         }
-        let hashed = hash_all(to_hash, self.piece_len).await?;
+        let hashed = hashing::hash_all(to_hash, self.piece_len, &self.bus).await?;
         let hashed_count = hashed.len();
         for ((file, origin), outboard) in hashed {
             let key = file.path.to_string_lossy().into_owned();
@@ -455,25 +460,6 @@ fn scan_downloaded(path: &Path) -> Option<ScannedFile> {
     })
 }
 
-/// Hashes files on all cores; files that vanish or fail to read are skipped.
-async fn hash_all<T: Send + 'static>(
-    files: Vec<(ScannedFile, T)>,
-    piece_len: u64,
-) -> Result<Vec<((ScannedFile, T), Outboard)>, NodeError> {
-    if files.is_empty() {
-        return Ok(Vec::new());
-    }
-    tokio::task::spawn_blocking(move || {
-        use rayon::prelude::*;
-        files
-            .into_par_iter()
-            .filter_map(|f| hash_stable(&f.0, piece_len).map(|ob| (f, ob)))
-            .collect()
-    })
-    .await
-    .map_err(|e| NodeError::Store(e.to_string()))
-}
-
 /// Hashes a scanned file, giving up if it changed since the scan or while being read.
 fn hash_stable(file: &ScannedFile, piece_len: u64) -> Option<Outboard> {
     let path: &Path = &file.path;
@@ -493,7 +479,7 @@ mod tests {
 
     async fn index(share: &Path, db: &Path) -> SharedFiles {
         let store = Store::open(db).await.unwrap();
-        SharedFiles::new(vec![share.to_path_buf()], 4096, store)
+        SharedFiles::new(vec![share.to_path_buf()], 4096, store, EventBus::new())
     }
 
     #[tokio::test]
