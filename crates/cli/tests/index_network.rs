@@ -375,3 +375,24 @@ fn the_sharer_sees_user_names_in_requests_and_uploads() {
     });
     assert_eq!(after.as_array().map(Vec::len), Some(0));
 }
+
+/// A frozen index (it holds its port and answers nothing) does not hold a
+/// search: the answer comes from the DHT and says the index was not heard.
+#[test]
+fn a_frozen_index_does_not_hold_a_search() {
+    let sandbox = Sandbox::new();
+    let index = IndexProcess::start(&sandbox, &[]);
+    write_random(&sandbox.share_dir("a").join("radio show.ogg"), 1000);
+    let joined = ["--index", index.url.as_str()];
+    let a = Daemon::start(&sandbox, "a", &joined);
+    a.register("alice");
+    a.wait_joined();
+    index.freeze(true);
+    let out = a.run(&["search", "radio"]);
+    index.freeze(false);
+    assert!(out.ok, "{}", out.stderr);
+    let v = out.json();
+    let error = v["origins"]["index"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("did not answer within"), "{v}");
+    assert_eq!(v["origins"]["dht"]["ok"], true, "{v}");
+}

@@ -657,6 +657,16 @@ impl IndexProcess {
         self.spawn();
     }
 
+    /// Freezes (SIGSTOP, `true`) or thaws (SIGCONT) the index process: it
+    /// keeps its port but answers nothing while frozen.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("index running").id();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let _ = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
+    }
+
     /// The index's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
