@@ -333,20 +333,9 @@ fn daemons_join_an_https_index_they_trust_and_refuse_one_they_do_not() {
 #[test]
 fn the_sharer_sees_user_names_in_requests_and_uploads() {
     let sandbox = Sandbox::new();
-    let index = IndexProcess::start(&sandbox, &[]);
     write_random(&sandbox.share_dir("a").join("film.mkv"), 24 * MIB);
-    let joined = ["--index", index.url.as_str()];
-    let a = Daemon::start(
-        &sandbox,
-        "a",
-        &[&joined[..], &["--policy", "ask", "--max-upload-rate", "4M"]].concat(),
-    );
-    let b = Daemon::start(&sandbox, "b", &joined);
-    a.register("alice");
-    b.register("bob");
-    a.wait_joined();
-    b.wait_joined();
-    a.wait_shared(1);
+    let extra = ["--policy", "ask", "--max-upload-rate", "4M"];
+    let (_index, a, b) = support::alice_and_bob(&sandbox, &extra, 1);
 
     let dl = b.start_download(&[&a.addr(), "film.mkv"]);
     let request = wait_until("alice to see bob's request", WAIT, || {

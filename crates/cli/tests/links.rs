@@ -8,16 +8,8 @@ use support::*;
 #[test]
 fn get_by_id_finds_holders_through_the_index() {
     let sb = Sandbox::new();
-    let index = IndexProcess::start(&sb, &[]);
     let id = write_random(&sb.share_dir("a").join("talk.webm"), 3 * MIB);
-    let joined = ["--index", index.url.as_str()];
-    let a = Daemon::start(&sb, "a", &joined);
-    let b = Daemon::start(&sb, "b", &joined);
-    a.register("alice");
-    b.register("bob");
-    a.wait_joined();
-    b.wait_joined();
-    a.wait_shared(1);
+    let (_index, _a, b) = alice_and_bob(&sb, &[], 1);
 
     let got = b.cli_ok(&["get", &id]);
     assert_eq!(s(&got, "state"), "done", "{got}");

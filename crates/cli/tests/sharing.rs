@@ -32,18 +32,10 @@ fn folders(d: &Daemon) -> Vec<String> {
 #[test]
 fn folders_added_and_removed_at_run_time_reach_other_peers_and_persist() {
     let sb = Sandbox::new();
-    let index = IndexProcess::start(&sb, &[]);
     write_random(&sb.share_dir("a").join("old notes.txt"), 1000);
     let extra = sb.dir("extra");
     write_random(&extra.join("lecture 7.pdf"), 3 * MIB);
-    let joined = ["--index", index.url.as_str()];
-    let mut a = Daemon::start(&sb, "a", &joined);
-    let b = Daemon::start(&sb, "b", &joined);
-    a.register("alice");
-    b.register("bob");
-    a.wait_joined();
-    b.wait_joined();
-    a.wait_shared(1);
+    let (_index, mut a, b) = alice_and_bob(&sb, &[], 1);
     assert!(found(&b, "lecture").is_empty());
 
     let added = a.cli_ok(&["shares", "add", extra.to_str().unwrap()]);
@@ -100,16 +92,8 @@ fn folders_added_and_removed_at_run_time_reach_other_peers_and_persist() {
 #[test]
 fn offline_makes_the_peer_unreachable_until_online() {
     let sb = Sandbox::new();
-    let index = IndexProcess::start(&sb, &[]);
     let id = write_random(&sb.share_dir("a").join("song one.flac"), 2 * MIB);
-    let joined = ["--index", index.url.as_str()];
-    let mut a = Daemon::start(&sb, "a", &joined);
-    let b = Daemon::start(&sb, "b", &joined);
-    a.register("alice");
-    b.register("bob");
-    a.wait_joined();
-    b.wait_joined();
-    a.wait_shared(1);
+    let (_index, mut a, b) = alice_and_bob(&sb, &[], 1);
     wait_until("bob to find alice's song", WAIT, || {
         (found(&b, "song") == ["song one.flac"]).then_some(())
     });

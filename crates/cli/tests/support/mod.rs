@@ -582,6 +582,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// An index and two daemons joined to it: "a" logged in as alice (its extra
+/// `up` options in `a_extra`), "b" as bob; returns once both are joined
+/// and a has scanned `a_files` files.
+pub fn alice_and_bob(
+    sandbox: &Sandbox,
+    a_extra: &[&str],
+    a_files: u64,
+) -> (IndexProcess, Daemon, Daemon) {
+    let index = IndexProcess::start(sandbox, &[]);
+    let joined = ["--index", index.url.as_str()];
+    let a = Daemon::start(sandbox, "a", &[&joined[..], a_extra].concat());
+    let b = Daemon::start(sandbox, "b", &joined);
+    a.register("alice");
+    b.register("bob");
+    a.wait_joined();
+    b.wait_joined();
+    a.wait_shared(a_files);
+    (index, a, b)
+}
+
 /// One `peershare index` process on a fixed loopback port, so it can come back where it was.
 pub struct IndexProcess {
     /// Its data folder.
