@@ -33,6 +33,7 @@ pub struct EventBus {
 struct BusState {
     next_seq: u64,
     subscribers: Vec<Weak<Queue>>,
+    closed: bool,
 }
 
 #[derive(Default)]
@@ -46,6 +47,7 @@ struct QueueState {
     events: VecDeque<Event>,
     dropped: u64,
     cut_off: bool,
+    closed: bool,
 }
 
 /// One subscriber's end of the bus; dropping it unsubscribes.
@@ -81,14 +83,23 @@ impl EventBus {
     /// A new subscriber, seeing every event published from now on.
     pub fn subscribe(&self) -> Subscription {
         let queue = Arc::new(Queue::default());
-        self.inner
-            .lock()
-            .expect("event bus lock")
-            .subscribers
-            .push(Arc::downgrade(&queue));
+        let mut bus = self.inner.lock().expect("event bus lock");
+        queue.state.lock().expect("event queue lock").closed = bus.closed;
+        bus.subscribers.push(Arc::downgrade(&queue));
+        drop(bus);
         Subscription {
             queue,
             ended: false,
+        }
+    }
+
+    /// Ends every subscription once its queued events are read (the daemon is stopping).
+    pub fn close(&self) {
+        let mut bus = self.inner.lock().expect("event bus lock");
+        bus.closed = true;
+        for queue in bus.subscribers.iter().filter_map(Weak::upgrade) {
+            queue.state.lock().expect("event queue lock").closed = true;
+            queue.wake.notify_one();
         }
     }
 
@@ -135,13 +146,17 @@ impl Queue {
 }
 
 impl Subscription {
-    /// The next event; `None` once the subscriber was cut off (after an `Overflow` event).
+    /// The next event; `None` once the bus closed, or the subscriber was cut
+    /// off (after an `Overflow` event).
     pub async fn next(&mut self) -> Option<Event> {
         loop {
             {
                 let mut q = self.queue.state.lock().expect("event queue lock");
                 if let Some(event) = q.events.pop_front() {
                     return Some(event);
+                }
+                if q.closed {
+                    return None;
                 }
                 if q.cut_off {
                     if self.ended {
@@ -254,6 +269,27 @@ mod tests {
         drop(a);
         bus.publish(removed(1));
         assert_eq!(bus.subscribers(), 1);
+    }
+
+    #[tokio::test]
+    async fn closing_the_bus_ends_subscriptions_after_their_queued_events() {
+        let bus = EventBus::new();
+        let mut sub = bus.subscribe();
+        bus.publish(removed(1));
+        let waiting = bus.subscribe();
+        let waiter = tokio::spawn(async move {
+            let mut waiting = waiting;
+            waiting.next().await.map(|e| e.seq)
+        });
+        tokio::task::yield_now().await;
+        bus.close();
+        assert_eq!(waiter.await.unwrap(), None, "a waiting subscriber ends");
+        assert!(sub.next().await.is_some(), "queued events are still read");
+        assert!(sub.next().await.is_none());
+        assert!(
+            bus.subscribe().next().await.is_none(),
+            "late subscribers end at once"
+        );
     }
 
     #[tokio::test]

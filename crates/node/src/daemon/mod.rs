@@ -127,6 +127,8 @@ impl RunningNode {
         if let Some(link) = &self.node.index {
             link.stop().await;
         }
+        // Open event streams end, so the API's graceful stop does not wait on them.
+        self.node.bus.close();
         if !self.lifetime.end(TASK_GRACE).await {
             tracing::warn!("some daemon tasks did not stop in time");
         }
