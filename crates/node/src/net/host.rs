@@ -8,7 +8,7 @@
 //! the in-memory [`SharedFiles`], decisions from the [`UploadGate`], and a
 //! request held for the person is answered later through a command.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -31,8 +31,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::api::events::EventBus;
 use crate::api::views::EventKind;
-use crate::backoff::Backoff;
 use crate::lifetime::Lifetime;
+use crate::net::announce_queue::{AnnounceQueue, Regrowth};
 use crate::net::kademlia::{self, DhtSettings};
 use crate::net::peer_book::{FoundBy, PeerBook};
 use crate::share::SharedFiles;
@@ -42,16 +42,8 @@ use crate::NodeError;
 /// The identify protocol version peers announce.
 pub const IDENTIFY_VERSION: &str = "/peershare/id/1";
 const COMMAND_QUEUE: usize = 64;
-/// Most DHT announcements (provider queries) running at once.
-const MAX_ANNOUNCEMENTS_IN_FLIGHT: usize = 32;
-/// Routing-table size after which growth no longer makes a peer announce its records again.
-const REANNOUNCE_TABLE_LIMIT: usize = 256;
 /// How long a growing routing table settles before the records are announced again.
 const REANNOUNCE_DELAY: Duration = Duration::from_secs(10);
-/// The first pause before announcing a key again after a timed-out announcement.
-const PROVIDE_RETRY: Duration = Duration::from_secs(5);
-/// The longest pause between such retries.
-const MAX_PROVIDE_RETRY: Duration = Duration::from_secs(600);
 const BROWSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for the other side's person to answer an `ask` request.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
@@ -194,15 +186,10 @@ impl Host {
             finding: HashMap::new(),
             locating: HashMap::new(),
             book: book.clone(),
-            announced_at_table_size: 0,
-            announce_all_pending: false,
-            waiting_announcements: VecDeque::new(),
-            waiting_keys: HashSet::new(),
-            announcements_in_flight: 0,
+            announcements: AnnounceQueue::default(),
             announce_loopback: listen
                 .iter()
                 .all(|a| ip_of(a).is_some_and(|ip| ip.is_loopback())),
-            provide_attempts: HashMap::new(),
             context: context.clone(),
         };
         let expected = listen.len();
@@ -410,20 +397,10 @@ struct EventLoop {
     finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<ProviderLookup>)>,
     locating: HashMap<QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     book: PeerBook,
-    /// Routing-table size when this peer last announced all its records.
-    announced_at_table_size: usize,
-    /// An announcement of every record is scheduled.
-    announce_all_pending: bool,
-    /// Keys waiting to be announced, oldest first (withdrawn ones are skipped).
-    waiting_announcements: VecDeque<RecordKey>,
-    /// The keys in `waiting_announcements` that are still wanted.
-    waiting_keys: HashSet<RecordKey>,
-    /// Announcement queries running now.
-    announcements_in_flight: usize,
+    /// DHT announcements waiting, running and to retry.
+    announcements: AnnounceQueue,
     /// Whether loopback addresses go into this peer's DHT records (only when it listens on nothing else).
     announce_loopback: bool,
-    /// Failed announcements in a row, per key still announced: the next retry waits longer.
-    provide_attempts: HashMap<RecordKey, Backoff>,
     context: HostContext,
 }
 
@@ -484,7 +461,7 @@ impl EventLoop {
             }
             Command::Unprovide { key } => {
                 let key = RecordKey::new(&key);
-                self.waiting_keys.remove(&key);
+                self.announcements.withdraw(&key);
                 self.swarm.behaviour_mut().kad.stop_providing(&key);
             }
             Command::AddDhtPeers { addrs } => {
@@ -659,26 +636,16 @@ impl EventLoop {
     /// store happens after the closest nodes are found), so it is tried again
     /// after a pause that doubles each time, rather than at the next republish.
     fn on_provided(&mut self, result: kad::AddProviderResult) {
-        self.announcements_in_flight = self.announcements_in_flight.saturating_sub(1);
-        self.start_waiting_announcements();
-        let key = match result {
-            Ok(kad::AddProviderOk { key }) => {
-                self.provide_attempts.remove(&key);
-                return;
-            }
-            Err(kad::AddProviderError::Timeout { key }) => key,
+        let (key, stored) = match result {
+            Ok(kad::AddProviderOk { key }) => (key, true),
+            Err(kad::AddProviderError::Timeout { key }) => (key, false),
         };
-        if !self.provides(&key) {
-            self.provide_attempts.remove(&key);
-            return;
+        let still_provided = !stored && self.provides(&key);
+        if let Some(pause) = self.announcements.ended(&key, stored, still_provided) {
+            tracing::debug!(?pause, "a DHT announcement timed out; retrying");
+            self.send_later(pause, Command::ProvideAgain { key });
         }
-        let pause = self
-            .provide_attempts
-            .entry(key.clone())
-            .or_insert_with(|| Backoff::new(PROVIDE_RETRY, MAX_PROVIDE_RETRY))
-            .next_pause();
-        tracing::debug!(?pause, "a DHT announcement timed out; retrying");
-        self.send_later(pause, Command::ProvideAgain { key });
+        self.start_waiting_announcements();
     }
 
     /// Sends this loop `command` after `pause`.
@@ -725,37 +692,29 @@ impl EventLoop {
     }
 
     /// Announces every record again each time the routing table has doubled
-    /// (up to [`REANNOUNCE_TABLE_LIMIT`] peers). Records announced while the
-    /// table was empty reached nobody, and those announced while the DHT was
-    /// small sit on nodes that are no longer the closest once it has grown,
-    /// where lookups stop looking; waiting for the republish interval would
-    /// leave them unfindable for hours. The first peer triggers it at once;
+    /// (see [`AnnounceQueue::table_grew`]). The first peer triggers it at once;
     /// later growth comes in bursts (a lookup fills the table), so those
     /// announcements wait [`REANNOUNCE_DELAY`] and go out once per burst.
     fn announce_again_if_grown(&mut self) {
         let size = self.table_size();
-        let last = self.announced_at_table_size;
-        if self.announce_all_pending || last >= REANNOUNCE_TABLE_LIMIT || size < (2 * last).max(1) {
-            return;
+        match self.announcements.table_grew(size) {
+            Regrowth::Nothing => {}
+            Regrowth::AnnounceNow => self.announce_all(),
+            Regrowth::AnnounceLater => self.send_later(REANNOUNCE_DELAY, Command::AnnounceAll),
         }
-        if last == 0 {
-            self.announce_all();
-            return;
-        }
-        self.announce_all_pending = true;
-        self.send_later(REANNOUNCE_DELAY, Command::AnnounceAll);
     }
 
     /// Sends every record this peer provides to the nodes now known.
     fn announce_all(&mut self) {
         use libp2p::kad::store::RecordStore;
-        self.announce_all_pending = false;
-        self.announced_at_table_size = self.table_size();
+        let size = self.table_size();
+        self.announcements.announcing_all(size);
         let kad = &mut self.swarm.behaviour_mut().kad;
         let keys: Vec<RecordKey> = kad.store_mut().provided().map(|r| r.key.clone()).collect();
         for key in keys {
-            self.queue_announcement(key);
+            self.announcements.queue(key);
         }
+        self.start_waiting_announcements();
     }
 
     /// Peers in the DHT routing table.
@@ -768,28 +727,19 @@ impl EventLoop {
             .sum()
     }
 
-    /// Queues an announcement of `key`; at most [`MAX_ANNOUNCEMENTS_IN_FLIGHT`]
-    /// run at once, so sharing a large folder never starts one DHT query per
-    /// key at the same moment.
+    /// Queues an announcement of `key`; the queue lets a bounded number run at
+    /// once, so sharing a large folder never starts one DHT query per key at
+    /// the same moment.
     fn queue_announcement(&mut self, key: RecordKey) {
-        if self.waiting_keys.insert(key.clone()) {
-            self.waiting_announcements.push_back(key);
-        }
+        self.announcements.queue(key);
         self.start_waiting_announcements();
     }
 
     fn start_waiting_announcements(&mut self) {
-        while self.announcements_in_flight < MAX_ANNOUNCEMENTS_IN_FLIGHT {
-            let Some(key) = self.waiting_announcements.pop_front() else {
-                return;
-            };
-            // Withdrawn while it waited.
-            if !self.waiting_keys.remove(&key) {
-                continue;
-            }
-            match self.swarm.behaviour_mut().kad.start_providing(key) {
-                Ok(_) => self.announcements_in_flight += 1,
-                Err(e) => tracing::warn!("cannot announce a key in the DHT: {e}"),
+        while let Some(key) = self.announcements.next_to_start() {
+            if let Err(e) = self.swarm.behaviour_mut().kad.start_providing(key) {
+                self.announcements.not_started();
+                tracing::warn!("cannot announce a key in the DHT: {e}");
             }
         }
     }

@@ -6,6 +6,7 @@
 //! (a browse listing, a transfer decision, a DHT record) is decided by the
 //! subsystem that owns it.
 
+pub mod announce_queue;
 pub mod host;
 pub mod kademlia;
 pub mod peer_book;
