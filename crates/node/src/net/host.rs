@@ -23,9 +23,8 @@ use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, TransferRequest, TransferResponse, BROWSE_PROTOCOL,
-    MAX_BROWSE_PAGE, MAX_BROWSE_WORDS, MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
+    MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
 };
-use peershare_core::words::name_words;
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
 
@@ -773,21 +772,7 @@ impl EventLoop {
                     },
                 ..
             } => {
-                let words = request
-                    .words
-                    .iter()
-                    .take(MAX_BROWSE_WORDS)
-                    .flat_map(|w| name_words(w))
-                    .collect();
-                // An offline peer lists nothing: nobody reaches its files.
-                let (files, total) = match self.shares.is_online() {
-                    true => {
-                        self.shares
-                            .page(request.offset, request.limit.min(MAX_BROWSE_PAGE), &words)
-                    }
-                    false => (Vec::new(), 0),
-                };
-                let response = BrowseResponse { files, total };
+                let response = self.shares.browse_answer(&request);
                 let _ = self
                     .swarm
                     .behaviour_mut()

@@ -26,7 +26,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use peershare_core::scan::{mtime_ns, scan_folder, ScannedFile};
-use peershare_core::wire::control::{SharedFileEntry, MAX_BROWSE_PAGE_NAME_BYTES};
+use peershare_core::wire::control::{
+    BrowseRequest, BrowseResponse, SharedFileEntry, MAX_BROWSE_PAGE, MAX_BROWSE_PAGE_NAME_BYTES,
+    MAX_BROWSE_WORDS,
+};
 use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard};
 use tokio::sync::{watch, Mutex};
@@ -339,6 +342,27 @@ impl SharedFiles {
         (entries, total)
     }
 
+    /// The answer to a peer browsing this one: a page of the files whose
+    /// names hold the request's words (at most [`MAX_BROWSE_WORDS`] words, at
+    /// most [`MAX_BROWSE_PAGE`] entries); nothing while offline.
+    pub fn browse_answer(&self, request: &BrowseRequest) -> BrowseResponse {
+        if !self.is_online() {
+            return BrowseResponse {
+                files: Vec::new(),
+                total: 0,
+            };
+        }
+        let words = request
+            .words
+            .iter()
+            .take(MAX_BROWSE_WORDS)
+            .flat_map(|w| name_words(w))
+            .collect();
+        let limit = request.limit.min(MAX_BROWSE_PAGE);
+        let (files, total) = self.page(request.offset, limit, &words);
+        BrowseResponse { files, total }
+    }
+
     /// The shared file `id`, if it is still on disk unchanged since it was hashed.
     pub fn get_unchanged(&self, id: &FileId) -> Option<SharedFile> {
         let file = self.get(id)?;
@@ -480,6 +504,31 @@ mod tests {
     async fn index(share: &Path, db: &Path) -> SharedFiles {
         let store = Store::open(db).await.unwrap();
         SharedFiles::new(vec![share.to_path_buf()], 4096, store, EventBus::new())
+    }
+
+    #[tokio::test]
+    async fn a_browse_is_answered_by_words_within_the_page_limit_and_not_while_offline() {
+        let share = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        for name in ["aula 1.mp4", "aula 2.mp4", "notes.txt"] {
+            std::fs::write(share.path().join(name), name.as_bytes()).unwrap();
+        }
+        let files = index(share.path(), &data.path().join("peer.db")).await;
+        files.rescan().await.unwrap();
+        let ask = |words: &[&str], limit| BrowseRequest {
+            offset: 0,
+            limit,
+            words: words.iter().map(|w| w.to_string()).collect(),
+        };
+        let all = files.browse_answer(&ask(&[], u32::MAX));
+        assert_eq!((all.files.len(), all.total), (3, 3));
+        let aula = files.browse_answer(&ask(&["AULA"], 1));
+        assert_eq!(aula.total, 2, "counted within the words");
+        assert_eq!(aula.files.len(), 1, "the page limit holds");
+        assert_eq!(aula.files[0].name, "aula 1.mp4");
+        files.set_online(false);
+        let offline = files.browse_answer(&ask(&[], 10));
+        assert_eq!((offline.files.len(), offline.total), (0, 0));
     }
 
     #[tokio::test]
