@@ -22,6 +22,8 @@ use super::views::{Event, EventKind};
 const SOFT_LIMIT: usize = 256;
 /// Queued events per subscriber before it is cut off.
 const HARD_LIMIT: usize = 4096;
+/// Subscribers the API lets in at once.
+pub const MAX_STREAMS: usize = 64;
 
 /// Where events are published; cheap to clone.
 #[derive(Clone, Default)]
@@ -91,6 +93,11 @@ impl EventBus {
             queue,
             ended: false,
         }
+    }
+
+    /// A new subscriber, unless [`MAX_STREAMS`] are already connected.
+    pub fn subscribe_bounded(&self) -> Option<Subscription> {
+        (self.subscribers() < MAX_STREAMS).then(|| self.subscribe())
     }
 
     /// Ends every subscription once its queued events are read (the daemon is stopping).
@@ -258,6 +265,20 @@ mod tests {
             other => panic!("expected the overflow notice, got {other:?}"),
         }
         assert!(stuck.next().await.is_none(), "the stream ends");
+    }
+
+    #[tokio::test]
+    async fn the_bounded_subscribe_refuses_past_the_limit() {
+        let bus = EventBus::new();
+        let held: Vec<_> = (0..MAX_STREAMS)
+            .map(|_| bus.subscribe_bounded().expect("under the limit"))
+            .collect();
+        assert!(bus.subscribe_bounded().is_none());
+        drop(held);
+        assert!(
+            bus.subscribe_bounded().is_some(),
+            "room again once they leave"
+        );
     }
 
     #[tokio::test]

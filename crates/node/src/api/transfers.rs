@@ -225,11 +225,19 @@ async fn answer(s: &ApiState, id: u64, accept: bool) -> Result<Json<RequestAnswe
 
 /// Server-Sent Events: one `data:` line of JSON (an `Event`) per change, from now on.
 #[utoipa::path(get, path = "/events", tag = "transfers",
-    responses((status = 200, description = "A stream of events", content_type = "text/event-stream", body = Event)))]
+    responses(
+        (status = 200, description = "A stream of events", content_type = "text/event-stream", body = Event),
+        (status = 503, description = "Too many event streams are open", body = ApiError),
+    ))]
 pub(super) async fn events(
     State(s): State<ApiState>,
-) -> Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>> {
-    let subscription = s.node.bus.subscribe();
+) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, Infallible>>>, NodeError> {
+    let subscription = s.node.bus.subscribe_bounded().ok_or_else(|| {
+        NodeError::Busy(format!(
+            "{} event streams are open already, the most the daemon serves; close one",
+            crate::api::events::MAX_STREAMS
+        ))
+    })?;
     let stream = futures::stream::unfold(subscription, |mut sub| async move {
         let event = sub.next().await?;
         let sse = SseEvent::default()
@@ -238,5 +246,5 @@ pub(super) async fn events(
             .unwrap_or_else(|_| SseEvent::default().comment("unencodable event"));
         Some((Ok(sse), sub))
     });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

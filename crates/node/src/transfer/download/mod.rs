@@ -60,18 +60,12 @@ const BUSY_RETRY_CEILING: Duration = Duration::from_secs(300);
 /// Starts, controls, resumes and reports downloads.
 #[derive(Clone)]
 pub struct Downloads {
-    store: Store,
-    host: Host,
-    tls: DataTls,
-    downloads_dir: PathBuf,
-    shares: SharedFiles,
-    bus: EventBus,
+    parts: DownloadsParts,
     live: Arc<Mutex<HashMap<i64, Arc<Live>>>>,
-    /// Owns every download task, and only those.
-    lifetime: Lifetime,
 }
 
 /// The parts a download engine works with.
+#[derive(Clone)]
 pub struct DownloadsParts {
     /// The peer database (download records).
     pub store: Store,
@@ -85,36 +79,23 @@ pub struct DownloadsParts {
     pub shares: SharedFiles,
     /// Where changes are pushed.
     pub bus: EventBus,
-    /// The daemon's lifetime; downloads run on a child of it.
+    /// The daemon's lifetime; the engine runs its downloads, and only
+    /// those, on a child of it.
     pub lifetime: Lifetime,
 }
 
 impl Downloads {
     /// The engine, saving into `downloads_dir` and sharing each finished file through `shares`.
     pub fn new(parts: DownloadsParts) -> Self {
-        let DownloadsParts {
-            store,
-            host,
-            tls,
-            downloads_dir,
-            shares,
-            bus,
-            lifetime,
-        } = parts;
+        let lifetime = parts.lifetime.child();
         Self {
-            store,
-            host,
-            tls,
-            downloads_dir,
-            shares,
-            bus,
+            parts: DownloadsParts { lifetime, ..parts },
             live: Arc::default(),
-            lifetime: lifetime.child(),
         }
     }
 
     fn partial_dir(&self) -> PathBuf {
-        self.downloads_dir.join(PARTIAL_DIR)
+        self.parts.downloads_dir.join(PARTIAL_DIR)
     }
 
     /// Starts (or resumes, or attaches to) a download of `file` (a name or an id) from the peer at `peer_addr`.
@@ -134,16 +115,18 @@ impl Downloads {
         if let Some(answer) = self.already(&entry.id, again).await? {
             return Ok(answer);
         }
-        let record = match self.store.unfinished_download(&entry.id).await? {
+        let record = match self.parts.store.unfinished_download(&entry.id).await? {
             Some(existing) => {
-                self.store
+                self.parts
+                    .store
                     .reactivate_download(existing.id, peer_addr)
                     .await?;
                 self.record(existing.id).await?
             }
             None => {
                 let name = sanitize(&entry.name);
-                self.store
+                self.parts
+                    .store
                     .insert_download(&entry.id, &name, entry.size, peer_addr)
                     .await?
             }
@@ -179,7 +162,7 @@ impl Downloads {
 
     /// A running download of `id` to attach to, or the finished file already here.
     async fn already(&self, id: &FileId, again: bool) -> Result<Option<GetAnswer>, NodeError> {
-        if let Some(existing) = self.store.unfinished_download(id).await? {
+        if let Some(existing) = self.parts.store.unfinished_download(id).await? {
             if self.is_running(existing.id) {
                 return Ok(Some(GetAnswer::Attached {
                     download: self.view(existing),
@@ -190,6 +173,7 @@ impl Downloads {
             return Ok(None);
         }
         Ok(self
+            .parts
             .shares
             .get_unchanged(id)
             .map(|file| GetAnswer::AlreadyHere {
@@ -201,7 +185,7 @@ impl Downloads {
     /// Resumes every download left active or queued by an earlier run of the daemon.
     pub async fn resume_unfinished(&self) -> Result<usize, NodeError> {
         let mut resumed = 0;
-        for record in self.store.downloads().await? {
+        for record in self.parts.store.downloads().await? {
             if !matches!(record.state, DownloadState::Active | DownloadState::Queued) {
                 continue;
             }
@@ -214,13 +198,13 @@ impl Downloads {
 
     /// All downloads with live progress, newest first.
     pub async fn list(&self) -> Result<Vec<DownloadView>, NodeError> {
-        let records = self.store.downloads().await?;
+        let records = self.parts.store.downloads().await?;
         Ok(records.into_iter().map(|r| self.view(r)).collect())
     }
 
     /// One download with live progress.
     pub async fn get(&self, id: i64) -> Result<Option<DownloadView>, NodeError> {
-        Ok(self.store.download(id).await?.map(|r| self.view(r)))
+        Ok(self.parts.store.download(id).await?.map(|r| self.view(r)))
     }
 
     /// Stops download `id`, keeping its verified pieces for `resume`.
@@ -235,7 +219,8 @@ impl Downloads {
         if let Some(live) = self.running(id) {
             live.stop(StopReason::Pause).await;
         } else if record.state != DownloadState::Paused {
-            self.store
+            self.parts
+                .store
                 .set_download_state(id, DownloadState::Paused, Some(&paused_note(id)), None)
                 .await?;
             self.announce_id(id).await?;
@@ -253,7 +238,10 @@ impl Downloads {
             ))),
             _ if self.is_running(id) => self.view_of(id).await,
             _ => {
-                self.store.reactivate_download(id, &record.source).await?;
+                self.parts
+                    .store
+                    .reactivate_download(id, &record.source)
+                    .await?;
                 let record = self.record(id).await?;
                 self.spawn(record.clone());
                 let view = self.view(record);
@@ -280,7 +268,8 @@ impl Downloads {
             Some(live) => live.stop(StopReason::Cancel).await,
             None => {
                 self.discard_partial(&record.file_id);
-                self.store
+                self.parts
+                    .store
                     .set_download_state(id, DownloadState::Cancelled, None, None)
                     .await?;
                 self.announce_id(id).await?;
@@ -298,9 +287,9 @@ impl Downloads {
                 record.state.as_str()
             )));
         }
-        self.store.remove_download(id).await?;
+        self.parts.store.remove_download(id).await?;
         self.live.lock().expect("live lock").remove(&id);
-        self.bus.publish(EventKind::DownloadRemoved { id });
+        self.parts.bus.publish(EventKind::DownloadRemoved { id });
         Ok(())
     }
 
@@ -315,6 +304,7 @@ impl Downloads {
             Err(e) => return Err(NodeError::io(&dir, e)),
         };
         let owned: HashSet<FileId> = self
+            .parts
             .store
             .downloads()
             .await?
@@ -351,7 +341,7 @@ impl Downloads {
 
     /// Stops every download task (they record their verified pieces) and waits up to `grace`.
     pub async fn shutdown(&self, grace: Duration) {
-        if !self.lifetime.end(grace).await {
+        if !self.parts.lifetime.end(grace).await {
             tracing::warn!("some downloads did not stop in time; they resume at the next start");
         }
     }
@@ -369,11 +359,12 @@ impl Downloads {
         // for an id, the whole listing is read.
         let mut matches = Vec::new();
         if wanted_id.is_none() {
-            let listed = browse_all(&self.host, peer, dial.clone(), &name_words(file)).await?;
+            let listed =
+                browse_all(&self.parts.host, peer, dial.clone(), &name_words(file)).await?;
             matches = entries_named(listed.files, file);
         }
         if matches.is_empty() {
-            let listed = browse_all(&self.host, peer, dial.clone(), &BTreeSet::new()).await?;
+            let listed = browse_all(&self.parts.host, peer, dial.clone(), &BTreeSet::new()).await?;
             matches = match wanted_id {
                 Some(id) => listed.files.into_iter().filter(|e| e.id == id).collect(),
                 None => entries_named(listed.files, file),
@@ -398,7 +389,7 @@ impl Downloads {
     }
 
     async fn record(&self, id: i64) -> Result<DownloadRecord, NodeError> {
-        self.store.download(id).await?.ok_or_else(|| {
+        self.parts.store.download(id).await?.ok_or_else(|| {
             NodeError::NotFound(format!(
                 "no download number {id}; `peershare downloads` lists them"
             ))
@@ -459,7 +450,7 @@ impl Downloads {
     }
 
     fn announce(&self, download: &DownloadView) {
-        self.bus.publish(EventKind::DownloadChanged {
+        self.parts.bus.publish(EventKind::DownloadChanged {
             download: download.clone(),
         });
     }
@@ -486,15 +477,18 @@ impl Downloads {
             record.id,
             record.size,
             self.verified_on_disk(&record),
-            self.bus.clone(),
+            self.parts.bus.clone(),
         );
-        let live = Arc::new(Live::new(progress, self.lifetime.token().child_token()));
+        let live = Arc::new(Live::new(
+            progress,
+            self.parts.lifetime.token().child_token(),
+        ));
         self.live
             .lock()
             .expect("live lock")
             .insert(record.id, live.clone());
         let engine = self.clone();
-        self.lifetime.spawn_cooperative(async move {
+        self.parts.lifetime.spawn_cooperative(async move {
             engine.drive(&record, &live).await;
             live.mark_ended();
             if let Err(e) = engine.announce_id(record.id).await {
@@ -522,6 +516,7 @@ impl Downloads {
                         break Err(NodeError::Stopped);
                     }
                     if let Err(e) = self
+                        .parts
                         .store
                         .reactivate_download(record.id, &record.source)
                         .await
@@ -539,7 +534,8 @@ impl Downloads {
             Err(e) => {
                 tracing::warn!(name = %record.name, "download failed: {e}");
                 let msg = e.to_string();
-                self.store
+                self.parts
+                    .store
                     .finish_download(record.id, DownloadState::Failed, Some(&msg), None)
                     .await
             }
@@ -553,7 +549,8 @@ impl Downloads {
         let next_try = now_ms() + pause.as_millis() as i64;
         let note = format!("{reason}; next try in {} s", pause.as_secs());
         tracing::info!(id, "download queued: {note}");
-        self.store
+        self.parts
+            .store
             .set_download_state(id, DownloadState::Queued, Some(&note), Some(next_try))
             .await?;
         self.announce_id(id).await
@@ -567,10 +564,11 @@ impl Downloads {
     ) -> Result<(), NodeError> {
         tracing::info!(name = %record.name, path = %path.display(), "download complete");
         let text = path.to_string_lossy().into_owned();
-        self.store
+        self.parts
+            .store
             .finish_download(record.id, DownloadState::Done, None, Some(&text))
             .await?;
-        self.shares.add_downloaded(path, outboard).await
+        self.parts.shares.add_downloaded(path, outboard).await
     }
 
     async fn stopped(
@@ -581,7 +579,8 @@ impl Downloads {
         match reason {
             Some(StopReason::Pause) => {
                 tracing::info!(id = record.id, "download paused");
-                self.store
+                self.parts
+                    .store
                     .set_download_state(
                         record.id,
                         DownloadState::Paused,
@@ -593,7 +592,8 @@ impl Downloads {
             Some(StopReason::Cancel) => {
                 tracing::info!(id = record.id, "download cancelled");
                 self.discard_partial(&record.file_id);
-                self.store
+                self.parts
+                    .store
                     .set_download_state(record.id, DownloadState::Cancelled, None, None)
                     .await
             }
@@ -615,7 +615,8 @@ impl Downloads {
 
         let answer = until_stopped(
             stop,
-            self.host
+            self.parts
+                .host
                 .request_transfer(peer, vec![dial.clone()], record.file_id),
         )
         .await??;
@@ -628,7 +629,7 @@ impl Downloads {
         let mut stream = timed_step(
             stop,
             "connecting to the source",
-            self.tls.connect(SocketAddr::new(ip, data_port), peer),
+            self.parts.tls.connect(SocketAddr::new(ip, data_port), peer),
         )
         .await?;
         timed_step(
@@ -664,7 +665,7 @@ impl Downloads {
         } else {
             let _ = stream.shutdown().await;
         }
-        let path = move_into_place(&part_path, &self.downloads_dir, &record.name)?;
+        let path = move_into_place(&part_path, &self.parts.downloads_dir, &record.name)?;
         let (_, map_path) = partial_paths(&partial_dir, &record.file_id);
         let _ = std::fs::remove_file(&map_path);
         Ok((path, outboard))
