@@ -1,6 +1,9 @@
 //! The command line: global options and one subcommand per action.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -381,6 +384,16 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(mult)
+}
+
+/// Sets `into` from the option `--flag SECS`, if given; zero is refused.
+pub fn seconds(flag: &str, value: Option<u64>, into: &mut Duration) -> Result<()> {
+    match value {
+        Some(0) => anyhow::bail!("--{flag} must be at least 1 second"),
+        Some(s) => *into = Duration::from_secs(s),
+        None => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

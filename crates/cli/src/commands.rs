@@ -5,18 +5,18 @@ use anyhow::{anyhow, bail, Context, Result};
 use peershare_core::link::ShareLink;
 use peershare_index::audit::AuditPage;
 use peershare_index::users::UsersList;
-use peershare_node::api::views::{
+use peershare_node::discovery::search::{Merged, Origin};
+use peershare_node::share::RescanReport;
+use peershare_node::views::{
     BrowseView, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest, LinkState, LinkView,
     ListedBy, PeersView, PendingRequest, Policy, RequestAnswer, SessionView, SharesView,
     SharingRequest, StatusView, UserFilesView,
 };
-use peershare_node::discovery::search::{Merged, Origin};
-use peershare_node::share::RescanReport;
-use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::args::{parse_bytes, AccountArgs, Cli, Command, SearchArgs, SharesAction};
 use crate::client::DaemonClient;
+use crate::output::{human_bytes, print_json_or, who};
 use crate::transfers::{self, GetOptions};
 
 /// Runs one client command.
@@ -91,20 +91,6 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
 
 fn print(cli: &Cli, value: &Value, text: impl FnOnce() -> String) -> Result<()> {
     print_json_or(cli, value, text)
-}
-
-/// Prints `value` as JSON with `--json`, else the text for people.
-pub fn print_json_or(
-    cli: &Cli,
-    value: &impl Serialize,
-    text: impl FnOnce() -> String,
-) -> Result<()> {
-    if cli.json {
-        println!("{}", serde_json::to_string(value)?);
-    } else {
-        println!("{}", text());
-    }
-    Ok(())
 }
 
 async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
@@ -569,14 +555,6 @@ async fn requests(cli: &Cli, client: &DaemonClient) -> Result<()> {
     })
 }
 
-/// A peer for people: "alice (12D3KooW…)" when the index names it, else the peer id.
-pub fn who(user: Option<&str>, peer: &str) -> String {
-    match user {
-        Some(user) => format!("{user} ({peer})"),
-        None => peer.to_string(),
-    }
-}
-
 async fn answer(cli: &Cli, client: &DaemonClient, id: u64, verb: &str) -> Result<()> {
     let v: RequestAnswer = client
         .post(&format!("/requests/{id}/{verb}"), &json!({}))
@@ -597,11 +575,6 @@ fn utc_time(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| format!("{ms} ms"))
-}
-
-/// Bytes in binary units for people.
-pub fn human_bytes(n: u64) -> String {
-    indicatif::HumanBytes(n).to_string()
 }
 
 #[cfg(test)]

@@ -2,14 +2,12 @@
 //! Ctrl-C (or SIGTERM). Settings come from a TOML file, the environment and
 //! flags, later ones winning; the index itself lives in `peershare-index`.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use peershare_index::IndexConfig;
 
-use crate::args::{Cli, IndexArgs};
+use crate::args::{seconds, Cli, IndexArgs};
 use crate::client::default_data_dir;
-use crate::up::{init_logging, wait_for_stop};
+use crate::process::{init_logging, wait_for_stop};
 
 /// Starts the index and waits for a stop signal.
 pub async fn run(cli: &Cli, args: &IndexArgs) -> Result<()> {
@@ -70,14 +68,4 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
         config.search_queue = n;
     }
     Ok(config)
-}
-
-/// Sets `into` from the option `--flag SECS`, if given; zero is refused.
-pub fn seconds(flag: &str, value: Option<u64>, into: &mut Duration) -> Result<()> {
-    match value {
-        Some(0) => anyhow::bail!("--{flag} must be at least 1 second"),
-        Some(s) => *into = Duration::from_secs(s),
-        None => {}
-    }
-    Ok(())
 }

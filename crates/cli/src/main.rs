@@ -9,6 +9,8 @@ mod args;
 mod client;
 mod commands;
 mod index;
+mod output;
+mod process;
 mod transfers;
 mod up;
 

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use peershare_node::api::views::{
+use peershare_node::views::{
     CleanReport, DownloadState, DownloadView, EventKind, GetAnswer, GetRequest, UploadView,
 };
 
 use crate::args::{Cli, DownloadAction};
 use crate::client::{DaemonClient, EventStream};
-use crate::commands::{human_bytes, print_json_or, who};
+use crate::output::{human_bytes, print_json_or, who};
 
 /// How `get` was asked to behave.
 pub struct GetOptions {

@@ -17,9 +17,10 @@ use peershare_node::transfer::upload::gate::Policy;
 use peershare_node::{IndexSettings, NodeConfig};
 use serde::Deserialize;
 
+use crate::args::seconds;
 use crate::args::{parse_bytes, Cli, UpArgs};
 use crate::client::data_dir;
-use crate::index::seconds;
+use crate::process::{init_logging, wait_for_stop};
 
 /// Starts the daemon (and its embedded index) and waits for a stop signal.
 pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
@@ -276,33 +277,6 @@ fn merge(mut args: UpArgs, file: UpFile, base: &Path) -> UpArgs {
     one(&mut args.provider_ttl, file.provider_ttl);
     one(&mut args.republish, file.republish);
     args
-}
-
-/// Logs to standard error, filtered by `PEERSHARE_LOG` (default: info).
-pub fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("PEERSHARE_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new("info,libp2p=warn,libp2p_kad=error,libp2p_mdns=warn")
-        });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-}
-
-/// Returns on Ctrl-C or SIGTERM.
-pub async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("a SIGTERM handler");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(test)]

@@ -11,10 +11,11 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{ApiJson, AppState, ClientAddr};
 use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::{self, AuthUser};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ClientAddr};
+use crate::state::AppState;
 use crate::store::{ms, now_ms};
 use crate::validate;
 
@@ -67,7 +68,7 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
     let event = AuditEvent::new(Action::Register, client).user(&validate::truncated(&body.name));
     let audit = event.ok_row();
-    audited_write(&state, event, async {
+    audited_write(state.audit(), event, async {
         let name = validate::user_name(&body.name)?;
         validate::password(&body.password)?;
         if state.store().user_exists(name).await? {
@@ -114,7 +115,7 @@ pub async fn login(
 ) -> Result<(StatusCode, Json<Session>), ApiError> {
     let event = AuditEvent::new(Action::Login, client).user(&validate::truncated(&body.name));
     let audit = event.ok_row();
-    audited_write(&state, event, async {
+    audited_write(state.audit(), event, async {
         state.limiter().check(&body.name, client.0)?;
         let stored = state.store().credentials(&body.name).await?;
         let password = body.password.clone();
@@ -165,7 +166,7 @@ pub async fn logout(
 ) -> Result<StatusCode, ApiError> {
     let event = AuditEvent::new(Action::Logout, client).user(&user.name);
     let audit = event.ok_row();
-    audited_write(&state, event, async {
+    audited_write(state.audit(), event, async {
         state
             .store()
             .delete_session(&user.token_hash, &audit)
@@ -190,7 +191,7 @@ pub async fn unregister(
 ) -> Result<StatusCode, ApiError> {
     let event = AuditEvent::new(Action::Unregister, client).user(&user.name);
     let audit = event.ok_row();
-    audited_write(&state, event, async {
+    audited_write(state.audit(), event, async {
         state.store().delete_user(user.id, &audit).await?;
         state.tokens().forget_user(user.id);
         Ok(StatusCode::NO_CONTENT)

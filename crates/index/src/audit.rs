@@ -11,17 +11,14 @@
 
 use std::future::Future;
 
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{ApiQuery, AppState, ClientAddr};
-use crate::auth::AuthUser;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::ApiError;
+use crate::extract::ClientAddr;
 use crate::store::{now_ms, AuditRow, Store};
-use crate::validate;
 
 /// Records waiting to be written, at most.
 const QUEUE: usize = 4096;
@@ -205,12 +202,12 @@ impl Audit {
 /// Runs `op`, records its outcome as `event` (committed before returning),
 /// and returns its result.
 pub async fn audited<T>(
-    state: &AppState,
+    audit: &Audit,
     event: AuditEvent,
     op: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
     let result = op.await;
-    state.audit().record(event.outcome(&result)).await?;
+    audit.record(event.outcome(&result)).await?;
     result
 }
 
@@ -219,13 +216,13 @@ pub async fn audited<T>(
 /// only when, it returns `Ok`; a failure is recorded through the queue
 /// (committed before returning). Returns `op`'s result.
 pub async fn audited_write<T>(
-    state: &AppState,
+    audit: &Audit,
     event: AuditEvent,
     op: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {
     let result = op.await;
     if result.is_err() {
-        state.audit().record(event.outcome(&result)).await?;
+        audit.record(event.outcome(&result)).await?;
     }
     result
 }
@@ -270,49 +267,4 @@ pub struct AuditPage {
     pub offset: i64,
     /// This page, newest first.
     pub entries: Vec<AuditEntry>,
-}
-
-/// Read the audit log (admins only).
-#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "A page of the log, newest first", body = AuditPage),
-        (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not an admin", body = ErrorBody),
-    ))]
-pub async fn list_audit(
-    user: AuthUser,
-    client: ClientAddr,
-    axum::extract::State(state): axum::extract::State<AppState>,
-    ApiQuery(query): ApiQuery<AuditQuery>,
-) -> Result<Json<AuditPage>, ApiError> {
-    let event = AuditEvent::new(Action::ReadAudit, client).user(&user.name);
-    audited(&state, event, async {
-        if !state.config().admins.iter().any(|a| a == &user.name) {
-            return Err(ApiError::Forbidden(
-                "only admins can read the audit log; ask the index operator to add you with --admin".into(),
-            ));
-        }
-        let limit = validate::limit(query.limit, 100, 1000)?;
-        let offset = i64::from(query.offset.unwrap_or(0));
-        let (rows, total) = state.store().audit_page(offset, limit).await?;
-        Ok(Json(AuditPage {
-            total,
-            offset,
-            entries: rows
-                .into_iter()
-                .map(|r| AuditEntry {
-                    id: r.id,
-                    at: r.at,
-                    user: r.user_name,
-                    peer_id: r.peer_id,
-                    action: r.action,
-                    outcome: r.outcome,
-                    detail: r.detail,
-                    client: r.client,
-                })
-                .collect(),
-        }))
-    })
-    .await
 }

@@ -21,9 +21,8 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use rand::RngCore;
 
-use crate::api::AppState;
 use crate::error::ApiError;
-use crate::store::{now_ms, User};
+use crate::store::{now_ms, Store, User};
 
 /// Failed logins per user name allowed within [`LIMIT_WINDOW`].
 pub const MAX_FAILURES_PER_NAME: usize = 5;
@@ -89,13 +88,18 @@ pub struct AuthUser {
     pub token_hash: String,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+/// Where a server keeps what a login token is checked against.
+pub trait Sessions {
+    /// The database holding sessions.
+    fn store(&self) -> &Store;
+    /// Recently validated tokens.
+    fn tokens(&self) -> &TokenCache;
+}
+
+impl<S: Sessions + Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let header = parts
             .headers
             .get(AUTHORIZATION)

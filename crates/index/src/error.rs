@@ -222,3 +222,39 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Why an operation on a peer was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerRefusal {
+    /// No such peer has ever joined.
+    Unknown,
+    /// The peer belongs to another user.
+    NotYours,
+    /// The peer left; it must join again.
+    Left,
+}
+
+impl PeerRefusal {
+    /// The API error for this refusal of a write to `peer_id`.
+    pub fn for_peer(self, peer_id: &str) -> ApiError {
+        match self {
+            PeerRefusal::Unknown => ApiError::NotFound(format!(
+                "peer {peer_id} has not joined this index; join it first with POST /api/v1/peers"
+            )),
+            PeerRefusal::NotYours => ApiError::Forbidden(format!(
+                "peer {peer_id} belongs to another user; you can only change your own peers"
+            )),
+            PeerRefusal::Left => ApiError::Conflict {
+                code: "peer_left",
+                message: format!(
+                    "peer {peer_id} has left the index; join again with POST /api/v1/peers"
+                ),
+            },
+        }
+    }
+}
+
+/// Maps a store refusal for `peer_id` to the API error.
+pub fn refused(peer_id: &str) -> impl Fn(PeerRefusal) -> ApiError + '_ {
+    move |r| r.for_peer(peer_id)
+}

@@ -13,12 +13,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{ApiJson, ApiPath, AppState, ClientAddr};
 use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{refused, ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ClientAddr};
 use crate::gate::ListSlot;
-use crate::peers::{parse_peer_id, refused};
+use crate::state::AppState;
 use crate::store::FileRow;
 use crate::validate;
 
@@ -119,8 +119,8 @@ pub async fn publish(
         .peer(&validate::truncated(&peer_id))
         .detail(detail);
     let audit = event.ok_row();
-    audited_write(&state, event, async {
-        let peer_id = parse_peer_id(&peer_id)?.to_string();
+    audited_write(state.audit(), event, async {
+        let peer_id = validate::peer_id(&peer_id)?.to_string();
         let rows = check_files(&body.files)?;
         state
             .store()
@@ -160,8 +160,8 @@ pub async fn unpublish(
         .peer(&validate::truncated(&peer_id))
         .detail(validate::truncated(&file_id));
     let audit = event.ok_row();
-    audited_write(&state, event, async {
-        let peer_id = parse_peer_id(&peer_id)?.to_string();
+    audited_write(state.audit(), event, async {
+        let peer_id = validate::peer_id(&peer_id)?.to_string();
         let file_id = validate::file_id(&file_id)?;
         let removed = state
             .store()

@@ -16,11 +16,18 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::api::AppState;
 use crate::error::ApiError;
 
 /// What a client is told to wait before retrying a turned-away request, in seconds.
 pub const RETRY_AFTER_SECS: u64 = 1;
+
+/// Where a server keeps its gates.
+pub trait Admission {
+    /// Admission of searches.
+    fn search_gate(&self) -> &Gate;
+    /// Admission of joins and publishes.
+    fn list_gate(&self) -> &Gate;
+}
 
 /// A bounded number of slots and a bounded queue in front of them.
 #[derive(Debug)]
@@ -86,10 +93,10 @@ pub struct SearchSlot {
     _permit: OwnedSemaphorePermit,
 }
 
-impl FromRequestParts<AppState> for SearchSlot {
+impl<S: Admission + Send + Sync> FromRequestParts<S> for SearchSlot {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let _permit = state.search_gate().enter().await?;
         Ok(Self { _permit })
     }
@@ -101,10 +108,10 @@ pub struct ListSlot {
     _permit: OwnedSemaphorePermit,
 }
 
-impl FromRequestParts<AppState> for ListSlot {
+impl<S: Admission + Send + Sync> FromRequestParts<S> for ListSlot {
     type Rejection = ApiError;
 
-    async fn from_request_parts(_: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+    async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let _permit = state.list_gate().enter().await?;
         Ok(Self { _permit })
     }

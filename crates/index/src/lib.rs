@@ -1,10 +1,12 @@
 //! peershare-index: the index server as a library.
 //!
-//! It owns the REST API under `/api/v1` ([`api`]) and everything behind it:
-//! accounts and login tokens ([`accounts`], [`auth`]), peers joining, sending
-//! heartbeats and leaving ([`peers`]), the files they publish ([`files`]),
-//! search ([`search`]), the users list and browsing ([`users`]), the audit log
-//! ([`audit`]), admission control under load ([`gate`]), allocator settings
+//! It owns the REST API under `/api/v1` ([`api`] wires the routes,
+//! [`state`] is what handlers reach, [`extract`] turns bad requests into
+//! JSON errors) and everything behind it: accounts and login tokens
+//! ([`accounts`], [`auth`]), peers joining, sending heartbeats and leaving
+//! ([`peers`]), the files they publish ([`files`]), search ([`search`]), the
+//! users list and browsing ([`users`]), the audit log ([`audit`], read by
+//! [`admin`]s), admission control under load ([`gate`]), allocator settings
 //! for a long-running process ([`memory`]), its OpenAPI document
 //! ([`openapi`]), HTTPS ([`tls`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
 //!
@@ -13,11 +15,13 @@
 //! peer id is accepted only with a signature by its key.
 
 pub mod accounts;
+pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod files;
 pub mod gate;
 pub mod memory;
@@ -25,6 +29,7 @@ pub mod openapi;
 pub mod peers;
 pub mod search;
 pub mod server;
+pub mod state;
 pub mod store;
 pub mod tls;
 pub mod users;

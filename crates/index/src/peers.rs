@@ -14,19 +14,22 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use libp2p_identity::{PeerId, PublicKey};
+use libp2p_identity::PublicKey;
 use multiaddr::Multiaddr;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::api::{ApiJson, ApiPath, AppState, ClientAddr};
 use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::AuthUser;
+use crate::error::{refused, PeerRefusal};
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, ClientAddr};
 use crate::files::{self, FileInput};
 use crate::gate::ListSlot;
-use crate::store::{now_ms, PeerRefusal};
+use crate::state::AppState;
+use crate::store::now_ms;
+use crate::validate;
 
 /// The prefix of the message a joining peer signs, before the nonce.
 pub const JOIN_MESSAGE_PREFIX: &str = "peershare-join:";
@@ -104,19 +107,6 @@ async fn bootstrap_addrs(state: &AppState, peer_id: &str) -> Result<Vec<String>,
         .collect())
 }
 
-/// Parses a peer id from the API.
-pub fn parse_peer_id(text: &str) -> Result<PeerId, ApiError> {
-    PeerId::from_str(text).map_err(|_| {
-        ApiError::bad_request(
-            "invalid_peer_id",
-            format!(
-                "{:?} is not a libp2p peer id (like 12D3KooW…)",
-                crate::validate::truncated(text)
-            ),
-        )
-    })
-}
-
 /// Decodes bytes sent as hex or as base64 (standard or URL-safe, padded or not).
 pub fn decode_bytes(text: &str) -> Option<Vec<u8>> {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -160,28 +150,6 @@ fn check_addrs(addrs: &[String]) -> Result<String, ApiError> {
     serde_json::to_string(&canonical).map_err(|e| ApiError::Internal(format!("addrs json: {e}")))
 }
 
-fn refusal(refusal: PeerRefusal, peer_id: &str) -> ApiError {
-    match refusal {
-        PeerRefusal::Unknown => ApiError::NotFound(format!(
-            "peer {peer_id} has not joined this index; join it first with POST /api/v1/peers"
-        )),
-        PeerRefusal::NotYours => ApiError::Forbidden(format!(
-            "peer {peer_id} belongs to another user; you can only change your own peers"
-        )),
-        PeerRefusal::Left => ApiError::Conflict {
-            code: "peer_left",
-            message: format!(
-                "peer {peer_id} has left the index; join again with POST /api/v1/peers"
-            ),
-        },
-    }
-}
-
-/// Maps a store refusal for `peer_id` to the API error.
-pub fn refused(peer_id: &str) -> impl Fn(PeerRefusal) -> ApiError + '_ {
-    move |r| refusal(r, peer_id)
-}
-
 /// Get a nonce to sign before joining.
 #[utoipa::path(post, path = "/peers/challenge", tag = "peers", request_body = ChallengeRequest,
     security(("bearer" = [])),
@@ -201,15 +169,15 @@ pub async fn challenge(
         .user(&user.name)
         .peer(&crate::validate::truncated(&body.peer_id));
     let audit = event.ok_row();
-    audited_write(&state, event, async {
-        let peer_id = parse_peer_id(&body.peer_id)?.to_string();
+    audited_write(state.audit(), event, async {
+        let peer_id = validate::peer_id(&body.peer_id)?.to_string();
         if state
             .store()
             .peer_owner(&peer_id)
             .await?
             .is_some_and(|owner| owner != user.id)
         {
-            return Err(refusal(PeerRefusal::NotYours, &peer_id));
+            return Err(PeerRefusal::NotYours.for_peer(&peer_id));
         }
         let mut bytes = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut bytes);
@@ -255,8 +223,8 @@ pub async fn join(
         .peer(&crate::validate::truncated(&body.peer_id))
         .detail(format!("{} files", body.files.len()));
     let audit = event.ok_row();
-    audited_write(&state, event, async {
-        let peer = parse_peer_id(&body.peer_id)?;
+    audited_write(state.audit(), event, async {
+        let peer = validate::peer_id(&body.peer_id)?;
         let peer_id = peer.to_string();
         let addrs_json = check_addrs(&body.addrs)?;
         let files = files::check_files(&body.files)?;
@@ -287,7 +255,7 @@ pub async fn join(
             .await?
             .is_some_and(|owner| owner != user.id)
         {
-            return Err(refusal(PeerRefusal::NotYours, &peer_id));
+            return Err(PeerRefusal::NotYours.for_peer(&peer_id));
         }
         let nonce = state
             .store()
@@ -338,7 +306,7 @@ pub async fn heartbeat(
     ApiPath(peer_id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     // Heartbeats are frequent and change nothing but a time: not audited.
-    let peer_id = parse_peer_id(&peer_id)?.to_string();
+    let peer_id = validate::peer_id(&peer_id)?.to_string();
     state
         .store()
         .heartbeat(user.id, &peer_id, now_ms())
@@ -367,8 +335,8 @@ pub async fn leave(
         .user(&user.name)
         .peer(&crate::validate::truncated(&peer_id));
     let audit = event.ok_row();
-    audited_write(&state, event, async {
-        let peer_id = parse_peer_id(&peer_id)?.to_string();
+    audited_write(state.audit(), event, async {
+        let peer_id = validate::peer_id(&peer_id)?.to_string();
         state
             .store()
             .leave(user.id, &peer_id, now_ms(), &audit)

@@ -26,11 +26,12 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{ApiQuery, AppState, ClientAddr};
 use crate::audit::{Action, AuditEvent};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiQuery, ClientAddr};
 use crate::gate::SearchSlot;
+use crate::state::AppState;
 use crate::store::{now_ms, Db, Store};
 use crate::validate;
 

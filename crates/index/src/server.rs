@@ -14,10 +14,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState, RemoteAddr};
+use crate::api;
 use crate::audit::Audit;
 use crate::config::IndexConfig;
 use crate::error::IndexError;
+use crate::extract::RemoteAddr;
+use crate::state::AppState;
 use crate::store::{now_ms, Store};
 use crate::tls::{self, TlsListener};
 

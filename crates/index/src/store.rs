@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use crate::error::IndexError;
+use crate::error::{IndexError, PeerRefusal};
 
 /// The database the store runs on.
 pub type Db = Sqlite;
@@ -71,17 +71,6 @@ pub struct FileRow {
     pub size: i64,
     /// Lowercase extension without the dot, or empty.
     pub ext: String,
-}
-
-/// Why an operation on a peer was refused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PeerRefusal {
-    /// No such peer has ever joined.
-    Unknown,
-    /// The peer belongs to another user.
-    NotYours,
-    /// The peer left; it must join again.
-    Left,
 }
 
 /// A peer with its state, as listed by the users endpoints.

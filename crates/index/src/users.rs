@@ -10,9 +10,10 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::api::{ApiPath, ApiQuery, AppState};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::state::AppState;
 use crate::store::{now_ms, PeerRow};
 use crate::validate;
 

@@ -4,6 +4,9 @@
 //! Each check either returns the value to store or an [`ApiError`] saying
 //! what is wrong and what to send instead. Nothing here touches the store.
 
+use std::str::FromStr;
+
+use libp2p_identity::PeerId;
 use peershare_core::FileId;
 
 use crate::error::ApiError;
@@ -153,6 +156,19 @@ pub fn limit(limit: Option<u32>, default: u32, max: u32) -> Result<i64, ApiError
 /// At most 80 characters of `s`, for error messages.
 pub fn truncated(s: &str) -> String {
     s.chars().take(80).collect()
+}
+
+/// Parses a peer id from the API.
+pub fn peer_id(text: &str) -> Result<PeerId, ApiError> {
+    PeerId::from_str(text).map_err(|_| {
+        ApiError::bad_request(
+            "invalid_peer_id",
+            format!(
+                "{:?} is not a libp2p peer id (like 12D3KooW…)",
+                truncated(text)
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! peershare-node: the peer as a library, one folder per subsystem.
 //!
-//! - [`daemon`]: starting and stopping a node, its identity, settings and
-//!   its own database (`peer.db`: hash cache, downloads); [`node`]: the
-//!   handle to the running parts.
+//! - [`daemon`]: starting and stopping a node, its identity and settings;
+//!   [`node`]: the handle to the running parts.
+//! - [`store`]: the peer's own database (`peer.db`: hash cache, downloads,
+//!   folders, settings); [`private_file`]: files only this user may read.
 //! - [`net`]: the libp2p host (behaviour, event loop) and the peer book.
 //! - [`discovery`]: DHT records and announcements, browsing a peer, the
 //!   merged search (index + DHT + LAN) and finding people by user name.
@@ -12,7 +13,7 @@
 //!   (the gate deciding on requests, serving pieces) and
 //!   [`transfer::download`] (the engine, assembly, piece map, picker).
 //! - [`api`]: the local HTTP API used by the CLI (and later the web UI), the
-//!   types that cross it ([`api::views`]) and the event bus ([`api::events`]).
+//!   types that cross it ([`views`]) and the event bus ([`events`]).
 //! - [`lifetime`] (who owns a task) and [`backoff`] (pauses between retries)
 //!   serve every subsystem.
 //!
@@ -25,12 +26,16 @@ pub mod api;
 pub mod backoff;
 pub mod daemon;
 pub mod discovery;
+pub mod events;
 pub mod index_link;
 pub mod lifetime;
 pub mod net;
 pub mod node;
+pub mod private_file;
 pub mod share;
+pub mod store;
 pub mod transfer;
+pub mod views;
 
 pub use daemon::{start, IndexSettings, NodeConfig, RunningNode};
 pub use node::Node;

@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use crate::api::events::EventBus;
-use crate::daemon::store::Store;
 use crate::discovery::Reach;
+use crate::events::EventBus;
 use crate::index_link::IndexLink;
 use crate::net::host::Host;
 use crate::share::SharedFiles;
+use crate::store::Store;
 use crate::transfer::download::Downloads;
 use crate::transfer::upload::active::ActiveUploads;
 use crate::transfer::upload::gate::UploadGate;

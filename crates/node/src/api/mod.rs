@@ -7,14 +7,12 @@
 //! Host and Origin headers must name a loopback address, so a web page in
 //! the person's browser cannot drive the daemon. Handlers only translate
 //! HTTP to the engine's calls; they hold no state of their own. Errors are
-//! [`views::ApiError`]: a stable `code` and a message saying what to do.
+//! [`ApiError`]: a stable `code` and a message saying what to do.
 
-pub mod events;
 mod network;
 mod openapi;
 mod sharing;
 mod transfers;
-pub mod views;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -29,9 +27,9 @@ use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use self::views::ApiError;
 use crate::index_link::client::IndexClientError;
 use crate::node::Node;
+use crate::views::ApiError;
 use crate::NodeError;
 
 /// The token file's name inside the data folder.

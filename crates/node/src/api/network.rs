@@ -10,11 +10,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::views::{ApiError, BrowseView, FileEntry, PeersView, SessionView, UserFilesView};
 use super::ApiState;
 use crate::discovery::search::Merged;
 use crate::index_link::client::SearchParams;
 use crate::index_link::IndexLink;
+use crate::views::{ApiError, BrowseView, FileEntry, PeersView, SessionView, UserFilesView};
 use crate::NodeError;
 
 /// Which peer to browse.

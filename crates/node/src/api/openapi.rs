@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::views::ApiError;
+use crate::views::ApiError;
 
 #[derive(OpenApi)]
 #[openapi(

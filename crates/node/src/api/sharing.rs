@@ -6,14 +6,14 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::views::{
-    ApiError, FileEntry, FolderRequest, FoldersChanged, LinkView, SharesView, SharingRequest,
-    StatusView,
-};
 use super::ApiState;
 use crate::index_link::IndexLink;
 use crate::node::Node;
 use crate::share::RescanReport;
+use crate::views::{
+    ApiError, FileEntry, FolderRequest, FoldersChanged, LinkView, SharesView, SharingRequest,
+    StatusView,
+};
 use crate::NodeError;
 
 /// This peer: id, addresses, shares, policy, index membership.

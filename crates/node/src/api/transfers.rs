@@ -10,13 +10,13 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use peershare_core::FileId;
 
-use super::views::{
-    ApiError, CleanReport, DownloadView, Event, GetAnswer, GetRequest, PendingRequest,
-    RequestAnswer, UploadView,
-};
 use super::ApiState;
 use crate::discovery;
 use crate::node::Node;
+use crate::views::{
+    ApiError, CleanReport, DownloadView, Event, GetAnswer, GetRequest, PendingRequest,
+    RequestAnswer, UploadView,
+};
 use crate::NodeError;
 
 /// Every download, newest first.
@@ -235,7 +235,7 @@ pub(super) async fn events(
     let subscription = s.node.bus.subscribe_bounded().ok_or_else(|| {
         NodeError::Busy(format!(
             "{} event streams are open already, the most the daemon serves; close one",
-            crate::api::events::MAX_STREAMS
+            crate::events::MAX_STREAMS
         ))
     })?;
     let stream = futures::stream::unfold(subscription, |mut sub| async move {

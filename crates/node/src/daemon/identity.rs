@@ -29,7 +29,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<Keypair, NodeError> {
             let bytes = key
                 .to_protobuf_encoding()
                 .map_err(|e| NodeError::Identity(e.to_string()))?;
-            crate::daemon::private_file::write_private(&path, &bytes)?;
+            crate::private_file::write_private(&path, &bytes)?;
             Ok(key)
         }
         Err(e) => Err(NodeError::io(&path, e)),

@@ -6,8 +6,6 @@
 //! client concern ([`IndexLink`]) added beside the host, not inside it.
 
 pub mod identity;
-pub(crate) mod private_file;
-pub mod store;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,24 +16,24 @@ use libp2p::Multiaddr;
 use peershare_core::DEFAULT_PIECE_LEN;
 
 use crate::api;
-use crate::api::events::EventBus;
-use crate::api::views::EventKind;
-use crate::daemon::private_file::write_private;
-use crate::daemon::store::Store;
 use crate::discovery::dht;
+use crate::events::EventBus;
 use crate::index_link::client::IndexClient;
 use crate::index_link::IndexLink;
 use crate::lifetime::Lifetime;
 use crate::net::host::{ip_of, Host, HostContext};
 use crate::net::kademlia::DhtSettings;
 use crate::node::{Node, OFFLINE, SHARING_SETTING};
+use crate::private_file::write_private;
 use crate::share::folders::folders_at_start;
 use crate::share::SharedFiles;
+use crate::store::Store;
 use crate::transfer::data_channel::{self, DataTls};
 use crate::transfer::download::{Downloads, DownloadsParts};
 use crate::transfer::upload::active::ActiveUploads;
 use crate::transfer::upload::gate::{Policy, UploadGate};
 use crate::transfer::upload::{self, RateLimit, UploadService};
+use crate::views::EventKind;
 use crate::NodeError;
 
 /// Everything `peershare up` can be told.
@@ -212,7 +210,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         keypair.clone(),
         &config.listen,
         shares.clone(),
-        gate.clone(),
+        Arc::new(gate.clone()),
         &config.dht,
         context,
     )

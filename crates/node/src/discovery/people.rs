@@ -15,11 +15,11 @@ use futures::future::join_all;
 use libp2p::{Multiaddr, PeerId};
 use peershare_core::words::user_key;
 
-use crate::api::views::{Claimant, ListedBy, UserFile, UserFilesView};
 use crate::discovery::browse::browse_until;
 use crate::discovery::Reach;
 use crate::index_link::client::IndexClientError;
 use crate::net::host::{parse_peer_addr, Host};
+use crate::views::{Claimant, ListedBy, UserFile, UserFilesView};
 use crate::NodeError;
 
 /// Most peers browsed for one name.

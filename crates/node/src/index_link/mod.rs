@@ -28,17 +28,17 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::events::EventBus;
-use crate::api::views::EventKind;
-pub use crate::api::views::{IndexStatus, LinkState};
 use crate::backoff::Backoff;
-use crate::daemon::private_file::write_private;
+use crate::events::EventBus;
 use crate::index_link::client::{
     IndexClient, IndexClientError, IndexedFile, JoinRequest, PublishReason, Session,
 };
 use crate::lifetime::Lifetime;
 use crate::net::host::Host;
+use crate::private_file::write_private;
 use crate::share::{ShareOrigin, SharedFile, SharedFiles};
+use crate::views::EventKind;
+pub use crate::views::{IndexStatus, LinkState};
 use crate::{now_ms, NodeError};
 
 /// The session file's name inside the data folder.

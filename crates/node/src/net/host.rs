@@ -5,8 +5,10 @@
 //! from the swarm. Every peer it hears of goes into the [`PeerBook`].
 //!
 //! The loop never does disk I/O or waits on a person: browse pages come from
-//! the in-memory [`SharedFiles`], decisions from the [`UploadGate`], and a
-//! request held for the person is answered later through a command.
+//! the in-memory [`SharedFiles`], decisions from the [`TransferDesk`] (the
+//! upload gate), and a request held for the person waits in
+//! [`HeldRequests`] until a command answers it or its deadline passes. Work
+//! for later is a deadline the loop waits on, never a task of its own.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -28,14 +30,15 @@ use peershare_core::wire::control::{
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::api::events::EventBus;
-use crate::api::views::EventKind;
+use crate::events::EventBus;
 use crate::lifetime::Lifetime;
 use crate::net::announce_queue::{AnnounceQueue, Regrowth};
+use crate::net::deadlines::Deadlines;
 use crate::net::kademlia::{self, DhtSettings};
 use crate::net::peer_book::{FoundBy, PeerBook};
+use crate::net::transfer_requests::{HeldRequests, TransferDesk, Verdict};
 use crate::share::SharedFiles;
-use crate::transfer::upload::gate::{UploadGate, Verdict};
+use crate::views::EventKind;
 use crate::NodeError;
 
 /// The identify protocol version peers announce.
@@ -141,7 +144,7 @@ impl Host {
         keypair: Keypair,
         listen: &[Multiaddr],
         shares: SharedFiles,
-        gate: UploadGate,
+        desk: Arc<dyn TransferDesk>,
         discovery: &DhtSettings,
         context: HostContext,
     ) -> Result<Self, NodeError> {
@@ -174,14 +177,14 @@ impl Host {
         let event_loop = EventLoop {
             swarm,
             commands: rx,
-            self_commands: tx.clone(),
             shares,
-            gate,
+            desk,
             listen_addrs: listen_addrs.clone(),
             connections: HashMap::new(),
             browsing: HashMap::new(),
             transferring: HashMap::new(),
-            held: HashMap::new(),
+            held: HeldRequests::default(),
+            later: Deadlines::default(),
             finding: HashMap::new(),
             locating: HashMap::new(),
             book: book.clone(),
@@ -385,14 +388,16 @@ fn build_swarm(
 struct EventLoop {
     swarm: Swarm<PeerBehaviour>,
     commands: mpsc::Receiver<Command>,
-    self_commands: mpsc::Sender<Command>,
     shares: SharedFiles,
-    gate: UploadGate,
+    desk: Arc<dyn TransferDesk>,
     listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
     connections: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
     browsing: HashMap<OutboundRequestId, oneshot::Sender<Result<BrowseResponse, NodeError>>>,
     transferring: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferAnswer, NodeError>>>,
-    held: HashMap<u64, ResponseChannel<TransferResponse>>,
+    /// Inbound transfer requests waiting for the person.
+    held: HeldRequests<ResponseChannel<TransferResponse>>,
+    /// Commands this loop gives itself later.
+    later: Deadlines<Command>,
     finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<ProviderLookup>)>,
     locating: HashMap<QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
     book: PeerBook,
@@ -412,6 +417,8 @@ impl EventLoop {
                     None => return,
                 },
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.later.next() => self.on_command(command),
+                pending_id = self.held.next_expired() => self.on_held_expired(pending_id),
             }
         }
     }
@@ -443,12 +450,8 @@ impl EventLoop {
                 pending_id,
                 response,
             } => {
-                if let Some(channel) = self.held.remove(&pending_id) {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .transfer
-                        .send_response(channel, response);
+                if let Some(channel) = self.held.take(pending_id) {
+                    self.answer_transfer(channel, response);
                 }
             }
             Command::Provide { key } => self.queue_announcement(RecordKey::new(&key)),
@@ -647,13 +650,9 @@ impl EventLoop {
         self.start_waiting_announcements();
     }
 
-    /// Sends this loop `command` after `pause`.
-    fn send_later(&self, pause: Duration, command: Command) {
-        let commands = self.self_commands.clone();
-        self.context.lifetime.spawn(async move {
-            tokio::time::sleep(pause).await;
-            let _ = commands.send(command).await;
-        });
+    /// Gives this loop `command` after `pause`.
+    fn send_later(&mut self, pause: Duration, command: Command) {
+        self.later.insert(command, pause);
     }
 
     /// Whether this peer still announces `key` (it was not withdrawn meanwhile).
@@ -815,17 +814,10 @@ impl EventLoop {
                         request, channel, ..
                     },
                 ..
-            } => match self.gate.on_request(peer, &request.id, &self.shares) {
-                Verdict::Answer(response) => {
-                    let _ = self
-                        .swarm
-                        .behaviour_mut()
-                        .transfer
-                        .send_response(channel, response);
-                }
+            } => match self.desk.on_request(peer, &request.id, &self.shares) {
+                Verdict::Answer(response) => self.answer_transfer(channel, response),
                 Verdict::Held(pending_id) => {
-                    self.held.insert(pending_id, channel);
-                    self.expire_later(pending_id);
+                    self.held.hold(pending_id, channel, self.desk.ask_timeout())
                 }
             },
             Event::Message {
@@ -859,21 +851,22 @@ impl EventLoop {
         }
     }
 
-    /// Rejects a held request once the person's time to answer has run out.
-    fn expire_later(&self, pending_id: u64) {
-        let gate = self.gate.clone();
-        let commands = self.self_commands.clone();
-        self.context.lifetime.spawn(async move {
-            tokio::time::sleep(gate.ask_timeout()).await;
-            if let Some(response) = gate.expire(pending_id) {
-                let _ = commands
-                    .send(Command::Answer {
-                        pending_id,
-                        response,
-                    })
-                    .await;
-            }
-        });
+    /// A held request's time ran out: the desk's rejection goes out.
+    fn on_held_expired(&mut self, pending_id: u64) {
+        if let Some((channel, response)) = self.held.settle_expired(pending_id, self.desk.as_ref())
+        {
+            self.answer_transfer(channel, response);
+        }
+    }
+
+    /// Sends the answer to an inbound transfer request.
+    fn answer_transfer(
+        &mut self,
+        channel: ResponseChannel<TransferResponse>,
+        response: TransferResponse,
+    ) {
+        let behaviour = &mut self.swarm.behaviour_mut().transfer;
+        let _ = behaviour.send_response(channel, response);
     }
 }
 

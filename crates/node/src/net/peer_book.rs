@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use libp2p::{Multiaddr, PeerId};
 
-pub use crate::api::views::{FoundBy, KnownPeer};
 use crate::now_ms;
+pub use crate::views::{FoundBy, KnownPeer};
 
 /// Most peers remembered.
 pub const MAX_PEERS: usize = 10_000;

@@ -10,8 +10,8 @@ use peershare_core::scan::ScannedFile;
 use peershare_core::Outboard;
 
 use super::hash_stable;
-use crate::api::events::EventBus;
-use crate::api::views::{EventKind, HashingProgress};
+use crate::events::EventBus;
+use crate::views::{EventKind, HashingProgress};
 use crate::NodeError;
 
 /// Least time between two progress events.

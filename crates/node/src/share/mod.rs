@@ -34,8 +34,8 @@ use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard};
 use tokio::sync::{watch, Mutex};
 
-use crate::api::events::EventBus;
-use crate::daemon::store::Store;
+use crate::events::EventBus;
+use crate::store::Store;
 use crate::NodeError;
 
 /// One shared file.

@@ -37,17 +37,17 @@ use tokio_util::sync::CancellationToken;
 use self::piece_map::{open_partial, partial_paths, PieceMap};
 use self::progress::{Live, Progress, StopReason};
 use self::source::{fetch_pieces, fetch_tree, open_transfer, SourceSession};
-use crate::api::events::EventBus;
-use crate::api::views::{
-    CleanReport, DownloadRecord, DownloadState, DownloadView, EventKind, GetAnswer,
-};
 use crate::backoff::Backoff;
-use crate::daemon::store::Store;
 use crate::discovery::browse::browse_all;
+use crate::events::EventBus;
 use crate::lifetime::Lifetime;
 use crate::net::host::{ip_of, parse_peer_addr, Host};
 use crate::share::SharedFiles;
+use crate::store::Store;
 use crate::transfer::data_channel::DataTls;
+use crate::views::{
+    CleanReport, DownloadRecord, DownloadState, DownloadView, EventKind, GetAnswer,
+};
 use crate::{now_ms, NodeError};
 
 /// Time limit on each step before pieces flow: connecting, opening, the tree.

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::events::EventBus;
-use crate::api::views::{DownloadProgress, EventKind};
+use crate::events::EventBus;
+use crate::views::{DownloadProgress, EventKind};
 
 /// Least time between two progress events of one download.
 pub const REPORT_EVERY: Duration = Duration::from_millis(200);

@@ -13,9 +13,9 @@ use std::time::Instant;
 use libp2p::PeerId;
 use peershare_core::FileId;
 
-use crate::api::events::EventBus;
-use crate::api::views::{EventKind, UploadView};
+use crate::events::EventBus;
 use crate::share::SharedFile;
+use crate::views::{EventKind, UploadView};
 
 /// The running uploads; clones share them.
 #[derive(Clone)]

@@ -15,11 +15,12 @@ use libp2p::PeerId;
 use peershare_core::wire::control::TransferResponse;
 use peershare_core::FileId;
 
-use crate::api::events::EventBus;
-use crate::api::views::EventKind;
-pub use crate::api::views::PendingRequest;
-pub use crate::api::views::Policy;
+use crate::events::EventBus;
+use crate::net::transfer_requests::{TransferDesk, Verdict};
 use crate::share::{SharedFile, SharedFiles};
+use crate::views::EventKind;
+pub use crate::views::PendingRequest;
+pub use crate::views::Policy;
 
 /// How long a granted ticket may wait for its data connection.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
@@ -46,14 +47,6 @@ fn pending_view(id: u64, peer: &PeerId, file: &SharedFile, expires: Instant) -> 
         size: file.size,
         expires_in: expires.saturating_duration_since(Instant::now()).as_secs(),
     }
-}
-
-/// What the gate says about a new request.
-pub enum Verdict {
-    /// Answer now.
-    Answer(TransferResponse),
-    /// Held for the person under this pending id; answer later.
-    Held(u64),
 }
 
 struct Ticket {
@@ -122,18 +115,13 @@ impl UploadGate {
         self.policy
     }
 
-    /// How long an asked request waits for the person.
-    pub fn ask_timeout(&self) -> Duration {
-        self.ask_timeout
-    }
-
     /// Uploads running or granted right now.
     pub fn busy_slots(&self) -> usize {
         self.state.lock().expect("gate lock").busy_slots
     }
 
     /// Decides on a request from `peer` for `id`.
-    pub fn on_request(&self, peer: PeerId, id: &FileId, shares: &SharedFiles) -> Verdict {
+    fn decide(&self, peer: PeerId, id: &FileId, shares: &SharedFiles) -> Verdict {
         if !shares.is_online() {
             return Verdict::Answer(TransferResponse::Rejected {
                 reason: "the person sharing it is offline".into(),
@@ -177,25 +165,6 @@ impl UploadGate {
             TransferResponse::Rejected {
                 reason: "the person sharing the file declined".into(),
             }
-        })
-    }
-
-    /// Drops a held request that was not answered in time.
-    pub fn expire(&self, pending_id: u64) -> Option<TransferResponse> {
-        let expired = self
-            .state
-            .lock()
-            .expect("gate lock")
-            .pending
-            .remove(&pending_id);
-        if expired.is_some() {
-            self.bus.publish(EventKind::RequestEnded {
-                id: pending_id,
-                accepted: false,
-            });
-        }
-        expired.map(|_| TransferResponse::Rejected {
-            reason: "the person sharing the file did not answer in time".into(),
         })
     }
 
@@ -263,5 +232,33 @@ impl UploadGate {
                 state: self.state.clone(),
             },
         ))
+    }
+}
+
+impl TransferDesk for UploadGate {
+    fn on_request(&self, peer: PeerId, id: &FileId, shares: &SharedFiles) -> Verdict {
+        self.decide(peer, id, shares)
+    }
+
+    fn expire(&self, pending_id: u64) -> Option<TransferResponse> {
+        let expired = self
+            .state
+            .lock()
+            .expect("gate lock")
+            .pending
+            .remove(&pending_id);
+        if expired.is_some() {
+            self.bus.publish(EventKind::RequestEnded {
+                id: pending_id,
+                accepted: false,
+            });
+        }
+        expired.map(|_| TransferResponse::Rejected {
+            reason: "the person sharing the file did not answer in time".into(),
+        })
+    }
+
+    fn ask_timeout(&self) -> Duration {
+        self.ask_timeout
     }
 }

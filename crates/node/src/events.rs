@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
 
-use super::views::{Event, EventKind};
+use crate::views::{Event, EventKind};
 
 /// Queued events per subscriber before progress events are dropped.
 const SOFT_LIMIT: usize = 256;
@@ -196,7 +196,7 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::views::DownloadProgress;
+    use crate::views::DownloadProgress;
 
     fn progress(id: i64, verified: u64) -> EventKind {
         EventKind::DownloadProgress(DownloadProgress {

@@ -12,7 +12,7 @@ use peershare_core::{FileId, Outboard, PieceLayout};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-pub use crate::api::views::{DownloadRecord, DownloadState};
+pub use crate::views::{DownloadRecord, DownloadState};
 use crate::NodeError;
 
 /// The peer database.

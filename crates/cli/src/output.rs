@@ -1,0 +1,34 @@
+//! How results reach the person: JSON with `--json`, else text, and the
+//! small formats every command shares (sizes, who a peer is).
+
+use anyhow::Result;
+use serde::Serialize;
+
+use crate::args::Cli;
+
+/// Prints `value` as JSON with `--json`, else the text for people.
+pub fn print_json_or(
+    cli: &Cli,
+    value: &impl Serialize,
+    text: impl FnOnce() -> String,
+) -> Result<()> {
+    if cli.json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{}", text());
+    }
+    Ok(())
+}
+
+/// A peer for people: "alice (12D3KooW…)" when the index names it, else the peer id.
+pub fn who(user: Option<&str>, peer: &str) -> String {
+    match user {
+        Some(user) => format!("{user} ({peer})"),
+        None => peer.to_string(),
+    }
+}
+
+/// Bytes in binary units for people.
+pub fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}

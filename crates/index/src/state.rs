@@ -1,0 +1,123 @@
+//! What every handler can reach: the store, the settings, the login
+//! limiter and token cache, the audit log writer and the admission gates,
+//! bundled once per server.
+//!
+//! It holds no handler and no route; the modules it bundles never import
+//! it (they name what they need through small traits it implements).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::audit::Audit;
+use crate::auth::{LoginLimiter, Sessions, TokenCache};
+use crate::config::IndexConfig;
+use crate::gate::{Admission, Gate};
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    store: Store,
+    config: IndexConfig,
+    limiter: LoginLimiter,
+    tokens: TokenCache,
+    audit: Audit,
+    search_gate: Gate,
+    list_gate: Gate,
+}
+
+/// Joins and publishes (whole file lists) handled at once.
+const LIST_SLOTS: usize = 2;
+/// Joins and publishes waiting for a slot before more are answered 503.
+const LIST_QUEUE: usize = 32;
+/// Longest wait for a join or publish slot.
+const LIST_MAX_WAIT: Duration = Duration::from_secs(30);
+/// Longest wait for a search slot.
+const SEARCH_MAX_WAIT: Duration = Duration::from_secs(2);
+
+impl AppState {
+    /// Bundles the parts handlers need.
+    pub fn new(store: Store, config: IndexConfig, audit: Audit) -> Self {
+        let search_gate = Gate::new(
+            "searches",
+            config.search_slots as usize,
+            config.search_queue as usize,
+            SEARCH_MAX_WAIT,
+        );
+        Self {
+            inner: Arc::new(StateInner {
+                store,
+                config,
+                limiter: LoginLimiter::default(),
+                tokens: TokenCache::default(),
+                audit,
+                search_gate,
+                list_gate: Gate::new("joins and publishes", LIST_SLOTS, LIST_QUEUE, LIST_MAX_WAIT),
+            }),
+        }
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The settings the index runs with.
+    pub fn config(&self) -> &IndexConfig {
+        &self.inner.config
+    }
+
+    /// The failed-login counters.
+    pub fn limiter(&self) -> &LoginLimiter {
+        &self.inner.limiter
+    }
+
+    /// Recently validated login tokens.
+    pub fn tokens(&self) -> &TokenCache {
+        &self.inner.tokens
+    }
+
+    /// Admission of searches.
+    pub fn search_gate(&self) -> &Gate {
+        &self.inner.search_gate
+    }
+
+    /// Admission of joins and publishes.
+    pub fn list_gate(&self) -> &Gate {
+        &self.inner.list_gate
+    }
+
+    /// The audit log writer.
+    pub fn audit(&self) -> &Audit {
+        &self.inner.audit
+    }
+
+    /// The oldest `last_seen` (ms) that still counts as online at `now`.
+    pub fn online_cutoff(&self, now: i64) -> i64 {
+        now.saturating_sub(crate::store::ms(self.inner.config.peer_timeout))
+    }
+}
+
+impl Sessions for AppState {
+    fn store(&self) -> &Store {
+        AppState::store(self)
+    }
+
+    fn tokens(&self) -> &TokenCache {
+        AppState::tokens(self)
+    }
+}
+
+impl Admission for AppState {
+    fn search_gate(&self) -> &Gate {
+        AppState::search_gate(self)
+    }
+
+    fn list_gate(&self) -> &Gate {
+        AppState::list_gate(self)
+    }
+}
