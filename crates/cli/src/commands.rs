@@ -5,11 +5,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use peershare_core::link::ShareLink;
 use peershare_index::audit::AuditPage;
 use peershare_index::users::UsersList;
-use peershare_node::discovery::search::{Merged, Origin};
+use peershare_node::discovery::search::Merged;
 use peershare_node::share::RescanReport;
 use peershare_node::views::{
     BrowseView, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest, LinkState, LinkView,
-    ListedBy, PeersView, PendingRequest, Policy, RequestAnswer, SessionView, SharesView,
+    ListedBy, Origin, PeersView, PendingRequest, Policy, RequestAnswer, SessionView, SharesView,
     SharingRequest, StatusView, UserFilesView,
 };
 use serde_json::{json, Value};

@@ -5,6 +5,8 @@
 //! This module is a leaf: it imports no subsystem, so every subsystem may
 //! build these records without depending on the API's routes.
 
+use std::collections::BTreeSet;
+
 use peershare_core::wire::control::SharedFileEntry;
 use peershare_core::FileId;
 use serde::{Deserialize, Serialize};
@@ -614,6 +616,70 @@ impl EventKind {
             Self::DownloadProgress(p) => Some(ProgressKey::Download(p.id)),
             Self::SharesHashing(_) => Some(ProgressKey::Hashing),
             _ => None,
+        }
+    }
+}
+
+/// Where a holder was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The index listed it.
+    Index,
+    /// The DHT named it as a provider.
+    Dht,
+    /// The DHT named it, and it was found on the LAN.
+    Lan,
+}
+
+/// A holder of a file.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Holder {
+    /// The user, when the index knows it.
+    pub user: Option<String>,
+    /// The peer id.
+    pub peer_id: String,
+    /// Where to reach it.
+    pub addrs: Vec<String>,
+    /// Where it was found.
+    pub found_by: BTreeSet<Origin>,
+}
+
+/// One file id with the peers holding it: the one shape every search
+/// answers with, whether the index, the DHT or the LAN found it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Hit {
+    /// The file id.
+    #[schema(value_type = String)]
+    pub id: FileId,
+    /// Names it is shared under.
+    pub names: Vec<String>,
+    /// Size in bytes.
+    pub size: u64,
+    /// Holders from every source.
+    pub sources: Vec<Holder>,
+}
+
+impl Holder {
+    /// A holder found at `addrs` by `origin`, its user unknown.
+    pub fn found(peer_id: String, addrs: &[impl ToString], origin: Origin) -> Self {
+        Self {
+            user: None,
+            peer_id,
+            addrs: addrs.iter().map(ToString::to_string).collect(),
+            found_by: BTreeSet::from([origin]),
+        }
+    }
+}
+
+impl Hit {
+    /// File `id`, of unknown name and size, held by `holder`.
+    pub fn held_by(id: FileId, holder: Holder) -> Self {
+        Self {
+            id,
+            names: Vec::new(),
+            size: 0,
+            sources: vec![holder],
         }
     }
 }

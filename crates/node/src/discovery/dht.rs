@@ -9,7 +9,7 @@
 //! stands for a file by itself, so a provider that lies, or answers browse
 //! with junk, is skipped and logged, never shown.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -19,8 +19,10 @@ use peershare_core::FileId;
 use serde::Serialize;
 
 use crate::discovery::browse::browse_until;
+use crate::discovery::found::Findings;
 use crate::net::host::Host;
 use crate::share::{SharedFile, SharedFiles};
+use crate::views::{Hit, Holder, Origin};
 use crate::NodeError;
 
 /// Most words of a query looked up.
@@ -80,28 +82,6 @@ async fn known_addrs(host: &Host, peer: &PeerId) -> Vec<Multiaddr> {
     Vec::new()
 }
 
-/// One holder of a file found through the DHT.
-#[derive(Debug, Clone, Serialize)]
-pub struct DhtSource {
-    /// Its peer id.
-    pub peer_id: String,
-    /// Where to reach it.
-    pub addrs: Vec<String>,
-}
-
-/// One file found through the DHT.
-#[derive(Debug, Clone, Serialize)]
-pub struct DhtHit {
-    /// The file id.
-    pub id: FileId,
-    /// Names it is shared under.
-    pub names: Vec<String>,
-    /// Size in bytes.
-    pub size: u64,
-    /// Peers holding it.
-    pub sources: Vec<DhtSource>,
-}
-
 /// What a DHT search did, for people and benchmarks to see.
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DhtSearchStats {
@@ -125,7 +105,7 @@ pub struct DhtSearchStats {
 #[derive(Debug, Clone, Default)]
 pub struct DhtSearch {
     /// Files, one per id.
-    pub hits: Vec<DhtHit>,
+    pub hits: Vec<Hit>,
     /// What the search did.
     pub stats: DhtSearchStats,
 }
@@ -213,7 +193,7 @@ pub async fn search_words(
         let (addrs, listing) = browse_until(host, *peer, addrs, words, browse_deadline).await;
         (*peer, addrs, listing)
     });
-    let mut hits: BTreeMap<FileId, DhtHit> = BTreeMap::new();
+    let mut found = Findings::default();
     for (peer, addrs, listing) in join_all(browses).await {
         let entries = match listing {
             Ok(listing) => listing.files,
@@ -234,26 +214,17 @@ pub async fn search_words(
         }
         stats.answered += 1;
         for entry in matching {
-            let hit = hits.entry(entry.id).or_insert_with(|| DhtHit {
+            found.add(Hit {
                 id: entry.id,
-                names: Vec::new(),
+                names: vec![entry.name],
                 size: entry.size,
-                sources: Vec::new(),
+                sources: vec![Holder::found(peer.to_string(), &addrs, Origin::Dht)],
             });
-            if !hit.names.contains(&entry.name) {
-                hit.names.push(entry.name);
-            }
-            if !hit.sources.iter().any(|s| s.peer_id == peer.to_string()) {
-                hit.sources.push(DhtSource {
-                    peer_id: peer.to_string(),
-                    addrs: addrs.iter().map(|a| a.to_string()).collect(),
-                });
-            }
         }
     }
     stats.ms = started.elapsed().as_millis() as u64;
     Ok(DhtSearch {
-        hits: hits.into_values().collect(),
+        hits: found.into_hits(),
         stats,
     })
 }

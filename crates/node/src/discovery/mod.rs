@@ -11,6 +11,7 @@ use crate::net::host::Host;
 
 pub mod browse;
 pub mod dht;
+pub mod found;
 pub mod people;
 pub mod search;
 

@@ -16,10 +16,13 @@ use peershare_core::FileId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::discovery::dht::{self, DhtHit, DhtSearch, DhtSearchStats};
+use crate::discovery::dht::{self, DhtSearch, DhtSearchStats};
+use crate::discovery::found::Findings;
 use crate::discovery::Reach;
-use crate::index_link::client::{SearchParams, SearchResults};
+use crate::index_link::client::{IndexResults, SearchParams};
+use crate::net::host::Host;
 use crate::net::peer_book::FoundBy;
+use crate::views::{Hit, Holder, Origin};
 use crate::NodeError;
 
 /// How long the index may take to answer a search: a person waits for the
@@ -28,45 +31,6 @@ use crate::NodeError;
 const INDEX_TIMEOUT: Duration = Duration::from_millis(2500);
 /// How long the DHT part of a search may take.
 const DHT_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// Where a holder was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Origin {
-    /// The index listed it.
-    Index,
-    /// The DHT named it as a provider.
-    Dht,
-    /// The DHT named it, and it was found on the LAN.
-    Lan,
-}
-
-/// A holder of a file.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Holder {
-    /// The user, when the index knows it.
-    pub user: Option<String>,
-    /// The peer id.
-    pub peer_id: String,
-    /// Where to reach it.
-    pub addrs: Vec<String>,
-    /// Where it was found.
-    pub found_by: BTreeSet<Origin>,
-}
-
-/// One file id with every known holder.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Hit {
-    /// The file id.
-    #[schema(value_type = String)]
-    pub id: FileId,
-    /// Names it is shared under.
-    pub names: Vec<String>,
-    /// Size in bytes.
-    pub size: u64,
-    /// Holders from every source.
-    pub sources: Vec<Holder>,
-}
 
 /// What one source of results did.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -141,71 +105,52 @@ pub async fn search(reach: Reach<'_>, params: &SearchParams) -> Merged {
 
 fn merge(
     reach: Reach<'_>,
-    index: Option<Result<SearchResults, String>>,
+    index: Option<Result<IndexResults, String>>,
     dht: Result<DhtSearch, String>,
 ) -> Merged {
-    let mut hits: BTreeMap<FileId, Hit> = BTreeMap::new();
+    let mut found = Findings::default();
     let mut origins = BTreeMap::new();
     let mut index_total = 0;
     if let Some(index) = index {
-        origins.insert("index".to_string(), outcome(&index, |r| r.results.len()));
+        origins.insert("index".to_string(), outcome(&index, |r| r.hits.len()));
         if let Ok(results) = index {
-            index_total = results
-                .extra
-                .get("total")
-                .and_then(|t| t.as_u64())
-                .unwrap_or(results.results.len() as u64);
-            for found in results.results {
-                let hit = hit_for(&mut hits, found.id, found.size);
-                for name in found.names {
-                    add_name(hit, name);
-                }
-                for src in found.sources {
-                    let holder = holder_for(hit, &src.peer_id, &src.addrs);
-                    holder.user = Some(src.user);
-                    holder.found_by.insert(Origin::Index);
-                }
-            }
+            index_total = results.total;
+            found.extend(results.hits);
         }
     }
     let mut dht_outcome = outcome(&dht, |d| d.hits.len());
     let mut dht_only = 0;
-    if let Ok(DhtSearch { hits: found, stats }) = dht {
+    if let Ok(DhtSearch { hits, stats }) = dht {
         dht_outcome.stats = Some(stats);
-        let lan_peers: BTreeSet<String> = reach
-            .host
-            .book()
-            .list()
-            .into_iter()
-            .filter(|p| p.found_by.contains(&FoundBy::Mdns))
-            .map(|p| p.peer_id)
-            .collect();
-        for found in found {
-            if !hits.contains_key(&found.id) {
+        let lan_peers = lan_peers(reach.host);
+        for mut hit in hits {
+            for holder in &mut hit.sources {
+                if lan_peers.contains(&holder.peer_id) {
+                    holder.found_by = BTreeSet::from([Origin::Lan]);
+                }
+            }
+            if !found.contains(&hit.id) {
                 dht_only += 1;
             }
-            let hit = hit_for(&mut hits, found.id, found.size);
-            for name in found.names {
-                add_name(hit, name);
-            }
-            for src in found.sources {
-                let how = if lan_peers.contains(&src.peer_id) {
-                    Origin::Lan
-                } else {
-                    Origin::Dht
-                };
-                holder_for(hit, &src.peer_id, &src.addrs)
-                    .found_by
-                    .insert(how);
-            }
+            found.add(hit);
         }
     }
     origins.insert("dht".to_string(), dht_outcome);
     Merged {
-        results: hits.into_values().collect(),
+        results: found.into_hits(),
         total: index_total + dht_only,
         origins,
     }
+}
+
+/// Peers found on the LAN by mDNS.
+fn lan_peers(host: &Host) -> BTreeSet<String> {
+    host.book()
+        .list()
+        .into_iter()
+        .filter(|p| p.found_by.contains(&FoundBy::Mdns))
+        .map(|p| p.peer_id)
+        .collect()
 }
 
 fn outcome<T>(result: &Result<T, String>, count: impl Fn(&T) -> usize) -> SourceOutcome {
@@ -225,45 +170,8 @@ fn outcome<T>(result: &Result<T, String>, count: impl Fn(&T) -> usize) -> Source
     }
 }
 
-fn hit_for(hits: &mut BTreeMap<FileId, Hit>, id: FileId, size: u64) -> &mut Hit {
-    hits.entry(id).or_insert_with(|| Hit {
-        id,
-        names: Vec::new(),
-        size,
-        sources: Vec::new(),
-    })
-}
-
-fn add_name(hit: &mut Hit, name: String) {
-    if !hit.names.contains(&name) {
-        hit.names.push(name);
-    }
-}
-
-fn holder_for<'a>(hit: &'a mut Hit, peer_id: &str, addrs: &[String]) -> &'a mut Holder {
-    let at = match hit.sources.iter().position(|h| h.peer_id == peer_id) {
-        Some(at) => at,
-        None => {
-            hit.sources.push(Holder {
-                user: None,
-                peer_id: peer_id.to_string(),
-                addrs: Vec::new(),
-                found_by: BTreeSet::new(),
-            });
-            hit.sources.len() - 1
-        }
-    };
-    let holder = &mut hit.sources[at];
-    for addr in addrs {
-        if !holder.addrs.contains(addr) {
-            holder.addrs.push(addr.clone());
-        }
-    }
-    holder
-}
-
 /// Applies the mode and filters the index applies, to a DHT result.
-fn matches_params(hit: &DhtHit, params: &SearchParams) -> bool {
+fn matches_params(hit: &Hit, params: &SearchParams) -> bool {
     let name_ok = hit.names.iter().any(|name| match params.mode.as_deref() {
         Some("exact") => name == &params.q,
         Some("substring") => name.to_lowercase().contains(&params.q.to_lowercase()),
@@ -339,18 +247,7 @@ pub async fn locate(reach: Reach<'_>, name: &str) -> Result<(FileId, Vec<String>
             )))
         }
     };
-    let mut addrs: Vec<String> = hit
-        .sources
-        .iter()
-        .flat_map(|src| {
-            src.addrs
-                .iter()
-                .map(move |a| format!("{a}/p2p/{}", src.peer_id))
-        })
-        .collect();
-    // Another machine's loopback address reaches this one: try those last.
-    addrs.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
-    Ok((hit.id, addrs))
+    Ok((hit.id, full_addrs(&hit.sources)))
 }
 
 /// Full addresses of the peers other than this one that hold file `id`,
@@ -386,35 +283,42 @@ pub async fn holders_of(reach: Reach<'_>, id: &FileId) -> Result<Vec<String>, No
             })
     };
     let (index, dht) = tokio::join!(index, dht);
+    let mut found = Findings::default();
+    found.extend(index.into_iter().flat_map(|r| r.hits));
+    for (peer, addrs) in dht {
+        let holder = Holder::found(peer.to_string(), &addrs, Origin::Dht);
+        found.add(Hit::held_by(*id, holder));
+    }
     let me = reach.host.peer_id().to_string();
-    let mut addrs: Vec<String> = Vec::new();
-    let index_sources = index
+    let holders: Vec<Holder> = found
+        .into_hits()
         .into_iter()
-        .flat_map(|r| r.results)
         .filter(|hit| hit.id == *id)
         .flat_map(|hit| hit.sources)
-        .map(|src| (src.peer_id, src.addrs));
-    let dht_sources = dht.into_iter().map(|(peer, addrs)| {
-        let addrs = addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-        (peer.to_string(), addrs)
-    });
-    for (peer, peer_addrs) in index_sources.chain(dht_sources) {
-        if peer == me {
-            continue;
-        }
-        for addr in peer_addrs {
-            let full = format!("{addr}/p2p/{peer}");
-            if !addrs.contains(&full) {
-                addrs.push(full);
-            }
-        }
-    }
+        .filter(|h| h.peer_id != me)
+        .collect();
+    let addrs = full_addrs(&holders);
     if addrs.is_empty() {
         return Err(NodeError::NotFound(format!(
             "no other peer is known to share {id} (asked the index and the DHT); \
              a link with its sharer's address (`peershare link`) reaches it directly"
         )));
     }
-    addrs.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
     Ok(addrs)
+}
+
+/// Every holder's full addresses (`…/p2p/<peer id>`), another machine's
+/// loopback addresses last: they reach this machine, not that one.
+fn full_addrs(holders: &[Holder]) -> Vec<String> {
+    let mut addrs: Vec<String> = Vec::new();
+    for holder in holders {
+        for addr in &holder.addrs {
+            let full = format!("{addr}/p2p/{}", holder.peer_id);
+            if !addrs.contains(&full) {
+                addrs.push(full);
+            }
+        }
+    }
+    addrs.sort_by_key(|a| a.starts_with("/ip4/127.") || a.starts_with("/ip6/::1/"));
+    addrs
 }

@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::views::{Hit, Holder, Origin};
 use crate::NodeError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -156,38 +157,62 @@ pub struct SearchParams {
     pub limit: Option<u32>,
 }
 
-/// An online peer holding a file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Source {
-    /// Its user.
-    pub user: String,
-    /// Its peer id.
-    pub peer_id: String,
-    /// Where to reach it.
-    pub addrs: Vec<String>,
+/// What an index search found: hits whose holders carry their user names.
+#[derive(Debug, Clone, Default)]
+pub struct IndexResults {
+    /// Files on this page, one per id.
+    pub hits: Vec<Hit>,
+    /// Files the index counts for the query, all pages.
+    pub total: u64,
 }
 
-/// One file id found by a search.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchHit {
-    /// The file id.
-    pub id: FileId,
-    /// Every name it is shared under.
-    pub names: Vec<String>,
-    /// Size in bytes.
-    pub size: u64,
-    /// Online peers holding it.
-    pub sources: Vec<Source>,
+/// A page of results as the index sends it (see the index's OpenAPI document).
+#[derive(Deserialize)]
+struct ResultsPage {
+    results: Vec<ListedFile>,
+    total: Option<u64>,
 }
 
-/// A page of search results; other fields the index sends are kept as they are.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SearchResults {
-    /// The results.
-    pub results: Vec<SearchHit>,
-    /// Everything else (totals, paging).
-    #[serde(flatten)]
-    pub extra: serde_json::Map<String, Value>,
+#[derive(Deserialize)]
+struct ListedFile {
+    id: FileId,
+    names: Vec<String>,
+    size: u64,
+    sources: Vec<ListedHolder>,
+}
+
+#[derive(Deserialize)]
+struct ListedHolder {
+    user: String,
+    peer_id: String,
+    addrs: Vec<String>,
+}
+
+impl From<ResultsPage> for IndexResults {
+    fn from(page: ResultsPage) -> Self {
+        let total = page.total.unwrap_or(page.results.len() as u64);
+        let hits = page.results.into_iter().map(ListedFile::into_hit).collect();
+        Self { hits, total }
+    }
+}
+
+impl ListedFile {
+    fn into_hit(self) -> Hit {
+        let sources = self
+            .sources
+            .into_iter()
+            .map(|listed| Holder {
+                user: Some(listed.user),
+                ..Holder::found(listed.peer_id, &listed.addrs, Origin::Index)
+            })
+            .collect();
+        Hit {
+            id: self.id,
+            names: self.names,
+            size: self.size,
+            sources,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -438,12 +463,14 @@ impl IndexClient {
         &self,
         token: &str,
         params: &SearchParams,
-    ) -> Result<SearchResults, IndexClientError> {
-        self.call(
-            self.request(Method::GET, &["search"], Some(token))
-                .query(params),
-        )
-        .await
+    ) -> Result<IndexResults, IndexClientError> {
+        let page: ResultsPage = self
+            .call(
+                self.request(Method::GET, &["search"], Some(token))
+                    .query(params),
+            )
+            .await?;
+        Ok(page.into())
     }
 
     /// Users (online ones, or all).
