@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use clap::{Args, Parser, Subcommand};
+use serde::{Deserialize, Serialize};
 
 /// Share folders and download files directly from peers, verified piece by piece.
 #[derive(Parser, Debug)]
@@ -218,37 +219,48 @@ pub struct SearchArgs {
 /// Options of `peershare up`. Each may also come from the config file
 /// (`--config FILE`, else `config.toml` in the data folder when it exists);
 /// a flag given here wins over the file.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct UpArgs {
     /// A TOML file of settings (keys are the options' long names with `_` for `-`).
     #[arg(long, value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// A folder to share (repeatable).
     #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub share: Vec<PathBuf>,
     /// Where downloads go (default: your Downloads folder).
     #[arg(long, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub downloads: Option<PathBuf>,
     /// libp2p listen address (repeatable; default TCP and QUIC on port 1100).
     #[arg(long, value_name = "MULTIADDR")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub listen: Vec<String>,
     /// Listen address of the data connection (default: the TCP listen IP, any port).
     #[arg(long, value_name = "HOST:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_listen: Option<String>,
     /// What to do with requests for your files: accept (default), or ask you each time.
     #[arg(long, value_name = "accept|ask")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     /// Uploads at once (default 4); further requests are answered "busy".
     #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_uploads: Option<usize>,
     /// Seconds a request waits for your answer under `--policy ask` (default 60).
     #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub ask_timeout: Option<u64>,
     /// Limit on the total upload rate, bytes per second (suffixes K, M, G).
     #[arg(long, value_name = "RATE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub max_upload_rate: Option<String>,
     /// Do not watch shared folders for changes (rescan with `peershare rescan`).
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     pub no_watch: bool,
     /// Join the index at this URL instead of running one (http://HOST:1099 or https://HOST:1099).
     #[arg(
@@ -257,27 +269,35 @@ pub struct UpArgs {
         value_name = "URL",
         conflicts_with = "no_index"
     )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<String>,
     /// A PEM certificate to trust for an https index (its own self-signed one, or its CA).
     #[arg(long, env = "PEERSHARE_INDEX_CA", value_name = "FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub index_ca: Option<PathBuf>,
     /// Run without an index: no embedded one, none joined.
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     pub no_index: bool,
     /// Where the embedded index listens (default 0.0.0.0:1099).
     #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["index", "no_index"])]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub index_listen: Option<String>,
     /// Seconds between heartbeats, for the embedded index.
     #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<u64>,
     /// Seconds without a heartbeat before a peer counts as offline, for the embedded index.
     #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub peer_timeout: Option<u64>,
     /// A user allowed to read the embedded index's audit log (repeatable).
     #[arg(long = "admin", value_name = "NAME")]
+    #[serde(rename = "admin", skip_serializing_if = "Vec::is_empty")]
     pub admins: Vec<String>,
     /// Do not discover peers on the LAN by multicast DNS.
     #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
     pub no_mdns: bool,
     /// A peer to join the DHT through, ending in /p2p/<peer id> (repeatable).
     #[arg(
@@ -286,15 +306,19 @@ pub struct UpArgs {
         value_delimiter = ',',
         value_name = "MULTIADDR"
     )]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub bootstrap: Vec<String>,
     /// How many DHT nodes hold each provider record (default 20).
     #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub dht_replication: Option<usize>,
     /// Seconds a provider record lives on the nodes holding it (default 86400, a day).
     #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub provider_ttl: Option<u64>,
     /// Seconds between re-announcements of this peer's records, at most the TTL (default 43200).
     #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub republish: Option<u64>,
 }
 
@@ -394,6 +418,11 @@ pub fn seconds(flag: &str, value: Option<u64>, into: &mut Duration) -> Result<()
         None => {}
     }
     Ok(())
+}
+
+/// Whether a switch is off (an unset switch does not override the config file).
+fn is_false(on: &bool) -> bool {
+    !on
 }
 
 #[cfg(test)]

@@ -9,13 +9,14 @@
 //! `config.toml` in the data folder), then defaults.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use figment::providers::{Format, Serialized, Toml};
+use figment::{Figment, Source};
 use peershare_index::{IndexConfig, RunningIndex};
 use peershare_node::transfer::upload::gate::Policy;
 use peershare_node::{IndexSettings, NodeConfig};
-use serde::Deserialize;
 
 use crate::args::seconds;
 use crate::args::{parse_bytes, Cli, UpArgs};
@@ -184,35 +185,11 @@ where
         .collect()
 }
 
-/// The settings `up` reads from its config file: the long option names,
-/// with `_` for `-`; lists for repeatable options.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpFile {
-    share: Option<Vec<PathBuf>>,
-    downloads: Option<PathBuf>,
-    listen: Option<Vec<String>>,
-    data_listen: Option<String>,
-    policy: Option<String>,
-    max_uploads: Option<usize>,
-    ask_timeout: Option<u64>,
-    max_upload_rate: Option<String>,
-    no_watch: Option<bool>,
-    index: Option<String>,
-    index_ca: Option<PathBuf>,
-    no_index: Option<bool>,
-    index_listen: Option<String>,
-    heartbeat: Option<u64>,
-    peer_timeout: Option<u64>,
-    admin: Option<Vec<String>>,
-    no_mdns: Option<bool>,
-    bootstrap: Option<Vec<String>>,
-    dht_replication: Option<usize>,
-    provider_ttl: Option<u64>,
-    republish: Option<u64>,
-}
-
-/// `args` with what the flags left unset taken from the config file, if there is one.
+/// `args` with what the flags (and the environment variables clap reads)
+/// left unset taken from the config file, if there is one. Keys are the
+/// long option names with `_`; relative paths in the file are relative to
+/// the file; an index chosen on the command line (or none) wins over the
+/// file's choice.
 fn with_config_file(cli: &Cli, args: &UpArgs) -> Result<UpArgs> {
     let path = match &args.config {
         Some(path) => path.clone(),
@@ -224,110 +201,117 @@ fn with_config_file(cli: &Cli, args: &UpArgs) -> Result<UpArgs> {
             default
         }
     };
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("cannot read the config file {}", path.display()))?;
-    let file: UpFile = toml::from_str(&text).with_context(|| {
+    if !path.is_file() {
+        anyhow::bail!(
+            "cannot read the config file {}: there is no such file",
+            path.display()
+        );
+    }
+    layered(args, &path).with_context(|| {
         format!(
-            "{} is not a valid peershare config (keys are the options of `peershare up`)",
+            "{} is not a valid peershare config (keys are the options of `peershare up`, with _ for -)",
             path.display()
         )
-    })?;
-    let base = path.parent().unwrap_or(Path::new("."));
-    Ok(merge(args.clone(), file, base))
+    })
 }
 
-/// Fills what the flags left unset from `file`; relative paths in it are relative to `base`.
-fn merge(mut args: UpArgs, file: UpFile, base: &Path) -> UpArgs {
-    fn one<T>(flag: &mut Option<T>, from_file: Option<T>) {
-        if flag.is_none() {
-            *flag = from_file;
-        }
+/// The config file at `path` under the flags in `args`.
+fn layered(args: &UpArgs, path: &Path) -> Result<UpArgs> {
+    let figment = Figment::from(Toml::file_exact(path)).merge(Serialized::defaults(args));
+    let mut settings: UpArgs = figment.extract()?;
+    let from_file = |key: &str| {
+        figment
+            .find_metadata(key)
+            .is_some_and(|m| matches!(m.source, Some(Source::File(_))))
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    if from_file("share") {
+        settings.share = settings.share.iter().map(|p| base.join(p)).collect();
     }
-    fn list<T>(flag: &mut Vec<T>, from_file: Option<Vec<T>>) {
-        if flag.is_empty() {
-            *flag = from_file.unwrap_or_default();
-        }
+    if from_file("downloads") {
+        settings.downloads = settings.downloads.map(|p| base.join(p));
     }
-    let path = |p: PathBuf| base.join(p);
-    list(
-        &mut args.share,
-        file.share.map(|v| v.into_iter().map(path).collect()),
-    );
-    one(&mut args.downloads, file.downloads.map(path));
-    list(&mut args.listen, file.listen);
-    one(&mut args.data_listen, file.data_listen);
-    one(&mut args.policy, file.policy);
-    one(&mut args.max_uploads, file.max_uploads);
-    one(&mut args.ask_timeout, file.ask_timeout);
-    one(&mut args.max_upload_rate, file.max_upload_rate);
-    args.no_watch |= file.no_watch.unwrap_or(false);
-    // An index chosen on the command line (or none) wins over the file's choice.
-    if args.index.is_none() && !args.no_index && args.index_listen.is_none() {
-        one(&mut args.index, file.index);
-        args.no_index = file.no_index.unwrap_or(false) && args.index.is_none();
+    if from_file("index_ca") {
+        settings.index_ca = settings.index_ca.map(|p| base.join(p));
     }
-    one(&mut args.index_ca, file.index_ca.map(path));
-    one(&mut args.index_listen, file.index_listen);
-    one(&mut args.heartbeat, file.heartbeat);
-    one(&mut args.peer_timeout, file.peer_timeout);
-    list(&mut args.admins, file.admin);
-    args.no_mdns |= file.no_mdns.unwrap_or(false);
-    list(&mut args.bootstrap, file.bootstrap);
-    one(&mut args.dht_replication, file.dht_replication);
-    one(&mut args.provider_ttl, file.provider_ttl);
-    one(&mut args.republish, file.republish);
-    args
+    if args.index.is_some() || args.no_index || args.index_listen.is_some() {
+        settings.index = args.index.clone();
+        settings.no_index = args.no_index;
+    }
+    settings.config = Some(path.to_path_buf());
+    Ok(settings)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
-    fn file(text: &str) -> UpFile {
-        toml::from_str(text).expect("a valid file")
+    /// Layers `text`, written as a config file at /…/etc/peershare.toml, under `flags`.
+    fn layer(flags: &UpArgs, text: &str) -> (Result<UpArgs>, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let etc = dir.path().join("etc");
+        std::fs::create_dir_all(&etc).unwrap();
+        let path = etc.join("peershare.toml");
+        std::fs::write(&path, text).unwrap();
+        let result = layered(flags, &path);
+        (result, etc)
     }
+
+    const FILE: &str = r#"
+        share = ["music", "/srv/films"]
+        bootstrap = ["/ip4/10.0.0.1/tcp/1100/p2p/12D3KooWLxeMFhSVvLMqxg1DwSBMDiMB8uh93yBewqQpY4aytK4w"]
+        no_mdns = true
+        dht_replication = 8
+        policy = "ask"
+        index = "http://10.0.0.1:1099"
+        admin = ["root"]
+    "#;
 
     #[test]
     fn the_file_fills_what_flags_leave_unset_and_flags_win() {
-        let text = r#"
-            share = ["music", "/srv/films"]
-            bootstrap = ["/ip4/10.0.0.1/tcp/1100/p2p/12D3KooWLxeMFhSVvLMqxg1DwSBMDiMB8uh93yBewqQpY4aytK4w"]
-            no_mdns = true
-            dht_replication = 8
-            policy = "ask"
-            index = "http://10.0.0.1:1099"
-        "#;
         let flags = UpArgs {
             policy: Some("accept".into()),
             ..UpArgs::default()
         };
-        let merged = merge(flags, file(text), Path::new("/etc/peershare"));
+        let (merged, etc) = layer(&flags, FILE);
+        let merged = merged.expect("a valid file");
         assert_eq!(
             merged.share,
-            vec![
-                PathBuf::from("/etc/peershare/music"),
-                PathBuf::from("/srv/films")
-            ]
+            vec![etc.join("music"), PathBuf::from("/srv/films")],
+            "relative paths are relative to the file"
         );
         assert_eq!(merged.bootstrap.len(), 1);
         assert!(merged.no_mdns);
         assert_eq!(merged.dht_replication, Some(8));
+        assert_eq!(merged.admins, ["root"]);
         assert_eq!(merged.policy.as_deref(), Some("accept"), "the flag wins");
         assert_eq!(merged.index.as_deref(), Some("http://10.0.0.1:1099"));
 
-        let no_index = UpArgs {
+        let flags = UpArgs {
             no_index: true,
+            share: vec![PathBuf::from("here")],
             bootstrap: vec!["/ip4/127.0.0.1/tcp/1/p2p/x".into()],
             ..UpArgs::default()
         };
-        let merged = merge(no_index, file(text), Path::new("/etc"));
+        let (merged, _) = layer(&flags, FILE);
+        let merged = merged.expect("a valid file");
         assert!(merged.index.is_none(), "--no-index beats the file's index");
+        assert!(merged.no_index);
         assert_eq!(merged.bootstrap, vec!["/ip4/127.0.0.1/tcp/1/p2p/x"]);
+        assert_eq!(
+            merged.share,
+            vec![PathBuf::from("here")],
+            "a flag's path is kept as given"
+        );
     }
 
     #[test]
-    fn unknown_keys_are_refused() {
-        let wrong: Result<UpFile, _> = toml::from_str("bootstrap_peers = []");
-        assert!(wrong.is_err(), "a misspelt key must not be ignored");
+    fn unknown_keys_and_wrong_types_are_refused() {
+        let (wrong, _) = layer(&UpArgs::default(), "bootstrap_peers = []");
+        let err = wrong.expect_err("a misspelt key must not be ignored");
+        assert!(format!("{err:#}").contains("bootstrap_peers"), "{err:#}");
+        let (wrong, _) = layer(&UpArgs::default(), "max_uploads = \"four\"");
+        assert!(wrong.is_err(), "a string where a number belongs");
     }
 }

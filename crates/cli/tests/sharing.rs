@@ -165,3 +165,54 @@ fn hashing_a_new_folder_is_pushed_as_events() {
     assert_eq!(last["files_done"], 3, "{last}");
     assert_eq!(n(last, "bytes_done"), 6 * MIB);
 }
+
+/// Rescans logged by `d` so far.
+fn rescans(d: &Daemon) -> usize {
+    d.log_text().matches("share rescanned").count()
+}
+
+/// The watcher: a file copied into a shared folder is shared without a
+/// command, a deleted one leaves, and reading files (an upload) is not a
+/// change that causes a rescan.
+#[test]
+fn the_watcher_shares_new_files_drops_deleted_ones_and_ignores_reads() {
+    let sb = Sandbox::new();
+    let share = sb.share_dir("a");
+    write_random(&share.join("first.txt"), 1000);
+    let (_index, a, b) = alice_and_bob(&sb, &[], 1);
+
+    write_random(&share.join("fresh song.mp3"), 2 * MIB);
+    a.wait_shared(2);
+    wait_until("bob to find the new file", WAIT, || {
+        (found(&b, "fresh") == ["fresh song.mp3"]).then_some(())
+    });
+    // Let the burst of the copy settle into its rescan before counting.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let before = rescans(&a);
+    assert!(before >= 1, "the new file came from a rescan");
+
+    let got = b.cli_ok(&["get", "fresh song.mp3"]);
+    assert_eq!(s(&got, "state"), "done", "{got}");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(rescans(&a), before, "reading a shared file is not a change");
+
+    std::fs::remove_file(share.join("fresh song.mp3")).unwrap();
+    a.wait_shared(1);
+    // Bob holds his downloaded copy now; alice must no longer be named a holder.
+    let alice = a.peer_id();
+    wait_until(
+        "alice to leave the holders of the deleted file",
+        WAIT,
+        || {
+            let v = b.cli_ok(&["search", "fresh"]);
+            let holders: Vec<String> = v["results"]
+                .as_array()
+                .expect("results")
+                .iter()
+                .flat_map(|hit| hit["sources"].as_array().cloned().unwrap_or_default())
+                .map(|src| s(&src, "peer_id"))
+                .collect();
+            (!holders.contains(&alice)).then_some(())
+        },
+    );
+}

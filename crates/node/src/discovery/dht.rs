@@ -29,8 +29,12 @@ use crate::NodeError;
 const MAX_QUERY_WORDS: usize = 8;
 /// Most providers browsed for one search.
 const MAX_PROVIDERS_BROWSED: usize = 32;
-/// How long one provider may take to list its matching files.
-const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one provider may take to list its matching files: a person
+/// waits for the search, so a silent provider costs at most this.
+const PROVIDER_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a search's provider lookups may run before they answer with
+/// the providers found so far (DHT nodes that are gone keep a lookup waiting).
+pub const LOOKUP_PATIENCE: Duration = Duration::from_millis(1000);
 
 /// The DHT keys announced for these files: each id and each word of each name.
 fn keys_of(files: &[SharedFile]) -> HashSet<[u8; 32]> {
@@ -118,7 +122,8 @@ pub async fn holders_of(
     id: &FileId,
     deadline: tokio::time::Instant,
 ) -> Result<Vec<(PeerId, Vec<Multiaddr>)>, NodeError> {
-    let lookup = tokio::time::timeout_at(deadline, host.find_providers(file_key(id)))
+    let patience = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let lookup = tokio::time::timeout_at(deadline, host.find_providers(file_key(id), patience))
         .await
         .map_err(|_| NodeError::PeerUnreachable("no DHT node answered in time".into()))??;
     let mut providers: Vec<PeerId> = lookup
@@ -158,7 +163,9 @@ pub async fn search_words(
     if words.is_empty() {
         return Ok(DhtSearch::default());
     }
-    let lookups = words.iter().map(|w| host.find_providers(word_key(w)));
+    let lookups = words
+        .iter()
+        .map(|w| host.find_providers(word_key(w), LOOKUP_PATIENCE));
     // Nodes keep only `replication` providers per key, so a common word's list
     // is cut short: browse the providers of the rarest word, whose list is
     // whole, rather than intersect lists that may each miss the holder.

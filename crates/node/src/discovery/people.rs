@@ -66,7 +66,9 @@ async fn user_files_from_dht(
     name: &str,
     index_error: String,
 ) -> Result<UserFilesView, NodeError> {
-    let lookup = host.find_providers(user_key(name)).await?;
+    let lookup = host
+        .find_providers(user_key(name), super::dht::LOOKUP_PATIENCE)
+        .await?;
     let mut claimants: Vec<PeerId> = lookup
         .providers
         .into_iter()

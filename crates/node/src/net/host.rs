@@ -98,7 +98,12 @@ enum Command {
     },
     FindProviders {
         key: [u8; 32],
+        patience: Duration,
         reply: oneshot::Sender<ProviderLookup>,
+    },
+    /// Ends a provider lookup that ran out of patience, answering with what it found.
+    FinishLookup {
+        query: QueryId,
     },
     AddDhtPeers {
         addrs: Vec<Multiaddr>,
@@ -237,9 +242,21 @@ impl Host {
     }
 
     /// The peers the DHT names as providers of `key` (none when none answer in time).
-    pub async fn find_providers(&self, key: [u8; 32]) -> Result<ProviderLookup, NodeError> {
+    ///
+    /// A lookup still running after `patience` (nodes that do not answer keep
+    /// it waiting) is ended then, and answers with the providers found so far.
+    pub async fn find_providers(
+        &self,
+        key: [u8; 32],
+        patience: Duration,
+    ) -> Result<ProviderLookup, NodeError> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::FindProviders { key, reply }).await?;
+        self.send(Command::FindProviders {
+            key,
+            patience,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
@@ -485,13 +502,25 @@ impl EventLoop {
                 }
                 let _ = self.swarm.behaviour_mut().kad.bootstrap();
             }
-            Command::FindProviders { key, reply } => {
+            Command::FindProviders {
+                key,
+                patience,
+                reply,
+            } => {
                 let query = self
                     .swarm
                     .behaviour_mut()
                     .kad
                     .get_providers(RecordKey::new(&key));
                 self.finding.insert(query, (HashSet::new(), reply));
+                self.send_later(patience, Command::FinishLookup { query });
+            }
+            Command::FinishLookup { query } => {
+                if self.finding.contains_key(&query) {
+                    if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&query) {
+                        running.finish();
+                    }
+                }
             }
             Command::FindPeer { peer, reply } => {
                 let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);

@@ -142,7 +142,7 @@ pub struct SharedFiles {
     rescan_lock: Arc<Mutex<()>>,
     generation: Arc<watch::Sender<u64>>,
     online: Arc<watch::Sender<bool>>,
-    watcher: Arc<std::sync::Mutex<Option<notify::RecommendedWatcher>>>,
+    watcher: Arc<std::sync::Mutex<Option<watcher::FolderWatcher>>>,
     bus: EventBus,
 }
 

@@ -1,12 +1,16 @@
 //! Watching the shared folders: a change anywhere below a shared folder
 //! leads to one rescan once a burst of changes has settled (a copy in
-//! progress fires thousands of events). Folders added at run time are
-//! watched too; removed ones are not.
+//! progress fires thousands of events; `notify-debouncer-full` gathers
+//! them). Folders added at run time are watched too; removed ones are not.
+//!
+//! Reading a file (an upload, hashing) is not a change: access events are
+//! ignored, or every rescan would cause the next.
 
 use std::path::Path;
 use std::time::Duration;
 
-use notify::Watcher;
+use notify::RecursiveMode;
+use notify_debouncer_full::{new_debouncer, DebounceEventResult, Debouncer, RecommendedCache};
 use tokio::sync::mpsc;
 
 use super::SharedFiles;
@@ -19,8 +23,16 @@ impl SharedFiles {
     /// Watches the shared folders (now and added later) and rescans after changes.
     pub fn watch(&self) -> Result<(), NodeError> {
         let (tx, mut rx) = mpsc::channel::<()>(1);
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok_and(|e| !e.kind.is_access()) {
+        let watcher = new_debouncer(SETTLE, None, move |result: DebounceEventResult| {
+            let changed = match result {
+                Ok(events) => events.iter().any(|e| !e.event.kind.is_access()),
+                Err(errors) => {
+                    tracing::warn!("watching the shared folders: {errors:?}; rescanning");
+                    true
+                }
+            };
+            if changed {
+                // A rescan already waiting covers this change too.
                 let _ = tx.try_send(());
             }
         })
@@ -32,13 +44,6 @@ impl SharedFiles {
         let index = self.clone();
         tokio::spawn(async move {
             while rx.recv().await.is_some() {
-                loop {
-                    match tokio::time::timeout(SETTLE, rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        Ok(None) => return,
-                        Err(_) => break,
-                    }
-                }
                 if let Err(e) = index.rescan().await {
                     tracing::warn!("rescan after a change failed: {e}");
                 }
@@ -59,7 +64,7 @@ impl SharedFiles {
             return Ok(());
         };
         watcher
-            .watch(folder, notify::RecursiveMode::Recursive)
+            .watch(folder, RecursiveMode::Recursive)
             .map_err(|e| NodeError::Watch(format!("{}: {e}", folder.display())))
     }
 
@@ -70,3 +75,6 @@ impl SharedFiles {
         }
     }
 }
+
+/// The watcher of the shared folders, gathering bursts of changes.
+pub type FolderWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
