@@ -31,6 +31,12 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
     let embedded = if config.index.is_none() && !args.no_index {
         let (index, url) = start_embedded_index(&config, args).await?;
         config.index = Some(IndexSettings { url, ca_cert: None });
+        // Peers met on the LAN hear of an index others can reach, so a second
+        // `up` there can say that it starts a separate network.
+        config.dht.own_index_port = index
+            .as_ref()
+            .filter(|i| !i.addr().ip().is_loopback())
+            .map(|i| i.addr().port());
         index
     } else {
         None

@@ -28,14 +28,17 @@ fn ip(args: &[&str]) {
 impl Lan {
     /// `count` hosts named after this process, addresses 10.77.N.1.. on one bridge.
     fn new(count: usize) -> Self {
-        let tag = std::process::id() % 100_000;
+        // Unique per LAN, so tests in this process build theirs side by side.
+        static LANS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nth = LANS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = (std::process::id() % 10_000) * 10 + nth % 10;
         let mut lan = Self {
             bridge: format!("psbr{tag}"),
             hosts: Vec::new(),
         };
         ip(&["link", "add", &lan.bridge, "type", "bridge"]);
         ip(&["link", "set", &lan.bridge, "up"]);
-        let subnet = tag % 250;
+        let subnet = (tag % 25) * 10 + nth % 10;
         for i in 1..=count {
             let host = format!("ps{tag}h{i}");
             let veth = format!("ps{tag}v{i}");
@@ -117,4 +120,77 @@ fn daemons_on_a_lan_find_each_other_by_mdns_and_download() {
         .count();
     assert!(via_mdns >= 1, "b found peers by mDNS: {peers}");
     drop((a, b, c));
+}
+
+/// A second `up` on a LAN where an index already runs says so, and how to
+/// join it, instead of silently starting a second network.
+#[test]
+fn a_second_index_on_the_lan_is_pointed_out_with_the_way_to_join_the_first() {
+    if !is_root() {
+        eprintln!("skipped: network namespaces need root (CI runs as root)");
+        return;
+    }
+    let lan = Lan::new(2);
+    let sandbox = Sandbox::new();
+    let embedded = ["--index-listen", "0.0.0.0:1099"];
+    let first = Daemon::start_in(&sandbox, "first", Some(&lan.hosts[0]), &embedded);
+    let second = Daemon::start_in(&sandbox, "second", Some(&lan.hosts[1]), &embedded);
+    let first_ip = lan_ip(&first);
+    let advice = format!("restart with `peershare up --index http://{first_ip}:1099`");
+    wait_until(
+        "the second daemon to point out the first index",
+        WAIT,
+        || second.log_text().contains(&advice).then_some(()),
+    );
+    let log = second.log_text();
+    assert!(
+        log.contains(&format!(
+            "another peershare index runs on this LAN at http://{first_ip}:1099"
+        )),
+        "{log}"
+    );
+    assert_eq!(log.matches(&advice).count(), 1, "said once: {log}");
+
+    // A daemon that joined the first index (and runs none) is not warned.
+    let joined = Daemon::start_in(
+        &sandbox,
+        "joined",
+        Some(&lan.hosts[1]),
+        &["--index", &format!("http://{first_ip}:1099")],
+    );
+    let first_id = first.peer_id();
+    wait_until(
+        "the joined daemon to meet the first on the LAN",
+        WAIT,
+        || {
+            let peers = joined.cli_ok(&["peers"]);
+            let met = peers["peers"].as_array().expect("peers").iter().any(|p| {
+                s(p, "peer_id") == first_id
+                    && p["connected"] == true
+                    && p["found_by"]
+                        .as_array()
+                        .is_some_and(|f| f.contains(&serde_json::Value::from("mdns")))
+            });
+            met.then_some(())
+        },
+    );
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let log = joined.log_text();
+    assert!(!log.contains("another peershare index"), "{log}");
+    drop((first, second, joined));
+}
+
+/// The LAN address `d` is reachable at (10.77.…).
+fn lan_ip(d: &Daemon) -> String {
+    let status = d.status();
+    status["addrs"]
+        .as_array()
+        .expect("addrs")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .find_map(|a| {
+            a.strip_prefix("/ip4/10.77.")
+                .map(|rest| format!("10.77.{}", rest.split('/').next().unwrap()))
+        })
+        .unwrap_or_else(|| panic!("no LAN address in {status}"))
 }

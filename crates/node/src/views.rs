@@ -580,6 +580,14 @@ pub enum EventKind {
         /// True when it opened.
         connected: bool,
     },
+    /// A peer on the LAN runs an index, while this daemon runs its own: two
+    /// separate networks, unless the person restarts with `--index URL`.
+    IndexNearby {
+        /// The peer running it.
+        peer_id: String,
+        /// Where it answers, e.g. `http://192.168.1.20:1099`.
+        url: String,
+    },
     /// This subscriber read too slowly: events were dropped and the stream ends.
     Overflow {
         /// How many events it missed.

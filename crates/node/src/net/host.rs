@@ -34,6 +34,7 @@ use crate::events::EventBus;
 use crate::lifetime::Lifetime;
 use crate::net::announce_queue::{AnnounceQueue, Regrowth};
 use crate::net::deadlines::Deadlines;
+use crate::net::index_advert::{advertised_index_port, agent_version};
 use crate::net::kademlia::{self, DhtSettings};
 use crate::net::peer_book::{FoundBy, PeerBook};
 use crate::net::transfer_requests::{HeldRequests, TransferDesk, Verdict};
@@ -197,6 +198,8 @@ impl Host {
             announce_loopback: listen
                 .iter()
                 .all(|a| ip_of(a).is_some_and(|ip| ip.is_loopback())),
+            own_index_port: discovery.own_index_port,
+            indexes_heard: HashSet::new(),
             context: context.clone(),
         };
         let expected = listen.len();
@@ -375,10 +378,10 @@ fn build_swarm(
                 .set_request_size_maximum(4096)
                 .set_response_size_maximum(64 * 1024);
             PeerBehaviour {
-                identify: identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_VERSION.into(),
-                    key.public(),
-                )),
+                identify: identify::Behaviour::new(
+                    identify::Config::new(IDENTIFY_VERSION.into(), key.public())
+                        .with_agent_version(agent_version(discovery.own_index_port)),
+                ),
                 browse: cbor::Behaviour::with_codec(
                     browse_codec,
                     [(StreamProtocol::new(BROWSE_PROTOCOL), ProtocolSupport::Full)],
@@ -422,6 +425,10 @@ struct EventLoop {
     announcements: AnnounceQueue,
     /// Whether loopback addresses go into this peer's DHT records (only when it listens on nothing else).
     announce_loopback: bool,
+    /// The index this peer runs for others, if any.
+    own_index_port: Option<u16>,
+    /// LAN peers already reported as running an index.
+    indexes_heard: HashSet<PeerId>,
     context: HostContext,
 }
 
@@ -596,9 +603,17 @@ impl EventLoop {
 
     /// A peer told us where it listens: the DHT routing table learns it.
     fn on_identify(&mut self, event: identify::Event) {
-        if let identify::Event::Received { peer_id, info, .. } = event {
+        if let identify::Event::Received {
+            peer_id,
+            info,
+            connection_id,
+        } = event
+        {
             if info.protocol_version != IDENTIFY_VERSION {
                 return;
+            }
+            if let Some(port) = advertised_index_port(&info.agent_version) {
+                self.on_index_advertised(peer_id, connection_id, port);
             }
             let kad = &mut self.swarm.behaviour_mut().kad;
             for addr in info
@@ -611,6 +626,36 @@ impl EventLoop {
             self.book
                 .saw(peer_id, info.listen_addrs, FoundBy::Connection);
         }
+    }
+
+    /// A peer runs an index. When it is on the LAN and this peer runs its
+    /// own, the person hears (once per peer) that the LAN has two networks and
+    /// how to join the other one.
+    fn on_index_advertised(
+        &mut self,
+        peer: PeerId,
+        connection: libp2p::swarm::ConnectionId,
+        port: u16,
+    ) {
+        if self.own_index_port.is_none() || !self.book.found_by(&peer, FoundBy::Mdns) {
+            return;
+        }
+        let Some(ip) = self.connections.get(&connection).and_then(ip_of) else {
+            return;
+        };
+        if !self.indexes_heard.insert(peer) {
+            return;
+        }
+        let url = format!("http://{}", std::net::SocketAddr::new(ip, port));
+        tracing::warn!(
+            "another peershare index runs on this LAN at {url} (peer {peer}); this daemon runs \
+             its own, so the two are separate networks. To join that one instead, restart with \
+             `peershare up --index {url}`"
+        );
+        self.context.bus.publish(EventKind::IndexNearby {
+            peer_id: peer.to_string(),
+            url,
+        });
     }
 
     fn on_kad(&mut self, event: kad::Event) {

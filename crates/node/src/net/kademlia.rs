@@ -29,6 +29,9 @@ pub struct DhtSettings {
     pub republish: Duration,
     /// How long a DHT query may take.
     pub query_timeout: Duration,
+    /// The port of the index this peer runs for others, told to the peers it
+    /// meets (see [`crate::net::index_advert`]); `None` when it runs none.
+    pub own_index_port: Option<u16>,
 }
 
 impl Default for DhtSettings {
@@ -40,6 +43,7 @@ impl Default for DhtSettings {
             provider_ttl: Duration::from_secs(24 * 3600),
             republish: Duration::from_secs(12 * 3600),
             query_timeout: Duration::from_secs(10),
+            own_index_port: None,
         }
     }
 }

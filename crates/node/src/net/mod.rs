@@ -11,6 +11,7 @@
 pub mod announce_queue;
 pub mod deadlines;
 pub mod host;
+pub mod index_advert;
 pub mod kademlia;
 pub mod peer_book;
 pub mod transfer_requests;

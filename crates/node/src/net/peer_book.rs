@@ -88,6 +88,12 @@ impl PeerBook {
             .unwrap_or_default()
     }
 
+    /// Whether `peer` was found `how` (among other ways).
+    pub fn found_by(&self, peer: &PeerId, how: FoundBy) -> bool {
+        let peers = self.peers.lock().expect("peer book lock");
+        peers.get(peer).is_some_and(|e| e.found_by.contains(&how))
+    }
+
     /// Every known peer, most recently seen first.
     pub fn list(&self) -> Vec<KnownPeer> {
         let peers = self.peers.lock().expect("peer book lock");
