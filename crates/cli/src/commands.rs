@@ -296,15 +296,20 @@ async fn sign_in(
             &json!({ "name": account.name, "password": password }),
         )
         .await?;
-    print_json_or(cli, &v, || match verb {
-        "register" => format!(
-            "registered {} and logged in; this peer joins the index now",
-            account.name
-        ),
-        _ => format!(
-            "logged in as {}; this peer joins the index now",
-            account.name
-        ),
+    print_json_or(cli, &v, || {
+        let done = match verb {
+            "register" => format!("registered {} and logged in", v.name),
+            _ => format!("logged in as {}", v.name),
+        };
+        let index = &v.index;
+        match index.state {
+            LinkState::Joined => format!(
+                "{done}; joined the index at {} sharing {} files",
+                index.url, index.published_files
+            ),
+            LinkState::Joining => format!("{done}; still joining the index at {}", index.url),
+            _ => format!("{done}; the index: {}", index.message),
+        }
     })
 }
 

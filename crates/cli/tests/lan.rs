@@ -7,7 +7,7 @@ mod support;
 
 use std::process::Command;
 
-use support::{s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB, WAIT};
+use support::{is_root, s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB, WAIT};
 
 /// A bridge and hosts on it; everything is deleted on drop, even after a failure.
 struct Lan {
@@ -68,13 +68,6 @@ impl Drop for Lan {
             .args(["link", "del", &self.bridge])
             .status();
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 #[test]

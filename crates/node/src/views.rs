@@ -377,6 +377,8 @@ pub struct SessionView {
     pub name: String,
     /// When the session ends, milliseconds since the Unix epoch.
     pub expires_at: i64,
+    /// The membership once it settled (joined, or why not), after a few seconds at most.
+    pub index: IndexStatus,
 }
 
 /// The shared folders after one was added or removed.

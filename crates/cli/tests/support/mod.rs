@@ -117,6 +117,14 @@ pub fn run_client_with_input(args: &[&std::ffi::OsStr], input: Option<&str>) -> 
 }
 
 /// The binary, run inside network namespace `netns` when given.
+/// Whether the tests run as root (network namespaces need it; CI runs as root).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
 fn peershare(netns: Option<&str>) -> Command {
     match netns {
         Some(ns) => {

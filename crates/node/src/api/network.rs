@@ -89,10 +89,12 @@ pub(super) async fn register(
     State(s): State<ApiState>,
     Json(body): Json<Credentials>,
 ) -> Result<(StatusCode, Json<SessionView>), NodeError> {
-    let session = link(&s)?.register(&body.name, &body.password).await?;
+    let link = link(&s)?;
+    let session = link.register(&body.name, &body.password).await?;
     let view = SessionView {
         name: session.name,
         expires_at: session.expires_at,
+        index: link.status(),
     };
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -107,10 +109,12 @@ pub(super) async fn login(
     State(s): State<ApiState>,
     Json(body): Json<Credentials>,
 ) -> Result<Json<SessionView>, NodeError> {
-    let session = link(&s)?.login(&body.name, &body.password).await?;
+    let link = link(&s)?;
+    let session = link.login(&body.name, &body.password).await?;
     Ok(Json(SessionView {
         name: session.name,
         expires_at: session.expires_at,
+        index: link.status(),
     }))
 }
 

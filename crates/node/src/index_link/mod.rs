@@ -53,6 +53,8 @@ const MIN_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// How long a stopping daemon waits for its leave to reach the index.
 const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a login waits for the join it starts, so a search right after it finds this peer's files.
+const JOIN_WAIT: Duration = Duration::from_secs(5);
 
 #[derive(Serialize, Deserialize)]
 struct StoredSession {
@@ -71,7 +73,7 @@ struct Inner {
     client: IndexClient,
     session_path: PathBuf,
     session: watch::Sender<Option<Session>>,
-    status: Mutex<IndexStatus>,
+    status: watch::Sender<IndexStatus>,
     keypair: Keypair,
     host: Host,
     shares: SharedFiles,
@@ -116,7 +118,7 @@ impl IndexLink {
             client,
             session_path,
             session: watch::Sender::new(session),
-            status: Mutex::new(status),
+            status: watch::Sender::new(status),
             keypair,
             host,
             shares,
@@ -139,7 +141,7 @@ impl IndexLink {
 
     /// Where the membership stands.
     pub fn status(&self) -> IndexStatus {
-        self.inner.status.lock().expect("status lock").clone()
+        self.inner.status()
     }
 
     /// The session's token, or an error telling the person to log in.
@@ -186,7 +188,19 @@ impl IndexLink {
         let json = serde_json::to_vec(&stored).map_err(|e| NodeError::Store(e.to_string()))?;
         write_private(&self.inner.session_path, &json)?;
         self.inner.session.send_replace(Some(session.clone()));
+        self.wait_for_join(&session.name).await;
         Ok(session)
+    }
+
+    /// Waits (at most [`JOIN_WAIT`]) until the membership of `user` has
+    /// settled (joined, or why not), so whoever logged in can search at once.
+    async fn wait_for_join(&self, user: &str) {
+        let mut status = self.inner.status.subscribe();
+        let settled = |s: &IndexStatus| {
+            s.user.as_deref() == Some(user)
+                && !matches!(s.state, LinkState::Joining | LinkState::LoggedOut)
+        };
+        let _ = tokio::time::timeout(JOIN_WAIT, status.wait_for(settled)).await;
     }
 
     /// Leaves the index and revokes the session.
@@ -522,12 +536,23 @@ impl Inner {
     }
 
     fn status(&self) -> IndexStatus {
-        self.status.lock().expect("status lock").clone()
+        self.status.borrow().clone()
     }
 
     fn set_state(&self, state: LinkState, session: Option<&Session>, message: String) {
-        let mut status = self.status.lock().expect("status lock");
-        let changed = status.state != state;
+        self.status
+            .send_if_modified(|status| self.change_state(status, state, session, message));
+    }
+
+    fn change_state(
+        &self,
+        status: &mut IndexStatus,
+        state: LinkState,
+        session: Option<&Session>,
+        message: String,
+    ) -> bool {
+        let changed =
+            status.state != state || status.user.as_deref() != session.map(|s| s.name.as_str());
         if changed {
             match state {
                 LinkState::Unreachable | LinkState::Refused => tracing::warn!("{message}"),
@@ -541,11 +566,22 @@ impl Inner {
             status.heartbeat_secs = None;
             status.published_files = 0;
         }
-        self.announce(status, changed);
+        self.announce(status, changed)
     }
 
     fn set_joined(&self, session: &Session, heartbeat_secs: u64, published_files: usize) {
-        let mut status = self.status.lock().expect("status lock");
+        self.status.send_if_modified(|status| {
+            self.change_to_joined(status, session, heartbeat_secs, published_files)
+        });
+    }
+
+    fn change_to_joined(
+        &self,
+        status: &mut IndexStatus,
+        session: &Session,
+        heartbeat_secs: u64,
+        published_files: usize,
+    ) -> bool {
         let changed =
             status.state != LinkState::Joined || status.published_files != published_files;
         if status.state != LinkState::Joined {
@@ -557,15 +593,17 @@ impl Inner {
         status.heartbeat_secs = Some(heartbeat_secs);
         status.published_files = published_files;
         status.last_contact_ms = Some(now_ms());
-        self.announce(status, changed);
+        self.announce(status, changed)
     }
 
-    /// Pushes the status when it changed (heartbeats alone are not news).
-    fn announce(&self, status: std::sync::MutexGuard<'_, IndexStatus>, changed: bool) {
+    /// Pushes the status when it changed (heartbeats alone are not news);
+    /// returns whether it did, for the watchers of the status.
+    fn announce(&self, status: &IndexStatus, changed: bool) -> bool {
         if changed {
             let status = status.clone();
             self.bus.publish(EventKind::IndexChanged { status });
         }
+        changed
     }
 }
 
