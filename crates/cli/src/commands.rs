@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 use crate::args::{parse_bytes, AccountArgs, Cli, Command, SearchArgs, SharesAction};
 use crate::client::DaemonClient;
-use crate::output::{human_bytes, print_json_or, who};
+use crate::output::{human_bytes, human_duration, print_json_or, who};
 use crate::transfers::{self, GetOptions};
 
 /// Runs one client command.
@@ -546,12 +546,12 @@ async fn requests(cli: &Cli, client: &DaemonClient) -> Result<()> {
         let mut out = String::new();
         for r in &list {
             out += &format!(
-                "#{}  {} wants {} ({}), {} s left: `peershare accept {}` or `peershare reject {}`\n",
+                "#{}  {} wants {} ({}), {} left: `peershare accept {}` or `peershare reject {}`\n",
                 r.id,
                 who(r.user.as_deref(), &r.peer),
                 r.name,
                 human_bytes(r.size),
-                r.expires_in,
+                human_duration(r.expires_in),
                 r.id,
                 r.id
             );

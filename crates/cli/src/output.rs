@@ -32,3 +32,20 @@ pub fn who(user: Option<&str>, peer: &str) -> String {
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
 }
+
+/// A number of seconds for people ("2 minutes", "1 hour").
+pub fn human_duration(secs: u64) -> String {
+    indicatif::HumanDuration(std::time::Duration::from_secs(secs)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(150), "3 minutes");
+        assert_eq!(human_duration(7200), "2 hours");
+    }
+}

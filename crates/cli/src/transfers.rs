@@ -15,7 +15,7 @@ use peershare_node::views::{
 
 use crate::args::{Cli, DownloadAction};
 use crate::client::{DaemonClient, EventStream};
-use crate::output::{human_bytes, print_json_or, who};
+use crate::output::{human_bytes, human_duration, print_json_or, who};
 
 /// How `get` was asked to behave.
 pub struct GetOptions {
@@ -355,7 +355,7 @@ async fn watch_downloads(cli: &Cli, client: &DaemonClient) -> Result<()> {
                     human_bytes(p.size),
                     human_bytes(p.rate_bytes_per_sec),
                     p.eta_secs
-                        .map(|s| format!(", {s} s left"))
+                        .map(|s| format!(", {} left", human_duration(s)))
                         .unwrap_or_default()
                 )
             }

@@ -7,7 +7,9 @@ mod support;
 
 use std::process::Command;
 
-use support::{is_root, s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB, WAIT};
+use support::{
+    can_make_namespaces, s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB, WAIT,
+};
 
 /// A bridge and hosts on it; everything is deleted on drop, even after a failure.
 struct Lan {
@@ -72,8 +74,7 @@ impl Drop for Lan {
 
 #[test]
 fn daemons_on_a_lan_find_each_other_by_mdns_and_download() {
-    if !is_root() {
-        eprintln!("skipped: network namespaces need root (CI runs as root)");
+    if !can_make_namespaces() {
         return;
     }
     let lan = Lan::new(3);
@@ -119,8 +120,7 @@ fn daemons_on_a_lan_find_each_other_by_mdns_and_download() {
 /// join it, instead of silently starting a second network.
 #[test]
 fn a_second_index_on_the_lan_is_pointed_out_with_the_way_to_join_the_first() {
-    if !is_root() {
-        eprintln!("skipped: network namespaces need root (CI runs as root)");
+    if !can_make_namespaces() {
         return;
     }
     let lan = Lan::new(2);

@@ -125,6 +125,15 @@ pub fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Whether a test that needs network namespaces can run; says why not when it cannot.
+pub fn can_make_namespaces() -> bool {
+    let root = is_root();
+    if !root {
+        eprintln!("skipped: network namespaces need root (CI runs as root)");
+    }
+    root
+}
+
 fn peershare(netns: Option<&str>) -> Command {
     match netns {
         Some(ns) => {
