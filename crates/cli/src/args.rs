@@ -250,6 +250,10 @@ pub struct UpArgs {
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_uploads: Option<usize>,
+    /// Peers one download fetches from at once (default 8).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_sources: Option<usize>,
     /// Seconds a request waits for your answer under `--policy ask` (default 60).
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -55,6 +55,8 @@ pub struct NodeConfig {
     pub policy: Policy,
     /// Concurrent uploads before answering "busy".
     pub max_uploads: usize,
+    /// Most sources one download uses at once.
+    pub max_sources: usize,
     /// How long an `ask` request waits for the person.
     pub ask_timeout: Duration,
     /// Total upload rate limit in bytes per second.
@@ -93,6 +95,7 @@ impl NodeConfig {
             data_listen: None,
             policy: Policy::Accept,
             max_uploads: 4,
+            max_sources: crate::transfer::download::swarm::DEFAULT_MAX_SOURCES,
             ask_timeout: Duration::from_secs(60),
             max_upload_rate: None,
             watch: true,
@@ -235,6 +238,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         downloads_dir: config.downloads_dir.clone(),
         shares: shares.clone(),
         bus: bus.clone(),
+        index: index.clone(),
+        max_sources: config.max_sources,
         lifetime: lifetime.clone(),
     });
     let node = Node {

@@ -37,10 +37,27 @@ const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 pub enum PieceVerdict {
     /// Verified and written; the buffer comes back for reuse.
     Written { index: u64, buffer: PieceBuffer },
-    /// The bytes do not match the tree: the source lied.
-    Corrupt(VerifyError),
+    /// The bytes do not match the tree: the source lied. The buffer comes back.
+    Corrupt {
+        index: u64,
+        error: VerifyError,
+        buffer: PieceBuffer,
+    },
     /// Writing failed on this machine.
     Failed(std::io::Error),
+}
+
+/// What a verdict meant for the download.
+pub enum Applied {
+    /// The piece is verified and written: these many bytes.
+    Verified(u64),
+    /// The piece did not match the tree; it is missing again.
+    Corrupt {
+        /// The piece.
+        index: u64,
+        /// How it failed.
+        error: VerifyError,
+    },
 }
 
 /// The on-disk side of one download.
@@ -57,17 +74,21 @@ pub struct Assembly {
     queued: usize,
     free: Vec<PieceBuffer>,
     buffers: usize,
+    max_buffers: usize,
     checkpoint: Checkpoint,
     last_checkpoint: Instant,
 }
 
 impl Assembly {
-    /// Starts the workers for a download whose verified pieces are in `map`.
+    /// Starts the workers for a download whose verified pieces are in `map`;
+    /// at most `max_buffers` piece buffers exist at once (at least enough to
+    /// keep every worker busy).
     pub fn start(
         outboard: Arc<Outboard>,
         part_path: &Path,
         part: File,
         map: PieceMap,
+        max_buffers: usize,
     ) -> Result<Self, NodeError> {
         let layout = outboard.layout();
         let id = outboard.id();
@@ -101,6 +122,7 @@ impl Assembly {
             queued: 0,
             free: Vec::new(),
             buffers: 0,
+            max_buffers: max_buffers.max(WORKERS * (WORKER_QUEUE + 1) + 1),
             checkpoint,
             last_checkpoint: Instant::now(),
         })
@@ -116,19 +138,42 @@ impl Assembly {
         self.map.is_complete()
     }
 
+    /// Whether piece `index` is verified and written.
+    pub fn has(&self, index: u64) -> bool {
+        self.map.has(index)
+    }
+
+    /// Returns a buffer that was not used (a duplicate, an order a source did not fill).
+    pub fn give_back(&mut self, buffer: PieceBuffer) {
+        self.free.push(buffer);
+    }
+
     /// A buffer to read the next piece into, if one is free (or may be made).
     pub fn take_buffer(&mut self) -> Option<PieceBuffer> {
         if let Some(buffer) = self.free.pop() {
             return Some(buffer);
         }
-        (self.buffers < WORKERS * (WORKER_QUEUE + 1)).then(|| {
+        (self.buffers < self.max_buffers).then(|| {
             self.buffers += 1;
             PieceBuffer::new(self.layout.piece_len() as usize)
         })
     }
 
-    /// Hands a received piece to a worker (waiting if all queues are full).
-    pub async fn submit(&mut self, index: u64, buffer: PieceBuffer) -> Result<(), NodeError> {
+    /// Hands a received piece to a worker. While as many pieces as the
+    /// workers can hold are queued, it first waits for verdicts (so a worker
+    /// never waits on a full verdict queue); those it applied are returned.
+    pub async fn submit(
+        &mut self,
+        index: u64,
+        buffer: PieceBuffer,
+    ) -> Result<Vec<Applied>, NodeError> {
+        let mut applied = Vec::new();
+        while let Ok(verdict) = self.verdicts.try_recv() {
+            applied.push(self.apply(verdict)?);
+        }
+        while self.queued >= WORKERS * (WORKER_QUEUE + 1) {
+            applied.push(self.next_verdict().await?);
+        }
         let worker = &self.workers[self.next_worker % self.workers.len()];
         self.next_worker += 1;
         worker
@@ -136,7 +181,7 @@ impl Assembly {
             .await
             .map_err(|_| NodeError::Transfer("a piece writer stopped".into()))?;
         self.queued += 1;
-        Ok(())
+        Ok(applied)
     }
 
     /// Pieces handed to workers and not yet reported on.
@@ -144,8 +189,8 @@ impl Assembly {
         self.queued
     }
 
-    /// Waits for one verdict and applies it; returns the bytes it verified.
-    pub async fn next_verdict(&mut self) -> Result<u64, NodeError> {
+    /// Waits for one verdict and applies it.
+    pub async fn next_verdict(&mut self) -> Result<Applied, NodeError> {
         let verdict = self
             .verdicts
             .recv()
@@ -154,33 +199,35 @@ impl Assembly {
         self.apply(verdict)
     }
 
-    /// Applies every verdict already waiting; returns the bytes they verified.
-    pub fn drain_verdicts(&mut self) -> Result<u64, NodeError> {
-        let mut bytes = 0;
-        while let Ok(verdict) = self.verdicts.try_recv() {
-            bytes += self.apply(verdict)?;
-        }
-        Ok(bytes)
-    }
-
-    fn apply(&mut self, verdict: PieceVerdict) -> Result<u64, NodeError> {
+    fn apply(&mut self, verdict: PieceVerdict) -> Result<Applied, NodeError> {
         self.queued = self.queued.saturating_sub(1);
         match verdict {
             PieceVerdict::Written { index, buffer } => {
+                self.free.push(buffer);
+                if self.map.has(index) {
+                    return Ok(Applied::Verified(0));
+                }
                 self.picker.verified(index);
                 self.map.set(index);
-                self.free.push(buffer);
                 if self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL
                     && self.checkpoint.offer(&self.map)
                 {
                     self.last_checkpoint = Instant::now();
                 }
                 let r = self.layout.piece_range(index);
-                Ok(r.end - r.start)
+                Ok(Applied::Verified(r.end - r.start))
             }
-            PieceVerdict::Corrupt(error) => Err(NodeError::Transfer(format!(
-                "{error}; the source was dropped"
-            ))),
+            PieceVerdict::Corrupt {
+                index,
+                error,
+                buffer,
+            } => {
+                self.free.push(buffer);
+                if !self.map.has(index) {
+                    self.picker.release(index);
+                }
+                Ok(Applied::Corrupt { index, error })
+            }
             PieceVerdict::Failed(e) => Err(NodeError::Io(e)),
         }
     }
@@ -227,13 +274,17 @@ fn verify_and_write(
     while let Some((index, buffer)) = pieces.blocking_recv() {
         let offset = outboard.layout().piece_range(index).start;
         let verdict = match outboard.verify_piece(index, buffer.as_slice()) {
-            Err(error) => PieceVerdict::Corrupt(error),
+            Err(error) => PieceVerdict::Corrupt {
+                index,
+                error,
+                buffer,
+            },
             Ok(()) => match writer.write_at(buffer.as_slice(), offset) {
                 Ok(()) => PieceVerdict::Written { index, buffer },
                 Err(e) => PieceVerdict::Failed(e),
             },
         };
-        let stop = !matches!(verdict, PieceVerdict::Written { .. });
+        let stop = matches!(verdict, PieceVerdict::Failed(_));
         if verdicts.blocking_send(verdict).is_err() || stop {
             return;
         }

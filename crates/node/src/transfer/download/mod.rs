@@ -16,10 +16,9 @@ pub mod piece_map;
 pub mod piece_picker;
 mod progress;
 mod source;
+pub mod swarm;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,20 +27,19 @@ use libp2p::{Multiaddr, PeerId};
 use peershare_core::file_name::{sanitize, unique_path};
 use peershare_core::outboard::read_exact_at;
 use peershare_core::scan::PARTIAL_DIR;
-use peershare_core::wire::control::{SharedFileEntry, TransferResponse};
+use peershare_core::wire::control::SharedFileEntry;
 use peershare_core::words::name_words;
 use peershare_core::{FileId, Outboard, PieceLayout};
-use tokio::io::AsyncWriteExt;
-use tokio_util::sync::CancellationToken;
 
-use self::piece_map::{open_partial, partial_paths, PieceMap};
+use self::piece_map::{partial_paths, PieceMap};
 use self::progress::{Live, Progress, StopReason};
-use self::source::{fetch_pieces, fetch_tree, open_transfer, SourceSession};
+use self::swarm::{fetch_from_swarm, SwarmParts, SwarmTarget};
 use crate::backoff::Backoff;
 use crate::discovery::browse::browse_all;
 use crate::events::EventBus;
+use crate::index_link::IndexLink;
 use crate::lifetime::Lifetime;
-use crate::net::host::{ip_of, parse_peer_addr, Host};
+use crate::net::host::{parse_peer_addr, Host};
 use crate::share::SharedFiles;
 use crate::store::Store;
 use crate::transfer::data_channel::DataTls;
@@ -50,8 +48,6 @@ use crate::views::{
 };
 use crate::{now_ms, NodeError};
 
-/// Time limit on each step before pieces flow: connecting, opening, the tree.
-const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 /// First pause before asking a busy source again; it doubles up to the ceiling.
 const BUSY_RETRY_FLOOR: Duration = Duration::from_secs(5);
 /// Longest pause between tries of a busy source.
@@ -79,6 +75,10 @@ pub struct DownloadsParts {
     pub shares: SharedFiles,
     /// Where changes are pushed.
     pub bus: EventBus,
+    /// The index, when there is one: more holders of a file being fetched.
+    pub index: Option<IndexLink>,
+    /// Most sources one download uses at once.
+    pub max_sources: usize,
     /// The daemon's lifetime; the engine runs its downloads, and only
     /// those, on a child of it.
     pub lifetime: Lifetime,
@@ -607,119 +607,26 @@ impl Downloads {
         record: &DownloadRecord,
         live: &Live,
     ) -> Result<(PathBuf, Arc<Outboard>), NodeError> {
-        let stop = &live.control;
         let partial_dir = self.partial_dir();
         std::fs::create_dir_all(&partial_dir).map_err(|e| NodeError::io(&partial_dir, e))?;
         let (part_path, map_path) = partial_paths(&partial_dir, &record.file_id);
-        let (peer, dial) = parse_peer_addr(&record.source)?;
-
-        let answer = until_stopped(
-            stop,
-            self.parts
-                .host
-                .request_transfer(peer, vec![dial.clone()], record.file_id),
-        )
-        .await??;
-        let (ticket, data_port, piece_len) = granted(answer.response, record.size)?;
-        let layout = PieceLayout::new(record.size, piece_len)
-            .map_err(|e| NodeError::Transfer(e.to_string()))?;
-        let ip = answer.remote_ip.or_else(|| ip_of(&dial)).ok_or_else(|| {
-            NodeError::Transfer("no IP address to open a data connection to".into())
-        })?;
-        let mut stream = timed_step(
-            stop,
-            "connecting to the source",
-            self.parts.tls.connect(SocketAddr::new(ip, data_port), peer),
-        )
-        .await?;
-        timed_step(
-            stop,
-            "opening the transfer",
-            open_transfer(&mut stream, ticket, &record.file_id, layout),
-        )
-        .await?;
-        let outboard = Arc::new(
-            timed_step(
-                stop,
-                "fetching the piece tree",
-                fetch_tree(&mut stream, layout, &record.file_id),
-            )
-            .await?,
-        );
-
-        let map = until_stopped(
-            stop,
-            verify_inherited(&part_path, map_path, outboard.clone()),
-        )
-        .await??;
-        live.progress.set_verified(verified_bytes(&map, layout));
-        if !map.is_complete() {
-            let part = open_partial(&part_path, record.size)?;
-            let source = SourceSession {
-                stream,
-                peer,
-                progress: &live.progress,
-                stop,
-            };
-            fetch_pieces(source, outboard.clone(), &part_path, part, map).await?;
-        } else {
-            let _ = stream.shutdown().await;
-        }
+        let parts = SwarmParts {
+            host: self.parts.host.clone(),
+            index: self.parts.index.clone(),
+            tls: self.parts.tls.clone(),
+            max_sources: self.parts.max_sources,
+        };
+        let target = SwarmTarget {
+            id: record.file_id,
+            size: record.size,
+            part_path: &part_path,
+            map_path: map_path.clone(),
+            first_source: &record.source,
+        };
+        let outboard = fetch_from_swarm(&parts, target, &live.progress, &live.control).await?;
         let path = move_into_place(&part_path, &self.parts.downloads_dir, &record.name)?;
-        let (_, map_path) = partial_paths(&partial_dir, &record.file_id);
         let _ = std::fs::remove_file(&map_path);
         Ok((path, outboard))
-    }
-}
-
-/// Runs `step` until it ends or the download is stopped.
-async fn until_stopped<T>(
-    stop: &CancellationToken,
-    step: impl Future<Output = T>,
-) -> Result<T, NodeError> {
-    stop.run_until_cancelled(step)
-        .await
-        .ok_or(NodeError::Stopped)
-}
-
-/// Runs `step` until it ends, the download is stopped, or [`STEP_TIMEOUT`] passes.
-async fn timed_step<T>(
-    stop: &CancellationToken,
-    what: &str,
-    step: impl Future<Output = Result<T, NodeError>>,
-) -> Result<T, NodeError> {
-    until_stopped(stop, tokio::time::timeout(STEP_TIMEOUT, step))
-        .await?
-        .map_err(|_| {
-            NodeError::Transfer(format!(
-                "the source did not answer within {} s while {what}",
-                STEP_TIMEOUT.as_secs()
-            ))
-        })?
-}
-
-/// The ticket, data port and piece length of a grant, or why there is none.
-fn granted(response: TransferResponse, size: u64) -> Result<(u64, u16, u64), NodeError> {
-    match response {
-        TransferResponse::Granted {
-            ticket,
-            data_port,
-            size: offered,
-            piece_len,
-            ..
-        } if offered == size => Ok((ticket, data_port, piece_len)),
-        TransferResponse::Granted { size: offered, .. } => Err(NodeError::Transfer(format!(
-            "peer offers {offered} bytes for a file listed as {size} bytes"
-        ))),
-        TransferResponse::Rejected { reason } => {
-            Err(NodeError::Refused(format!("rejected by peer: {reason}")))
-        }
-        TransferResponse::Busy => Err(NodeError::Busy(
-            "the source is busy: all its upload slots are in use".into(),
-        )),
-        TransferResponse::NotFound => Err(NodeError::NotFound(
-            "the peer no longer shares this file (or it changed since it was listed)".into(),
-        )),
     }
 }
 

@@ -1,16 +1,21 @@
 //! Which piece to ask a source for next.
 //!
 //! The picker hands out missing pieces in order, never the same piece to
-//! two requests at once, and takes a piece back when its source failed so
-//! another source (or a later attempt) fetches it. It knows nothing of
-//! sockets; the download engine asks it and reports back.
+//! two requests at once while others are left; at the end of a download
+//! (the endgame) a piece in flight may be asked of a second source, so one
+//! slow source cannot hold the last pieces. A piece whose request failed is
+//! taken back so another source fetches it. It knows nothing of sockets;
+//! the download asks it and reports back.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 
-/// Missing pieces and the ones currently requested.
+/// Most sources asked for one piece at once in the endgame.
+const MAX_COPIES: u8 = 2;
+
+/// Missing pieces and how many requests each has in flight.
 pub struct PiecePicker {
     missing: BTreeSet<u64>,
-    in_flight: HashSet<u64>,
+    in_flight: HashMap<u64, u8>,
 }
 
 impl PiecePicker {
@@ -18,14 +23,31 @@ impl PiecePicker {
     pub fn new(missing: impl IntoIterator<Item = u64>) -> Self {
         Self {
             missing: missing.into_iter().collect(),
-            in_flight: HashSet::new(),
+            in_flight: HashMap::new(),
         }
     }
 
     /// The next missing piece nobody is fetching, now marked as in flight.
     pub fn pick(&mut self) -> Option<u64> {
-        let index = *self.missing.iter().find(|i| !self.in_flight.contains(i))?;
-        self.in_flight.insert(index);
+        let index = *self
+            .missing
+            .iter()
+            .find(|i| !self.in_flight.contains_key(i))?;
+        self.in_flight.insert(index, 1);
+        Some(index)
+    }
+
+    /// In the endgame (every missing piece is in flight): a piece already
+    /// asked of another source, not among `asked_here`, to ask again.
+    pub fn pick_again(&mut self, asked_here: impl Fn(u64) -> bool) -> Option<u64> {
+        if self.missing.iter().any(|i| !self.in_flight.contains_key(i)) {
+            return None;
+        }
+        let index = *self
+            .missing
+            .iter()
+            .find(|i| !asked_here(**i) && self.in_flight.get(i).is_some_and(|n| *n < MAX_COPIES))?;
+        *self.in_flight.entry(index).or_default() += 1;
         Some(index)
     }
 
@@ -35,9 +57,14 @@ impl PiecePicker {
         self.missing.remove(&index);
     }
 
-    /// A piece's request failed; it may be picked again.
+    /// One request for a piece ended without it; once none is left it may be picked again.
     pub fn release(&mut self, index: u64) {
-        self.in_flight.remove(&index);
+        if let Some(n) = self.in_flight.get_mut(&index) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&index);
+            }
+        }
     }
 
     /// True when no piece is missing.
@@ -67,5 +94,30 @@ mod tests {
             p.verified(i);
         }
         assert!(p.is_complete());
+    }
+
+    #[test]
+    fn the_endgame_asks_a_second_source_for_pieces_in_flight_only() {
+        let mut p = PiecePicker::new([0, 1, 2]);
+        assert_eq!(p.pick(), Some(0));
+        assert_eq!(
+            p.pick_again(|_| false),
+            None,
+            "not while pieces are unasked"
+        );
+        assert_eq!((p.pick(), p.pick()), (Some(1), Some(2)));
+        // Source B asked for 1 already; it gets a copy of 0, then 2.
+        let b_asked = |i: u64| i == 1;
+        assert_eq!(p.pick_again(b_asked), Some(0));
+        assert_eq!(p.pick_again(|i| i == 1 || i == 0), Some(2));
+        assert_eq!(p.pick_again(|i| i == 1), None, "two copies at most");
+        // The first copy of 0 arrives and verifies: the second is moot.
+        p.verified(0);
+        p.release(0);
+        assert_eq!(p.missing(), 2);
+        // Both requests for 2 fail: it is unasked again.
+        p.release(2);
+        p.release(2);
+        assert_eq!(p.pick(), Some(2));
     }
 }

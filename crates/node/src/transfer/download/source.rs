@@ -1,33 +1,37 @@
-//! One source's side of a download: the data connection to a peer that
-//! granted the transfer, opening it, fetching the piece tree, and pumping
-//! piece requests and answers into the [`Assembly`].
+//! One source's side of a download, run as a task of its own: ask the peer
+//! for the file, open the data connection, check the piece tree against the
+//! id, then fetch the pieces the download orders (each with the buffer to
+//! read it into) and report each one back.
 //!
-//! Every step has a time limit and stops at once when the download's
-//! cancellation token fires; pieces already handed to the assembly are
-//! still verified, written and recorded in the piece map on the way out.
+//! Every step has a time limit, a source that sends nothing for a few
+//! seconds has stalled, and the task stops at once when its token fires;
+//! orders it did not fill go back to the download with their buffers, so
+//! another source fetches those pieces. It never verifies or writes: the
+//! download does.
 
 use std::collections::VecDeque;
-use std::path::Path;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use peershare_core::outboard::LEAF_LEN;
+use peershare_core::wire::control::TransferResponse;
 use peershare_core::wire::data::{ClientFrame, PieceHeader, ServerFrame};
 use peershare_core::{FileId, Outboard, PieceLayout};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::assembly::{Assembly, PieceBuffer};
-use super::piece_map::PieceMap;
-use super::progress::Progress;
-use crate::transfer::data_channel::{read_body, read_header, wire_error, DataStream};
+use super::assembly::PieceBuffer;
+use crate::net::host::{ip_of, Host};
+use crate::transfer::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
 use crate::NodeError;
 
-/// Piece requests kept in flight per source.
-const WINDOW: usize = 8;
-/// How long a source may go without sending a byte.
-const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a source may go without sending a byte while a piece is due:
+/// past it, its pieces go to the other sources.
+const STALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time limit on each step before pieces flow: asking, connecting, opening, the tree.
+const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Presents the ticket and asks for the tree; checks the source names the granted file.
 pub async fn open_transfer(
@@ -103,126 +107,240 @@ fn unexpected(frame: ServerFrame) -> NodeError {
     }
 }
 
-/// One source's connection, while it sends pieces.
-pub struct SourceSession<'a> {
-    /// The open data connection.
-    pub stream: DataStream,
-    /// Who is on the other end.
+/// An order from the download to one source: fetch piece `index` into `buffer`.
+pub struct Order {
+    /// The piece.
+    pub index: u64,
+    /// Where its bytes go.
+    pub buffer: PieceBuffer,
+}
+
+/// What a source tells its download.
+pub enum Report {
+    /// The source granted the transfer and sent a tree that matches the id.
+    Ready {
+        /// The source.
+        peer: PeerId,
+        /// The file's piece tree, checked against its id.
+        outboard: Outboard,
+    },
+    /// A piece arrived, not verified yet.
+    Piece {
+        /// The source.
+        peer: PeerId,
+        /// The piece.
+        index: u64,
+        /// Its bytes.
+        buffer: PieceBuffer,
+    },
+    /// The source is done: stopped, or failed with `error`; `unfilled` are
+    /// the orders it did not fill, buffers included.
+    Ended {
+        /// The source.
+        peer: PeerId,
+        /// Why it ended, unless it was told to stop.
+        error: Option<NodeError>,
+        /// Orders it did not fill.
+        unfilled: Vec<Order>,
+    },
+}
+
+/// One source of one download, run as a task: ask the peer for the file,
+/// open the data connection, then fill the download's orders.
+pub struct SourceTask {
+    /// The peer.
     pub peer: PeerId,
-    /// The download's counters.
-    pub progress: &'a Progress,
-    /// Fires when the download is paused, cancelled or the daemon stops.
-    pub stop: &'a CancellationToken,
+    /// Where to reach it.
+    pub addrs: Vec<Multiaddr>,
+    /// The file.
+    pub id: FileId,
+    /// Its size.
+    pub size: u64,
+    /// The libp2p host, to ask for the transfer.
+    pub host: Host,
+    /// TLS for the data connection.
+    pub tls: DataTls,
+    /// Pieces to fetch, with their buffers.
+    pub orders: mpsc::Receiver<Order>,
+    /// Where this source reports.
+    pub reports: mpsc::Sender<Report>,
+    /// Fires when the download no longer wants this source (or stops).
+    pub stop: CancellationToken,
 }
 
-/// Fetches every missing piece from one source, verifying and writing as they come.
-pub async fn fetch_pieces(
-    mut source: SourceSession<'_>,
-    outboard: Arc<Outboard>,
-    part_path: &Path,
-    part: std::fs::File,
-    map: PieceMap,
-) -> Result<(), NodeError> {
-    let layout = outboard.layout();
-    let mut assembly = Assembly::start(outboard, part_path, part, map)?;
-    let mut requested: VecDeque<u64> = VecDeque::new();
-    source.progress.source_changed(true);
-    let result = pump_source(&mut source, &mut assembly, &mut requested, layout).await;
-    let finished = assembly.finish().await;
-    source.progress.source_changed(false);
-    if result.is_ok() {
-        let _ = source.stream.shutdown().await;
+/// Runs a source until the download stops it or it fails; always ends with [`Report::Ended`].
+pub async fn run_source(mut task: SourceTask) {
+    let mut pending: VecDeque<Order> = VecDeque::new();
+    let outcome = task
+        .stop
+        .clone()
+        .run_until_cancelled(serve_orders(&mut task, &mut pending))
+        .await;
+    let error = match outcome {
+        Some(Ok(())) | None => None,
+        Some(Err(e)) => Some(e),
+    };
+    task.orders.close();
+    while let Ok(order) = task.orders.try_recv() {
+        pending.push_back(order);
     }
-    let verified = source.progress.verified();
-    result
-        .and(finished)
-        .map_err(|e| source_failed(e, source.peer, verified, layout.file_len()))
+    let _ = task
+        .reports
+        .send(Report::Ended {
+            peer: task.peer,
+            error,
+            unfilled: pending.into(),
+        })
+        .await;
 }
 
-/// Keeps `WINDOW` piece requests in flight and feeds what arrives to the assembly.
-async fn pump_source(
-    source: &mut SourceSession<'_>,
-    assembly: &mut Assembly,
-    requested: &mut VecDeque<u64>,
-    layout: PieceLayout,
+async fn serve_orders(
+    task: &mut SourceTask,
+    pending: &mut VecDeque<Order>,
 ) -> Result<(), NodeError> {
-    let progress = source.progress;
+    let (mut stream, layout) = open_source(task).await?;
     loop {
-        progress.add_verified(assembly.drain_verdicts()?);
-        if assembly.is_complete() {
-            return Ok(());
-        }
         let mut asked = false;
-        while requested.len() < WINDOW {
-            let Some(index) = assembly.picker().pick() else {
-                break;
-            };
-            source
-                .stream
-                .write_all(&ClientFrame::GetPiece { index }.encode())
-                .await?;
-            requested.push_back(index);
+        while let Ok(order) = task.orders.try_recv() {
+            ask_for(&mut stream, &order).await?;
+            pending.push_back(order);
             asked = true;
         }
         if asked {
-            source.stream.flush().await?;
+            stream.flush().await?;
         }
-        let free_buffer = match requested.front() {
-            Some(_) => assembly.take_buffer(),
-            None => None,
-        };
-        let Some(mut buffer) = free_buffer else {
-            if assembly.queued() == 0 {
-                return Err(NodeError::Transfer(
-                    "nothing left to request or verify".into(),
-                ));
-            }
-            // Every asked-for piece is in, or every buffer is queued: wait for a writer.
-            let verified = tokio::select! {
-                verified = assembly.next_verdict() => verified?,
-                _ = source.stop.cancelled() => return Err(NodeError::Stopped),
+        let Some(due) = pending.front_mut() else {
+            let Some(order) = task.orders.recv().await else {
+                let _ = stream.shutdown().await;
+                return Ok(());
             };
-            progress.add_verified(verified);
+            ask_for(&mut stream, &order).await?;
+            stream.flush().await?;
+            pending.push_back(order);
             continue;
         };
-        let expected = requested.pop_front().expect("checked above");
-        let read = tokio::time::timeout(
-            STALL_TIMEOUT,
-            read_piece(&mut source.stream, layout, &mut buffer),
-        );
-        let index = tokio::select! {
-            read = read => read.map_err(|_| NodeError::Transfer("the source stopped sending".into()))??,
-            _ = source.stop.cancelled() => return Err(NodeError::Stopped),
-        };
-        if index != expected {
+        let index = read_piece(&mut stream, layout, &mut due.buffer).await?;
+        if index != due.index {
             return Err(NodeError::Transfer(format!(
-                "source answered piece {index} when piece {expected} was due"
+                "source answered piece {index} when piece {} was due",
+                due.index
             )));
         }
-        progress.add_fetched(buffer.len() as u64);
-        assembly.submit(index, buffer).await?;
+        let order = pending.pop_front().expect("a piece was due");
+        let piece = Report::Piece {
+            peer: task.peer,
+            index,
+            buffer: order.buffer,
+        };
+        if task.reports.send(piece).await.is_err() {
+            return Ok(());
+        }
     }
 }
 
-fn source_failed(error: NodeError, peer: PeerId, verified: u64, size: u64) -> NodeError {
-    let reason = match error {
-        NodeError::Stopped => return NodeError::Stopped,
-        NodeError::Io(e) => format!("connection lost ({e})"),
-        other => other.to_string(),
+/// Asks the peer for the file, connects, checks what it offers and fetches the tree.
+async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), NodeError> {
+    let answer = task
+        .host
+        .request_transfer(task.peer, task.addrs.clone(), task.id)
+        .await?;
+    let (ticket, data_port, piece_len) = granted(answer.response, task.size)?;
+    let layout =
+        PieceLayout::new(task.size, piece_len).map_err(|e| NodeError::Transfer(e.to_string()))?;
+    let ip = answer
+        .remote_ip
+        .or_else(|| task.addrs.iter().find_map(ip_of))
+        .ok_or_else(|| NodeError::Transfer("no IP address to open a data connection to".into()))?;
+    let mut stream = timed(
+        "connecting to the source",
+        task.tls.connect(SocketAddr::new(ip, data_port), task.peer),
+    )
+    .await?;
+    timed(
+        "opening the transfer",
+        open_transfer(&mut stream, ticket, &task.id, layout),
+    )
+    .await?;
+    let outboard = timed(
+        "fetching the piece tree",
+        fetch_tree(&mut stream, layout, &task.id),
+    )
+    .await?;
+    let ready = Report::Ready {
+        peer: task.peer,
+        outboard,
     };
-    NodeError::Transfer(format!(
-        "source {peer} failed after {verified} of {size} bytes: {reason}. \
-         The verified pieces are kept: run the same `peershare get` again to resume"
-    ))
+    task.reports
+        .send(ready)
+        .await
+        .map_err(|_| NodeError::Stopped)?;
+    Ok((stream, layout))
 }
 
-/// Reads one piece frame into `buffer`; returns its index.
+async fn ask_for(stream: &mut DataStream, order: &Order) -> Result<(), NodeError> {
+    let request = ClientFrame::GetPiece { index: order.index }.encode();
+    timed("asking for a piece", async {
+        stream.write_all(&request).await.map_err(NodeError::from)
+    })
+    .await
+}
+
+/// Runs one step before pieces flow, or one write, within [`STEP_TIMEOUT`].
+async fn timed<T>(
+    what: &str,
+    step: impl std::future::Future<Output = Result<T, NodeError>>,
+) -> Result<T, NodeError> {
+    tokio::time::timeout(STEP_TIMEOUT, step)
+        .await
+        .map_err(|_| {
+            NodeError::Transfer(format!(
+                "the source did not answer within {} s while {what}",
+                STEP_TIMEOUT.as_secs()
+            ))
+        })?
+}
+
+/// The ticket, data port and piece length of a grant, or why there is none.
+pub fn granted(response: TransferResponse, size: u64) -> Result<(u64, u16, u64), NodeError> {
+    match response {
+        TransferResponse::Granted {
+            ticket,
+            data_port,
+            size: offered,
+            piece_len,
+            ..
+        } if offered == size => Ok((ticket, data_port, piece_len)),
+        TransferResponse::Granted { size: offered, .. } => Err(NodeError::Transfer(format!(
+            "peer offers {offered} bytes for a file listed as {size} bytes"
+        ))),
+        TransferResponse::Rejected { reason } => {
+            Err(NodeError::Refused(format!("rejected by peer: {reason}")))
+        }
+        TransferResponse::Busy => Err(NodeError::Busy(
+            "the source is busy: all its upload slots are in use".into(),
+        )),
+        TransferResponse::NotFound => Err(NodeError::NotFound(
+            "the peer no longer shares this file (or it changed since it was listed)".into(),
+        )),
+    }
+}
+
+/// Reads one piece frame into `buffer`; returns its index. A source that
+/// sends nothing for [`STALL_TIMEOUT`] has stalled.
 async fn read_piece(
     stream: &mut DataStream,
     layout: PieceLayout,
     buffer: &mut PieceBuffer,
 ) -> Result<u64, NodeError> {
-    let header = read_header(stream, layout.piece_len()).await?;
+    let stalled = || {
+        NodeError::Transfer(format!(
+            "the source stopped sending (nothing for {} s)",
+            STALL_TIMEOUT.as_secs()
+        ))
+    };
+    let header = tokio::time::timeout(STALL_TIMEOUT, read_header(stream, layout.piece_len()))
+        .await
+        .map_err(|_| stalled())??;
     if !header.is_piece() {
         let body = read_body(stream, header).await?;
         return Err(unexpected(
@@ -230,8 +348,22 @@ async fn read_piece(
         ));
     }
     let mut index = [0u8; 8];
-    stream.read_exact(&mut index).await?;
+    tokio::time::timeout(STALL_TIMEOUT, stream.read_exact(&mut index))
+        .await
+        .map_err(|_| stalled())??;
     let len = header.body_len as usize - 8;
-    stream.read_exact(buffer.fill(len)).await?;
+    let body = buffer.fill(len);
+    let mut filled = 0;
+    while filled < len {
+        let read = tokio::time::timeout(STALL_TIMEOUT, stream.read(&mut body[filled..]))
+            .await
+            .map_err(|_| stalled())??;
+        if read == 0 {
+            return Err(NodeError::Transfer(
+                "the source closed the connection in the middle of a piece".into(),
+            ));
+        }
+        filled += read;
+    }
     Ok(PieceHeader::index(index))
 }

@@ -1,0 +1,637 @@
+//! One download fed by every source that holds the file at once (the
+//! swarm): which peers are asked, which piece each one fetches next, and
+//! what happens when one is busy, stalls, dies or lies.
+//!
+//! The swarm is an event loop that reads like a table of cases: a source
+//! reports (ready, a piece, ended), a worker reports a verdict, a lookup of
+//! holders comes back, a retry falls due, or the download is stopped. Each
+//! source is a task of its own ([`super::source`]) that fetches the pieces
+//! it is ordered into buffers it is given; the swarm alone owns the
+//! [`Assembly`] (verify, write, piece map) and the picker, so a piece is
+//! counted only once it verified, whoever sent it.
+//!
+//! A source that fails, stalls or disappears gives its pieces back to the
+//! others at once; a busy one is asked again after a growing pause; one that
+//! sends a piece that does not verify is dropped for this file and named in
+//! the log. Holders are looked up again every minute and at once when
+//! sources run out; the download fails only when none is left and none
+//! turns up for [`SOURCE_PATIENCE`], and then its verified pieces stay for a
+//! resume.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId};
+use peershare_core::{FileId, Outboard};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::assembly::{Applied, Assembly};
+use super::piece_map::open_partial;
+use super::progress::Progress;
+use super::source::{run_source, Order, Report, SourceTask};
+use crate::backoff::Backoff;
+use crate::discovery::search::holders_of;
+use crate::discovery::Reach;
+use crate::index_link::IndexLink;
+use crate::net::deadlines::Deadlines;
+use crate::net::host::{parse_peer_addr, Host};
+use crate::transfer::data_channel::DataTls;
+use crate::NodeError;
+
+/// Sources used at once by one download unless configured otherwise.
+pub const DEFAULT_MAX_SOURCES: usize = 8;
+/// Pieces ordered from one source at a time (each holds a buffer).
+const WINDOW: usize = 8;
+/// Memory for piece buffers of one download, whatever its sources.
+const BUFFER_BUDGET: u64 = 64 * 1024 * 1024;
+/// How long a download with no source waits for one to turn up before it fails.
+const SOURCE_PATIENCE: Duration = Duration::from_secs(10);
+/// How often holders are looked up again during a download.
+const LOOKUP_EVERY: Duration = Duration::from_secs(60);
+/// Least time between two lookups when sources run out.
+const LOOKUP_AT_MOST_EVERY: Duration = Duration::from_secs(3);
+/// First pause before asking a busy source again; it doubles up to the ceiling.
+const BUSY_RETRY_FLOOR: Duration = Duration::from_secs(2);
+/// Longest pause between tries of a busy source.
+const BUSY_RETRY_CEILING: Duration = Duration::from_secs(60);
+/// Reports queued from the sources to the swarm.
+const REPORT_QUEUE: usize = 64;
+
+/// What the swarm needs from the node.
+pub struct SwarmParts {
+    /// The libp2p host: transfer requests, DHT lookups.
+    pub host: Host,
+    /// The index, when there is one: holders of the file.
+    pub index: Option<IndexLink>,
+    /// TLS for data connections.
+    pub tls: DataTls,
+    /// Most sources used at once.
+    pub max_sources: usize,
+}
+
+/// The file a swarm fetches and where it goes.
+pub struct SwarmTarget<'a> {
+    /// The file.
+    pub id: FileId,
+    /// Its size.
+    pub size: u64,
+    /// The partial file.
+    pub part_path: &'a Path,
+    /// Its map of verified pieces.
+    pub map_path: PathBuf,
+    /// The source the person named (or the first holder found).
+    pub first_source: &'a str,
+}
+
+/// Where one source stands in this download.
+enum SourceState {
+    /// Known, not asked yet.
+    Untried,
+    /// Its task runs; `ready` once it sent the tree.
+    Running {
+        orders: mpsc::Sender<Order>,
+        stop: CancellationToken,
+        ready: bool,
+        ordered: HashSet<u64>,
+    },
+    /// Busy: asked again once its pause is over.
+    Waiting,
+    /// Not asked again in this download.
+    Dropped,
+}
+
+/// A peer holding the file, and what it did in this download.
+struct Source {
+    addrs: Vec<Multiaddr>,
+    state: SourceState,
+    busy: Backoff,
+    pieces: u64,
+}
+
+/// Things that fall due.
+enum Due {
+    /// A busy source may be asked again.
+    Retry(PeerId),
+    /// The periodic look for more holders.
+    Lookup,
+    /// A look for holders while none is left, not sooner than allowed.
+    LookupSoon,
+}
+
+/// Fetches every missing piece of `target` from as many sources as it can
+/// find; returns the file's tree once the partial file is whole.
+pub async fn fetch_from_swarm(
+    parts: &SwarmParts,
+    target: SwarmTarget<'_>,
+    progress: &Progress,
+    stop: &CancellationToken,
+) -> Result<Arc<Outboard>, NodeError> {
+    let (reports_tx, reports) = mpsc::channel(REPORT_QUEUE);
+    let mut swarm = Swarm {
+        parts,
+        target,
+        progress,
+        stop,
+        sources: HashMap::new(),
+        tasks: JoinSet::new(),
+        lookups: JoinSet::new(),
+        reports_tx,
+        reports,
+        due: Deadlines::default(),
+        outboard: None,
+        assembly: None,
+        sent_by: HashMap::new(),
+        last_error: None,
+        sourceless_since: None,
+        last_lookup: None,
+    };
+    let (peer, addr) = parse_peer_addr(swarm.target.first_source)?;
+    swarm.add_candidate(peer, vec![addr]);
+    swarm.look_up_holders();
+    swarm.due.insert(Due::Lookup, LOOKUP_EVERY);
+    let outcome = swarm.run().await;
+    swarm.end().await.and(outcome)
+}
+
+struct Swarm<'a> {
+    parts: &'a SwarmParts,
+    target: SwarmTarget<'a>,
+    progress: &'a Progress,
+    stop: &'a CancellationToken,
+    sources: HashMap<PeerId, Source>,
+    tasks: JoinSet<()>,
+    lookups: JoinSet<Result<Vec<String>, NodeError>>,
+    reports_tx: mpsc::Sender<Report>,
+    reports: mpsc::Receiver<Report>,
+    due: Deadlines<Due>,
+    outboard: Option<Arc<Outboard>>,
+    assembly: Option<Assembly>,
+    /// Which source sent each piece waiting for its verdict.
+    sent_by: HashMap<u64, PeerId>,
+    last_error: Option<NodeError>,
+    /// Since when no source has been running or waiting to be asked.
+    sourceless_since: Option<Instant>,
+    last_lookup: Option<Instant>,
+}
+
+impl Swarm<'_> {
+    async fn run(&mut self) -> Result<Arc<Outboard>, NodeError> {
+        loop {
+            if let Some(outboard) = self.finished() {
+                return Ok(outboard);
+            }
+            self.start_sources();
+            self.place_orders();
+            self.give_up_if_sourceless()?;
+            let queued = self.assembly.as_ref().is_some_and(|a| a.queued() > 0);
+            tokio::select! {
+                Some(report) = self.reports.recv() => self.on_report(report).await?,
+                applied = next_verdict(&mut self.assembly), if queued => self.on_verdict(applied?),
+                Some(found) = self.lookups.join_next(), if !self.lookups.is_empty() => {
+                    self.on_holders_found(found.unwrap_or_else(|e| Err(NodeError::Transfer(e.to_string()))));
+                }
+                due = self.due.next() => self.on_due(due),
+                _ = self.stop.cancelled() => return Err(NodeError::Stopped),
+            }
+        }
+    }
+
+    /// The tree, once every piece is verified.
+    fn finished(&self) -> Option<Arc<Outboard>> {
+        let complete = match &self.assembly {
+            Some(assembly) => assembly.is_complete() && assembly.queued() == 0,
+            // A partial file found whole when the tree came: nothing to fetch.
+            None => self.outboard.is_some(),
+        };
+        complete.then(|| self.outboard.clone()).flatten()
+    }
+
+    fn add_candidate(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        if peer == self.parts.host.peer_id() {
+            return;
+        }
+        let source = self.sources.entry(peer).or_insert_with(|| Source {
+            addrs: Vec::new(),
+            state: SourceState::Untried,
+            busy: Backoff::new(BUSY_RETRY_FLOOR, BUSY_RETRY_CEILING),
+            pieces: 0,
+        });
+        for addr in addrs {
+            if !source.addrs.contains(&addr) {
+                source.addrs.push(addr);
+            }
+        }
+    }
+
+    fn running(&self) -> usize {
+        self.sources
+            .values()
+            .filter(|s| matches!(s.state, SourceState::Running { .. }))
+            .count()
+    }
+
+    /// Starts untried sources while fewer than the limit run.
+    fn start_sources(&mut self) {
+        let mut free = self.parts.max_sources.max(1).saturating_sub(self.running());
+        let untried: Vec<PeerId> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| matches!(s.state, SourceState::Untried))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in untried {
+            if free == 0 {
+                break;
+            }
+            self.start_source(peer);
+            free -= 1;
+        }
+    }
+
+    fn start_source(&mut self, peer: PeerId) {
+        let Some(source) = self.sources.get_mut(&peer) else {
+            return;
+        };
+        let (orders_tx, orders) = mpsc::channel(WINDOW);
+        let stop = self.stop.child_token();
+        let task = SourceTask {
+            peer,
+            addrs: source.addrs.clone(),
+            id: self.target.id,
+            size: self.target.size,
+            host: self.parts.host.clone(),
+            tls: self.parts.tls.clone(),
+            orders,
+            reports: self.reports_tx.clone(),
+            stop: stop.clone(),
+        };
+        source.state = SourceState::Running {
+            orders: orders_tx,
+            stop,
+            ready: false,
+            ordered: HashSet::new(),
+        };
+        self.sourceless_since = None;
+        tracing::debug!(%peer, "asking a source");
+        self.tasks.spawn(run_source(task));
+    }
+
+    /// Gives every ready source pieces to fetch, up to its window.
+    fn place_orders(&mut self) {
+        let Some(assembly) = self.assembly.as_mut() else {
+            return;
+        };
+        for source in self.sources.values_mut() {
+            let SourceState::Running {
+                orders,
+                ready: true,
+                ordered,
+                ..
+            } = &mut source.state
+            else {
+                continue;
+            };
+            while ordered.len() < WINDOW {
+                let picker = assembly.picker();
+                let Some(index) = picker
+                    .pick()
+                    .or_else(|| picker.pick_again(|i| ordered.contains(&i)))
+                else {
+                    break;
+                };
+                let Some(buffer) = assembly.take_buffer() else {
+                    assembly.picker().release(index);
+                    break;
+                };
+                match orders.try_send(Order { index, buffer }) {
+                    Ok(()) => {
+                        ordered.insert(index);
+                    }
+                    Err(refused) => {
+                        let order = refused.into_inner();
+                        assembly.give_back(order.buffer);
+                        assembly.picker().release(index);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fails the download once no source is left and none turned up in time;
+    /// until then, looks for holders. When every source left is busy, the
+    /// download is queued instead (its caller retries it later).
+    fn give_up_if_sourceless(&mut self) -> Result<(), NodeError> {
+        let working = self
+            .sources
+            .values()
+            .any(|s| matches!(s.state, SourceState::Running { .. } | SourceState::Untried));
+        if working {
+            self.sourceless_since = None;
+            return Ok(());
+        }
+        if self
+            .sources
+            .values()
+            .any(|s| matches!(s.state, SourceState::Waiting))
+        {
+            let reason = match self.last_error.take() {
+                Some(NodeError::Busy(reason)) => reason,
+                _ => "every source is busy".into(),
+            };
+            return Err(NodeError::Busy(reason));
+        }
+        let since = *self.sourceless_since.get_or_insert_with(Instant::now);
+        if since.elapsed() >= SOURCE_PATIENCE && self.lookups.is_empty() {
+            return Err(self.no_source_left());
+        }
+        let looked_lately = self
+            .last_lookup
+            .is_some_and(|t| t.elapsed() < LOOKUP_AT_MOST_EVERY);
+        if self.lookups.is_empty() {
+            if looked_lately {
+                self.due.insert(Due::LookupSoon, LOOKUP_AT_MOST_EVERY);
+            } else {
+                self.look_up_holders();
+            }
+        }
+        Ok(())
+    }
+
+    fn no_source_left(&mut self) -> NodeError {
+        let verified = self.progress.verified();
+        let reason = match self.last_error.take() {
+            Some(NodeError::Io(e)) => format!("connection lost ({e})"),
+            Some(e) => e.to_string(),
+            None => "no peer holding the file could be found".into(),
+        };
+        NodeError::Transfer(format!(
+            "no source left after {verified} of {} bytes: {reason}. The verified pieces \
+             are kept: run the same `peershare get` again to resume",
+            self.target.size
+        ))
+    }
+
+    async fn on_report(&mut self, report: Report) -> Result<(), NodeError> {
+        match report {
+            Report::Ready { peer, outboard } => self.on_ready(peer, outboard).await,
+            Report::Piece {
+                peer,
+                index,
+                buffer,
+            } => {
+                self.progress.add_fetched(buffer.len() as u64);
+                let source = self.sources.get_mut(&peer);
+                if let Some(source) = source {
+                    source.pieces += 1;
+                    if let SourceState::Running { ordered, .. } = &mut source.state {
+                        ordered.remove(&index);
+                    }
+                }
+                let assembly = self.assembly.as_mut().expect("pieces come after the tree");
+                if assembly.has(index) || self.sent_by.contains_key(&index) {
+                    // The other copy of an endgame piece.
+                    assembly.give_back(buffer);
+                    assembly.picker().release(index);
+                    return Ok(());
+                }
+                self.sent_by.insert(index, peer);
+                for applied in assembly.submit(index, buffer).await? {
+                    self.on_verdict(applied);
+                }
+                Ok(())
+            }
+            Report::Ended {
+                peer,
+                error,
+                unfilled,
+            } => {
+                if let Some(assembly) = self.assembly.as_mut() {
+                    for order in unfilled {
+                        assembly.give_back(order.buffer);
+                        assembly.picker().release(order.index);
+                    }
+                }
+                self.on_source_ended(peer, error);
+                Ok(())
+            }
+        }
+    }
+
+    /// A source sent a tree that matches the id: the first one starts the assembly.
+    async fn on_ready(&mut self, peer: PeerId, outboard: Outboard) -> Result<(), NodeError> {
+        if let Some(known) = &self.outboard {
+            if known.layout() != outboard.layout() {
+                self.drop_source(peer, "it cuts the file into pieces of another size");
+                return Ok(());
+            }
+        } else {
+            self.start_assembly(outboard).await?;
+        }
+        if let Some(source) = self.sources.get_mut(&peer) {
+            if let SourceState::Running { ready, .. } = &mut source.state {
+                *ready = true;
+                source.busy.reset();
+                self.progress.source_changed(true);
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_assembly(&mut self, outboard: Outboard) -> Result<(), NodeError> {
+        let outboard = Arc::new(outboard);
+        let map = super::verify_inherited(
+            self.target.part_path,
+            self.target.map_path.clone(),
+            outboard.clone(),
+        )
+        .await?;
+        let layout = outboard.layout();
+        self.progress
+            .set_verified(super::verified_bytes(&map, layout));
+        self.outboard = Some(outboard.clone());
+        if map.is_complete() {
+            return Ok(());
+        }
+        let part = open_partial(self.target.part_path, self.target.size)?;
+        let buffers = (BUFFER_BUDGET / layout.piece_len()).max(1) as usize;
+        self.assembly = Some(Assembly::start(
+            outboard,
+            self.target.part_path,
+            part,
+            map,
+            buffers,
+        )?);
+        Ok(())
+    }
+
+    fn on_source_ended(&mut self, peer: PeerId, error: Option<NodeError>) {
+        let Some(source) = self.sources.get_mut(&peer) else {
+            return;
+        };
+        if let SourceState::Running { ready: true, .. } = source.state {
+            self.progress.source_changed(false);
+        }
+        let was_dropped = matches!(source.state, SourceState::Dropped);
+        match error {
+            Some(NodeError::Busy(reason)) => {
+                let pause = source.busy.next_pause();
+                tracing::info!(%peer, ?pause, "source busy; asking again later");
+                source.state = SourceState::Waiting;
+                self.last_error = Some(NodeError::Busy(reason));
+                self.due.insert(Due::Retry(peer), pause);
+            }
+            Some(NodeError::Stopped) | None => {
+                if !was_dropped {
+                    source.state = SourceState::Dropped;
+                }
+            }
+            Some(error) => {
+                tracing::info!(%peer, "source ended: {error}");
+                source.state = SourceState::Dropped;
+                if !was_dropped {
+                    self.last_error = Some(error);
+                }
+            }
+        }
+    }
+
+    fn on_verdict(&mut self, applied: Applied) {
+        match applied {
+            Applied::Verified(bytes) => self.progress.add_verified(bytes),
+            Applied::Corrupt { index, error } => {
+                let Some(peer) = self.sent_by.remove(&index) else {
+                    return;
+                };
+                let reason = format!("it sent corrupt data ({error})");
+                self.last_error = Some(NodeError::Transfer(format!(
+                    "source {peer} was dropped: {error}"
+                )));
+                self.drop_source(peer, &reason);
+                return;
+            }
+        }
+        // A verified piece's sender is no longer in question.
+        let assembly = self.assembly.as_ref();
+        self.sent_by
+            .retain(|index, _| assembly.is_some_and(|a| !a.has(*index)));
+    }
+
+    /// Stops asking `peer` for this file, saying why in the log.
+    fn drop_source(&mut self, peer: PeerId, why: &str) {
+        let Some(source) = self.sources.get_mut(&peer) else {
+            return;
+        };
+        tracing::warn!(%peer, "dropping a source of {}: {why}", self.target.id);
+        if let SourceState::Running { stop, .. } = &source.state {
+            stop.cancel();
+        }
+        if let SourceState::Running { ready: true, .. } = source.state {
+            self.progress.source_changed(false);
+        }
+        source.state = SourceState::Dropped;
+    }
+
+    fn on_holders_found(&mut self, found: Result<Vec<String>, NodeError>) {
+        match found {
+            Ok(addrs) => {
+                let mut holders: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+                for full in addrs {
+                    if let Ok((peer, addr)) = parse_peer_addr(&full) {
+                        holders.entry(peer).or_default().push(addr);
+                    }
+                }
+                let new = holders
+                    .keys()
+                    .filter(|p| !self.sources.contains_key(p))
+                    .count();
+                if new > 0 {
+                    tracing::info!(new, "more holders of {} found", self.target.id);
+                }
+                for (peer, addrs) in holders {
+                    self.add_candidate(peer, addrs);
+                }
+            }
+            Err(e) => tracing::debug!("looking up holders of {}: {e}", self.target.id),
+        }
+    }
+
+    fn on_due(&mut self, due: Due) {
+        match due {
+            Due::Retry(peer) => {
+                if let Some(source) = self.sources.get_mut(&peer) {
+                    if matches!(source.state, SourceState::Waiting) {
+                        source.state = SourceState::Untried;
+                    }
+                }
+            }
+            Due::Lookup => {
+                if self.lookups.is_empty() {
+                    self.look_up_holders();
+                }
+                self.due.insert(Due::Lookup, LOOKUP_EVERY);
+            }
+            Due::LookupSoon => {
+                if self.lookups.is_empty() {
+                    self.look_up_holders();
+                }
+            }
+        }
+    }
+
+    /// Asks the index and the DHT for holders of the file, in the background.
+    fn look_up_holders(&mut self) {
+        self.last_lookup = Some(Instant::now());
+        let host = self.parts.host.clone();
+        let index = self.parts.index.clone();
+        let id = self.target.id;
+        self.lookups.spawn(async move {
+            let reach = Reach {
+                host: &host,
+                index: index.as_ref(),
+            };
+            holders_of(reach, &id).await
+        });
+    }
+
+    /// Stops every source and lookup, and lets the assembly record what it verified.
+    async fn end(mut self) -> Result<(), NodeError> {
+        for source in self.sources.values() {
+            if let SourceState::Running { stop, .. } = &source.state {
+                stop.cancel();
+            }
+        }
+        self.lookups.shutdown().await;
+        self.tasks.shutdown().await;
+        if let Some(assembly) = self.assembly.take() {
+            assembly.finish().await?;
+        }
+        let served: Vec<String> = self
+            .sources
+            .iter()
+            .filter(|(_, s)| s.pieces > 0)
+            .map(|(peer, s)| format!("{peer}: {}", s.pieces))
+            .collect();
+        if !served.is_empty() {
+            tracing::info!(
+                "pieces of {} by source: {}",
+                self.target.id,
+                served.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The next verdict of the assembly; never completes without one.
+async fn next_verdict(assembly: &mut Option<Assembly>) -> Result<Applied, NodeError> {
+    match assembly {
+        Some(assembly) => assembly.next_verdict().await,
+        None => std::future::pending().await,
+    }
+}
