@@ -533,6 +533,16 @@ impl Daemon {
         kill_and_reap(&mut self.child);
     }
 
+    /// Freezes (SIGSTOP, `true`) or thaws (SIGCONT) the daemon: it keeps its
+    /// sockets open and answers nothing, like a machine that hangs.
+    pub fn freeze(&self, frozen: bool) {
+        let pid = self.child.as_ref().expect("daemon running").id();
+        let signal = if frozen { "-STOP" } else { "-CONT" };
+        let _ = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status();
+    }
+
     /// Stops the daemon with SIGTERM (its own pid) and waits for it; SIGKILL if it hangs.
     /// Returns true if it exited on its own, false if it had to be killed.
     pub fn stop(&mut self) -> bool {

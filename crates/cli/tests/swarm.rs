@@ -1,0 +1,149 @@
+//! Swarming against real daemons: one download takes pieces from every
+//! holder at once, and survives holders that die, hang or lie. Sharers are
+//! rate-limited so a download lasts long enough for every source to join.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Each sharer's upload limit: four of them fill a download four times faster than one.
+const SHARER_RATE: &str = "8M";
+
+/// An index and `names` daemons sharing `file` (the same bytes each), all
+/// joined, plus a downloader "dl" joined too.
+fn holders(
+    sb: &Sandbox,
+    names: &[&str],
+    file: &str,
+    len: u64,
+) -> (IndexProcess, Vec<Daemon>, Daemon, String) {
+    let index = IndexProcess::start(sb, &[]);
+    let first = sb.share_dir(names[0]).join(file);
+    let id = write_random(&first, len);
+    let mut sharers = Vec::new();
+    for name in names {
+        let path = sb.share_dir(name).join(file);
+        if path != first {
+            std::fs::copy(&first, &path).expect("copy the shared file");
+        }
+        let d = Daemon::start(
+            sb,
+            name,
+            &[
+                "--index",
+                &index.url,
+                "--max-upload-rate",
+                SHARER_RATE,
+                "--no-watch",
+            ],
+        );
+        d.register(name);
+        d.wait_joined();
+        d.wait_shared(1);
+        sharers.push(d);
+    }
+    let dl = Daemon::start(sb, "dl", &["--index", &index.url]);
+    dl.register("downloader");
+    dl.wait_joined();
+    (index, sharers, dl, id)
+}
+
+/// Pieces each source sent, from the downloader's log ("pieces of ID by source: P: n, …").
+fn pieces_by_source(dl: &Daemon, id: &str) -> HashMap<String, u64> {
+    let log = dl.log_text();
+    let marker = format!("pieces of {id} by source: ");
+    let line = log
+        .lines()
+        .rev()
+        .find_map(|l| l.split_once(&marker).map(|(_, rest)| rest.to_string()))
+        .unwrap_or_else(|| panic!("no per-source count in the log:\n{log}"));
+    line.split(", ")
+        .filter_map(|part| part.split_once(": "))
+        .map(|(peer, n)| (peer.trim().to_string(), n.trim().parse().unwrap_or(0)))
+        .collect()
+}
+
+#[test]
+fn one_download_takes_pieces_from_all_four_holders() {
+    let sb = Sandbox::new();
+    let (_index, sharers, dl, id) = holders(&sb, &["s1", "s2", "s3", "s4"], "film.mkv", 32 * MIB);
+    let got = dl.cli_ok(&["get", "film.mkv"]);
+    assert_eq!(s(&got, "state"), "done", "{got}");
+    let path = std::path::PathBuf::from(s(&got, "path"));
+    assert_eq!(b3_file(&path), id, "the file verifies");
+    let served = pieces_by_source(&dl, &id);
+    for sharer in &sharers {
+        let n = served.get(&sharer.peer_id()).copied().unwrap_or(0);
+        assert!(n > 0, "{} served no piece: {served:?}", sharer.name);
+    }
+    // The endgame may ask a second holder for the last pieces; the first copy wins.
+    let total = served.values().sum::<u64>();
+    assert!(
+        (32..32 + 8).contains(&total),
+        "each piece once, save the endgame: {served:?}"
+    );
+}
+
+#[test]
+fn a_killed_and_a_frozen_holder_do_not_stop_the_download() {
+    let sb = Sandbox::new();
+    let len = 48 * MIB;
+    let (_index, mut sharers, dl, id) = holders(&sb, &["s1", "s2", "s3"], "big.iso", len);
+    let download = dl.start_download(&["big.iso"]);
+    wait_until("the download to take pieces from its sources", WAIT, || {
+        let d = dl.download(download);
+        assert_ne!(d["state"], "failed", "{d}");
+        (n(&d, "verified_bytes") >= 8 * MIB).then_some(())
+    });
+    let cut = Instant::now();
+    sharers[0].kill9();
+    sharers[1].freeze(true);
+    let end = dl.wait_download_end(download);
+    let took = cut.elapsed();
+    sharers[1].freeze(false);
+    assert_eq!(s(&end, "state"), "done", "{end}");
+    assert_eq!(b3_file(std::path::Path::new(&s(&end, "path"))), id);
+    // The rest (at most 40 MiB) comes from the last holder at 8 MiB/s, after
+    // the frozen one is given up (5 s of silence): far from a minute.
+    assert!(
+        took < Duration::from_secs(45),
+        "the download needed {took:?} after losing two holders"
+    );
+}
+
+#[test]
+fn a_holder_that_sends_corrupt_pieces_is_dropped_and_named() {
+    let sb = Sandbox::new();
+    let len = 24 * MIB;
+    let (_index, sharers, dl, id) = holders(&sb, &["honest", "liar"], "talk.mp4", len);
+    // The liar's copy changes after it was hashed; size and mtime stay.
+    let path = sharers[1].share_dir.join("talk.mp4");
+    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        for piece in 0..24u64 {
+            f.write_all_at(b"not what was hashed", piece * MIB + 100)
+                .unwrap();
+        }
+        f.sync_all().unwrap();
+        f.set_modified(mtime).unwrap();
+    }
+    let got = dl.cli_ok(&["get", "talk.mp4"]);
+    assert_eq!(s(&got, "state"), "done", "{got}");
+    assert_eq!(
+        b3_file(std::path::Path::new(&s(&got, "path"))),
+        id,
+        "only verified pieces count"
+    );
+    let log = dl.log_text();
+    let liar = sharers[1].peer_id();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("dropping a source") && l.contains(&liar) && l.contains("corrupt")),
+        "the liar is named in the log:\n{log}"
+    );
+}
