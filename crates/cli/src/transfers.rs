@@ -10,7 +10,8 @@ use anyhow::{bail, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use peershare_node::views::{
-    CleanReport, DownloadState, DownloadView, EventKind, GetAnswer, GetRequest, UploadView,
+    CleanReport, DownloadState, DownloadView, EventKind, GetAnswer, GetRequest, SourcePhase,
+    SourceView, UploadView,
 };
 
 use crate::args::{Cli, DownloadAction};
@@ -307,8 +308,35 @@ fn table(list: &[DownloadView]) -> String {
                 .map(|e| format!("  ({e})"))
                 .unwrap_or_default()
         );
+        for peer in &d.peers {
+            out += &format!("        from {}\n", source_line(peer));
+        }
     }
     out.trim_end().to_string()
+}
+
+/// One source of a download for people: who, where it stands, what it sent.
+fn source_line(peer: &SourceView) -> String {
+    let phase = match peer.phase {
+        SourcePhase::Asking => "asking",
+        SourcePhase::Fetching => "fetching",
+        SourcePhase::Busy => "busy",
+        SourcePhase::Dropped => "dropped",
+        SourcePhase::Done => "done",
+    };
+    let mut line = format!(
+        "{} {phase}: {} pieces, {}",
+        peer.peer_id,
+        peer.pieces,
+        human_bytes(peer.bytes)
+    );
+    if peer.rate_bytes_per_sec > 0 {
+        line += &format!(" at {}/s", human_bytes(peer.rate_bytes_per_sec));
+    }
+    if let Some(note) = &peer.note {
+        line += &format!(" ({note})");
+    }
+    line
 }
 
 fn percent(d: &DownloadView) -> f64 {

@@ -51,19 +51,22 @@ fn holders(
     (index, sharers, dl, id)
 }
 
-/// Pieces each source sent, from the downloader's log ("pieces of ID by source: P: n, …").
-fn pieces_by_source(dl: &Daemon, id: &str) -> HashMap<String, u64> {
-    let log = dl.log_text();
-    let marker = format!("pieces of {id} by source: ");
-    let line = log
-        .lines()
-        .rev()
-        .find_map(|l| l.split_once(&marker).map(|(_, rest)| rest.to_string()))
-        .unwrap_or_else(|| panic!("no per-source count in the log:\n{log}"));
-    line.split(", ")
-        .filter_map(|part| part.split_once(": "))
-        .map(|(peer, n)| (peer.trim().to_string(), n.trim().parse().unwrap_or(0)))
+/// Pieces each source sent, as the download's record shows them (`peers`).
+fn pieces_by_source(download: &serde_json::Value) -> HashMap<String, u64> {
+    download["peers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no peers in {download}"))
+        .iter()
+        .map(|p| (s(p, "peer_id"), n(p, "pieces")))
         .collect()
+}
+
+/// The entry of source `peer` in the download's record.
+fn source_entry(download: &serde_json::Value, peer: &str) -> serde_json::Value {
+    download["peers"]
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["peer_id"] == peer).cloned())
+        .unwrap_or_else(|| panic!("{peer} is not among the sources of {download}"))
 }
 
 #[test]
@@ -74,7 +77,8 @@ fn one_download_takes_pieces_from_all_four_holders() {
     assert_eq!(s(&got, "state"), "done", "{got}");
     let path = std::path::PathBuf::from(s(&got, "path"));
     assert_eq!(b3_file(&path), id, "the file verifies");
-    let served = pieces_by_source(&dl, &id);
+    let record = dl.download(got["id"].as_i64().expect("download number"));
+    let served = pieces_by_source(&record);
     for sharer in &sharers {
         let n = served.get(&sharer.peer_id()).copied().unwrap_or(0);
         assert!(n > 0, "{} served no piece: {served:?}", sharer.name);
@@ -146,4 +150,10 @@ fn a_holder_that_sends_corrupt_pieces_is_dropped_and_named() {
             .any(|l| l.contains("dropping a source") && l.contains(&liar) && l.contains("corrupt")),
         "the liar is named in the log:\n{log}"
     );
+    let record = dl.download(got["id"].as_i64().expect("download number"));
+    let entry = source_entry(&record, &liar);
+    assert_eq!(entry["phase"], "dropped", "{record}");
+    assert!(s(&entry, "note").contains("corrupt"), "{entry}");
+    let honest = source_entry(&record, &sharers[0].peer_id());
+    assert!(n(&honest, "pieces") > 0, "{record}");
 }

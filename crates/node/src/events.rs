@@ -207,6 +207,7 @@ mod tests {
             rate_bytes_per_sec: 0,
             eta_secs: None,
             sources: 1,
+            peers: Vec::new(),
         })
     }
 

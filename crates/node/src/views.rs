@@ -110,8 +110,43 @@ pub struct DownloadView {
     pub eta_secs: Option<u64>,
     /// Sources sending pieces right now.
     pub sources: u32,
+    /// Every source of this run and what it did.
+    pub peers: Vec<SourceView>,
     /// True while a task is working on it (fetching, or waiting to retry).
     pub running: bool,
+}
+
+/// Where one source of a download stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SourcePhase {
+    /// Asked for the file; no piece yet.
+    Asking,
+    /// Sending pieces.
+    Fetching,
+    /// Busy: asked again later.
+    Busy,
+    /// Not used again in this download (see `note`).
+    Dropped,
+    /// Done: the download no longer needs it.
+    Done,
+}
+
+/// One source of a download and what it did in this run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SourceView {
+    /// The peer.
+    pub peer_id: String,
+    /// Where it stands.
+    pub phase: SourcePhase,
+    /// Pieces it sent.
+    pub pieces: u64,
+    /// Bytes it sent.
+    pub bytes: u64,
+    /// Its average rate since it started sending, bytes per second.
+    pub rate_bytes_per_sec: u64,
+    /// Why it is busy or was dropped.
+    pub note: Option<String>,
 }
 
 /// Progress of a running download, pushed as it moves.
@@ -131,6 +166,9 @@ pub struct DownloadProgress {
     pub eta_secs: Option<u64>,
     /// Sources sending pieces right now.
     pub sources: u32,
+    /// Every source of this run and what it did.
+    #[serde(default)]
+    pub peers: Vec<SourceView>,
 }
 
 /// The body of `POST /api/v1/downloads`.

@@ -437,6 +437,7 @@ impl Downloads {
                 .and_then(|p| p.eta_secs)
                 .filter(|_| running),
             sources: progress.as_ref().map_or(0, |p| p.sources),
+            peers: progress.map(|p| p.peers).unwrap_or_default(),
             running,
             record,
         }

@@ -12,8 +12,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use std::collections::BTreeMap;
+
+use libp2p::PeerId;
+
 use crate::events::EventBus;
-use crate::views::{DownloadProgress, EventKind};
+use crate::views::{DownloadProgress, EventKind, SourcePhase, SourceView};
 
 /// Least time between two progress events of one download.
 pub const REPORT_EVERY: Duration = Duration::from_millis(200);
@@ -39,6 +43,8 @@ pub struct Progress {
     /// When the task ended (the rate's end).
     ended_at: Mutex<Option<Instant>>,
     last_report: Mutex<Instant>,
+    /// Each source of this run, and since when it sends.
+    peers: Mutex<BTreeMap<PeerId, (SourceView, Option<Instant>)>>,
     bus: EventBus,
 }
 
@@ -54,6 +60,7 @@ impl Progress {
             flowing_since: Mutex::new(None),
             ended_at: Mutex::new(None),
             last_report: Mutex::new(Instant::now() - REPORT_EVERY),
+            peers: Mutex::default(),
             bus,
         }
     }
@@ -98,6 +105,57 @@ impl Progress {
         self.report(true);
     }
 
+    /// Source `peer` is now in `phase` (with why, for busy and dropped ones).
+    pub fn source_phase(&self, peer: PeerId, phase: SourcePhase, note: Option<String>) {
+        {
+            let mut peers = self.peers.lock().expect("progress lock");
+            let (view, since) = peers.entry(peer).or_insert_with(|| {
+                let view = SourceView {
+                    peer_id: peer.to_string(),
+                    phase,
+                    pieces: 0,
+                    bytes: 0,
+                    rate_bytes_per_sec: 0,
+                    note: None,
+                };
+                (view, None)
+            });
+            view.phase = phase;
+            view.note = note;
+            if phase == SourcePhase::Fetching {
+                since.get_or_insert_with(Instant::now);
+            }
+        }
+        self.report(true);
+    }
+
+    /// Source `peer` sent a piece of `bytes`.
+    pub fn source_piece(&self, peer: PeerId, bytes: u64) {
+        let mut peers = self.peers.lock().expect("progress lock");
+        if let Some((view, _)) = peers.get_mut(&peer) {
+            view.pieces += 1;
+            view.bytes += bytes;
+        }
+    }
+
+    /// Every source with its rate as of now.
+    fn peers(&self, end: Instant) -> Vec<SourceView> {
+        let peers = self.peers.lock().expect("progress lock");
+        peers
+            .values()
+            .map(|(view, since)| {
+                let secs = since.map_or(0.0, |s| end.saturating_duration_since(s).as_secs_f64());
+                let mut view = view.clone();
+                view.rate_bytes_per_sec = if secs > 0.0 {
+                    (view.bytes as f64 / secs) as u64
+                } else {
+                    0
+                };
+                view
+            })
+            .collect()
+    }
+
     /// Marks the end of the task: the rate stops counting time.
     pub fn ended(&self) {
         self.sources.store(0, Ordering::Relaxed);
@@ -133,6 +191,7 @@ impl Progress {
             rate_bytes_per_sec: rate,
             eta_secs: (rate > 0 && left > 0).then(|| left.div_ceil(rate)),
             sources: self.sources.load(Ordering::Relaxed),
+            peers: self.peers(end),
         }
     }
 

@@ -41,6 +41,7 @@ use crate::index_link::IndexLink;
 use crate::net::deadlines::Deadlines;
 use crate::net::host::{parse_peer_addr, Host};
 use crate::transfer::data_channel::DataTls;
+use crate::views::SourcePhase;
 use crate::NodeError;
 
 /// Sources used at once by one download unless configured otherwise.
@@ -277,6 +278,7 @@ impl Swarm<'_> {
             ordered: HashSet::new(),
         };
         self.sourceless_since = None;
+        self.progress.source_phase(peer, SourcePhase::Asking, None);
         tracing::debug!(%peer, "asking a source");
         self.tasks.spawn(run_source(task));
     }
@@ -386,6 +388,7 @@ impl Swarm<'_> {
                 buffer,
             } => {
                 self.progress.add_fetched(buffer.len() as u64);
+                self.progress.source_piece(peer, buffer.len() as u64);
                 let source = self.sources.get_mut(&peer);
                 if let Some(source) = source {
                     source.pieces += 1;
@@ -438,6 +441,8 @@ impl Swarm<'_> {
                 *ready = true;
                 source.busy.reset();
                 self.progress.source_changed(true);
+                self.progress
+                    .source_phase(peer, SourcePhase::Fetching, None);
             }
         }
         Ok(())
@@ -483,17 +488,22 @@ impl Swarm<'_> {
                 let pause = source.busy.next_pause();
                 tracing::info!(%peer, ?pause, "source busy; asking again later");
                 source.state = SourceState::Waiting;
+                self.progress
+                    .source_phase(peer, SourcePhase::Busy, Some(reason.clone()));
                 self.last_error = Some(NodeError::Busy(reason));
                 self.due.insert(Due::Retry(peer), pause);
             }
             Some(NodeError::Stopped) | None => {
                 if !was_dropped {
                     source.state = SourceState::Dropped;
+                    self.progress.source_phase(peer, SourcePhase::Done, None);
                 }
             }
             Some(error) => {
                 tracing::info!(%peer, "source ended: {error}");
                 source.state = SourceState::Dropped;
+                self.progress
+                    .source_phase(peer, SourcePhase::Dropped, Some(error.to_string()));
                 if !was_dropped {
                     self.last_error = Some(error);
                 }
@@ -528,6 +538,8 @@ impl Swarm<'_> {
             return;
         };
         tracing::warn!(%peer, "dropping a source of {}: {why}", self.target.id);
+        self.progress
+            .source_phase(peer, SourcePhase::Dropped, Some(why.to_string()));
         if let SourceState::Running { stop, .. } = &source.state {
             stop.cancel();
         }
@@ -601,9 +613,10 @@ impl Swarm<'_> {
 
     /// Stops every source and lookup, and lets the assembly record what it verified.
     async fn end(mut self) -> Result<(), NodeError> {
-        for source in self.sources.values() {
+        for (peer, source) in &self.sources {
             if let SourceState::Running { stop, .. } = &source.state {
                 stop.cancel();
+                self.progress.source_phase(*peer, SourcePhase::Done, None);
             }
         }
         self.lookups.shutdown().await;
