@@ -31,6 +31,8 @@ use crate::NodeError;
 const INDEX_TIMEOUT: Duration = Duration::from_millis(2500);
 /// How long the DHT part of a search may take.
 const DHT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the DHT may take to name the holders of one file id.
+const HOLDERS_DHT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What one source of results did.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -274,7 +276,9 @@ pub async fn holders_of(reach: Reach<'_>, id: &FileId) -> Result<Vec<String>, No
         }
     };
     let dht = async {
-        let deadline = tokio::time::Instant::now() + DHT_TIMEOUT;
+        // A download keeps looking for holders while it runs: a slow DHT node
+        // must not hold back the holders the index already named.
+        let deadline = tokio::time::Instant::now() + HOLDERS_DHT_TIMEOUT;
         dht::holders_of(reach.host, id, deadline)
             .await
             .unwrap_or_else(|e| {

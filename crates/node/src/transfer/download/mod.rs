@@ -58,6 +58,8 @@ const BUSY_RETRY_CEILING: Duration = Duration::from_secs(300);
 pub struct Downloads {
     parts: DownloadsParts,
     live: Arc<Mutex<HashMap<i64, Arc<Live>>>>,
+    /// Every holder a `get` already found, by file: the swarm asks them all at once.
+    found_holders: Arc<Mutex<HashMap<FileId, Vec<String>>>>,
 }
 
 /// The parts a download engine works with.
@@ -91,6 +93,7 @@ impl Downloads {
         Self {
             parts: DownloadsParts { lifetime, ..parts },
             live: Arc::default(),
+            found_holders: Arc::default(),
         }
     }
 
@@ -147,6 +150,10 @@ impl Downloads {
         if let Some(answer) = self.already(id, again).await? {
             return Ok(answer);
         }
+        self.found_holders
+            .lock()
+            .expect("holders lock")
+            .insert(*id, sources.to_vec());
         let mut last = NodeError::NotFound(format!("no source for {id}"));
         for source in sources {
             match self.start(source, &id.to_hex(), again).await {
@@ -617,12 +624,19 @@ impl Downloads {
             tls: self.parts.tls.clone(),
             max_sources: self.parts.max_sources,
         };
+        let more_sources = self
+            .found_holders
+            .lock()
+            .expect("holders lock")
+            .remove(&record.file_id)
+            .unwrap_or_default();
         let target = SwarmTarget {
             id: record.file_id,
             size: record.size,
             part_path: &part_path,
             map_path: map_path.clone(),
             first_source: &record.source,
+            more_sources,
         };
         let outboard = fetch_from_swarm(&parts, target, &live.progress, &live.control).await?;
         let path = move_into_place(&part_path, &self.parts.downloads_dir, &record.name)?;

@@ -87,6 +87,8 @@ pub struct SwarmTarget<'a> {
     pub map_path: PathBuf,
     /// The source the person named (or the first holder found).
     pub first_source: &'a str,
+    /// Other holders already found (full addresses), asked at once too.
+    pub more_sources: Vec<String>,
 }
 
 /// Where one source stands in this download.
@@ -153,6 +155,11 @@ pub async fn fetch_from_swarm(
     };
     let (peer, addr) = parse_peer_addr(swarm.target.first_source)?;
     swarm.add_candidate(peer, vec![addr]);
+    for full in std::mem::take(&mut swarm.target.more_sources) {
+        if let Ok((peer, addr)) = parse_peer_addr(&full) {
+            swarm.add_candidate(peer, vec![addr]);
+        }
+    }
     swarm.look_up_holders();
     swarm.due.insert(Due::Lookup, LOOKUP_EVERY);
     let outcome = swarm.run().await;
