@@ -125,6 +125,15 @@ pub enum Command {
     Events,
     /// List uploads: who is downloading what from you, how far and how fast.
     Uploads,
+    /// Show or change the upload and download rate limits now (until the daemon stops; 0 removes one).
+    Limits {
+        /// Limit on all uploads together, bytes per second (suffixes K, M, G; 0: none).
+        #[arg(long, value_name = "RATE")]
+        upload: Option<String>,
+        /// Limit on all downloads together, bytes per second (suffixes K, M, G; 0: none).
+        #[arg(long, value_name = "RATE")]
+        download: Option<String>,
+    },
     /// List transfer requests waiting for an answer (policy `ask`).
     Requests,
     /// Accept a waiting transfer request.
@@ -262,6 +271,10 @@ pub struct UpArgs {
     #[arg(long, value_name = "RATE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_upload_rate: Option<String>,
+    /// Limit on the total download rate, bytes per second (suffixes K, M, G).
+    #[arg(long, value_name = "RATE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_download_rate: Option<String>,
     /// Do not watch shared folders for changes (rescan with `peershare rescan`).
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]

@@ -8,9 +8,9 @@ use peershare_index::users::UsersList;
 use peershare_node::discovery::search::Merged;
 use peershare_node::share::RescanReport;
 use peershare_node::views::{
-    BrowseView, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest, LinkState, LinkView,
-    ListedBy, Origin, PeersView, PendingRequest, Policy, RequestAnswer, SessionView, SharesView,
-    SharingRequest, StatusView, UserFilesView,
+    BrowseView, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest, LimitsRequest,
+    LimitsView, LinkState, LinkView, ListedBy, Origin, PeersView, PendingRequest, Policy,
+    RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
 };
 use serde_json::{json, Value};
 
@@ -83,6 +83,9 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         Command::Link { file, with_addrs } => link(cli, &client, file, *with_addrs).await,
         Command::Requests => requests(cli, &client).await,
         Command::Uploads => transfers::uploads(cli, &client).await,
+        Command::Limits { upload, download } => {
+            limits(cli, &client, upload.as_deref(), download.as_deref()).await
+        }
         Command::Events => transfers::events(cli, &client).await,
         Command::Accept { id } => answer(cli, &client, *id, "accept").await,
         Command::Reject { id } => answer(cli, &client, *id, "reject").await,
@@ -580,6 +583,43 @@ fn utc_time(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// `peershare limits [--upload RATE] [--download RATE]`: shows the limits, after changing those given.
+async fn limits(
+    cli: &Cli,
+    client: &DaemonClient,
+    upload: Option<&str>,
+    download: Option<&str>,
+) -> Result<()> {
+    let parse = |flag: &str, value: Option<&str>| -> Result<Option<u64>> {
+        value
+            .map(|r| {
+                parse_bytes(r).ok_or_else(|| {
+                    anyhow!("--{flag} {r:?}: use a byte count like 500K, 8M or 1G (0: no limit)")
+                })
+            })
+            .transpose()
+    };
+    let change = LimitsRequest {
+        max_upload_rate: parse("upload", upload)?,
+        max_download_rate: parse("download", download)?,
+    };
+    let v: LimitsView = match (change.max_upload_rate, change.max_download_rate) {
+        (None, None) => client.get("/limits").await?,
+        _ => client.post("/limits", &change).await?,
+    };
+    let show = |rate: Option<u64>| match rate {
+        Some(r) => format!("{}/s", human_bytes(r)),
+        None => "no limit".into(),
+    };
+    print_json_or(cli, &v, || {
+        format!(
+            "uploads: {}\ndownloads: {}",
+            show(v.max_upload_rate),
+            show(v.max_download_rate)
+        )
+    })
 }
 
 #[cfg(test)]

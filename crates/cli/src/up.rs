@@ -156,12 +156,8 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         config.max_sources = n;
     }
     seconds("ask-timeout", args.ask_timeout, &mut config.ask_timeout)?;
-    config.max_upload_rate = match &args.max_upload_rate {
-        Some(r) => Some(parse_bytes(r).ok_or_else(|| {
-            anyhow!("--max-upload-rate {r:?}: use a byte count like 500K, 8M or 1G")
-        })?),
-        None => None,
-    };
+    config.max_upload_rate = rate("max-upload-rate", args.max_upload_rate.as_deref())?;
+    config.max_download_rate = rate("max-download-rate", args.max_download_rate.as_deref())?;
     config.watch = !args.no_watch;
     config.dht.mdns = !args.no_mdns;
     config.dht.bootstrap = multiaddrs("bootstrap", &args.bootstrap)?;
@@ -179,6 +175,16 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         ca_cert: args.index_ca.clone(),
     });
     Ok(config)
+}
+
+/// The rate given to `--flag`, in bytes per second.
+fn rate(flag: &str, value: Option<&str>) -> Result<Option<u64>> {
+    value
+        .map(|r| {
+            parse_bytes(r)
+                .ok_or_else(|| anyhow!("--{flag} {r:?}: use a byte count like 500K, 8M or 1G"))
+        })
+        .transpose()
 }
 
 /// The values of the repeatable option `--flag`, each parsed as a multiaddr.

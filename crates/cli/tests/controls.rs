@@ -260,3 +260,31 @@ fn connect_with_small_buffer(addr: &str) -> std::net::TcpStream {
     socket.connect(&addr.into()).unwrap();
     socket.into()
 }
+
+/// The download limit holds every download back, and changing it at run time
+/// (`limits --download 0`) lets the running download go at once.
+#[test]
+fn the_download_rate_limit_applies_and_changes_at_run_time() {
+    let sb = Sandbox::new();
+    let id = write_random(&sb.share_dir("a").join("slow.bin"), 24 * MIB);
+    let a = Daemon::start(&sb, "a", &[]);
+    let b = Daemon::start(&sb, "b", &["--max-download-rate", "4M"]);
+    a.wait_shared(1);
+    let limits = b.cli_ok(&["limits"]);
+    assert_eq!(limits["max_download_rate"], 4 * MIB, "{limits}");
+    assert!(limits["max_upload_rate"].is_null(), "{limits}");
+
+    let dl = b.start_download(&[&a.addr(), "slow.bin"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let d = b.download(dl);
+    assert_eq!(d["state"], "active", "{d}");
+    // At 4 MiB/s about 8 MiB in two seconds; unlimited, loopback would be done.
+    assert!(n(&d, "verified_bytes") < 16 * MIB, "the limit holds: {d}");
+
+    let lifted = b.cli_ok(&["limits", "--download", "0", "--upload", "1G"]);
+    assert!(lifted["max_download_rate"].is_null(), "{lifted}");
+    assert_eq!(lifted["max_upload_rate"], 1 << 30, "{lifted}");
+    let end = b.wait_download_end(dl);
+    assert_eq!(s(&end, "state"), "done", "{end}");
+    assert_eq!(b3_file(std::path::Path::new(&s(&end, "path"))), id);
+}

@@ -3,6 +3,7 @@
 //! handles only; each part keeps its own state.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::discovery::Reach;
 use crate::events::EventBus;
@@ -11,8 +12,10 @@ use crate::net::host::Host;
 use crate::share::SharedFiles;
 use crate::store::Store;
 use crate::transfer::download::Downloads;
+use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::active::ActiveUploads;
 use crate::transfer::upload::gate::UploadGate;
+use crate::views::{LimitsRequest, LimitsView};
 use crate::NodeError;
 
 /// The running parts of a peer, shared with the API handlers.
@@ -34,6 +37,10 @@ pub struct Node {
     pub data_port: u16,
     /// Upload slots.
     pub max_uploads: usize,
+    /// The rate limit all uploads share, changeable at run time.
+    pub upload_rate: Arc<RateLimit>,
+    /// The rate limit all downloads share, changeable at run time.
+    pub download_rate: Arc<RateLimit>,
     /// Membership in an index, if the daemon uses one.
     pub index: Option<IndexLink>,
     /// Where every subsystem pushes its changes.
@@ -64,5 +71,27 @@ impl Node {
         self.store.set_setting(SHARING_SETTING, value).await?;
         self.shares.set_online(online);
         Ok(())
+    }
+}
+
+impl Node {
+    /// The rate limits in force.
+    pub fn limits(&self) -> LimitsView {
+        LimitsView {
+            max_upload_rate: self.upload_rate.get(),
+            max_download_rate: self.download_rate.get(),
+        }
+    }
+
+    /// Changes the rate limits for every running and later transfer, until the daemon stops.
+    pub fn set_limits(&self, change: LimitsRequest) -> LimitsView {
+        if let Some(rate) = change.max_upload_rate {
+            self.upload_rate.set(Some(rate).filter(|r| *r > 0));
+        }
+        if let Some(rate) = change.max_download_rate {
+            self.download_rate.set(Some(rate).filter(|r| *r > 0));
+        }
+        tracing::info!(limits = ?self.limits(), "rate limits changed");
+        self.limits()
     }
 }

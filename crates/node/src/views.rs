@@ -731,3 +731,21 @@ impl Hit {
         }
     }
 }
+
+/// The rate limits in force (bytes per second; none when absent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+pub struct LimitsView {
+    /// All uploads together.
+    pub max_upload_rate: Option<u64>,
+    /// All downloads together.
+    pub max_download_rate: Option<u64>,
+}
+
+/// The body of `POST /api/v1/limits`: a field left out is not changed; 0 removes that limit.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema)]
+pub struct LimitsRequest {
+    /// New limit for all uploads, bytes per second (0: none).
+    pub max_upload_rate: Option<u64>,
+    /// New limit for all downloads, bytes per second (0: none).
+    pub max_download_rate: Option<u64>,
+}

@@ -65,6 +65,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(transfers::cancel_download))
         .routes(routes!(transfers::clean_downloads))
         .routes(routes!(transfers::uploads))
+        .routes(routes!(transfers::limits, transfers::set_limits))
         .routes(routes!(transfers::requests))
         .routes(routes!(transfers::accept))
         .routes(routes!(transfers::reject))

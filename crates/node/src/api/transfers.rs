@@ -14,8 +14,8 @@ use super::ApiState;
 use crate::discovery;
 use crate::node::Node;
 use crate::views::{
-    ApiError, CleanReport, DownloadView, Event, GetAnswer, GetRequest, PendingRequest,
-    RequestAnswer, UploadView,
+    ApiError, CleanReport, DownloadView, Event, GetAnswer, GetRequest, LimitsRequest, LimitsView,
+    PendingRequest, RequestAnswer, UploadView,
 };
 use crate::NodeError;
 
@@ -154,6 +154,23 @@ pub(super) async fn clean_downloads(
     State(s): State<ApiState>,
 ) -> Result<Json<CleanReport>, NodeError> {
     Ok(Json(s.node.downloads.clean().await?))
+}
+
+/// The rate limits in force.
+#[utoipa::path(get, path = "/limits", tag = "transfers",
+    responses((status = 200, body = LimitsView)))]
+pub(super) async fn limits(State(s): State<ApiState>) -> Json<LimitsView> {
+    Json(s.node.limits())
+}
+
+/// Changes the upload and download rate limits now, for every transfer (until the daemon stops).
+#[utoipa::path(post, path = "/limits", tag = "transfers", request_body = LimitsRequest,
+    responses((status = 200, body = LimitsView)))]
+pub(super) async fn set_limits(
+    State(s): State<ApiState>,
+    Json(change): Json<LimitsRequest>,
+) -> Json<LimitsView> {
+    Json(s.node.set_limits(change))
 }
 
 /// Who is downloading what from this peer now.

@@ -30,9 +30,10 @@ use crate::share::SharedFiles;
 use crate::store::Store;
 use crate::transfer::data_channel::{self, DataTls};
 use crate::transfer::download::{Downloads, DownloadsParts};
+use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::active::ActiveUploads;
 use crate::transfer::upload::gate::{Policy, UploadGate};
-use crate::transfer::upload::{self, RateLimit, UploadService};
+use crate::transfer::upload::{self, UploadService};
 use crate::views::EventKind;
 use crate::NodeError;
 
@@ -61,6 +62,8 @@ pub struct NodeConfig {
     pub ask_timeout: Duration,
     /// Total upload rate limit in bytes per second.
     pub max_upload_rate: Option<u64>,
+    /// Total download rate limit in bytes per second.
+    pub max_download_rate: Option<u64>,
     /// Watch shared folders for changes.
     pub watch: bool,
     /// The index to join, if any.
@@ -98,6 +101,7 @@ impl NodeConfig {
             max_sources: crate::transfer::download::swarm::DEFAULT_MAX_SOURCES,
             ask_timeout: Duration::from_secs(60),
             max_upload_rate: None,
+            max_download_rate: None,
             watch: true,
             index: None,
             dht: DhtSettings::default(),
@@ -191,7 +195,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         bus.clone(),
     );
     let tls = DataTls::new(&keypair)?;
-    let rate = config.max_upload_rate.map(|r| Arc::new(RateLimit::new(r)));
+    let rate = Arc::new(RateLimit::new(config.max_upload_rate));
+    let download_rate = Arc::new(RateLimit::new(config.max_download_rate));
     let lifetime = Lifetime::new();
     // A start that fails half-way stops what it already started.
     let started = lifetime.token().clone().drop_guard();
@@ -199,7 +204,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     let service = UploadService {
         tls: tls.clone(),
         gate: gate.clone(),
-        rate,
+        rate: rate.clone(),
         uploads: uploads.clone(),
         lifetime: lifetime.clone(),
     };
@@ -240,6 +245,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         bus: bus.clone(),
         index: index.clone(),
         max_sources: config.max_sources,
+        rate: download_rate.clone(),
         lifetime: lifetime.clone(),
     });
     let node = Node {
@@ -251,6 +257,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         downloads_dir: config.downloads_dir.clone(),
         data_port,
         max_uploads: config.max_uploads,
+        upload_rate: rate,
+        download_rate,
         index,
         bus,
         data_dir: config.data_dir.clone(),

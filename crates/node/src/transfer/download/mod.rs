@@ -43,6 +43,7 @@ use crate::net::host::{parse_peer_addr, Host};
 use crate::share::SharedFiles;
 use crate::store::Store;
 use crate::transfer::data_channel::DataTls;
+use crate::transfer::rate_limit::RateLimit;
 use crate::views::{
     CleanReport, DownloadRecord, DownloadState, DownloadView, EventKind, GetAnswer,
 };
@@ -81,6 +82,8 @@ pub struct DownloadsParts {
     pub index: Option<IndexLink>,
     /// Most sources one download uses at once.
     pub max_sources: usize,
+    /// The download rate limit shared by every download.
+    pub rate: Arc<RateLimit>,
     /// The daemon's lifetime; the engine runs its downloads, and only
     /// those, on a child of it.
     pub lifetime: Lifetime,
@@ -623,6 +626,7 @@ impl Downloads {
             index: self.parts.index.clone(),
             tls: self.parts.tls.clone(),
             max_sources: self.parts.max_sources,
+            rate: self.parts.rate.clone(),
         };
         let more_sources = self
             .found_holders

@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
@@ -25,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use super::assembly::PieceBuffer;
 use crate::net::host::{ip_of, Host};
 use crate::transfer::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
+use crate::transfer::rate_limit::RateLimit;
 use crate::NodeError;
 
 /// How long a source may go without sending a byte while a piece is due:
@@ -166,6 +168,8 @@ pub struct SourceTask {
     pub reports: mpsc::Sender<Report>,
     /// Fires when the download no longer wants this source (or stops).
     pub stop: CancellationToken,
+    /// The download rate limit every source of every download shares.
+    pub rate: Arc<RateLimit>,
 }
 
 /// Runs a source until the download stops it or it fails; always ends with [`Report::Ended`].
@@ -226,6 +230,7 @@ async fn serve_orders(
                 due.index
             )));
         }
+        task.rate.pace(due.buffer.len()).await;
         let order = pending.pop_front().expect("a piece was due");
         let piece = Report::Piece {
             peer: task.peer,

@@ -41,6 +41,7 @@ use crate::index_link::IndexLink;
 use crate::net::deadlines::Deadlines;
 use crate::net::host::{parse_peer_addr, Host};
 use crate::transfer::data_channel::DataTls;
+use crate::transfer::rate_limit::RateLimit;
 use crate::views::SourcePhase;
 use crate::NodeError;
 
@@ -73,6 +74,8 @@ pub struct SwarmParts {
     pub tls: DataTls,
     /// Most sources used at once.
     pub max_sources: usize,
+    /// The download rate limit every download shares.
+    pub rate: Arc<RateLimit>,
 }
 
 /// The file a swarm fetches and where it goes.
@@ -277,6 +280,7 @@ impl Swarm<'_> {
             orders,
             reports: self.reports_tx.clone(),
             stop: stop.clone(),
+            rate: self.parts.rate.clone(),
         };
         source.state = SourceState::Running {
             orders: orders_tx,

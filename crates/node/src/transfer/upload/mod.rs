@@ -11,7 +11,7 @@ pub mod active;
 pub mod gate;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use libp2p::PeerId;
 use peershare_core::outboard::{read_exact_at, LEAF_LEN};
@@ -25,6 +25,7 @@ use self::active::{ActiveUploads, ListedUpload};
 use crate::lifetime::Lifetime;
 use crate::share::SharedFile;
 use crate::transfer::data_channel::{read_body, read_header, write_frame, DataStream, DataTls};
+use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::gate::UploadGate;
 use crate::NodeError;
 
@@ -33,32 +34,6 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an upload waits for the next request before giving up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Paces all uploads together to a byte rate.
-pub struct RateLimit {
-    bytes_per_sec: u64,
-    next: tokio::sync::Mutex<Instant>,
-}
-
-impl RateLimit {
-    /// A limit of `bytes_per_sec` shared by every upload.
-    pub fn new(bytes_per_sec: u64) -> Self {
-        Self {
-            bytes_per_sec: bytes_per_sec.max(1),
-            next: tokio::sync::Mutex::new(Instant::now()),
-        }
-    }
-
-    async fn pace(&self, bytes: usize) {
-        let wait_until = {
-            let mut next = self.next.lock().await;
-            let start = (*next).max(Instant::now());
-            *next = start + Duration::from_secs_f64(bytes as f64 / self.bytes_per_sec as f64);
-            start
-        };
-        tokio::time::sleep_until(wait_until.into()).await;
-    }
-}
-
 /// What every upload connection needs.
 #[derive(Clone)]
 pub struct UploadService {
@@ -66,8 +41,8 @@ pub struct UploadService {
     pub tls: DataTls,
     /// Tickets and slots.
     pub gate: UploadGate,
-    /// The shared upload rate limit, if any.
-    pub rate: Option<Arc<RateLimit>>,
+    /// The upload rate limit shared by every upload.
+    pub rate: Arc<RateLimit>,
     /// Where running uploads are listed.
     pub uploads: ActiveUploads,
     /// Owns every upload connection; ending it closes them.
@@ -151,7 +126,7 @@ struct Upload {
     handle: Arc<std::fs::File>,
     stream: DataStream,
     peer: PeerId,
-    rate: Option<Arc<RateLimit>>,
+    rate: Arc<RateLimit>,
     buffer: Vec<u8>,
     listed: ListedUpload,
 }
@@ -161,7 +136,7 @@ impl Upload {
         file: SharedFile,
         stream: DataStream,
         peer: PeerId,
-        rate: Option<Arc<RateLimit>>,
+        rate: Arc<RateLimit>,
         listed: ListedUpload,
     ) -> Result<Self, NodeError> {
         let handle = std::fs::File::open(&file.path).map_err(|e| NodeError::io(&file.path, e))?;
@@ -245,9 +220,7 @@ impl Upload {
             )
             .await;
         }
-        if let Some(rate) = &self.rate {
-            rate.pace(self.buffer.len()).await;
-        }
+        self.rate.pace(self.buffer.len()).await;
         self.stream.write_all(&self.buffer).await?;
         self.stream.flush().await?;
         self.listed.sent(len as u64);
