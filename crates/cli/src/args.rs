@@ -263,6 +263,10 @@ pub struct UpArgs {
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_sources: Option<usize>,
+    /// Seconds a download with no source left looks for one before it fails (default 10).
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_patience: Option<u64>,
     /// Seconds a request waits for your answer under `--policy ask` (default 60).
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]

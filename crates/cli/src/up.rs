@@ -156,6 +156,11 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         config.max_sources = n;
     }
     seconds("ask-timeout", args.ask_timeout, &mut config.ask_timeout)?;
+    seconds(
+        "source-patience",
+        args.source_patience,
+        &mut config.source_patience,
+    )?;
     config.max_upload_rate = rate("max-upload-rate", args.max_upload_rate.as_deref())?;
     config.max_download_rate = rate("max-download-rate", args.max_download_rate.as_deref())?;
     config.watch = !args.no_watch;

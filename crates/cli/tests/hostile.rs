@@ -123,7 +123,7 @@ fn file_changed_after_hashing_is_not_served() {
     let path = sb.share_dir("a").join("changing.bin");
     let old_id = write_random(&path, 3 * MIB);
     let a = Daemon::start(&sb, "a", &["--no-watch"]);
-    let b = Daemon::start(&sb, "b", &[]);
+    let b = Daemon::start(&sb, "b", &["--source-patience", "2"]);
     a.wait_shared(1);
     let addr = a.addr();
     assert_eq!(s(entry(&b.browse(&addr), "changing.bin"), "id"), old_id);
@@ -170,7 +170,7 @@ fn corrupt_data_from_a_lying_sharer_never_becomes_a_file() {
     let path = sb.share_dir("a").join("lie.bin");
     let id = write_random(&path, 4 * MIB);
     let a = Daemon::start(&sb, "a", &["--no-watch"]);
-    let b = Daemon::start(&sb, "b", &[]);
+    let b = Daemon::start(&sb, "b", &["--source-patience", "2"]);
     a.wait_shared(1);
     let addr = a.addr();
     assert_eq!(s(entry(&b.browse(&addr), "lie.bin"), "id"), id);

@@ -69,7 +69,7 @@ fn ask_policy_rejected_and_timed_out_requests_fail() {
     write_random(&sb.share_dir("slow").join("late.bin"), 100_000);
     let a = Daemon::start(&sb, "a", &["--policy", "ask"]);
     let slow = Daemon::start(&sb, "slow", &["--policy", "ask", "--ask-timeout", "2"]);
-    let b = Daemon::start(&sb, "b", &[]);
+    let b = Daemon::start(&sb, "b", &["--source-patience", "2"]);
     a.wait_shared(1);
     slow.wait_shared(1);
 

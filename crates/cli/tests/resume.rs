@@ -13,7 +13,7 @@ const BIG: u64 = 64 * MIB;
 fn start_slow_download(sb: &Sandbox) -> (Daemon, Daemon, String, i64) {
     let id = write_random(&sb.share_dir("a").join("big.bin"), BIG);
     let a = Daemon::start(sb, "a", &["--max-upload-rate", "16M"]);
-    let b = Daemon::start(sb, "b", &[]);
+    let b = Daemon::start(sb, "b", &["--source-patience", "2"]);
     a.wait_shared(1);
     let dl = b.start_download(&[&a.addr(), "big.bin"]);
     assert_eq!(s(&b.download(dl), "file_id"), id);

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub max_uploads: usize,
     /// Most sources one download uses at once.
     pub max_sources: usize,
+    /// How long a download with no source left looks for one before it fails.
+    pub source_patience: Duration,
     /// How long an `ask` request waits for the person.
     pub ask_timeout: Duration,
     /// Total upload rate limit in bytes per second.
@@ -99,6 +101,7 @@ impl NodeConfig {
             policy: Policy::Accept,
             max_uploads: 4,
             max_sources: crate::transfer::download::swarm::DEFAULT_MAX_SOURCES,
+            source_patience: crate::transfer::download::swarm::DEFAULT_SOURCE_PATIENCE,
             ask_timeout: Duration::from_secs(60),
             max_upload_rate: None,
             max_download_rate: None,
@@ -246,6 +249,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         index: index.clone(),
         max_sources: config.max_sources,
         rate: download_rate.clone(),
+        source_patience: config.source_patience,
         lifetime: lifetime.clone(),
     });
     let node = Node {

@@ -84,6 +84,8 @@ pub struct DownloadsParts {
     pub max_sources: usize,
     /// The download rate limit shared by every download.
     pub rate: Arc<RateLimit>,
+    /// How long a download with no source left looks for one before it fails.
+    pub source_patience: Duration,
     /// The daemon's lifetime; the engine runs its downloads, and only
     /// those, on a child of it.
     pub lifetime: Lifetime,
@@ -627,6 +629,7 @@ impl Downloads {
             tls: self.parts.tls.clone(),
             max_sources: self.parts.max_sources,
             rate: self.parts.rate.clone(),
+            source_patience: self.parts.source_patience,
         };
         let more_sources = self
             .found_holders

@@ -13,10 +13,10 @@
 //! A source that fails, stalls or disappears gives its pieces back to the
 //! others at once; a busy one is asked again after a growing pause; one that
 //! sends a piece that does not verify is dropped for this file and named in
-//! the log. Holders are looked up again every minute and at once when
-//! sources run out; the download fails only when none is left and none
-//! turns up for [`SOURCE_PATIENCE`], and then its verified pieces stay for a
-//! resume.
+//! the log. Holders are looked up again every minute, when sources run low
+//! and at once when they run out; the download fails only when none is
+//! left and none turns up for its patience ([`DEFAULT_SOURCE_PATIENCE`]
+//! unless configured), and then its verified pieces stay for a resume.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -51,8 +51,13 @@ pub const DEFAULT_MAX_SOURCES: usize = 8;
 const WINDOW: usize = 8;
 /// Memory for piece buffers of one download, whatever its sources.
 const BUFFER_BUDGET: u64 = 64 * 1024 * 1024;
-/// How long a download with no source waits for one to turn up before it fails.
-const SOURCE_PATIENCE: Duration = Duration::from_secs(10);
+/// How long a download with no source waits for one to turn up before it
+/// fails, unless configured otherwise.
+pub const DEFAULT_SOURCE_PATIENCE: Duration = Duration::from_secs(10);
+/// Running sources below which holders are looked up again.
+const FEW_SOURCES: usize = 2;
+/// Least time between two lookups while sources are few.
+const LOOKUP_WHEN_FEW_EVERY: Duration = Duration::from_secs(10);
 /// How often holders are looked up again during a download.
 const LOOKUP_EVERY: Duration = Duration::from_secs(60);
 /// Least time between two lookups when sources run out.
@@ -76,6 +81,8 @@ pub struct SwarmParts {
     pub max_sources: usize,
     /// The download rate limit every download shares.
     pub rate: Arc<RateLimit>,
+    /// How long a download with no source left looks for one before it fails.
+    pub source_patience: Duration,
 }
 
 /// The file a swarm fetches and where it goes.
@@ -198,6 +205,7 @@ impl Swarm<'_> {
             }
             self.start_sources();
             self.place_orders();
+            self.look_again_if_few();
             self.give_up_if_sourceless()?;
             let queued = self.assembly.as_ref().is_some_and(|a| a.queued() > 0);
             tokio::select! {
@@ -336,6 +344,21 @@ impl Swarm<'_> {
         }
     }
 
+    /// Looks for more holders when few sources run and none waits to be asked.
+    fn look_again_if_few(&mut self) {
+        let untried = self
+            .sources
+            .values()
+            .any(|s| matches!(s.state, SourceState::Untried));
+        let few = (1..FEW_SOURCES).contains(&self.running());
+        let looked_lately = self
+            .last_lookup
+            .is_some_and(|t| t.elapsed() < LOOKUP_WHEN_FEW_EVERY);
+        if few && !untried && !looked_lately && self.lookups.is_empty() {
+            self.look_up_holders();
+        }
+    }
+
     /// Fails the download once no source is left and none turned up in time;
     /// until then, looks for holders. When every source left is busy, the
     /// download is queued instead (its caller retries it later).
@@ -360,7 +383,7 @@ impl Swarm<'_> {
             return Err(NodeError::Busy(reason));
         }
         let since = *self.sourceless_since.get_or_insert_with(Instant::now);
-        if since.elapsed() >= SOURCE_PATIENCE && self.lookups.is_empty() {
+        if since.elapsed() >= self.parts.source_patience && self.lookups.is_empty() {
             return Err(self.no_source_left());
         }
         let looked_lately = self
