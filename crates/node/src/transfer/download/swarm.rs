@@ -66,6 +66,8 @@ const LOOKUP_AT_MOST_EVERY: Duration = Duration::from_secs(3);
 const BUSY_RETRY_FLOOR: Duration = Duration::from_secs(2);
 /// Longest pause between tries of a busy source.
 const BUSY_RETRY_CEILING: Duration = Duration::from_secs(60);
+/// Most peers one download keeps track of (a lookup may name many more).
+const MAX_CANDIDATES: usize = 256;
 /// Reports queued from the sources to the swarm.
 const REPORT_QUEUE: usize = 64;
 
@@ -231,7 +233,8 @@ impl Swarm<'_> {
     }
 
     fn add_candidate(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        if peer == self.parts.host.peer_id() {
+        let full = !self.sources.contains_key(&peer) && self.sources.len() >= MAX_CANDIDATES;
+        if peer == self.parts.host.peer_id() || full {
             return;
         }
         let source = self.sources.entry(peer).or_insert_with(|| Source {
