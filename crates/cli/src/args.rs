@@ -408,6 +408,19 @@ pub struct IndexArgs {
     pub search_queue: Option<u32>,
 }
 
+/// The byte rate given to `--flag` (like 500K, 8M, 1G; 0 means no limit), if any.
+pub fn parse_rate(flag: &str, value: Option<&str>) -> Result<Option<u64>> {
+    value
+        .map(|r| {
+            parse_bytes(r).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--{flag} {r:?}: use a byte count like 500K, 8M or 1G (0: no limit)"
+                )
+            })
+        })
+        .transpose()
+}
+
 /// Parses a byte count such as `512K`, `8M` or `1G` (powers of 1024).
 pub fn parse_bytes(s: &str) -> Option<u64> {
     let s = s.trim();

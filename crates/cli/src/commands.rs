@@ -14,7 +14,7 @@ use peershare_node::views::{
 };
 use serde_json::{json, Value};
 
-use crate::args::{parse_bytes, AccountArgs, Cli, Command, SearchArgs, SharesAction};
+use crate::args::{parse_bytes, parse_rate, AccountArgs, Cli, Command, SearchArgs, SharesAction};
 use crate::client::DaemonClient;
 use crate::output::{human_bytes, human_duration, print_json_or, who};
 use crate::transfers::{self, GetOptions};
@@ -592,18 +592,9 @@ async fn limits(
     upload: Option<&str>,
     download: Option<&str>,
 ) -> Result<()> {
-    let parse = |flag: &str, value: Option<&str>| -> Result<Option<u64>> {
-        value
-            .map(|r| {
-                parse_bytes(r).ok_or_else(|| {
-                    anyhow!("--{flag} {r:?}: use a byte count like 500K, 8M or 1G (0: no limit)")
-                })
-            })
-            .transpose()
-    };
     let change = LimitsRequest {
-        max_upload_rate: parse("upload", upload)?,
-        max_download_rate: parse("download", download)?,
+        max_upload_rate: parse_rate("upload", upload)?,
+        max_download_rate: parse_rate("download", download)?,
     };
     let v: LimitsView = match (change.max_upload_rate, change.max_download_rate) {
         (None, None) => client.get("/limits").await?,

@@ -19,7 +19,7 @@ use peershare_node::transfer::upload::gate::Policy;
 use peershare_node::{IndexSettings, NodeConfig};
 
 use crate::args::seconds;
-use crate::args::{parse_bytes, Cli, UpArgs};
+use crate::args::{parse_rate, Cli, UpArgs};
 use crate::client::data_dir;
 use crate::process::{init_logging, wait_for_stop};
 
@@ -161,8 +161,8 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         args.source_patience,
         &mut config.source_patience,
     )?;
-    config.max_upload_rate = rate("max-upload-rate", args.max_upload_rate.as_deref())?;
-    config.max_download_rate = rate("max-download-rate", args.max_download_rate.as_deref())?;
+    config.max_upload_rate = parse_rate("max-upload-rate", args.max_upload_rate.as_deref())?;
+    config.max_download_rate = parse_rate("max-download-rate", args.max_download_rate.as_deref())?;
     config.watch = !args.no_watch;
     config.dht.mdns = !args.no_mdns;
     config.dht.bootstrap = multiaddrs("bootstrap", &args.bootstrap)?;
@@ -180,16 +180,6 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         ca_cert: args.index_ca.clone(),
     });
     Ok(config)
-}
-
-/// The rate given to `--flag`, in bytes per second.
-fn rate(flag: &str, value: Option<&str>) -> Result<Option<u64>> {
-    value
-        .map(|r| {
-            parse_bytes(r)
-                .ok_or_else(|| anyhow!("--{flag} {r:?}: use a byte count like 500K, 8M or 1G"))
-        })
-        .transpose()
 }
 
 /// The values of the repeatable option `--flag`, each parsed as a multiaddr.
