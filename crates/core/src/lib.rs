@@ -14,9 +14,11 @@ pub mod file_name;
 pub mod id;
 pub mod link;
 pub mod outboard;
+pub mod piece_set;
 pub mod scan;
 pub mod wire;
 pub mod words;
 
 pub use id::FileId;
 pub use outboard::{Outboard, PieceLayout, DEFAULT_PIECE_LEN};
+pub use piece_set::PieceSet;

@@ -18,6 +18,8 @@ pub const MAX_BROWSE_PAGE: u32 = 1000;
 pub const MAX_BROWSE_PAGE_NAME_BYTES: usize = 2 << 20;
 /// The most words of a filtered browse a responder uses.
 pub const MAX_BROWSE_WORDS: usize = 8;
+/// The most peers a grant names as others fetching the same file.
+pub const MAX_SWARM_HINTS: usize = 32;
 /// The largest control message accepted, in bytes.
 pub const MAX_CONTROL_MESSAGE: u64 = 4 << 20;
 
@@ -79,6 +81,11 @@ pub enum TransferResponse {
         piece_len: u64,
         /// The sharer's name for the file (untrusted).
         name: String,
+        /// Other peers the sharer knows to fetch or hold this file, as full
+        /// addresses (`…/p2p/<peer id>`), at most [`MAX_SWARM_HINTS`]; hints
+        /// only, untrusted. Absent when none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        swarm: Vec<String>,
     },
     /// The person sharing said no, or did not answer in time.
     Rejected {

@@ -21,14 +21,21 @@ pub const MAX_LEAVES_PER_FRAME: usize = 32 * 1024;
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 /// The largest body any frame may have: a whole piece plus its index.
 pub const MAX_BODY: u32 = MAX_PIECE_LEN as u32 + 8;
+/// The most bitmap bytes in one have frame (8 Mi pieces).
+pub const MAX_HAVE_BITMAP: usize = 1 << 20;
+/// The most piece indices in one have-more frame.
+pub const MAX_HAVE_MORE: usize = 4096;
 
 const OPEN: u8 = 0x01;
 const GET_TREE: u8 = 0x02;
 const GET_PIECE: u8 = 0x03;
+const WATCH_HAVES: u8 = 0x04;
 const READY: u8 = 0x81;
 const TREE: u8 = 0x82;
 const PIECE: u8 = 0x83;
 const ERROR: u8 = 0x84;
+const HAVE: u8 = 0x85;
+const HAVE_MORE: u8 = 0x86;
 
 /// A frame that breaks the protocol; the connection is closed after it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +49,9 @@ pub enum WireError {
     /// A frame shorter than its kind needs.
     #[error("frame of kind {kind:#04x} is {len} bytes, too short")]
     TooShort { kind: u8, len: u32 },
+    /// A have frame whose first piece or length is not aligned as its kind needs.
+    #[error("frame of kind {0:#04x} is misaligned")]
+    Misaligned(u8),
 }
 
 /// The fixed part of every frame.
@@ -64,11 +74,13 @@ impl FrameHeader {
         let body_len = len - 1;
         let (min, max) = match kind {
             OPEN | GET_PIECE => (8, 8),
-            GET_TREE => (0, 0),
+            GET_TREE | WATCH_HAVES => (0, 0),
             READY => (48, 48),
             TREE => (8, (8 + MAX_LEAVES_PER_FRAME * LEAF_LEN) as u32),
             PIECE => (8, 8 + piece_len.min(MAX_PIECE_LEN) as u32),
             ERROR => (1, 1 + MAX_ERROR_MESSAGE as u32),
+            HAVE => (9, (8 + MAX_HAVE_BITMAP) as u32),
+            HAVE_MORE => (8, (8 * MAX_HAVE_MORE) as u32),
             other => return Err(WireError::UnknownKind(other)),
         };
         if body_len < min {
@@ -124,6 +136,8 @@ pub enum ClientFrame {
         /// Piece index.
         index: u64,
     },
+    /// Ask which pieces the server has, and to be told as more land.
+    WatchHaves,
 }
 
 impl ClientFrame {
@@ -133,6 +147,7 @@ impl ClientFrame {
             Self::Open { ticket } => frame(OPEN, &ticket.to_be_bytes()),
             Self::GetTree => frame(GET_TREE, &[]),
             Self::GetPiece { index } => frame(GET_PIECE, &index.to_be_bytes()),
+            Self::WatchHaves => frame(WATCH_HAVES, &[]),
         }
     }
 
@@ -146,6 +161,7 @@ impl ClientFrame {
             GET_PIECE => Ok(Self::GetPiece {
                 index: u64_at(body, 0),
             }),
+            WATCH_HAVES => Ok(Self::WatchHaves),
             other => Err(WireError::UnknownKind(other)),
         }
     }
@@ -195,6 +211,19 @@ pub enum ServerFrame {
         /// Concatenated 32-byte piece hashes.
         leaves: Vec<u8>,
     },
+    /// Which pieces the server has, as a bitmap (piece 0 is the high bit
+    /// of the first byte) starting at piece `first`, a multiple of 8.
+    Have {
+        /// Index of the piece of the first byte's high bit.
+        first: u64,
+        /// The bitmap bytes.
+        bitmap: Vec<u8>,
+    },
+    /// Pieces the server has verified since it last said.
+    HaveMore {
+        /// The new pieces.
+        indices: Vec<u64>,
+    },
     /// A refusal; the server closes after it.
     Error {
         /// What went wrong.
@@ -222,6 +251,15 @@ impl ServerFrame {
                 let mut body = first.to_be_bytes().to_vec();
                 body.extend_from_slice(leaves);
                 frame(TREE, &body)
+            }
+            Self::Have { first, bitmap } => {
+                let mut body = first.to_be_bytes().to_vec();
+                body.extend_from_slice(bitmap);
+                frame(HAVE, &body)
+            }
+            Self::HaveMore { indices } => {
+                let body: Vec<u8> = indices.iter().flat_map(|i| i.to_be_bytes()).collect();
+                frame(HAVE_MORE, &body)
             }
             Self::Error { code, message } => {
                 let mut cut = message.len().min(MAX_ERROR_MESSAGE);
@@ -255,6 +293,15 @@ impl ServerFrame {
                     leaves: body[8..].to_vec(),
                 })
             }
+            HAVE if u64_at(body, 0).is_multiple_of(8) => Ok(Self::Have {
+                first: u64_at(body, 0),
+                bitmap: body[8..].to_vec(),
+            }),
+            HAVE => Err(WireError::Misaligned(HAVE)),
+            HAVE_MORE if body.len().is_multiple_of(8) => Ok(Self::HaveMore {
+                indices: body.chunks_exact(8).map(|c| u64_at(c, 0)).collect(),
+            }),
+            HAVE_MORE => Err(WireError::Misaligned(HAVE_MORE)),
             ERROR => Ok(Self::Error {
                 code: ErrorCode::from_u8(body[0]),
                 message: String::from_utf8_lossy(&body[1..]).into_owned(),
@@ -262,6 +309,19 @@ impl ServerFrame {
             other => Err(WireError::UnknownKind(other)),
         }
     }
+}
+
+/// The have frames that together carry the whole of `set`, in order.
+pub fn have_frames(set: &crate::PieceSet) -> impl Iterator<Item = ServerFrame> + '_ {
+    (0..set.bitmap_len().max(1))
+        .step_by(MAX_HAVE_BITMAP)
+        .map(|start| {
+            let first = start as u64 * 8;
+            ServerFrame::Have {
+                first,
+                bitmap: set.bitmap(first, MAX_HAVE_BITMAP).to_vec(),
+            }
+        })
 }
 
 /// The start of a piece frame: header plus piece index; the bytes follow.
@@ -302,6 +362,7 @@ mod tests {
             ClientFrame::Open { ticket: 42 },
             ClientFrame::GetTree,
             ClientFrame::GetPiece { index: u64::MAX },
+            ClientFrame::WatchHaves,
         ] {
             let bytes = f.encode();
             let (h, body) = split(&bytes, 1 << 20).unwrap();
@@ -326,6 +387,13 @@ mod tests {
                 code: ErrorCode::NotFound,
                 message: "gone".into(),
             },
+            ServerFrame::Have {
+                first: 16,
+                bitmap: vec![0x80, 0x01],
+            },
+            ServerFrame::HaveMore {
+                indices: vec![3, u64::MAX],
+            },
         ] {
             let bytes = f.encode();
             let (h, body) = split(&bytes, 1 << 20).unwrap();
@@ -346,7 +414,7 @@ mod tests {
         /// Any body under a header that passes the limits decodes or errors, never panics.
         #[test]
         fn random_bodies_never_panic_a_decoder(
-            kind in proptest::sample::select(vec![OPEN, GET_TREE, GET_PIECE, READY, TREE, PIECE, ERROR, 0x00, 0x7f, 0xff]),
+            kind in proptest::sample::select(vec![OPEN, GET_TREE, GET_PIECE, WATCH_HAVES, READY, TREE, PIECE, ERROR, HAVE, HAVE_MORE, 0x00, 0x7f, 0xff]),
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
         ) {
             let mut header = [0u8; HEADER_LEN];
@@ -380,5 +448,26 @@ mod tests {
         let odd_tree = [0, 0, 0, 10, 0x82];
         let h = FrameHeader::parse(odd_tree, 1024).unwrap();
         assert!(ServerFrame::decode(h, &[0u8; 9]).is_err());
+        let odd_have_more = [0, 0, 0, 10, 0x86];
+        let h = FrameHeader::parse(odd_have_more, 1024).unwrap();
+        assert_eq!(
+            ServerFrame::decode(h, &[0u8; 9]),
+            Err(WireError::Misaligned(HAVE_MORE))
+        );
+        let have_at_3 = ServerFrame::Have {
+            first: 3,
+            bitmap: vec![1],
+        }
+        .encode();
+        let h = FrameHeader::parse(have_at_3[..5].try_into().unwrap(), 1024).unwrap();
+        assert!(ServerFrame::decode(h, &have_at_3[5..]).is_err());
+        let huge_have = ((8 + MAX_HAVE_BITMAP as u32 + 2).to_be_bytes(), 0x85);
+        let mut bytes = [0u8; 5];
+        bytes[..4].copy_from_slice(&huge_have.0);
+        bytes[4] = huge_have.1;
+        assert!(matches!(
+            FrameHeader::parse(bytes, 1024),
+            Err(WireError::TooLong { .. })
+        ));
     }
 }

@@ -23,6 +23,7 @@ use crate::index_link::IndexLink;
 use crate::lifetime::Lifetime;
 use crate::net::host::{ip_of, Host, HostContext};
 use crate::net::kademlia::DhtSettings;
+use crate::net::peer_book::PeerBook;
 use crate::node::{Node, OFFLINE, SHARING_SETTING};
 use crate::private_file::write_private;
 use crate::share::folders::folders_at_start;
@@ -30,9 +31,10 @@ use crate::share::SharedFiles;
 use crate::store::Store;
 use crate::transfer::data_channel::{self, DataTls};
 use crate::transfer::download::{Downloads, DownloadsParts};
+use crate::transfer::partial::PartialFiles;
 use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::active::ActiveUploads;
-use crate::transfer::upload::gate::{Policy, UploadGate};
+use crate::transfer::upload::gate::{GateParts, Policy, UploadGate};
 use crate::transfer::upload::{self, UploadService};
 use crate::views::EventKind;
 use crate::NodeError;
@@ -190,12 +192,18 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     });
     let data_listener = data_channel::bind(data_addr).await?;
     let data_port = data_listener.local_addr()?.port();
+    let book = PeerBook::default();
+    let partials = PartialFiles::default();
     let gate = UploadGate::new(
         config.policy,
         config.max_uploads,
         config.ask_timeout,
         data_port,
-        bus.clone(),
+        GateParts {
+            bus: bus.clone(),
+            partials: partials.clone(),
+            book: book.clone(),
+        },
     );
     let tls = DataTls::new(&keypair)?;
     let rate = Arc::new(RateLimit::new(config.max_upload_rate));
@@ -216,6 +224,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     let context = HostContext {
         lifetime: lifetime.clone(),
         bus: bus.clone(),
+        book,
     };
     let host = Host::start(
         keypair.clone(),
@@ -250,6 +259,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         max_sources: config.max_sources,
         rate: download_rate.clone(),
         source_patience: config.source_patience,
+        partials,
         lifetime: lifetime.clone(),
     });
     let node = Node {

@@ -133,6 +133,8 @@ pub struct HostContext {
     pub lifetime: Lifetime,
     /// Where connections opening and closing are announced.
     pub bus: EventBus,
+    /// The book of known peers, shared with those who name peers to others.
+    pub book: PeerBook,
 }
 
 /// A handle to the libp2p host task.
@@ -161,7 +163,7 @@ impl Host {
                 .listen_on(addr.clone())
                 .map_err(|e| NodeError::listen("libp2p", addr, e, "--listen MULTIADDR"))?;
         }
-        let book = PeerBook::default();
+        let book = context.book.clone();
         for addr in &discovery.bootstrap {
             let (peer, dial) = parse_peer_addr(&addr.to_string()).map_err(|_| {
                 NodeError::BadRequest(format!(

@@ -8,6 +8,7 @@
 
 pub mod data_channel;
 pub mod download;
+pub mod partial;
 pub mod peer_tls;
 pub mod rate_limit;
 pub mod upload;

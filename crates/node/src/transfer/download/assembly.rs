@@ -49,8 +49,13 @@ pub enum PieceVerdict {
 
 /// What a verdict meant for the download.
 pub enum Applied {
-    /// The piece is verified and written: these many bytes.
-    Verified(u64),
+    /// The piece is verified and written.
+    Verified {
+        /// The piece.
+        index: u64,
+        /// Its length (0 if it was counted already).
+        bytes: u64,
+    },
     /// The piece did not match the tree; it is missing again.
     Corrupt {
         /// The piece.
@@ -107,7 +112,12 @@ impl Assembly {
             workers.push(tx);
             threads.push(thread);
         }
-        let picker = PiecePicker::new((0..layout.piece_count()).filter(|i| !map.has(*i)));
+        let count = layout.piece_count();
+        let picker = PiecePicker::new(
+            count,
+            (0..count).filter(|i| !map.has(*i)),
+            rand::random::<u64>(),
+        );
         let checkpoint = Checkpoint::start(part.try_clone()?, id, layout);
         Ok(Self {
             layout,
@@ -141,6 +151,11 @@ impl Assembly {
     /// Whether piece `index` is verified and written.
     pub fn has(&self, index: u64) -> bool {
         self.map.has(index)
+    }
+
+    /// The pieces verified and written so far.
+    pub fn verified_pieces(&self) -> impl Iterator<Item = u64> + '_ {
+        (0..self.map.count()).filter(|i| self.map.has(*i))
     }
 
     /// Returns a buffer that was not used (a duplicate, an order a source did not fill).
@@ -205,7 +220,7 @@ impl Assembly {
             PieceVerdict::Written { index, buffer } => {
                 self.free.push(buffer);
                 if self.map.has(index) {
-                    return Ok(Applied::Verified(0));
+                    return Ok(Applied::Verified { index, bytes: 0 });
                 }
                 self.picker.verified(index);
                 self.map.set(index);
@@ -215,7 +230,10 @@ impl Assembly {
                     self.last_checkpoint = Instant::now();
                 }
                 let r = self.layout.piece_range(index);
-                Ok(Applied::Verified(r.end - r.start))
+                Ok(Applied::Verified {
+                    index,
+                    bytes: r.end - r.start,
+                })
             }
             PieceVerdict::Corrupt {
                 index,

@@ -43,6 +43,7 @@ use crate::net::host::{parse_peer_addr, Host};
 use crate::share::SharedFiles;
 use crate::store::Store;
 use crate::transfer::data_channel::DataTls;
+use crate::transfer::partial::PartialFiles;
 use crate::transfer::rate_limit::RateLimit;
 use crate::views::{
     CleanReport, DownloadRecord, DownloadState, DownloadView, EventKind, GetAnswer,
@@ -86,6 +87,8 @@ pub struct DownloadsParts {
     pub rate: Arc<RateLimit>,
     /// How long a download with no source left looks for one before it fails.
     pub source_patience: Duration,
+    /// Where downloads in progress are offered to other peers.
+    pub partials: PartialFiles,
     /// The daemon's lifetime; the engine runs its downloads, and only
     /// those, on a child of it.
     pub lifetime: Lifetime,
@@ -630,6 +633,7 @@ impl Downloads {
             max_sources: self.parts.max_sources,
             rate: self.parts.rate.clone(),
             source_patience: self.parts.source_patience,
+            partials: self.parts.partials.clone(),
         };
         let more_sources = self
             .found_holders
@@ -644,6 +648,7 @@ impl Downloads {
             map_path: map_path.clone(),
             first_source: &record.source,
             more_sources,
+            name: &record.name,
         };
         let outboard = fetch_from_swarm(&parts, target, &live.progress, &live.control).await?;
         let path = move_into_place(&part_path, &self.parts.downloads_dir, &record.name)?;

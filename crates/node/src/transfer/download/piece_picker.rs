@@ -1,60 +1,133 @@
 //! Which piece to ask a source for next.
 //!
-//! The picker hands out missing pieces in order, never the same piece to
-//! two requests at once while others are left; at the end of a download
-//! (the endgame) a piece in flight may be asked of a second source, so one
-//! slow source cannot hold the last pieces. A piece whose request failed is
+//! Rarest first: among the missing pieces nobody is fetching and that the
+//! source has, the one the fewest ready sources have; among equally rare
+//! pieces, file order starting from a point chosen per download, so
+//! downloaders of one file fetch different pieces from a shared source and
+//! then have something to give each other. A piece is never given to two
+//! requests at once while others are left; at the end of a download (the
+//! endgame) a piece in flight may be asked of a second source, so one slow
+//! source cannot hold the last pieces. A piece whose request failed is
 //! taken back so another source fetches it. It knows nothing of sockets;
 //! the download asks it and reports back.
 
 use std::collections::{BTreeSet, HashMap};
 
+use peershare_core::PieceSet;
+
 /// Most sources asked for one piece at once in the endgame.
 const MAX_COPIES: u8 = 2;
 
-/// Missing pieces and how many requests each has in flight.
+/// Missing pieces, how many sources have each, and how many requests each has in flight.
 pub struct PiecePicker {
+    count: u64,
+    start: u64,
     missing: BTreeSet<u64>,
+    /// Missing pieces nobody is fetching, rarest and then nearest first.
+    unasked: BTreeSet<(u32, u64, u64)>,
+    /// How many ready sources have each piece.
+    availability: Vec<u32>,
     in_flight: HashMap<u64, u8>,
 }
 
 impl PiecePicker {
-    /// A picker for the pieces `missing` (those not yet verified).
-    pub fn new(missing: impl IntoIterator<Item = u64>) -> Self {
-        Self {
-            missing: missing.into_iter().collect(),
+    /// A picker for a file of `count` pieces of which `missing` are not
+    /// verified yet; equally rare pieces are taken in order from `start`.
+    pub fn new(count: u64, missing: impl IntoIterator<Item = u64>, start: u64) -> Self {
+        let mut picker = Self {
+            count,
+            start: if count == 0 { 0 } else { start % count },
+            missing: BTreeSet::new(),
+            unasked: BTreeSet::new(),
+            availability: vec![0; count as usize],
             in_flight: HashMap::new(),
+        };
+        for index in missing {
+            if index < count && picker.missing.insert(index) {
+                picker.unasked.insert(picker.key(index));
+            }
+        }
+        picker
+    }
+
+    fn key(&self, index: u64) -> (u32, u64, u64) {
+        let rank = (index + self.count - self.start) % self.count;
+        (self.availability[index as usize], rank, index)
+    }
+
+    /// Changes how many sources have `index` by `delta`, keeping the order.
+    fn adjust(&mut self, index: u64, delta: i32) {
+        if index >= self.count {
+            return;
+        }
+        let queued = self.unasked.remove(&self.key(index));
+        let slot = &mut self.availability[index as usize];
+        *slot = slot.saturating_add_signed(delta);
+        if queued {
+            self.unasked.insert(self.key(index));
         }
     }
 
-    /// The next missing piece nobody is fetching, now marked as in flight.
-    pub fn pick(&mut self) -> Option<u64> {
-        let index = *self
-            .missing
-            .iter()
-            .find(|i| !self.in_flight.contains_key(i))?;
-        self.in_flight.insert(index, 1);
-        Some(index)
+    /// A source became ready with the pieces `have`.
+    pub fn add_source(&mut self, have: &PieceSet) {
+        for index in have.iter() {
+            self.adjust(index, 1);
+        }
     }
 
-    /// In the endgame (every missing piece is in flight): a piece already
-    /// asked of another source, not among `asked_here`, to ask again.
-    pub fn pick_again(&mut self, asked_here: impl Fn(u64) -> bool) -> Option<u64> {
-        if self.missing.iter().any(|i| !self.in_flight.contains_key(i)) {
+    /// A ready source is gone; it had the pieces `have`.
+    pub fn remove_source(&mut self, have: &PieceSet) {
+        for index in have.iter() {
+            self.adjust(index, -1);
+        }
+    }
+
+    /// A ready source now has piece `index` too.
+    pub fn source_got(&mut self, index: u64) {
+        self.adjust(index, 1);
+    }
+
+    /// The rarest missing piece nobody is fetching that `has` says the
+    /// source has, now marked as in flight.
+    pub fn pick(&mut self, has: &PieceSet) -> Option<u64> {
+        let key = if has.held() as usize >= self.unasked.len() / 8 {
+            self.unasked
+                .iter()
+                .find(|(_, _, index)| has.contains(*index))
+                .copied()
+        } else {
+            // A source with few pieces: look only at those.
+            has.iter()
+                .map(|index| self.key(index))
+                .filter(|key| self.unasked.contains(key))
+                .min()
+        }?;
+        self.unasked.remove(&key);
+        self.in_flight.insert(key.2, 1);
+        Some(key.2)
+    }
+
+    /// In the endgame (every missing piece is in flight): a piece the source
+    /// has, already asked of another source and not among `asked_here`, to ask again.
+    pub fn pick_again(&mut self, has: &PieceSet, asked_here: impl Fn(u64) -> bool) -> Option<u64> {
+        if !self.unasked.is_empty() {
             return None;
         }
-        let index = *self
-            .missing
-            .iter()
-            .find(|i| !asked_here(**i) && self.in_flight.get(i).is_some_and(|n| *n < MAX_COPIES))?;
+        let index = *self.missing.iter().find(|i| {
+            has.contains(**i)
+                && !asked_here(**i)
+                && self.in_flight.get(i).is_some_and(|n| *n < MAX_COPIES)
+        })?;
         *self.in_flight.entry(index).or_default() += 1;
         Some(index)
     }
 
     /// A piece arrived and verified.
     pub fn verified(&mut self, index: u64) {
+        if self.missing.remove(&index) {
+            self.unasked.remove(&self.key(index));
+        }
         self.in_flight.remove(&index);
-        self.missing.remove(&index);
     }
 
     /// One request for a piece ended without it; once none is left it may be picked again.
@@ -63,6 +136,9 @@ impl PiecePicker {
             *n -= 1;
             if *n == 0 {
                 self.in_flight.remove(&index);
+                if self.missing.contains(&index) {
+                    self.unasked.insert(self.key(index));
+                }
             }
         }
     }
@@ -82,14 +158,27 @@ impl PiecePicker {
 mod tests {
     use super::*;
 
+    fn all(count: u64) -> PieceSet {
+        PieceSet::full(count)
+    }
+
+    fn only(count: u64, pieces: &[u64]) -> PieceSet {
+        let mut set = PieceSet::empty(count);
+        for &i in pieces {
+            set.insert(i);
+        }
+        set
+    }
+
     #[test]
     fn hands_out_each_missing_piece_once_and_takes_failures_back() {
-        let mut p = PiecePicker::new([1, 3, 4]);
-        assert_eq!((p.pick(), p.pick()), (Some(1), Some(3)));
+        let mut p = PiecePicker::new(5, [1, 3, 4], 0);
+        let a = all(5);
+        assert_eq!((p.pick(&a), p.pick(&a)), (Some(1), Some(3)));
         p.release(1);
-        assert_eq!(p.pick(), Some(1));
-        assert_eq!(p.pick(), Some(4));
-        assert_eq!(p.pick(), None);
+        assert_eq!(p.pick(&a), Some(1));
+        assert_eq!(p.pick(&a), Some(4));
+        assert_eq!(p.pick(&a), None);
         for i in [1, 3, 4] {
             p.verified(i);
         }
@@ -97,20 +186,77 @@ mod tests {
     }
 
     #[test]
+    fn equally_rare_pieces_come_in_order_from_the_start_point() {
+        let mut p = PiecePicker::new(4, 0..4, 2);
+        let a = all(4);
+        let order: Vec<_> = std::iter::from_fn(|| p.pick(&a)).collect();
+        assert_eq!(order, [2, 3, 0, 1]);
+    }
+
+    #[test]
+    fn the_rarest_piece_a_source_has_comes_first() {
+        let mut p = PiecePicker::new(4, 0..4, 0);
+        // Three sources: two have everything, one has pieces 0 and 2.
+        p.add_source(&all(4));
+        p.add_source(&all(4));
+        let partial = only(4, &[0, 2]);
+        p.add_source(&partial);
+        // Pieces 1 and 3 are held by two sources, 0 and 2 by three.
+        assert_eq!(p.pick(&all(4)), Some(1));
+        // The partial source is only ever given what it has.
+        assert_eq!(p.pick(&partial), Some(0));
+        // Another source gets piece 3: 2 and 3 are now equally common.
+        p.source_got(3);
+        assert_eq!(p.pick(&partial), Some(2));
+        assert_eq!(p.pick(&partial), None, "it has nothing else");
+        assert_eq!(p.pick(&all(4)), Some(3));
+    }
+
+    #[test]
+    fn a_source_with_few_pieces_is_served_from_its_own_list() {
+        let mut p = PiecePicker::new(1000, 0..1000, 0);
+        let few = only(1000, &[999, 500]);
+        p.add_source(&few);
+        // Pieces nobody has rank first overall, but this source is only
+        // handed what it has, in order.
+        assert_eq!(p.pick(&few), Some(500));
+        assert_eq!(p.pick(&few), Some(999));
+        assert_eq!(p.pick(&few), None);
+    }
+
+    #[test]
+    fn a_departed_source_no_longer_counts() {
+        let mut p = PiecePicker::new(2, 0..2, 0);
+        let has_0 = only(2, &[0]);
+        p.add_source(&has_0);
+        p.add_source(&all(2));
+        assert_eq!(p.pick(&all(2)), Some(1), "1 is rarer");
+        p.release(1);
+        p.remove_source(&has_0);
+        p.source_got(1);
+        assert_eq!(p.pick(&all(2)), Some(0), "now 0 is rarer");
+    }
+
+    #[test]
     fn the_endgame_asks_a_second_source_for_pieces_in_flight_only() {
-        let mut p = PiecePicker::new([0, 1, 2]);
-        assert_eq!(p.pick(), Some(0));
+        let mut p = PiecePicker::new(3, [0, 1, 2], 0);
+        let a = all(3);
+        assert_eq!(p.pick(&a), Some(0));
         assert_eq!(
-            p.pick_again(|_| false),
+            p.pick_again(&a, |_| false),
             None,
             "not while pieces are unasked"
         );
-        assert_eq!((p.pick(), p.pick()), (Some(1), Some(2)));
+        assert_eq!((p.pick(&a), p.pick(&a)), (Some(1), Some(2)));
         // Source B asked for 1 already; it gets a copy of 0, then 2.
         let b_asked = |i: u64| i == 1;
-        assert_eq!(p.pick_again(b_asked), Some(0));
-        assert_eq!(p.pick_again(|i| i == 1 || i == 0), Some(2));
-        assert_eq!(p.pick_again(|i| i == 1), None, "two copies at most");
+        assert_eq!(p.pick_again(&a, b_asked), Some(0));
+        assert_eq!(p.pick_again(&a, |i| i == 1 || i == 0), Some(2));
+        assert_eq!(p.pick_again(&a, |i| i == 1), None, "two copies at most");
+        // A source without piece 0 is never given a copy of it.
+        let mut q = PiecePicker::new(1, [0], 0);
+        assert_eq!(q.pick(&a), Some(0));
+        assert_eq!(q.pick_again(&only(1, &[]), |_| false), None);
         // The first copy of 0 arrives and verifies: the second is moot.
         p.verified(0);
         p.release(0);
@@ -118,6 +264,6 @@ mod tests {
         // Both requests for 2 fail: it is unasked again.
         p.release(2);
         p.release(2);
-        assert_eq!(p.pick(), Some(2));
+        assert_eq!(p.pick(&a), Some(2));
     }
 }

@@ -1,7 +1,8 @@
 //! One source's side of a download, run as a task of its own: ask the peer
 //! for the file, open the data connection, check the piece tree against the
-//! id, then fetch the pieces the download orders (each with the buffer to
-//! read it into) and report each one back.
+//! id, learn which pieces the peer has (a partial source tells of more as
+//! they land), then fetch the pieces the download orders (each with the
+//! buffer to read it into) and report each one back.
 //!
 //! Every step has a time limit, a source that sends nothing for a few
 //! seconds has stalled, and the task stops at once when its token fires;
@@ -18,9 +19,12 @@ use libp2p::{Multiaddr, PeerId};
 use peershare_core::outboard::LEAF_LEN;
 use peershare_core::wire::control::TransferResponse;
 use peershare_core::wire::data::{ClientFrame, PieceHeader, ServerFrame};
-use peershare_core::{FileId, Outboard, PieceLayout};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use peershare_core::{FileId, Outboard, PieceLayout, PieceSet};
+use tokio::io::{
+    AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf,
+};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::assembly::PieceBuffer;
@@ -34,8 +38,11 @@ use crate::NodeError;
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time limit on each step before pieces flow: asking, connecting, opening, the tree.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes read from the data connection at once (pieces bypass it).
+const READ_BUFFER: usize = 64 * 1024;
 
-/// Presents the ticket and asks for the tree; checks the source names the granted file.
+/// Presents the ticket and asks for the tree and the have-map; checks the
+/// source names the granted file.
 pub async fn open_transfer(
     stream: &mut DataStream,
     ticket: u64,
@@ -46,6 +53,7 @@ pub async fn open_transfer(
         .write_all(&ClientFrame::Open { ticket }.encode())
         .await?;
     stream.write_all(&ClientFrame::GetTree.encode()).await?;
+    stream.write_all(&ClientFrame::WatchHaves.encode()).await?;
     stream.flush().await?;
     match read_server_frame(stream, layout.piece_len()).await? {
         ServerFrame::Ready {
@@ -86,8 +94,27 @@ pub async fn fetch_tree(
     })
 }
 
-async fn read_server_frame(
+/// Reads the have frames that answer a watch: which pieces the source has now.
+pub async fn fetch_haves(
     stream: &mut DataStream,
+    layout: PieceLayout,
+) -> Result<PieceSet, NodeError> {
+    let mut have = PieceSet::empty(layout.piece_count());
+    let mut covered = 0;
+    while covered < have.bitmap_len() {
+        match read_server_frame(stream, layout.piece_len()).await? {
+            ServerFrame::Have { first, bitmap } if first == covered as u64 * 8 => {
+                covered += bitmap.len();
+                have.merge_bitmap(first, &bitmap);
+            }
+            other => return Err(unexpected(other)),
+        }
+    }
+    Ok(have)
+}
+
+async fn read_server_frame<R: AsyncRead + Unpin>(
+    stream: &mut R,
     piece_len: u64,
 ) -> Result<ServerFrame, NodeError> {
     let header = read_header(stream, piece_len).await?;
@@ -125,6 +152,17 @@ pub enum Report {
         peer: PeerId,
         /// The file's piece tree, checked against its id.
         outboard: Outboard,
+        /// The pieces it has (all of them unless it is downloading the file too).
+        have: PieceSet,
+        /// Other peers it named as fetching or holding the file.
+        hints: Vec<String>,
+    },
+    /// A partial source verified more pieces.
+    Have {
+        /// The source.
+        peer: PeerId,
+        /// The new pieces (untrusted: any index past the end is ignored).
+        indices: Vec<u64>,
     },
     /// A piece arrived, not verified yet.
     Piece {
@@ -202,28 +240,59 @@ async fn serve_orders(
     task: &mut SourceTask,
     pending: &mut VecDeque<Order>,
 ) -> Result<(), NodeError> {
-    let (mut stream, layout) = open_source(task).await?;
+    let (stream, layout) = open_source(task).await?;
+    let (reader, mut writer) = tokio::io::split(stream);
+    let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
+    let mut stall_at = Instant::now() + STALL_TIMEOUT;
     loop {
-        let mut asked = false;
-        while let Ok(order) = task.orders.try_recv() {
-            ask_for(&mut stream, &order).await?;
-            pending.push_back(order);
-            asked = true;
+        tokio::select! {
+            order = task.orders.recv() => {
+                let Some(order) = order else {
+                    let _ = writer.shutdown().await;
+                    return Ok(());
+                };
+                if pending.is_empty() {
+                    stall_at = Instant::now() + STALL_TIMEOUT;
+                }
+                ask_for(&mut writer, &order).await?;
+                pending.push_back(order);
+                while let Ok(order) = task.orders.try_recv() {
+                    ask_for(&mut writer, &order).await?;
+                    pending.push_back(order);
+                }
+                timed("asking for pieces", async { writer.flush().await.map_err(NodeError::from) }).await?;
+            }
+            // Waiting for bytes is cancel-safe (they stay buffered); the frame is then read whole.
+            ended = async { reader.fill_buf().await.map(|b| b.is_empty()) } => {
+                if ended? {
+                    return Err(NodeError::Transfer("the source closed the connection".into()));
+                }
+                if !read_frame(task, &mut reader, layout, pending).await? {
+                    return Ok(());
+                }
+                stall_at = Instant::now() + STALL_TIMEOUT;
+            }
+            () = tokio::time::sleep_until(stall_at), if !pending.is_empty() => return Err(stalled()),
         }
-        if asked {
-            stream.flush().await?;
-        }
+    }
+}
+
+/// Reads one frame: a piece for the order that is due, or news of pieces;
+/// false once the download no longer listens.
+async fn read_frame(
+    task: &SourceTask,
+    reader: &mut BufReader<ReadHalf<DataStream>>,
+    layout: PieceLayout,
+    pending: &mut VecDeque<Order>,
+) -> Result<bool, NodeError> {
+    let header = stalling(read_header(reader, layout.piece_len())).await?;
+    let report = if header.is_piece() {
         let Some(due) = pending.front_mut() else {
-            let Some(order) = task.orders.recv().await else {
-                let _ = stream.shutdown().await;
-                return Ok(());
-            };
-            ask_for(&mut stream, &order).await?;
-            stream.flush().await?;
-            pending.push_back(order);
-            continue;
+            return Err(NodeError::Transfer(
+                "source sent a piece nobody asked for".into(),
+            ));
         };
-        let index = read_piece(&mut stream, layout, &mut due.buffer).await?;
+        let index = read_piece_body(reader, header.body_len as usize - 8, &mut due.buffer).await?;
         if index != due.index {
             return Err(NodeError::Transfer(format!(
                 "source answered piece {index} when piece {} was due",
@@ -232,15 +301,22 @@ async fn serve_orders(
         }
         task.rate.pace(due.buffer.len()).await;
         let order = pending.pop_front().expect("a piece was due");
-        let piece = Report::Piece {
+        Report::Piece {
             peer: task.peer,
             index,
             buffer: order.buffer,
-        };
-        if task.reports.send(piece).await.is_err() {
-            return Ok(());
         }
-    }
+    } else {
+        let body = stalling(read_body(reader, header)).await?;
+        match ServerFrame::decode(header, &body).map_err(wire_error)? {
+            ServerFrame::HaveMore { indices } => Report::Have {
+                peer: task.peer,
+                indices,
+            },
+            other => return Err(unexpected(other)),
+        }
+    };
+    Ok(task.reports.send(report).await.is_ok())
 }
 
 /// Asks the peer for the file, connects, checks what it offers and fetches the tree.
@@ -249,7 +325,12 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Nod
         .host
         .request_transfer(task.peer, task.addrs.clone(), task.id)
         .await?;
-    let (ticket, data_port, piece_len) = granted(answer.response, task.size)?;
+    let Grant {
+        ticket,
+        data_port,
+        piece_len,
+        hints,
+    } = granted(answer.response, task.size)?;
     let layout =
         PieceLayout::new(task.size, piece_len).map_err(|e| NodeError::Transfer(e.to_string()))?;
     let ip = answer
@@ -271,9 +352,16 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Nod
         fetch_tree(&mut stream, layout, &task.id),
     )
     .await?;
+    let have = timed(
+        "learning which pieces it has",
+        fetch_haves(&mut stream, layout),
+    )
+    .await?;
     let ready = Report::Ready {
         peer: task.peer,
         outboard,
+        have,
+        hints,
     };
     task.reports
         .send(ready)
@@ -282,7 +370,7 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Nod
     Ok((stream, layout))
 }
 
-async fn ask_for(stream: &mut DataStream, order: &Order) -> Result<(), NodeError> {
+async fn ask_for(stream: &mut WriteHalf<DataStream>, order: &Order) -> Result<(), NodeError> {
     let request = ClientFrame::GetPiece { index: order.index }.encode();
     timed("asking for a piece", async {
         stream.write_all(&request).await.map_err(NodeError::from)
@@ -305,16 +393,34 @@ async fn timed<T>(
         })?
 }
 
-/// The ticket, data port and piece length of a grant, or why there is none.
-pub fn granted(response: TransferResponse, size: u64) -> Result<(u64, u16, u64), NodeError> {
+/// What a grant gives the downloader.
+pub struct Grant {
+    /// The one-use ticket for the data connection.
+    pub ticket: u64,
+    /// The source's data port.
+    pub data_port: u16,
+    /// The source's piece length.
+    pub piece_len: u64,
+    /// Others the source named as fetching or holding the file.
+    pub hints: Vec<String>,
+}
+
+/// The grant in a source's answer, or why there is none.
+pub fn granted(response: TransferResponse, size: u64) -> Result<Grant, NodeError> {
     match response {
         TransferResponse::Granted {
             ticket,
             data_port,
             size: offered,
             piece_len,
+            swarm,
             ..
-        } if offered == size => Ok((ticket, data_port, piece_len)),
+        } if offered == size => Ok(Grant {
+            ticket,
+            data_port,
+            piece_len,
+            hints: swarm,
+        }),
         TransferResponse::Granted { size: offered, .. } => Err(NodeError::Transfer(format!(
             "peer offers {offered} bytes for a file listed as {size} bytes"
         ))),
@@ -330,39 +436,35 @@ pub fn granted(response: TransferResponse, size: u64) -> Result<(u64, u16, u64),
     }
 }
 
-/// Reads one piece frame into `buffer`; returns its index. A source that
-/// sends nothing for [`STALL_TIMEOUT`] has stalled.
-async fn read_piece(
-    stream: &mut DataStream,
-    layout: PieceLayout,
+fn stalled() -> NodeError {
+    NodeError::Transfer(format!(
+        "the source stopped sending (nothing for {} s)",
+        STALL_TIMEOUT.as_secs()
+    ))
+}
+
+/// Runs one read of a frame already begun; a source that sends nothing
+/// for [`STALL_TIMEOUT`] has stalled.
+async fn stalling<T>(
+    read: impl std::future::Future<Output = Result<T, NodeError>>,
+) -> Result<T, NodeError> {
+    tokio::time::timeout(STALL_TIMEOUT, read)
+        .await
+        .map_err(|_| stalled())?
+}
+
+/// Reads the rest of a piece frame (its index, then `len` bytes) into `buffer`; returns its index.
+async fn read_piece_body<R: AsyncRead + Unpin>(
+    stream: &mut R,
+    len: usize,
     buffer: &mut PieceBuffer,
 ) -> Result<u64, NodeError> {
-    let stalled = || {
-        NodeError::Transfer(format!(
-            "the source stopped sending (nothing for {} s)",
-            STALL_TIMEOUT.as_secs()
-        ))
-    };
-    let header = tokio::time::timeout(STALL_TIMEOUT, read_header(stream, layout.piece_len()))
-        .await
-        .map_err(|_| stalled())??;
-    if !header.is_piece() {
-        let body = read_body(stream, header).await?;
-        return Err(unexpected(
-            ServerFrame::decode(header, &body).map_err(wire_error)?,
-        ));
-    }
     let mut index = [0u8; 8];
-    tokio::time::timeout(STALL_TIMEOUT, stream.read_exact(&mut index))
-        .await
-        .map_err(|_| stalled())??;
-    let len = header.body_len as usize - 8;
+    stalling(async { Ok(stream.read_exact(&mut index).await?) }).await?;
     let body = buffer.fill(len);
     let mut filled = 0;
     while filled < len {
-        let read = tokio::time::timeout(STALL_TIMEOUT, stream.read(&mut body[filled..]))
-            .await
-            .map_err(|_| stalled())??;
+        let read = stalling(async { Ok(stream.read(&mut body[filled..]).await?) }).await?;
         if read == 0 {
             return Err(NodeError::Transfer(
                 "the source closed the connection in the middle of a piece".into(),

@@ -10,6 +10,13 @@
 //! [`Assembly`] (verify, write, piece map) and the picker, so a piece is
 //! counted only once it verified, whoever sent it.
 //!
+//! Each source says which pieces it has: a peer that is downloading the
+//! file too (a partial source) has some and tells of more as they land, and
+//! this download offers its own verified pieces the same way
+//! ([`PartialFiles`]). Peers that a source names in its grant, and peers
+//! that ask this peer for the file, become sources too, so downloaders of
+//! one file find each other and trade pieces.
+//!
 //! A source that fails, stalls or disappears gives its pieces back to the
 //! others at once; a busy one is asked again after a growing pause; one that
 //! sends a piece that does not verify is dropped for this file and named in
@@ -24,7 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use libp2p::{Multiaddr, PeerId};
-use peershare_core::{FileId, Outboard};
+use peershare_core::{FileId, Outboard, PieceSet};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -41,9 +48,11 @@ use crate::index_link::IndexLink;
 use crate::net::deadlines::Deadlines;
 use crate::net::host::{parse_peer_addr, Host};
 use crate::transfer::data_channel::DataTls;
+use crate::transfer::partial::{PartialFiles, PartialOffer};
 use crate::transfer::rate_limit::RateLimit;
 use crate::views::SourcePhase;
 use crate::NodeError;
+use peershare_core::wire::control::MAX_SWARM_HINTS;
 
 /// Sources used at once by one download unless configured otherwise.
 pub const DEFAULT_MAX_SOURCES: usize = 8;
@@ -85,6 +94,8 @@ pub struct SwarmParts {
     pub rate: Arc<RateLimit>,
     /// How long a download with no source left looks for one before it fails.
     pub source_patience: Duration,
+    /// Where this download offers its verified pieces to others.
+    pub partials: PartialFiles,
 }
 
 /// The file a swarm fetches and where it goes.
@@ -101,6 +112,8 @@ pub struct SwarmTarget<'a> {
     pub first_source: &'a str,
     /// Other holders already found (full addresses), asked at once too.
     pub more_sources: Vec<String>,
+    /// The file's name here, shown to peers that fetch it from this download.
+    pub name: &'a str,
 }
 
 /// Where one source stands in this download.
@@ -126,6 +139,8 @@ struct Source {
     state: SourceState,
     busy: Backoff,
     pieces: u64,
+    /// The pieces it has, once it is ready (and counted by the picker).
+    have: Option<PieceSet>,
 }
 
 /// Things that fall due.
@@ -164,6 +179,7 @@ pub async fn fetch_from_swarm(
         last_error: None,
         sourceless_since: None,
         last_lookup: None,
+        offer: None,
     };
     let (peer, addr) = parse_peer_addr(swarm.target.first_source)?;
     swarm.add_candidate(peer, vec![addr]);
@@ -197,6 +213,8 @@ struct Swarm<'a> {
     /// Since when no source has been running or waiting to be asked.
     sourceless_since: Option<Instant>,
     last_lookup: Option<Instant>,
+    /// This download's verified pieces, offered to other peers.
+    offer: Option<PartialOffer>,
 }
 
 impl Swarm<'_> {
@@ -217,6 +235,10 @@ impl Swarm<'_> {
                     self.on_holders_found(found.unwrap_or_else(|e| Err(NodeError::Transfer(e.to_string()))));
                 }
                 due = self.due.next() => self.on_due(due),
+                Some(peer) = next_asker(&mut self.offer) => {
+                    let addrs = self.parts.host.book().addrs(&peer);
+                    self.add_candidate(peer, addrs);
+                }
                 _ = self.stop.cancelled() => return Err(NodeError::Stopped),
             }
         }
@@ -242,6 +264,7 @@ impl Swarm<'_> {
             state: SourceState::Untried,
             busy: Backoff::new(BUSY_RETRY_FLOOR, BUSY_RETRY_CEILING),
             pieces: 0,
+            have: None,
         });
         for addr in addrs {
             if !source.addrs.contains(&addr) {
@@ -311,20 +334,23 @@ impl Swarm<'_> {
             return;
         };
         for source in self.sources.values_mut() {
-            let SourceState::Running {
-                orders,
-                ready: true,
-                ordered,
-                ..
-            } = &mut source.state
+            let (
+                SourceState::Running {
+                    orders,
+                    ready: true,
+                    ordered,
+                    ..
+                },
+                Some(have),
+            ) = (&mut source.state, &source.have)
             else {
                 continue;
             };
             while ordered.len() < WINDOW {
                 let picker = assembly.picker();
                 let Some(index) = picker
-                    .pick()
-                    .or_else(|| picker.pick_again(|i| ordered.contains(&i)))
+                    .pick(have)
+                    .or_else(|| picker.pick_again(have, |i| ordered.contains(&i)))
                 else {
                     break;
                 };
@@ -418,7 +444,19 @@ impl Swarm<'_> {
 
     async fn on_report(&mut self, report: Report) -> Result<(), NodeError> {
         match report {
-            Report::Ready { peer, outboard } => self.on_ready(peer, outboard).await,
+            Report::Ready {
+                peer,
+                outboard,
+                have,
+                hints,
+            } => {
+                self.add_hinted(hints);
+                self.on_ready(peer, outboard, have).await
+            }
+            Report::Have { peer, indices } => {
+                self.on_have(peer, indices);
+                Ok(())
+            }
             Report::Piece {
                 peer,
                 index,
@@ -463,8 +501,35 @@ impl Swarm<'_> {
         }
     }
 
+    /// Peers a source named as fetching or holding the file: candidates too.
+    fn add_hinted(&mut self, hints: Vec<String>) {
+        for hint in hints.iter().take(MAX_SWARM_HINTS) {
+            if let Ok((peer, addr)) = parse_peer_addr(hint) {
+                self.add_candidate(peer, vec![addr]);
+            }
+        }
+    }
+
+    /// A partial source has more pieces.
+    fn on_have(&mut self, peer: PeerId, indices: Vec<u64>) {
+        let Some(have) = self.sources.get_mut(&peer).and_then(|s| s.have.as_mut()) else {
+            return;
+        };
+        let new: Vec<u64> = indices.into_iter().filter(|i| have.insert(*i)).collect();
+        if let Some(assembly) = self.assembly.as_mut() {
+            for index in new {
+                assembly.picker().source_got(index);
+            }
+        }
+    }
+
     /// A source sent a tree that matches the id: the first one starts the assembly.
-    async fn on_ready(&mut self, peer: PeerId, outboard: Outboard) -> Result<(), NodeError> {
+    async fn on_ready(
+        &mut self,
+        peer: PeerId,
+        outboard: Outboard,
+        have: PieceSet,
+    ) -> Result<(), NodeError> {
         if let Some(known) = &self.outboard {
             if known.layout() != outboard.layout() {
                 self.drop_source(peer, "it cuts the file into pieces of another size");
@@ -475,6 +540,10 @@ impl Swarm<'_> {
         }
         if let Some(source) = self.sources.get_mut(&peer) {
             if let SourceState::Running { ready, .. } = &mut source.state {
+                if let Some(assembly) = self.assembly.as_mut() {
+                    assembly.picker().add_source(&have);
+                }
+                source.have = Some(have);
                 *ready = true;
                 source.busy.reset();
                 self.progress.source_changed(true);
@@ -502,17 +571,20 @@ impl Swarm<'_> {
         }
         let part = open_partial(self.target.part_path, self.target.size)?;
         let buffers = (BUFFER_BUDGET / layout.piece_len()).max(1) as usize;
-        self.assembly = Some(Assembly::start(
+        let assembly =
+            Assembly::start(outboard.clone(), self.target.part_path, part, map, buffers)?;
+        self.offer = Some(self.parts.partials.offer(
+            self.target.name.to_string(),
+            self.target.part_path.to_path_buf(),
             outboard,
-            self.target.part_path,
-            part,
-            map,
-            buffers,
-        )?);
+            assembly.verified_pieces(),
+        ));
+        self.assembly = Some(assembly);
         Ok(())
     }
 
     fn on_source_ended(&mut self, peer: PeerId, error: Option<NodeError>) {
+        self.forget_pieces_of(peer);
         let Some(source) = self.sources.get_mut(&peer) else {
             return;
         };
@@ -550,7 +622,12 @@ impl Swarm<'_> {
 
     fn on_verdict(&mut self, applied: Applied) {
         match applied {
-            Applied::Verified(bytes) => self.progress.add_verified(bytes),
+            Applied::Verified { index, bytes } => {
+                self.progress.add_verified(bytes);
+                if let Some(offer) = &self.offer {
+                    offer.landed(index);
+                }
+            }
             Applied::Corrupt { index, error } => {
                 let Some(peer) = self.sent_by.remove(&index) else {
                     return;
@@ -569,8 +646,17 @@ impl Swarm<'_> {
             .retain(|index, _| assembly.is_some_and(|a| !a.has(*index)));
     }
 
+    /// A source is gone: the pieces it has no longer count as available.
+    fn forget_pieces_of(&mut self, peer: PeerId) {
+        let have = self.sources.get_mut(&peer).and_then(|s| s.have.take());
+        if let (Some(have), Some(assembly)) = (have, self.assembly.as_mut()) {
+            assembly.picker().remove_source(&have);
+        }
+    }
+
     /// Stops asking `peer` for this file, saying why in the log.
     fn drop_source(&mut self, peer: PeerId, why: &str) {
+        self.forget_pieces_of(peer);
         let Some(source) = self.sources.get_mut(&peer) else {
             return;
         };
@@ -675,6 +761,15 @@ impl Swarm<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// The next peer that asked for the file this download offers; never
+/// completes while nothing is offered.
+async fn next_asker(offer: &mut Option<PartialOffer>) -> Option<PeerId> {
+    match offer {
+        Some(offer) => offer.next_asker().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -14,7 +14,7 @@ use libp2p::PeerId;
 use peershare_core::FileId;
 
 use crate::events::EventBus;
-use crate::share::SharedFile;
+use crate::transfer::upload::offer::Offer;
 use crate::views::{EventKind, UploadView};
 
 /// The running uploads; clones share them.
@@ -54,13 +54,13 @@ impl ActiveUploads {
     }
 
     /// Lists an upload of `file` to `peer` until the returned guard is dropped.
-    pub fn start(&self, peer: PeerId, file: &SharedFile) -> ListedUpload {
+    pub fn start(&self, peer: PeerId, file: &Offer) -> ListedUpload {
         let counters = Arc::new(UploadCounters {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer,
             file_id: file.id(),
-            name: file.name.clone(),
-            size: file.size,
+            name: file.name().to_string(),
+            size: file.size(),
             sent: AtomicU64::new(0),
             started: Instant::now(),
             started_ms: crate::now_ms(),
@@ -142,7 +142,7 @@ mod tests {
         let path = dir.path().join("f.bin");
         std::fs::write(&path, vec![1u8; 3000]).unwrap();
         let outboard = peershare_core::Outboard::hash_file(&path, 1024).unwrap();
-        let file = SharedFile {
+        let file = crate::share::SharedFile {
             path,
             name: "f.bin".into(),
             size: 3000,
@@ -151,7 +151,7 @@ mod tests {
             origin: crate::share::ShareOrigin::Folder,
         };
         let peer = PeerId::random();
-        let listed = uploads.start(peer, &file);
+        let listed = uploads.start(peer, &Offer::Whole(file));
         listed.sent(1024);
         let list = uploads.list();
         assert_eq!(list.len(), 1);

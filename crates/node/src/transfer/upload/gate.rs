@@ -6,24 +6,38 @@
 //! The gate decides and counts; it never touches files or sockets. A slot
 //! is held by a [`UploadSlot`] guard from grant until the data connection
 //! ends, so a crashed upload can never leak one.
+//!
+//! It offers downloads in progress too (their verified pieces), and it
+//! remembers who asked for each file lately: a grant names those peers, so
+//! downloaders of one file find each other and trade pieces.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use libp2p::multiaddr::Protocol;
 use libp2p::PeerId;
-use peershare_core::wire::control::TransferResponse;
+use peershare_core::wire::control::{TransferResponse, MAX_SWARM_HINTS};
 use peershare_core::FileId;
 
+use super::offer::Offer;
 use crate::events::EventBus;
+use crate::net::peer_book::PeerBook;
 use crate::net::transfer_requests::{TransferDesk, Verdict};
-use crate::share::{SharedFile, SharedFiles};
+use crate::share::SharedFiles;
+use crate::transfer::partial::PartialFiles;
 use crate::views::EventKind;
 pub use crate::views::PendingRequest;
 pub use crate::views::Policy;
 
 /// How long a granted ticket may wait for its data connection.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
+/// How long a peer that asked for a file is named to others who ask for it.
+const ASKER_MEMORY: Duration = Duration::from_secs(600);
+/// Files whose askers are remembered.
+const MAX_FILES_ASKED: usize = 1024;
+/// Addresses given per peer in a grant's hints.
+const ADDRS_PER_HINT: usize = 2;
 
 impl std::str::FromStr for Policy {
     type Err = String;
@@ -37,29 +51,63 @@ impl std::str::FromStr for Policy {
     }
 }
 
-fn pending_view(id: u64, peer: &PeerId, file: &SharedFile, expires: Instant) -> PendingRequest {
+fn pending_view(id: u64, peer: &PeerId, file: &Offer, expires: Instant) -> PendingRequest {
     PendingRequest {
         id,
         peer: peer.to_string(),
         user: None,
         file_id: file.id(),
-        name: file.name.clone(),
-        size: file.size,
+        name: file.name().to_string(),
+        size: file.size(),
         expires_in: expires.saturating_duration_since(Instant::now()).as_secs(),
     }
 }
 
 struct Ticket {
     peer: PeerId,
-    file: SharedFile,
+    file: Offer,
     expires: Instant,
 }
 
 struct GateState {
     busy_slots: usize,
     tickets: HashMap<u64, Ticket>,
-    pending: HashMap<u64, (PeerId, SharedFile, Instant)>,
+    pending: HashMap<u64, (PeerId, Offer, Instant)>,
     next_pending: u64,
+    /// Who asked for each file lately, oldest first.
+    askers: HashMap<FileId, VecDeque<(PeerId, Instant)>>,
+}
+
+impl GateState {
+    /// Remembers that `peer` asked for `id`.
+    fn remember_asker(&mut self, id: FileId, peer: PeerId) {
+        let now = Instant::now();
+        if !self.askers.contains_key(&id) && self.askers.len() >= MAX_FILES_ASKED {
+            self.askers
+                .retain(|_, list| list.back().is_some_and(|(_, at)| now - *at < ASKER_MEMORY));
+            if self.askers.len() >= MAX_FILES_ASKED {
+                return;
+            }
+        }
+        let list = self.askers.entry(id).or_default();
+        list.retain(|(p, at)| *p != peer && now - *at < ASKER_MEMORY);
+        if list.len() >= MAX_SWARM_HINTS {
+            list.pop_front();
+        }
+        list.push_back((peer, now));
+    }
+
+    /// The peers that asked for `id` lately, newest first, except `asking`.
+    fn askers_of(&self, id: &FileId, asking: &PeerId) -> Vec<PeerId> {
+        let now = Instant::now();
+        self.askers.get(id).map_or_else(Vec::new, |list| {
+            list.iter()
+                .rev()
+                .filter(|(p, at)| p != asking && now - *at < ASKER_MEMORY)
+                .map(|(p, _)| *p)
+                .collect()
+        })
+    }
 }
 
 /// Upload policy, slots and tickets, shared by the libp2p host and the data server.
@@ -71,6 +119,18 @@ pub struct UploadGate {
     data_port: u16,
     state: Arc<Mutex<GateState>>,
     bus: EventBus,
+    partials: PartialFiles,
+    book: PeerBook,
+}
+
+/// What the gate consults besides its own state.
+pub struct GateParts {
+    /// Where requests waiting for the person are announced.
+    pub bus: EventBus,
+    /// Downloads in progress, offered as partial sources.
+    pub partials: PartialFiles,
+    /// Addresses of peers, to name them in grants.
+    pub book: PeerBook,
 }
 
 /// Holds one upload slot; dropping it frees the slot.
@@ -86,26 +146,28 @@ impl Drop for UploadSlot {
 }
 
 impl UploadGate {
-    /// A gate with this policy and slot count; `data_port` goes into grants,
-    /// requests waiting for the person are announced on `bus`.
+    /// A gate with this policy and slot count; `data_port` goes into grants.
     pub fn new(
         policy: Policy,
         max_uploads: usize,
         ask_timeout: Duration,
         data_port: u16,
-        bus: EventBus,
+        parts: GateParts,
     ) -> Self {
         Self {
             policy,
             max_uploads: max_uploads.max(1),
             ask_timeout,
             data_port,
-            bus,
+            bus: parts.bus,
+            partials: parts.partials,
+            book: parts.book,
             state: Arc::new(Mutex::new(GateState {
                 busy_slots: 0,
                 tickets: HashMap::new(),
                 pending: HashMap::new(),
                 next_pending: 1,
+                askers: HashMap::new(),
             })),
         }
     }
@@ -127,8 +189,13 @@ impl UploadGate {
                 reason: "the person sharing it is offline".into(),
             });
         }
-        let Some(file) = shares.get_unchanged(id) else {
-            return Verdict::Answer(TransferResponse::NotFound);
+        let file = match (shares.get_unchanged(id), self.partials.get(id)) {
+            (Some(file), _) => Offer::Whole(file),
+            (None, Some(partial)) if !partial.is_withdrawn() => {
+                partial.asked_by(peer);
+                Offer::Partial(partial)
+            }
+            _ => return Verdict::Answer(TransferResponse::NotFound),
         };
         match self.policy {
             Policy::Accept => Verdict::Answer(self.grant(peer, file)),
@@ -179,8 +246,11 @@ impl UploadGate {
             .collect()
     }
 
-    fn grant(&self, peer: PeerId, file: SharedFile) -> TransferResponse {
+    fn grant(&self, peer: PeerId, file: Offer) -> TransferResponse {
         let mut state = self.state.lock().expect("gate lock");
+        let id = file.id();
+        let others = state.askers_of(&id, &peer);
+        state.remember_asker(id, peer);
         let now = Instant::now();
         let expired: Vec<u64> = state
             .tickets
@@ -200,9 +270,10 @@ impl UploadGate {
         let response = TransferResponse::Granted {
             ticket,
             data_port: self.data_port,
-            size: file.size,
-            piece_len: file.outboard.layout().piece_len(),
-            name: file.name.clone(),
+            size: file.size(),
+            piece_len: file.outboard().layout().piece_len(),
+            name: file.name().to_string(),
+            swarm: self.hints(others),
         };
         state.tickets.insert(
             ticket,
@@ -215,8 +286,22 @@ impl UploadGate {
         response
     }
 
+    /// Full addresses of `peers` (those the book knows), at most [`MAX_SWARM_HINTS`].
+    fn hints(&self, peers: Vec<PeerId>) -> Vec<String> {
+        let mut hints = Vec::new();
+        for peer in peers {
+            for addr in self.book.addrs(&peer).into_iter().take(ADDRS_PER_HINT) {
+                if hints.len() >= MAX_SWARM_HINTS {
+                    return hints;
+                }
+                hints.push(addr.with(Protocol::P2p(peer)).to_string());
+            }
+        }
+        hints
+    }
+
     /// Exchanges a ticket presented by `peer` for the file and its upload slot.
-    pub fn redeem(&self, ticket: u64, peer: &PeerId) -> Option<(SharedFile, UploadSlot)> {
+    pub fn redeem(&self, ticket: u64, peer: &PeerId) -> Option<(Offer, UploadSlot)> {
         let mut state = self.state.lock().expect("gate lock");
         let valid = state
             .tickets

@@ -1,14 +1,18 @@
 //! Serving pieces on the data connection: accept a connection, check its
-//! ticket against the [`UploadGate`], then answer tree and piece requests in
-//! order, optionally paced by the upload rate limit.
+//! ticket against the [`UploadGate`], then answer tree, have and piece
+//! requests in order, optionally paced by the upload rate limit. For a
+//! download in progress (a partial source) it also pushes each newly
+//! verified piece to a downloader that asked to watch.
 //!
 //! It reads one piece at a time into a reused buffer, so an upload holds at
 //! most one piece in memory however large the file. Before every piece it
-//! checks the file is still the one that was hashed, so a file edited in
-//! place is never served under its old id.
+//! checks the file is still the one that was hashed (or, for a partial
+//! file, that the piece is verified here), so a file edited in place is
+//! never served under its old id.
 
 pub mod active;
 pub mod gate;
+pub mod offer;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,15 +20,20 @@ use std::time::Duration;
 use libp2p::PeerId;
 use peershare_core::outboard::{read_exact_at, LEAF_LEN};
 use peershare_core::wire::data::{
-    ClientFrame, ErrorCode, PieceHeader, ServerFrame, MAX_LEAVES_PER_FRAME,
+    have_frames, ClientFrame, ErrorCode, PieceHeader, ServerFrame, MAX_HAVE_MORE,
+    MAX_LEAVES_PER_FRAME,
 };
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_util::task::AbortOnDropHandle;
 
 use self::active::{ActiveUploads, ListedUpload};
+use self::offer::Offer;
 use crate::lifetime::Lifetime;
-use crate::share::SharedFile;
-use crate::transfer::data_channel::{read_body, read_header, write_frame, DataStream, DataTls};
+use crate::transfer::data_channel::{
+    read_body, read_header, wire_error, write_frame, DataStream, DataTls,
+};
 use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::gate::UploadGate;
 use crate::NodeError;
@@ -33,6 +42,8 @@ use crate::NodeError;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long an upload waits for the next request before giving up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Requests read ahead of their answers (each is a few bytes).
+const REQUEST_QUEUE: usize = 64;
 
 /// What every upload connection needs.
 #[derive(Clone)]
@@ -88,12 +99,12 @@ async fn serve_connection(
         )
         .await;
     };
-    tracing::info!(%peer, name = %file.name, "upload started");
+    tracing::info!(%peer, name = %file.name(), "upload started");
     let listed = service.uploads.start(peer, &file);
     let ready = ServerFrame::Ready {
         id: file.id(),
-        size: file.size,
-        piece_len: file.outboard.layout().piece_len(),
+        size: file.size(),
+        piece_len: file.outboard().layout().piece_len(),
     };
     write_frame(&mut stream, &ready.encode()).await?;
     Upload::new(file, stream, peer, service.rate, listed)?
@@ -110,7 +121,11 @@ async fn read_open(stream: &mut DataStream) -> Result<u64, NodeError> {
     }
 }
 
-async fn refuse(stream: &mut DataStream, code: ErrorCode, message: &str) -> Result<(), NodeError> {
+async fn refuse<W: AsyncWrite + Unpin>(
+    stream: &mut W,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), NodeError> {
     let frame = ServerFrame::Error {
         code,
         message: message.into(),
@@ -120,82 +135,162 @@ async fn refuse(stream: &mut DataStream, code: ErrorCode, message: &str) -> Resu
     Err(NodeError::Transfer(message.into()))
 }
 
+/// Reads the downloader's requests into `requests` until the stream ends
+/// (the channel then closes) or breaks the protocol (an error is sent last).
+async fn read_requests(
+    mut reader: ReadHalf<DataStream>,
+    requests: mpsc::Sender<Result<ClientFrame, NodeError>>,
+) {
+    loop {
+        let frame = match read_header(&mut reader, 0).await {
+            Err(NodeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return,
+            Err(e) => Err(e),
+            Ok(header) => match read_body(&mut reader, header).await {
+                Ok(body) => ClientFrame::decode(header, &body).map_err(wire_error),
+                Err(e) => Err(e),
+            },
+        };
+        let broken = frame.is_err();
+        if requests.send(frame).await.is_err() || broken {
+            return;
+        }
+    }
+}
+
+/// A downloader watching a partial file: the change feed and how far it was told.
+struct Watching {
+    changes: watch::Receiver<u64>,
+    told: usize,
+}
+
 /// One granted upload on one connection.
 struct Upload {
-    file: SharedFile,
+    file: Offer,
     handle: Arc<std::fs::File>,
-    stream: DataStream,
+    writer: WriteHalf<DataStream>,
+    requests: mpsc::Receiver<Result<ClientFrame, NodeError>>,
+    _reader: AbortOnDropHandle<()>,
     peer: PeerId,
     rate: Arc<RateLimit>,
     buffer: Vec<u8>,
     listed: ListedUpload,
+    watching: Option<Watching>,
 }
 
 impl Upload {
     fn new(
-        file: SharedFile,
+        file: Offer,
         stream: DataStream,
         peer: PeerId,
         rate: Arc<RateLimit>,
         listed: ListedUpload,
     ) -> Result<Self, NodeError> {
-        let handle = std::fs::File::open(&file.path).map_err(|e| NodeError::io(&file.path, e))?;
-        let capacity = PieceHeader::LEN + file.outboard.layout().piece_len() as usize;
+        let handle = std::fs::File::open(file.path()).map_err(|e| NodeError::io(file.path(), e))?;
+        let capacity = PieceHeader::LEN + file.outboard().layout().piece_len() as usize;
+        let (reader, writer) = tokio::io::split(stream);
+        let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);
+        let reader = AbortOnDropHandle::new(tokio::spawn(read_requests(reader, requests_tx)));
         Ok(Self {
             file,
             handle: Arc::new(handle),
-            stream,
+            writer,
+            requests,
+            _reader: reader,
             peer,
             rate,
             buffer: Vec::with_capacity(capacity),
             listed,
+            watching: None,
         })
     }
 
     async fn run(mut self) -> Result<(), NodeError> {
         loop {
-            let header =
-                match tokio::time::timeout(IDLE_TIMEOUT, read_header(&mut self.stream, 0)).await {
-                    Err(_) => return Err(NodeError::Transfer("downloader went quiet".into())),
-                    Ok(Err(NodeError::Io(e))) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                        return Ok(())
-                    }
-                    Ok(other) => other?,
-                };
-            let body = read_body(&mut self.stream, header).await?;
-            match ClientFrame::decode(header, &body) {
-                Ok(ClientFrame::GetTree) => self.send_tree().await?,
-                Ok(ClientFrame::GetPiece { index }) => self.send_piece(index).await?,
-                _ => {
+            let request = tokio::select! {
+                request = tokio::time::timeout(IDLE_TIMEOUT, self.requests.recv()) => request,
+                () = next_change(&mut self.watching) => {
+                    self.tell_new_pieces().await?;
+                    continue;
+                }
+            };
+            let frame = match request {
+                Err(_) => return Err(NodeError::Transfer("downloader went quiet".into())),
+                Ok(None) => return Ok(()),
+                Ok(Some(frame)) => frame?,
+            };
+            match frame {
+                ClientFrame::GetTree => self.send_tree().await?,
+                ClientFrame::GetPiece { index } => self.send_piece(index).await?,
+                ClientFrame::WatchHaves => self.send_haves().await?,
+                ClientFrame::Open { .. } => {
                     let msg = "unexpected frame after Open";
-                    return refuse(&mut self.stream, ErrorCode::Protocol, msg).await;
+                    return refuse(&mut self.writer, ErrorCode::Protocol, msg).await;
                 }
             }
         }
     }
 
     async fn send_tree(&mut self) -> Result<(), NodeError> {
-        let leaves = self.file.outboard.leaf_bytes();
+        let leaves = self.file.outboard().leaf_bytes();
         for (n, run) in leaves.chunks(MAX_LEAVES_PER_FRAME * LEAF_LEN).enumerate() {
             let frame = ServerFrame::Tree {
                 first: (n * MAX_LEAVES_PER_FRAME) as u64,
                 leaves: run.to_vec(),
             };
-            self.stream.write_all(&frame.encode()).await?;
+            self.writer.write_all(&frame.encode()).await?;
         }
-        self.stream.flush().await?;
+        self.writer.flush().await?;
+        Ok(())
+    }
+
+    /// Sends which pieces are here; for a partial file, new ones follow as they land.
+    async fn send_haves(&mut self) -> Result<(), NodeError> {
+        if let Offer::Partial(partial) = &self.file {
+            // Subscribed before the snapshot, so no piece lands unseen in between.
+            let mut changes = partial.subscribe();
+            changes.borrow_and_update();
+            self.watching = Some(Watching { changes, told: 0 });
+        }
+        let (have, told) = self.file.have();
+        if let Some(watching) = &mut self.watching {
+            watching.told = told;
+        }
+        for frame in have_frames(&have) {
+            self.writer.write_all(&frame.encode()).await?;
+        }
+        self.writer.flush().await?;
+        Ok(())
+    }
+
+    /// Tells a watching downloader of the pieces that landed since it was last told.
+    async fn tell_new_pieces(&mut self) -> Result<(), NodeError> {
+        let (Offer::Partial(partial), Some(watching)) = (&self.file, &mut self.watching) else {
+            return Ok(());
+        };
+        if partial.is_withdrawn() {
+            let msg = "the download of this file stopped here";
+            return refuse(&mut self.writer, ErrorCode::NotFound, msg).await;
+        }
+        let (new, told) = partial.landed_since(watching.told);
+        watching.told = told;
+        for run in new.chunks(MAX_HAVE_MORE) {
+            let frame = ServerFrame::HaveMore {
+                indices: run.to_vec(),
+            };
+            self.writer.write_all(&frame.encode()).await?;
+        }
+        self.writer.flush().await?;
         Ok(())
     }
 
     async fn send_piece(&mut self, index: u64) -> Result<(), NodeError> {
-        let layout = self.file.outboard.layout();
+        let layout = self.file.outboard().layout();
         if index >= layout.piece_count() {
             let msg = format!("piece {index} does not exist");
-            return refuse(&mut self.stream, ErrorCode::Protocol, &msg).await;
+            return refuse(&mut self.writer, ErrorCode::Protocol, &msg).await;
         }
-        if !self.unchanged() {
-            let msg = "the file changed since it was hashed; it is no longer shared under this id";
-            return refuse(&mut self.stream, ErrorCode::NotFound, msg).await;
+        if let Some((code, msg)) = self.cannot_serve(index) {
+            return refuse(&mut self.writer, code, &msg).await;
         }
         let range = layout.piece_range(index);
         let len = (range.end - range.start) as usize;
@@ -212,25 +307,50 @@ impl Upload {
         .map_err(|e| NodeError::Transfer(e.to_string()))?;
         self.buffer = read.0;
         if let Err(e) = read.1 {
-            tracing::warn!(peer = %self.peer, "cannot read {}: {e}", self.file.path.display());
+            tracing::warn!(peer = %self.peer, "cannot read {}: {e}", self.file.path().display());
             return refuse(
-                &mut self.stream,
+                &mut self.writer,
                 ErrorCode::Internal,
                 "the sharer cannot read the file",
             )
             .await;
         }
         self.rate.pace(self.buffer.len()).await;
-        self.stream.write_all(&self.buffer).await?;
-        self.stream.flush().await?;
+        self.writer.write_all(&self.buffer).await?;
+        self.writer.flush().await?;
         self.listed.sent(len as u64);
         Ok(())
     }
 
-    /// True while the open file still has the size and mtime it was hashed with.
-    fn unchanged(&self) -> bool {
-        self.handle
-            .metadata()
-            .is_ok_and(|m| self.file.is_unchanged(&m))
+    /// Why piece `index` may not be sent now, if it may not.
+    fn cannot_serve(&self, index: u64) -> Option<(ErrorCode, String)> {
+        match &self.file {
+            Offer::Whole(file) => {
+                let unchanged = self.handle.metadata().is_ok_and(|m| file.is_unchanged(&m));
+                (!unchanged).then(|| {
+                    let msg = "the file changed since it was hashed; it is no longer shared under this id";
+                    (ErrorCode::NotFound, msg.to_string())
+                })
+            }
+            Offer::Partial(partial) if partial.is_withdrawn() => Some((
+                ErrorCode::NotFound,
+                "the download of this file stopped here".into(),
+            )),
+            Offer::Partial(partial) => (!partial.has(index)).then(|| {
+                let msg =
+                    format!("piece {index} is not verified here yet; ask only for pieces it has");
+                (ErrorCode::Protocol, msg)
+            }),
+        }
+    }
+}
+
+/// Waits for a watched partial file to change; never completes when none is watched.
+async fn next_change(watching: &mut Option<Watching>) {
+    let Some(w) = watching else {
+        return std::future::pending().await;
+    };
+    if w.changes.changed().await.is_err() {
+        std::future::pending().await
     }
 }
