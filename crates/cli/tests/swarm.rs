@@ -81,13 +81,19 @@ fn one_download_takes_pieces_from_all_four_holders() {
     let served = pieces_by_source(&record);
     for sharer in &sharers {
         let n = served.get(&sharer.peer_id()).copied().unwrap_or(0);
-        assert!(n > 0, "{} served no piece: {served:?}", sharer.name);
+        assert!(
+            n > 0,
+            "{} served no piece: {served:?}\n{}",
+            sharer.name,
+            dl.log_text()
+        );
     }
     // The endgame may ask a second holder for the last pieces; the first copy wins.
     let total = served.values().sum::<u64>();
     assert!(
         (32..32 + 8).contains(&total),
-        "each piece once, save the endgame: {served:?}"
+        "each piece once, save the endgame: {served:?}\n{}",
+        dl.log_text()
     );
 }
 
@@ -156,4 +162,51 @@ fn a_holder_that_sends_corrupt_pieces_is_dropped_and_named() {
     assert!(s(&entry, "note").contains("corrupt"), "{entry}");
     let honest = source_entry(&record, &sharers[0].peer_id());
     assert!(n(&honest, "pieces") > 0, "{record}");
+}
+
+#[test]
+fn downloaders_that_start_together_trade_pieces() {
+    let sb = Sandbox::new();
+    let pieces = 32;
+    let (index, seeds, first, id) = holders(&sb, &["seed"], "season.mkv", pieces * MIB);
+    let seed = &seeds[0];
+    let mut downloaders = vec![first];
+    for name in ["dl2", "dl3"] {
+        let d = Daemon::start(&sb, name, &["--index", &index.url]);
+        d.register(name);
+        d.wait_joined();
+        downloaders.push(d);
+    }
+    let started: Vec<i64> = downloaders
+        .iter()
+        .map(|d| d.start_download(&["season.mkv"]))
+        .collect();
+    let downloader_ids: Vec<String> = downloaders.iter().map(|d| d.peer_id()).collect();
+    let mut from_seed = 0;
+    let mut from_downloaders = 0;
+    for (d, download) in downloaders.iter().zip(&started) {
+        let end = d.wait_download_end(*download);
+        assert_eq!(s(&end, "state"), "done", "{}: {end}", d.name);
+        assert_eq!(b3_file(std::path::Path::new(&s(&end, "path"))), id);
+        for (peer, n) in pieces_by_source(&end) {
+            if peer == seed.peer_id() {
+                from_seed += n;
+            } else if downloader_ids.contains(&peer) {
+                from_downloaders += n;
+            }
+        }
+    }
+    // Alone, each downloader would take every piece from the seed.
+    assert!(
+        from_downloaders > 0,
+        "no piece moved between downloaders ({from_seed} came from the seed)"
+    );
+    let logs: String = downloaders
+        .iter()
+        .map(|d| format!("--- {} ({})\n{}", d.name, d.peer_id(), d.log_text()))
+        .collect();
+    assert!(
+        from_seed < 2 * pieces,
+        "the seed sent {from_seed} pieces for 3 × {pieces}: the downloaders barely helped each other\n{logs}"
+    );
 }

@@ -23,7 +23,7 @@ use peershare_core::{FileId, Outboard, PieceLayout};
 use tokio::sync::mpsc;
 
 use crate::transfer::download::piece_map::PieceMap;
-use crate::transfer::download::piece_picker::PiecePicker;
+use crate::transfer::download::piece_picker::{PieceOrder, PiecePicker};
 use crate::NodeError;
 
 /// Worker threads verifying and writing pieces, per download.
@@ -116,7 +116,7 @@ impl Assembly {
         let picker = PiecePicker::new(
             count,
             (0..count).filter(|i| !map.has(*i)),
-            rand::random::<u64>(),
+            PieceOrder::Shuffled(rand::random()),
         );
         let checkpoint = Checkpoint::start(part.try_clone()?, id, layout);
         Ok(Self {
@@ -136,6 +136,11 @@ impl Assembly {
             checkpoint,
             last_checkpoint: Instant::now(),
         })
+    }
+
+    /// The length of every piece but the last.
+    pub fn piece_len(&self) -> u64 {
+        self.layout.piece_len()
     }
 
     /// The piece picker, to choose what to request next.

@@ -14,6 +14,7 @@
 pub mod assembly;
 pub mod piece_map;
 pub mod piece_picker;
+mod pipeline;
 mod progress;
 mod source;
 pub mod swarm;

@@ -25,7 +25,7 @@
 //! left and none turns up for its patience ([`DEFAULT_SOURCE_PATIENCE`]
 //! unless configured), and then its verified pieces stay for a resume.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::assembly::{Applied, Assembly};
 use super::piece_map::open_partial;
+use super::pipeline::{Pipeline, MAX_WINDOW};
 use super::progress::Progress;
 use super::source::{run_source, Order, Report, SourceTask};
 use crate::backoff::Backoff;
@@ -56,13 +57,17 @@ use peershare_core::wire::control::MAX_SWARM_HINTS;
 
 /// Sources used at once by one download unless configured otherwise.
 pub const DEFAULT_MAX_SOURCES: usize = 8;
-/// Pieces ordered from one source at a time (each holds a buffer).
-const WINDOW: usize = 8;
 /// Memory for piece buffers of one download, whatever its sources.
 const BUFFER_BUDGET: u64 = 64 * 1024 * 1024;
 /// How long a download with no source waits for one to turn up before it
 /// fails, unless configured otherwise.
 pub const DEFAULT_SOURCE_PATIENCE: Duration = Duration::from_secs(10);
+/// A source this many times slower than the fastest is asked only for
+/// pieces no other source has.
+const SLOW_FACTOR: f64 = 4.0;
+/// In the endgame, a source this many times faster than those that have a
+/// piece in hand is asked for a copy of it.
+const ENDGAME_FACTOR: f64 = 2.0;
 /// Running sources below which holders are looked up again.
 const FEW_SOURCES: usize = 2;
 /// Least time between two lookups while sources are few.
@@ -77,6 +82,11 @@ const BUSY_RETRY_FLOOR: Duration = Duration::from_secs(2);
 const BUSY_RETRY_CEILING: Duration = Duration::from_secs(60);
 /// Most peers one download keeps track of (a lookup may name many more).
 const MAX_CANDIDATES: usize = 256;
+/// Times a source that answers "not found" is asked again (it may be a
+/// downloader that had no piece yet when it was first asked).
+const NOT_FOUND_TRIES: u32 = 3;
+/// Pause before asking again a source that answered "not found".
+const NOT_FOUND_RETRY: Duration = Duration::from_secs(2);
 /// Reports queued from the sources to the swarm.
 const REPORT_QUEUE: usize = 64;
 
@@ -125,10 +135,13 @@ enum SourceState {
         orders: mpsc::Sender<Order>,
         stop: CancellationToken,
         ready: bool,
-        ordered: HashSet<u64>,
+        ordered: Pipeline,
     },
     /// Busy: asked again once its pause is over.
     Waiting,
+    /// Did not offer the file yet (a downloader still fetching its tree):
+    /// asked again a few times, never counted as busy.
+    Resting,
     /// Not asked again in this download.
     Dropped,
 }
@@ -141,6 +154,8 @@ struct Source {
     pieces: u64,
     /// The pieces it has, once it is ready (and counted by the picker).
     have: Option<PieceSet>,
+    /// Times it answered "not found".
+    not_found: u32,
 }
 
 /// Things that fall due.
@@ -265,6 +280,7 @@ impl Swarm<'_> {
             busy: Backoff::new(BUSY_RETRY_FLOOR, BUSY_RETRY_CEILING),
             pieces: 0,
             have: None,
+            not_found: 0,
         });
         for addr in addrs {
             if !source.addrs.contains(&addr) {
@@ -302,7 +318,7 @@ impl Swarm<'_> {
         let Some(source) = self.sources.get_mut(&peer) else {
             return;
         };
-        let (orders_tx, orders) = mpsc::channel(WINDOW);
+        let (orders_tx, orders) = mpsc::channel(MAX_WINDOW);
         let stop = self.stop.child_token();
         let task = SourceTask {
             peer,
@@ -320,7 +336,7 @@ impl Swarm<'_> {
             orders: orders_tx,
             stop,
             ready: false,
-            ordered: HashSet::new(),
+            ordered: Pipeline::default(),
         };
         self.sourceless_since = None;
         self.progress.source_phase(peer, SourcePhase::Asking, None);
@@ -328,30 +344,64 @@ impl Swarm<'_> {
         self.tasks.spawn(run_source(task));
     }
 
-    /// Gives every ready source pieces to fetch, up to its window.
+    /// Gives every ready source pieces to fetch, up to its window, the
+    /// fastest first. A source far slower than the fastest is asked only
+    /// for pieces no other ready source has: what it would bring, the
+    /// others bring sooner. In the endgame a source is asked for a second
+    /// copy of a piece only when it is much faster than every source that
+    /// has the piece in hand.
     fn place_orders(&mut self) {
         let Some(assembly) = self.assembly.as_mut() else {
             return;
         };
-        for source in self.sources.values_mut() {
-            let (
+        let in_hand = fastest_holding(&self.sources);
+        let mut ready: Vec<(&mut Source, Option<f64>)> = self
+            .sources
+            .values_mut()
+            .filter_map(|source| match &source.state {
                 SourceState::Running {
-                    orders,
                     ready: true,
                     ordered,
                     ..
+                } if source.have.is_some() => {
+                    let rate = ordered.rate();
+                    Some((source, rate))
+                }
+                _ => None,
+            })
+            .collect();
+        // Unmeasured sources first (they need pieces to be measured), then by rate.
+        ready.sort_by(|a, b| {
+            let key = |r: Option<f64>| r.unwrap_or(f64::INFINITY);
+            key(b.1).total_cmp(&key(a.1))
+        });
+        let fastest = ready.iter().filter_map(|(_, r)| *r).fold(0.0, f64::max);
+        for (source, rate) in ready {
+            let slow = rate.is_some_and(|r| r * SLOW_FACTOR < fastest);
+            let (
+                SourceState::Running {
+                    orders, ordered, ..
                 },
                 Some(have),
             ) = (&mut source.state, &source.have)
             else {
                 continue;
             };
-            while ordered.len() < WINDOW {
+            let window = ordered.window(assembly.piece_len());
+            while ordered.len() < window {
                 let picker = assembly.picker();
-                let Some(index) = picker
-                    .pick(have)
-                    .or_else(|| picker.pick_again(have, |i| ordered.contains(&i)))
-                else {
+                let index = if slow {
+                    picker.pick_held_by_at_most(have, 1)
+                } else {
+                    let worth_a_copy = |i: u64| {
+                        let holder = in_hand.get(&i).copied().unwrap_or(f64::INFINITY);
+                        rate.is_some_and(|r| r > ENDGAME_FACTOR * holder)
+                    };
+                    picker.pick(have).or_else(|| {
+                        picker.pick_again(have, |i| ordered.contains(i) || !worth_a_copy(i))
+                    })
+                };
+                let Some(index) = index else {
                     break;
                 };
                 let Some(buffer) = assembly.take_buffer() else {
@@ -360,7 +410,8 @@ impl Swarm<'_> {
                 };
                 match orders.try_send(Order { index, buffer }) {
                     Ok(()) => {
-                        ordered.insert(index);
+                        tracing::trace!(index, slow, window, "piece asked");
+                        ordered.asked(index, Instant::now());
                     }
                     Err(refused) => {
                         let order = refused.into_inner();
@@ -462,13 +513,14 @@ impl Swarm<'_> {
                 index,
                 buffer,
             } => {
+                tracing::trace!(%peer, index, "piece arrived");
                 self.progress.add_fetched(buffer.len() as u64);
                 self.progress.source_piece(peer, buffer.len() as u64);
                 let source = self.sources.get_mut(&peer);
                 if let Some(source) = source {
                     source.pieces += 1;
                     if let SourceState::Running { ordered, .. } = &mut source.state {
-                        ordered.remove(&index);
+                        ordered.arrived(index, buffer.len() as u64, Instant::now());
                     }
                 }
                 let assembly = self.assembly.as_mut().expect("pieces come after the tree");
@@ -516,6 +568,7 @@ impl Swarm<'_> {
             return;
         };
         let new: Vec<u64> = indices.into_iter().filter(|i| have.insert(*i)).collect();
+        tracing::trace!(%peer, ?new, "source has more pieces");
         if let Some(assembly) = self.assembly.as_mut() {
             for index in new {
                 assembly.picker().source_got(index);
@@ -600,6 +653,16 @@ impl Swarm<'_> {
                 self.progress
                     .source_phase(peer, SourcePhase::Busy, Some(reason.clone()));
                 self.last_error = Some(NodeError::Busy(reason));
+                self.due.insert(Due::Retry(peer), pause);
+            }
+            Some(NodeError::NotFound(reason)) if source.not_found < NOT_FOUND_TRIES => {
+                source.not_found += 1;
+                let pause = NOT_FOUND_RETRY * source.not_found;
+                tracing::debug!(%peer, ?pause, "source does not offer the file yet: {reason}");
+                source.state = SourceState::Resting;
+                self.progress
+                    .source_phase(peer, SourcePhase::Busy, Some(reason.clone()));
+                self.last_error = Some(NodeError::NotFound(reason));
                 self.due.insert(Due::Retry(peer), pause);
             }
             Some(NodeError::Stopped) | None => {
@@ -700,7 +763,7 @@ impl Swarm<'_> {
         match due {
             Due::Retry(peer) => {
                 if let Some(source) = self.sources.get_mut(&peer) {
-                    if matches!(source.state, SourceState::Waiting) {
+                    if matches!(source.state, SourceState::Waiting | SourceState::Resting) {
                         source.state = SourceState::Untried;
                     }
                 }
@@ -762,6 +825,22 @@ impl Swarm<'_> {
         }
         Ok(())
     }
+}
+
+/// For each piece asked of some source, the best measured rate among the
+/// sources that have it in hand (unmeasured ones count as fast).
+fn fastest_holding(sources: &HashMap<PeerId, Source>) -> HashMap<u64, f64> {
+    let mut best: HashMap<u64, f64> = HashMap::new();
+    for source in sources.values() {
+        if let SourceState::Running { ordered, .. } = &source.state {
+            let rate = ordered.rate().unwrap_or(f64::INFINITY);
+            for index in ordered.pieces() {
+                let slot = best.entry(index).or_insert(0.0);
+                *slot = slot.max(rate);
+            }
+        }
+    }
+    best
 }
 
 /// The next peer that asked for the file this download offers; never
