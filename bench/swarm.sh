@@ -6,6 +6,12 @@
 # `get NAME` as a person waits for it (the search for holders included),
 # and the download's own rate from its first piece to its last.
 #
+# Then the BitTorrent case: one complete sharer and MAX-1 downloaders (one
+# per other namespace, behind the same shaped uplinks) start together. Every
+# byte must leave the sharer at least once, so no downloader can finish
+# sooner than size / its uplink: that bound is the baseline, and the pieces
+# the sharer sent (of all pieces received) show how much the swarm carried.
+#
 #   sudo bench/swarm.sh
 #   SIZE_MIB=128 COUNTS="1 4" UPLINK_MBIT=100 DELAY_MS=50 bench/swarm.sh
 #
@@ -136,6 +142,60 @@ print(f"  {count} sharer(s)   get {rate:6.1f} MB/s (ratio {rate / sum_uplinks:4.
 EOF
 }
 
+# One complete sharer (s1) and a fresh downloader in each other namespace, started together.
+measure_partial() {
+    local round=$1 n=$((MAX - 1))
+    for i in $(seq 1 "$MAX"); do
+        if ((i == 1)); then ps_in "$i" "$WORK/s$i" online >/dev/null; else ps_in "$i" "$WORK/s$i" offline >/dev/null; fi
+    done
+    local seed_id
+    seed_id=$(ps_in 1 "$WORK/s1" status --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["peer_id"])')
+    local dirs=() pids=()
+    for i in $(seq 2 "$MAX"); do
+        local dir="$WORK/p$round-$i"
+        dirs+=("$dir")
+        # Started directly (not through a function) so $! is the daemon itself.
+        ip netns exec "pssw$TAG-$i" "$BIN" --data-dir "$dir" up --index "$INDEX" --downloads "$dir/dl" \
+            --listen /ip4/0.0.0.0/tcp/0 --api 127.0.0.1:0 --no-mdns --max-uploads 16 >"$dir.log" 2>&1 &
+        pids+=($!)
+        PIDS+=($!)
+    done
+    for i in $(seq 2 "$MAX"); do
+        local dir="$WORK/p$round-$i"
+        echo "pw-downloader" | ps_in "$i" "$dir" register "p$round-$i" --password-stdin >/dev/null
+        until [[ $(ps_in "$i" "$dir" search swarm --json | grep -o '"peer_id"' | wc -l) -ge 1 ]]; do sleep 0.5; done
+    done
+    local start gets=()
+    start=$(date +%s.%N)
+    for i in $(seq 2 "$MAX"); do
+        local dir="$WORK/p$round-$i"
+        (ps_in "$i" "$dir" get swarm.bin --json >"$dir.get.json"; date +%s.%N >"$dir.end") &
+        gets+=($!)
+    done
+    wait "${gets[@]}"
+    for pid in "${pids[@]}"; do kill "$pid"; wait "$pid" 2>/dev/null || true; done
+    for dir in "${dirs[@]}"; do
+        cmp -s "$dir/dl/swarm.bin" "$WORK/file/swarm.bin" || { echo "round $round: $dir: the file differs"; exit 1; }
+    done
+    python3 - "$SIZE" "$start" "$UPLINK_MBIT" "$seed_id" "${dirs[@]}" <<'EOF'
+import json, sys
+size, start, uplink, seed = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+dirs = sys.argv[5:]
+ends = [float(open(d + ".end").read()) for d in dirs]
+gets = [json.load(open(d + ".get.json")) for d in dirs]
+seed_mb = uplink / 8
+bound = size / 1e6 / seed_mb
+last = max(ends) - start
+rates = [size / (e - start) / 1e6 for e in ends]
+pieces = [(p["peer_id"], p.get("pieces", 0)) for g in gets for p in g.get("peers", [])]
+from_seed = sum(n for peer, n in pieces if peer == seed)
+total = sum(n for _, n in pieces)
+print(f"  1 sharer + {len(dirs)} downloaders   slowest {last:6.1f} s (bound {bound:5.1f} s, ratio {bound / last:4.2f})   "
+      f"each {min(rates):5.1f}..{max(rates):5.1f} MB/s (sharer uplink {seed_mb:5.1f} MB/s)   "
+      f"pieces from the sharer {from_seed} of {total}")
+EOF
+}
+
 round=0
 for delay in 0 "$DELAY_MS"; do
     if ! shape "$delay" 2>/dev/null; then
@@ -147,4 +207,8 @@ for delay in 0 "$DELAY_MS"; do
         round=$((round + 1))
         measure "$count" "$round"
     done
+    if ((MAX > 1)); then
+        round=$((round + 1))
+        measure_partial "$round"
+    fi
 done
