@@ -10,8 +10,8 @@ use anyhow::{bail, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use peershare_node::views::{
-    CleanReport, DownloadState, DownloadView, EventKind, GetAnswer, GetRequest, SourcePhase,
-    SourceView, UploadView,
+    CleanReport, DownloadState, DownloadView, EventKind, GetAnswer, GetRequest, SourceFound,
+    SourcePhase, SourceView, UploadView,
 };
 
 use crate::args::{Cli, DownloadAction};
@@ -324,9 +324,19 @@ fn source_line(peer: &SourceView) -> String {
         SourcePhase::Dropped => "dropped",
         SourcePhase::Done => "done",
     };
+    let found = match peer.found_by {
+        SourceFound::Named => "named",
+        SourceFound::Search => "found by search",
+        SourceFound::Lookup => "found by a later lookup",
+        SourceFound::Hint => "named by another source",
+        SourceFound::Asked => "asked us for it",
+    };
+    let who = match &peer.user {
+        Some(user) => format!("{user} ({})", peer.peer_id),
+        None => peer.peer_id.clone(),
+    };
     let mut line = format!(
-        "{} {phase}: {} pieces, {}",
-        peer.peer_id,
+        "{who} [{found}] {phase}: {} pieces, {}",
         peer.pieces,
         human_bytes(peer.bytes)
     );

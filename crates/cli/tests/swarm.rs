@@ -80,6 +80,15 @@ fn one_download_takes_pieces_from_all_four_holders() {
     let record = dl.download(got["id"].as_i64().expect("download number"));
     let served = pieces_by_source(&record);
     for sharer in &sharers {
+        let entry = source_entry(&record, &sharer.peer_id());
+        assert_eq!(
+            entry["user"], sharer.name,
+            "each source named by its user: {entry}"
+        );
+        assert!(
+            ["named", "search"].contains(&s(&entry, "found_by").as_str()),
+            "the holders came from get's search: {entry}"
+        );
         let n = served.get(&sharer.peer_id()).copied().unwrap_or(0);
         assert!(
             n > 0,
@@ -193,6 +202,11 @@ fn downloaders_that_start_together_trade_pieces() {
                 from_seed += n;
             } else if downloader_ids.contains(&peer) {
                 from_downloaders += n;
+                let found = s(&source_entry(&end, &peer), "found_by");
+                assert!(
+                    ["hint", "asked"].contains(&found.as_str()),
+                    "another downloader is found through the swarm, not the index: {found}"
+                );
             }
         }
     }

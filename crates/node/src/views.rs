@@ -132,11 +132,32 @@ pub enum SourcePhase {
     Done,
 }
 
+/// How a download came to know one of its sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceFound {
+    /// The person named it, or `get` chose it first.
+    Named,
+    /// `get`'s search for the file (the index, the DHT, the LAN) named it.
+    Search,
+    /// A look for holders during the download (the index, the DHT) found it.
+    Lookup,
+    /// Another source named it as fetching or holding the file too.
+    Hint,
+    /// It asked this peer for the file (it is fetching it too).
+    Asked,
+}
+
 /// One source of a download and what it did in this run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SourceView {
     /// The peer.
     pub peer_id: String,
+    /// The user name an index gives the peer, when there is one (filled in
+    /// by the API's download lists, not in events).
+    pub user: Option<String>,
+    /// How the download came to know it.
+    pub found_by: SourceFound,
     /// Where it stands.
     pub phase: SourcePhase,
     /// Pieces it sent.

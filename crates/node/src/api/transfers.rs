@@ -25,7 +25,11 @@ use crate::NodeError;
 pub(super) async fn list_downloads(
     State(s): State<ApiState>,
 ) -> Result<Json<Vec<DownloadView>>, NodeError> {
-    Ok(Json(s.node.downloads.list().await?))
+    let mut downloads = s.node.downloads.list().await?;
+    for download in &mut downloads {
+        name_sources(&s.node, download).await;
+    }
+    Ok(Json(downloads))
 }
 
 /// Starts a download: from one peer (`peer`), or by name, id or link sources.
@@ -91,7 +95,10 @@ pub(super) async fn one_download(
     Path(id): Path<i64>,
 ) -> Result<Json<DownloadView>, NodeError> {
     match s.node.downloads.get(id).await? {
-        Some(view) => Ok(Json(view)),
+        Some(mut view) => {
+            name_sources(&s.node, &mut view).await;
+            Ok(Json(view))
+        }
         None => Err(NodeError::NotFound(format!(
             "no download number {id}; `peershare downloads` lists them"
         ))),
@@ -193,6 +200,13 @@ pub(super) async fn requests(State(s): State<ApiState>) -> Json<Vec<PendingReque
         request.user = user_of(&s.node, &request.peer).await;
     }
     Json(pending)
+}
+
+/// Fills in the user names of a download's sources.
+async fn name_sources(node: &Node, download: &mut DownloadView) {
+    for source in &mut download.peers {
+        source.user = user_of(node, &source.peer_id).await;
+    }
 }
 
 /// The user name the index gives a peer, if the daemon has an index and it knows one.

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use libp2p::PeerId;
 
 use crate::events::EventBus;
-use crate::views::{DownloadProgress, EventKind, SourcePhase, SourceView};
+use crate::views::{DownloadProgress, EventKind, SourceFound, SourcePhase, SourceView};
 
 /// Least time between two progress events of one download.
 pub const REPORT_EVERY: Duration = Duration::from_millis(200);
@@ -112,6 +112,8 @@ impl Progress {
             let (view, since) = peers.entry(peer).or_insert_with(|| {
                 let view = SourceView {
                     peer_id: peer.to_string(),
+                    user: None,
+                    found_by: SourceFound::Named,
                     phase,
                     pieces: 0,
                     bytes: 0,
@@ -127,6 +129,13 @@ impl Progress {
             }
         }
         self.report(true);
+    }
+
+    /// Records how the download came to know source `peer`.
+    pub fn source_found(&self, peer: PeerId, how: SourceFound) {
+        if let Some((view, _)) = self.peers.lock().expect("progress lock").get_mut(&peer) {
+            view.found_by = how;
+        }
     }
 
     /// Source `peer` sent a piece of `bytes`.

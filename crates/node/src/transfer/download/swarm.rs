@@ -51,7 +51,7 @@ use crate::net::host::{parse_peer_addr, Host};
 use crate::transfer::data_channel::DataTls;
 use crate::transfer::partial::{PartialFiles, PartialOffer};
 use crate::transfer::rate_limit::RateLimit;
-use crate::views::SourcePhase;
+use crate::views::{SourceFound, SourcePhase};
 use crate::NodeError;
 use peershare_core::wire::control::MAX_SWARM_HINTS;
 
@@ -156,6 +156,8 @@ struct Source {
     have: Option<PieceSet>,
     /// Times it answered "not found".
     not_found: u32,
+    /// How this download came to know it.
+    found: SourceFound,
 }
 
 /// Things that fall due.
@@ -197,10 +199,10 @@ pub async fn fetch_from_swarm(
         offer: None,
     };
     let (peer, addr) = parse_peer_addr(swarm.target.first_source)?;
-    swarm.add_candidate(peer, vec![addr]);
+    swarm.add_candidate(peer, vec![addr], SourceFound::Named);
     for full in std::mem::take(&mut swarm.target.more_sources) {
         if let Ok((peer, addr)) = parse_peer_addr(&full) {
-            swarm.add_candidate(peer, vec![addr]);
+            swarm.add_candidate(peer, vec![addr], SourceFound::Search);
         }
     }
     swarm.look_up_holders();
@@ -252,7 +254,7 @@ impl Swarm<'_> {
                 due = self.due.next() => self.on_due(due),
                 Some(peer) = next_asker(&mut self.offer) => {
                     let addrs = self.parts.host.book().addrs(&peer);
-                    self.add_candidate(peer, addrs);
+                    self.add_candidate(peer, addrs, SourceFound::Asked);
                 }
                 _ = self.stop.cancelled() => return Err(NodeError::Stopped),
             }
@@ -269,7 +271,7 @@ impl Swarm<'_> {
         complete.then(|| self.outboard.clone()).flatten()
     }
 
-    fn add_candidate(&mut self, peer: PeerId, addrs: Vec<Multiaddr>) {
+    fn add_candidate(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, found: SourceFound) {
         let full = !self.sources.contains_key(&peer) && self.sources.len() >= MAX_CANDIDATES;
         if peer == self.parts.host.peer_id() || full {
             return;
@@ -281,6 +283,7 @@ impl Swarm<'_> {
             pieces: 0,
             have: None,
             not_found: 0,
+            found,
         });
         for addr in addrs {
             if !source.addrs.contains(&addr) {
@@ -340,6 +343,7 @@ impl Swarm<'_> {
         };
         self.sourceless_since = None;
         self.progress.source_phase(peer, SourcePhase::Asking, None);
+        self.progress.source_found(peer, source.found);
         tracing::debug!(%peer, "asking a source");
         self.tasks.spawn(run_source(task));
     }
@@ -557,7 +561,7 @@ impl Swarm<'_> {
     fn add_hinted(&mut self, hints: Vec<String>) {
         for hint in hints.iter().take(MAX_SWARM_HINTS) {
             if let Ok((peer, addr)) = parse_peer_addr(hint) {
-                self.add_candidate(peer, vec![addr]);
+                self.add_candidate(peer, vec![addr], SourceFound::Hint);
             }
         }
     }
@@ -752,7 +756,7 @@ impl Swarm<'_> {
                     tracing::info!(new, "more holders of {} found", self.target.id);
                 }
                 for (peer, addrs) in holders {
-                    self.add_candidate(peer, addrs);
+                    self.add_candidate(peer, addrs, SourceFound::Lookup);
                 }
             }
             Err(e) => tracing::debug!("looking up holders of {}: {e}", self.target.id),

@@ -175,6 +175,8 @@ struct Upload {
     buffer: Vec<u8>,
     listed: ListedUpload,
     watching: Option<Watching>,
+    /// The have-map was sent (it is sent at most once per connection).
+    watched: bool,
 }
 
 impl Upload {
@@ -201,6 +203,7 @@ impl Upload {
             buffer: Vec::with_capacity(capacity),
             listed,
             watching: None,
+            watched: false,
         })
     }
 
@@ -221,6 +224,11 @@ impl Upload {
             match frame {
                 ClientFrame::GetTree => self.send_tree().await?,
                 ClientFrame::GetPiece { index } => self.send_piece(index).await?,
+                ClientFrame::WatchHaves if self.watched => {
+                    // Once per connection: a bitmap per 5-byte request would be cheap amplification.
+                    let msg = "the have-map was already sent on this connection";
+                    return refuse(&mut self.writer, ErrorCode::Protocol, msg).await;
+                }
                 ClientFrame::WatchHaves => self.send_haves().await?,
                 ClientFrame::Open { .. } => {
                     let msg = "unexpected frame after Open";
@@ -245,6 +253,7 @@ impl Upload {
 
     /// Sends which pieces are here; for a partial file, new ones follow as they land.
     async fn send_haves(&mut self) -> Result<(), NodeError> {
+        self.watched = true;
         if let Offer::Partial(partial) = &self.file {
             // Subscribed before the snapshot, so no piece lands unseen in between.
             let mut changes = partial.subscribe();
