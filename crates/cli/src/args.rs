@@ -255,10 +255,14 @@ pub struct UpArgs {
     #[arg(long, value_name = "accept|ask")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
-    /// Uploads at once (default 4); further requests are answered "busy".
+    /// Upload slots: pieces sent at once, taken in turn by every peer served (default 4).
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_uploads: Option<usize>,
+    /// Peers served at once (default 32); further requests are answered "busy".
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_upload_peers: Option<usize>,
     /// Peers one download fetches from at once (default 8).
     #[arg(long, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]

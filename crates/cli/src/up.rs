@@ -151,6 +151,10 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
     if let Some(n) = args.max_uploads {
         config.max_uploads = n;
     }
+    if let Some(n) = args.max_upload_peers {
+        anyhow::ensure!(n > 0, "--max-upload-peers must be at least 1");
+        config.max_upload_peers = n;
+    }
     if let Some(n) = args.max_sources {
         anyhow::ensure!(n > 0, "--max-sources must be at least 1");
         config.max_sources = n;

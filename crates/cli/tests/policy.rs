@@ -1,5 +1,6 @@
 //! The sharer's upload gate as seen from outside: `--policy ask` with
-//! accept, reject and timeout, and `--max-uploads` answering "busy".
+//! accept, reject and timeout, `--max-upload-peers` answering "busy", and
+//! the upload slots (`--max-uploads`) taken in turn by every peer served.
 
 mod support;
 
@@ -119,7 +120,11 @@ fn busy_source_queues_then_completes() {
     let sb = Sandbox::new();
     let big_id = write_random(&sb.share_dir("a").join("big.bin"), 32 * MIB);
     let small_id = write_random(&sb.share_dir("a").join("small.txt"), 1000);
-    let a = Daemon::start(&sb, "a", &["--max-uploads", "1", "--max-upload-rate", "4M"]);
+    let a = Daemon::start(
+        &sb,
+        "a",
+        &["--max-upload-peers", "1", "--max-upload-rate", "4M"],
+    );
     let b = Daemon::start(&sb, "b", &[]);
     a.wait_shared(2);
     let addr = a.addr();
@@ -228,7 +233,11 @@ fn a_resumed_download_that_meets_busy_stays_queued_with_its_verified_bytes() {
     let sb = Sandbox::new();
     // c's download holds a's only slot for about 12 s, longer than b needs to restart.
     write_random(&sb.share_dir("a").join("big.bin"), 48 * MIB);
-    let a = Daemon::start(&sb, "a", &["--max-uploads", "1", "--max-upload-rate", "4M"]);
+    let a = Daemon::start(
+        &sb,
+        "a",
+        &["--max-upload-peers", "1", "--max-upload-rate", "4M"],
+    );
     let mut b = Daemon::start(&sb, "b", &[]);
     let c = Daemon::start(&sb, "c", &[]);
     a.wait_shared(1);
@@ -260,4 +269,44 @@ fn a_resumed_download_that_meets_busy_stays_queued_with_its_verified_bytes() {
         "the verified bytes on disk are shown: {after}"
     );
     assert_eq!(after["running"], true, "it keeps trying: {after}");
+}
+
+/// One upload slot and three downloaders: the slot is taken one piece at a
+/// time, in turn, so every downloader makes progress at once (none is
+/// told "busy", none waits for another to finish).
+#[test]
+fn one_upload_slot_is_shared_in_turn_by_every_downloader() {
+    let sb = Sandbox::new();
+    write_random(&sb.share_dir("a").join("big.bin"), 24 * MIB);
+    let a = Daemon::start(&sb, "a", &["--max-uploads", "1", "--max-upload-rate", "4M"]);
+    a.wait_shared(1);
+    let addr = a.addr();
+    let downloaders: Vec<Daemon> = ["b", "c", "d"]
+        .iter()
+        .map(|name| Daemon::start(&sb, name, &[]))
+        .collect();
+    let started: Vec<i64> = downloaders
+        .iter()
+        .map(|d| d.start_download(&[&addr, "big.bin"]))
+        .collect();
+    // At 4 MB/s shared, one downloader alone would need 6 s for the file;
+    // all three have pieces long before the first could finish.
+    wait_until("every downloader to have verified pieces", WAIT, || {
+        let progress: Vec<serde_json::Value> = downloaders
+            .iter()
+            .zip(&started)
+            .map(|(d, id)| d.download(*id))
+            .collect();
+        for p in &progress {
+            assert_eq!(s(p, "state"), "active", "nobody is queued or done yet: {p}");
+        }
+        progress
+            .iter()
+            .all(|p| n(p, "verified_bytes") >= 2 * MIB)
+            .then_some(())
+    });
+    assert_eq!(n(&a.status(), "uploads_running"), 3, "{}", a.status());
+    for (d, id) in downloaders.iter().zip(&started) {
+        assert_eq!(s(&d.wait_download_end(*id), "state"), "done");
+    }
 }

@@ -37,6 +37,8 @@ pub struct Node {
     pub data_port: u16,
     /// Upload slots.
     pub max_uploads: usize,
+    /// Peers served at once at most.
+    pub max_upload_peers: usize,
     /// The rate limit all uploads share, changeable at run time.
     pub upload_rate: Arc<RateLimit>,
     /// The rate limit all downloads share, changeable at run time.

@@ -548,9 +548,11 @@ pub struct StatusView {
     pub downloads_dir: String,
     /// What it does with transfer requests.
     pub policy: Policy,
-    /// Upload slots.
+    /// Upload slots (pieces sent at once).
     pub max_uploads: usize,
-    /// Upload slots in use.
+    /// Peers served at once at most.
+    pub max_upload_peers: usize,
+    /// Peers being served now (uploads running or granted).
     pub uploads_running: usize,
     /// Its membership in an index, if it uses one.
     pub index: Option<IndexStatus>,

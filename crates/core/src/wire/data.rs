@@ -30,12 +30,14 @@ const OPEN: u8 = 0x01;
 const GET_TREE: u8 = 0x02;
 const GET_PIECE: u8 = 0x03;
 const WATCH_HAVES: u8 = 0x04;
+const CANCEL: u8 = 0x05;
 const READY: u8 = 0x81;
 const TREE: u8 = 0x82;
 const PIECE: u8 = 0x83;
 const ERROR: u8 = 0x84;
 const HAVE: u8 = 0x85;
 const HAVE_MORE: u8 = 0x86;
+const SKIPPED: u8 = 0x87;
 
 /// A frame that breaks the protocol; the connection is closed after it.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -73,7 +75,7 @@ impl FrameHeader {
         }
         let body_len = len - 1;
         let (min, max) = match kind {
-            OPEN | GET_PIECE => (8, 8),
+            OPEN | GET_PIECE | CANCEL | SKIPPED => (8, 8),
             GET_TREE | WATCH_HAVES => (0, 0),
             READY => (48, 48),
             TREE => (8, (8 + MAX_LEAVES_PER_FRAME * LEAF_LEN) as u32),
@@ -138,6 +140,11 @@ pub enum ClientFrame {
     },
     /// Ask which pieces the server has, and to be told as more land.
     WatchHaves,
+    /// Withdraw a piece asked for and not yet answered (it came from elsewhere).
+    Cancel {
+        /// Piece index.
+        index: u64,
+    },
 }
 
 impl ClientFrame {
@@ -148,6 +155,7 @@ impl ClientFrame {
             Self::GetTree => frame(GET_TREE, &[]),
             Self::GetPiece { index } => frame(GET_PIECE, &index.to_be_bytes()),
             Self::WatchHaves => frame(WATCH_HAVES, &[]),
+            Self::Cancel { index } => frame(CANCEL, &index.to_be_bytes()),
         }
     }
 
@@ -162,6 +170,9 @@ impl ClientFrame {
                 index: u64_at(body, 0),
             }),
             WATCH_HAVES => Ok(Self::WatchHaves),
+            CANCEL => Ok(Self::Cancel {
+                index: u64_at(body, 0),
+            }),
             other => Err(WireError::UnknownKind(other)),
         }
     }
@@ -224,6 +235,11 @@ pub enum ServerFrame {
         /// The new pieces.
         indices: Vec<u64>,
     },
+    /// The answer to a GetPiece the client cancelled before it was served.
+    Skipped {
+        /// Piece index.
+        index: u64,
+    },
     /// A refusal; the server closes after it.
     Error {
         /// What went wrong.
@@ -261,6 +277,7 @@ impl ServerFrame {
                 let body: Vec<u8> = indices.iter().flat_map(|i| i.to_be_bytes()).collect();
                 frame(HAVE_MORE, &body)
             }
+            Self::Skipped { index } => frame(SKIPPED, &index.to_be_bytes()),
             Self::Error { code, message } => {
                 let mut cut = message.len().min(MAX_ERROR_MESSAGE);
                 while !message.is_char_boundary(cut) {
@@ -302,6 +319,9 @@ impl ServerFrame {
                 indices: body.chunks_exact(8).map(|c| u64_at(c, 0)).collect(),
             }),
             HAVE_MORE => Err(WireError::Misaligned(HAVE_MORE)),
+            SKIPPED => Ok(Self::Skipped {
+                index: u64_at(body, 0),
+            }),
             ERROR => Ok(Self::Error {
                 code: ErrorCode::from_u8(body[0]),
                 message: String::from_utf8_lossy(&body[1..]).into_owned(),
@@ -363,6 +383,7 @@ mod tests {
             ClientFrame::GetTree,
             ClientFrame::GetPiece { index: u64::MAX },
             ClientFrame::WatchHaves,
+            ClientFrame::Cancel { index: 7 },
         ] {
             let bytes = f.encode();
             let (h, body) = split(&bytes, 1 << 20).unwrap();
@@ -394,6 +415,7 @@ mod tests {
             ServerFrame::HaveMore {
                 indices: vec![3, u64::MAX],
             },
+            ServerFrame::Skipped { index: 9 },
         ] {
             let bytes = f.encode();
             let (h, body) = split(&bytes, 1 << 20).unwrap();
@@ -414,7 +436,7 @@ mod tests {
         /// Any body under a header that passes the limits decodes or errors, never panics.
         #[test]
         fn random_bodies_never_panic_a_decoder(
-            kind in proptest::sample::select(vec![OPEN, GET_TREE, GET_PIECE, WATCH_HAVES, READY, TREE, PIECE, ERROR, HAVE, HAVE_MORE, 0x00, 0x7f, 0xff]),
+            kind in proptest::sample::select(vec![OPEN, GET_TREE, GET_PIECE, WATCH_HAVES, CANCEL, READY, TREE, PIECE, ERROR, HAVE, HAVE_MORE, SKIPPED, 0x00, 0x7f, 0xff]),
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
         ) {
             let mut header = [0u8; HEADER_LEN];

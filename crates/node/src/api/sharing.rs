@@ -31,6 +31,7 @@ pub(super) async fn status(State(s): State<ApiState>) -> Json<StatusView> {
         downloads_dir: node.downloads_dir.display().to_string(),
         policy: node.gate.policy(),
         max_uploads: node.max_uploads,
+        max_upload_peers: node.max_upload_peers,
         uploads_running: node.gate.busy_slots(),
         index: node.index.as_ref().map(IndexLink::status),
     })

@@ -58,6 +58,8 @@ pub struct NodeConfig {
     pub policy: Policy,
     /// Concurrent uploads before answering "busy".
     pub max_uploads: usize,
+    /// Peers served at once; further requests are answered "busy".
+    pub max_upload_peers: usize,
     /// Most sources one download uses at once.
     pub max_sources: usize,
     /// How long a download with no source left looks for one before it fails.
@@ -102,6 +104,7 @@ impl NodeConfig {
             data_listen: None,
             policy: Policy::Accept,
             max_uploads: 4,
+            max_upload_peers: 32,
             max_sources: crate::transfer::download::swarm::DEFAULT_MAX_SOURCES,
             source_patience: crate::transfer::download::swarm::DEFAULT_SOURCE_PATIENCE,
             ask_timeout: Duration::from_secs(60),
@@ -196,7 +199,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     let partials = PartialFiles::default();
     let gate = UploadGate::new(
         config.policy,
-        config.max_uploads,
+        (config.max_uploads, config.max_upload_peers),
         config.ask_timeout,
         data_port,
         GateParts {
@@ -271,6 +274,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         downloads_dir: config.downloads_dir.clone(),
         data_port,
         max_uploads: config.max_uploads,
+        max_upload_peers: config.max_upload_peers,
         upload_rate: rate,
         download_rate,
         index,

@@ -58,6 +58,11 @@ impl Pipeline {
         true
     }
 
+    /// Piece `index` went back unfetched.
+    pub fn forget(&mut self, index: u64) {
+        self.asked.remove(&index);
+    }
+
     /// True if piece `index` is asked of this source now.
     pub fn contains(&self, index: u64) -> bool {
         self.asked.contains_key(&index)

@@ -157,6 +157,13 @@ pub enum Report {
         /// Other peers it named as fetching or holding the file.
         hints: Vec<String>,
     },
+    /// The source skipped an order that was cancelled (it came from elsewhere).
+    Skipped {
+        /// The source.
+        peer: PeerId,
+        /// The order, buffer included.
+        order: Order,
+    },
     /// A partial source verified more pieces.
     Have {
         /// The source.
@@ -202,6 +209,8 @@ pub struct SourceTask {
     pub tls: DataTls,
     /// Pieces to fetch, with their buffers.
     pub orders: mpsc::Receiver<Order>,
+    /// Pieces ordered that are no longer wanted (another source sent them).
+    pub cancels: mpsc::Receiver<u64>,
     /// Where this source reports.
     pub reports: mpsc::Sender<Report>,
     /// Fires when the download no longer wants this source (or stops).
@@ -272,6 +281,16 @@ async fn serve_orders(
                 }
                 stall_at = Instant::now() + STALL_TIMEOUT;
             }
+            Some(index) = task.cancels.recv() => {
+                if pending.iter().any(|o| o.index == index) {
+                    let cancel = ClientFrame::Cancel { index }.encode();
+                    timed("withdrawing a piece", async {
+                        writer.write_all(&cancel).await?;
+                        writer.flush().await.map_err(NodeError::from)
+                    })
+                    .await?;
+                }
+            }
             () = tokio::time::sleep_until(stall_at), if !pending.is_empty() => return Err(stalled()),
         }
     }
@@ -313,6 +332,13 @@ async fn read_frame(
                 peer: task.peer,
                 indices,
             },
+            ServerFrame::Skipped { index } if pending.front().is_some_and(|o| o.index == index) => {
+                let order = pending.pop_front().expect("an order was due");
+                Report::Skipped {
+                    peer: task.peer,
+                    order,
+                }
+            }
             other => return Err(unexpected(other)),
         }
     };

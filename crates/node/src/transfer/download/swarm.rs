@@ -133,6 +133,7 @@ enum SourceState {
     /// Its task runs; `ready` once it sent the tree.
     Running {
         orders: mpsc::Sender<Order>,
+        cancels: mpsc::Sender<u64>,
         stop: CancellationToken,
         ready: bool,
         ordered: Pipeline,
@@ -322,6 +323,7 @@ impl Swarm<'_> {
             return;
         };
         let (orders_tx, orders) = mpsc::channel(MAX_WINDOW);
+        let (cancels_tx, cancels) = mpsc::channel(MAX_WINDOW);
         let stop = self.stop.child_token();
         let task = SourceTask {
             peer,
@@ -331,12 +333,14 @@ impl Swarm<'_> {
             host: self.parts.host.clone(),
             tls: self.parts.tls.clone(),
             orders,
+            cancels,
             reports: self.reports_tx.clone(),
             stop: stop.clone(),
             rate: self.parts.rate.clone(),
         };
         source.state = SourceState::Running {
             orders: orders_tx,
+            cancels: cancels_tx,
             stop,
             ready: false,
             ordered: Pipeline::default(),
@@ -508,6 +512,18 @@ impl Swarm<'_> {
                 self.add_hinted(hints);
                 self.on_ready(peer, outboard, have).await
             }
+            Report::Skipped { peer, order } => {
+                if let Some(SourceState::Running { ordered, .. }) =
+                    self.sources.get_mut(&peer).map(|s| &mut s.state)
+                {
+                    ordered.forget(order.index);
+                }
+                if let Some(assembly) = self.assembly.as_mut() {
+                    assembly.give_back(order.buffer);
+                    assembly.picker().release(order.index);
+                }
+                Ok(())
+            }
             Report::Have { peer, indices } => {
                 self.on_have(peer, indices);
                 Ok(())
@@ -518,6 +534,7 @@ impl Swarm<'_> {
                 buffer,
             } => {
                 tracing::trace!(%peer, index, "piece arrived");
+                self.cancel_copies(peer, index);
                 self.progress.add_fetched(buffer.len() as u64);
                 self.progress.source_piece(peer, buffer.len() as u64);
                 let source = self.sources.get_mut(&peer);
@@ -553,6 +570,21 @@ impl Swarm<'_> {
                 }
                 self.on_source_ended(peer, error);
                 Ok(())
+            }
+        }
+    }
+
+    /// Piece `index` came from `from`: every other source asked for it is told to skip it.
+    fn cancel_copies(&mut self, from: PeerId, index: u64) {
+        for (peer, source) in &self.sources {
+            if let SourceState::Running {
+                cancels, ordered, ..
+            } = &source.state
+            {
+                if *peer != from && ordered.contains(index) {
+                    // A full queue only means the copy is fetched and discarded.
+                    let _ = cancels.try_send(index);
+                }
             }
         }
     }

@@ -3,9 +3,14 @@
 //! full), the requests waiting for an answer, and the one-use tickets that
 //! let a granted peer open a data connection.
 //!
-//! The gate decides and counts; it never touches files or sockets. A slot
-//! is held by a [`UploadSlot`] guard from grant until the data connection
-//! ends, so a crashed upload can never leak one.
+//! The gate decides and counts; it never touches files or sockets. Two
+//! limits apply. Peers served at once (`max_peers`): a grant is held by an
+//! [`UploadSlot`] guard until its data connection ends, so a crashed upload
+//! can never leak one, and past the limit requests are answered "busy".
+//! Pieces sent at once (`max_uploads`, the upload slots): each upload takes
+//! a slot for one piece and gives it back, from a first-come first-served
+//! queue, so many downloaders of one sharer take turns and each makes
+//! progress.
 //!
 //! It offers downloads in progress too (their verified pieces), and it
 //! remembers who asked for each file lately: a grant names those peers, so
@@ -114,7 +119,8 @@ impl GateState {
 #[derive(Clone)]
 pub struct UploadGate {
     policy: Policy,
-    max_uploads: usize,
+    max_peers: usize,
+    piece_slots: Arc<tokio::sync::Semaphore>,
     ask_timeout: Duration,
     data_port: u16,
     state: Arc<Mutex<GateState>>,
@@ -146,17 +152,19 @@ impl Drop for UploadSlot {
 }
 
 impl UploadGate {
-    /// A gate with this policy and slot count; `data_port` goes into grants.
+    /// A gate with this policy, sending at most `max_uploads` pieces at once
+    /// to at most `max_peers` peers; `data_port` goes into grants.
     pub fn new(
         policy: Policy,
-        max_uploads: usize,
+        (max_uploads, max_peers): (usize, usize),
         ask_timeout: Duration,
         data_port: u16,
         parts: GateParts,
     ) -> Self {
         Self {
             policy,
-            max_uploads: max_uploads.max(1),
+            max_peers: max_peers.max(1),
+            piece_slots: Arc::new(tokio::sync::Semaphore::new(max_uploads.max(1))),
             ask_timeout,
             data_port,
             bus: parts.bus,
@@ -175,6 +183,11 @@ impl UploadGate {
     /// The policy in force.
     pub fn policy(&self) -> Policy {
         self.policy
+    }
+
+    /// The upload slots: one is held while a piece is read and sent.
+    pub fn piece_slots(&self) -> Arc<tokio::sync::Semaphore> {
+        self.piece_slots.clone()
     }
 
     /// Uploads running or granted right now.
@@ -262,7 +275,7 @@ impl UploadGate {
             state.tickets.remove(&ticket);
             state.busy_slots = state.busy_slots.saturating_sub(1);
         }
-        if state.busy_slots >= self.max_uploads {
+        if state.busy_slots >= self.max_peers {
             return TransferResponse::Busy;
         }
         state.busy_slots += 1;

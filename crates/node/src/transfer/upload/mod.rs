@@ -14,7 +14,8 @@ pub mod active;
 pub mod gate;
 pub mod offer;
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libp2p::PeerId;
@@ -44,6 +45,9 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Requests read ahead of their answers (each is a few bytes).
 const REQUEST_QUEUE: usize = 64;
+/// How long one piece may take to be written to a downloader: one that
+/// stops reading must not hold an upload slot the others wait for.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What every upload connection needs.
 #[derive(Clone)]
@@ -107,9 +111,11 @@ async fn serve_connection(
         piece_len: file.outboard().layout().piece_len(),
     };
     write_frame(&mut stream, &ready.encode()).await?;
-    Upload::new(file, stream, peer, service.rate, listed)?
-        .run()
-        .await
+    let pacing = Pacing {
+        rate: service.rate,
+        slots: service.gate.piece_slots(),
+    };
+    Upload::new(file, stream, peer, listed, pacing)?.run().await
 }
 
 async fn read_open(stream: &mut DataStream) -> Result<u64, NodeError> {
@@ -135,11 +141,47 @@ async fn refuse<W: AsyncWrite + Unpin>(
     Err(NodeError::Transfer(message.into()))
 }
 
+/// Pieces asked on one connection and not answered yet, and those of them
+/// the downloader withdrew (it got them elsewhere). Shared by the reader,
+/// which sees a withdrawal as soon as it arrives, and the answering loop.
+#[derive(Default)]
+struct Withdrawals {
+    unanswered: HashMap<u64, u32>,
+    withdrawn: HashSet<u64>,
+}
+
+impl Withdrawals {
+    fn asked(&mut self, index: u64) {
+        *self.unanswered.entry(index).or_default() += 1;
+    }
+
+    /// A cancel counts only for a piece asked and not answered yet, so the
+    /// set stays as small as the requests read ahead.
+    fn cancel(&mut self, index: u64) {
+        if self.unanswered.contains_key(&index) {
+            self.withdrawn.insert(index);
+        }
+    }
+
+    /// Piece `index` is being answered now: true if it was withdrawn.
+    fn answering(&mut self, index: u64) -> bool {
+        if let Some(n) = self.unanswered.get_mut(&index) {
+            *n -= 1;
+            if *n == 0 {
+                self.unanswered.remove(&index);
+            }
+        }
+        self.withdrawn.remove(&index)
+    }
+}
+
 /// Reads the downloader's requests into `requests` until the stream ends
 /// (the channel then closes) or breaks the protocol (an error is sent last).
+/// Cancels are taken here, at once, not queued behind the requests they withdraw.
 async fn read_requests(
     mut reader: ReadHalf<DataStream>,
     requests: mpsc::Sender<Result<ClientFrame, NodeError>>,
+    withdrawals: Arc<Mutex<Withdrawals>>,
 ) {
     loop {
         let frame = match read_header(&mut reader, 0).await {
@@ -150,6 +192,16 @@ async fn read_requests(
                 Err(e) => Err(e),
             },
         };
+        match frame {
+            Ok(ClientFrame::Cancel { index }) => {
+                withdrawals.lock().expect("withdrawals lock").cancel(index);
+                continue;
+            }
+            Ok(ClientFrame::GetPiece { index }) => {
+                withdrawals.lock().expect("withdrawals lock").asked(index)
+            }
+            _ => {}
+        }
         let broken = frame.is_err();
         if requests.send(frame).await.is_err() || broken {
             return;
@@ -163,15 +215,22 @@ struct Watching {
     told: usize,
 }
 
+/// What paces every upload: the shared rate limit and the upload slots.
+struct Pacing {
+    rate: Arc<RateLimit>,
+    slots: Arc<tokio::sync::Semaphore>,
+}
+
 /// One granted upload on one connection.
 struct Upload {
     file: Offer,
     handle: Arc<std::fs::File>,
     writer: WriteHalf<DataStream>,
     requests: mpsc::Receiver<Result<ClientFrame, NodeError>>,
+    withdrawals: Arc<Mutex<Withdrawals>>,
     _reader: AbortOnDropHandle<()>,
     peer: PeerId,
-    rate: Arc<RateLimit>,
+    pacing: Pacing,
     buffer: Vec<u8>,
     listed: ListedUpload,
     watching: Option<Watching>,
@@ -184,22 +243,28 @@ impl Upload {
         file: Offer,
         stream: DataStream,
         peer: PeerId,
-        rate: Arc<RateLimit>,
         listed: ListedUpload,
+        pacing: Pacing,
     ) -> Result<Self, NodeError> {
         let handle = std::fs::File::open(file.path()).map_err(|e| NodeError::io(file.path(), e))?;
         let capacity = PieceHeader::LEN + file.outboard().layout().piece_len() as usize;
         let (reader, writer) = tokio::io::split(stream);
         let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);
-        let reader = AbortOnDropHandle::new(tokio::spawn(read_requests(reader, requests_tx)));
+        let withdrawals = Arc::new(Mutex::new(Withdrawals::default()));
+        let reader = AbortOnDropHandle::new(tokio::spawn(read_requests(
+            reader,
+            requests_tx,
+            withdrawals.clone(),
+        )));
         Ok(Self {
             file,
             handle: Arc::new(handle),
             writer,
             requests,
+            withdrawals,
             _reader: reader,
             peer,
-            rate,
+            pacing,
             buffer: Vec::with_capacity(capacity),
             listed,
             watching: None,
@@ -223,7 +288,9 @@ impl Upload {
             };
             match frame {
                 ClientFrame::GetTree => self.send_tree().await?,
-                ClientFrame::GetPiece { index } => self.send_piece(index).await?,
+                ClientFrame::GetPiece { index } => self.answer_piece(index).await?,
+                // Taken by the reader; never queued.
+                ClientFrame::Cancel { .. } => {}
                 ClientFrame::WatchHaves if self.watched => {
                     // Once per connection: a bitmap per 5-byte request would be cheap amplification.
                     let msg = "the have-map was already sent on this connection";
@@ -292,6 +359,20 @@ impl Upload {
         Ok(())
     }
 
+    /// Answers a GetPiece: the piece, or `Skipped` if the downloader withdrew it.
+    async fn answer_piece(&mut self, index: u64) -> Result<(), NodeError> {
+        let withdrawn = self
+            .withdrawals
+            .lock()
+            .expect("withdrawals lock")
+            .answering(index);
+        if !withdrawn {
+            return self.send_piece(index).await;
+        }
+        let frame = ServerFrame::Skipped { index };
+        write_frame(&mut self.writer, &frame.encode()).await
+    }
+
     async fn send_piece(&mut self, index: u64) -> Result<(), NodeError> {
         let layout = self.file.outboard().layout();
         if index >= layout.piece_count() {
@@ -301,6 +382,14 @@ impl Upload {
         if let Some((code, msg)) = self.cannot_serve(index) {
             return refuse(&mut self.writer, code, &msg).await;
         }
+        // Taken per piece and given back after it, first come first served.
+        let _slot = self
+            .pacing
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| NodeError::Stopped)?;
         let range = layout.piece_range(index);
         let len = (range.end - range.start) as usize;
         let mut buffer = std::mem::take(&mut self.buffer);
@@ -324,9 +413,14 @@ impl Upload {
             )
             .await;
         }
-        self.rate.pace(self.buffer.len()).await;
-        self.writer.write_all(&self.buffer).await?;
-        self.writer.flush().await?;
+        self.pacing.rate.pace(self.buffer.len()).await;
+        let write = async {
+            self.writer.write_all(&self.buffer).await?;
+            self.writer.flush().await
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, write)
+            .await
+            .map_err(|_| NodeError::Transfer("the downloader stopped reading".into()))??;
         self.listed.sent(len as u64);
         Ok(())
     }
@@ -361,5 +455,29 @@ async fn next_change(watching: &mut Option<Watching>) {
     };
     if w.changes.changed().await.is_err() {
         std::future::pending().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pieces_asked_and_unanswered_can_be_withdrawn_and_each_once() {
+        let mut w = Withdrawals::default();
+        w.cancel(3);
+        w.asked(3);
+        assert!(
+            !w.answering(3),
+            "a cancel before the request does not count"
+        );
+        w.asked(5);
+        w.asked(5);
+        w.cancel(5);
+        assert!(w.answering(5), "the first answer is skipped");
+        assert!(!w.answering(5), "the second request is served");
+        assert!(w.unanswered.is_empty() && w.withdrawn.is_empty());
+        w.cancel(5);
+        assert!(w.withdrawn.is_empty(), "nothing left to withdraw");
     }
 }
