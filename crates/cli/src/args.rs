@@ -64,6 +64,12 @@ pub enum Command {
         /// On Ctrl-C, cancel the download instead of asking whether to keep it going.
         #[arg(long)]
         cancel_on_exit: bool,
+        /// Fetch pieces in file order (to watch or listen while it downloads) instead of rarest first.
+        #[arg(long)]
+        sequential: bool,
+        /// This download's own rate limit, bytes per second (suffixes K, M, G), under the global one.
+        #[arg(long, value_name = "RATE")]
+        max_rate: Option<String>,
     },
     /// Create an account on the index, and log in with it.
     Register(AccountArgs),
@@ -180,6 +186,13 @@ pub enum DownloadAction {
     Cancel {
         /// The download's number.
         id: i64,
+    },
+    /// Set one download's own rate limit (suffixes K, M, G; 0: none), at once.
+    Rate {
+        /// The download's number.
+        id: i64,
+        /// Bytes per second, like 500K or 8M; 0 lifts the limit.
+        rate: String,
     },
     /// Forget a finished, failed or cancelled download (the file itself stays).
     Remove {

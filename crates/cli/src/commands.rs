@@ -8,9 +8,9 @@ use peershare_index::users::UsersList;
 use peershare_node::discovery::search::Merged;
 use peershare_node::share::RescanReport;
 use peershare_node::views::{
-    BrowseView, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest, LimitsRequest,
-    LimitsView, LinkState, LinkView, ListedBy, Origin, PeersView, PendingRequest, Policy,
-    RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
+    BrowseView, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest,
+    LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, Origin, PeersView, PendingRequest,
+    Policy, RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
 };
 use serde_json::{json, Value};
 
@@ -34,8 +34,14 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
             no_wait,
             again,
             cancel_on_exit,
+            sequential,
+            max_rate,
         } => {
-            let request = get_request(target, file.as_deref(), *again)?;
+            let mut request = get_request(target, file.as_deref(), *again)?;
+            request.options = DownloadOptions {
+                sequential: *sequential,
+                max_rate: parse_rate("max-rate", max_rate.as_deref())?.filter(|r| *r > 0),
+            };
             let options = GetOptions {
                 no_wait: *no_wait,
                 cancel_on_exit: *cancel_on_exit,
@@ -164,10 +170,10 @@ fn get_request(target: &str, file: Option<&str>, again: bool) -> Result<GetReque
             "the link is damaged; copy it whole, as `peershare link` printed it".to_string()
         })?;
         return Ok(GetRequest {
-            peer: None,
             file: link.id.to_hex(),
             again,
             sources: link.sources,
+            ..GetRequest::default()
         });
     }
     match file {
@@ -182,7 +188,7 @@ fn get_request(target: &str, file: Option<&str>, again: bool) -> Result<GetReque
                 peer: Some(target.to_string()),
                 file: file.to_string(),
                 again,
-                sources: Vec::new(),
+                ..GetRequest::default()
             })
         }
         None => {
@@ -190,10 +196,9 @@ fn get_request(target: &str, file: Option<&str>, again: bool) -> Result<GetReque
                 bail!("{target:?} names a peer but no file: `peershare get ADDRESS FILE` (FILE: a name or an id)");
             }
             Ok(GetRequest {
-                peer: None,
                 file: target.to_string(),
                 again,
-                sources: Vec::new(),
+                ..GetRequest::default()
             })
         }
     }

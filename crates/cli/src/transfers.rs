@@ -14,7 +14,7 @@ use peershare_node::views::{
     SourcePhase, SourceView, UploadView,
 };
 
-use crate::args::{Cli, DownloadAction};
+use crate::args::{parse_rate, Cli, DownloadAction};
 use crate::client::{DaemonClient, EventStream};
 use crate::output::{human_bytes, human_duration, print_json_or, who};
 
@@ -240,6 +240,19 @@ pub async fn downloads(
         DownloadAction::Pause { id } => ("pause", *id),
         DownloadAction::Resume { id } => ("resume", *id),
         DownloadAction::Cancel { id } => ("cancel", *id),
+        DownloadAction::Rate { id, rate } => {
+            let max_rate = parse_rate("rate", Some(rate))?;
+            let body = serde_json::json!({ "max_rate": max_rate });
+            let d: DownloadView = client.post(&format!("/downloads/{id}/rate"), &body).await?;
+            return print_json_or(cli, &d, || match d.record.max_rate {
+                Some(r) => format!(
+                    "download {id} ({}) limited to {}/s",
+                    d.record.name,
+                    human_bytes(r)
+                ),
+                None => format!("download {id} ({}) has no limit of its own", d.record.name),
+            });
+        }
         DownloadAction::Remove { id } => {
             client.delete(&format!("/downloads/{id}")).await?;
             let out = serde_json::json!({ "id": id, "removed": true });

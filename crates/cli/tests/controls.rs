@@ -288,3 +288,58 @@ fn the_download_rate_limit_applies_and_changes_at_run_time() {
     assert_eq!(s(&end, "state"), "done", "{end}");
     assert_eq!(b3_file(std::path::Path::new(&s(&end, "path"))), id);
 }
+
+/// One download's own limit holds it back while another download of the
+/// same daemon runs free, and `downloads rate N 0` lifts it at once.
+#[test]
+fn a_download_has_its_own_rate_limit_changeable_while_it_runs() {
+    let sb = Sandbox::new();
+    let slow_id = write_random(&sb.share_dir("a").join("slow.bin"), 24 * MIB);
+    write_random(&sb.share_dir("a").join("free.bin"), 24 * MIB);
+    let a = Daemon::start(&sb, "a", &[]);
+    let b = Daemon::start(&sb, "b", &[]);
+    a.wait_shared(2);
+    let slow = b.start_download(&[&a.addr(), "slow.bin", "--max-rate", "2M"]);
+    let free = b.start_download(&[&a.addr(), "free.bin"]);
+    let free_end = b.wait_download_end(free);
+    assert_eq!(s(&free_end, "state"), "done", "{free_end}");
+    let d = b.download(slow);
+    assert_eq!(d["max_rate"], 2 * MIB, "{d}");
+    assert_eq!(d["state"], "active", "still held back when the other is done: {d}");
+    assert!(n(&d, "verified_bytes") < 20 * MIB, "the limit holds: {d}");
+
+    let lifted = b.cli_ok(&["downloads", "rate", &slow.to_string(), "0"]);
+    assert!(lifted["max_rate"].is_null(), "{lifted}");
+    let end = b.wait_download_end(slow);
+    assert_eq!(s(&end, "state"), "done", "{end}");
+    assert_eq!(b3_file(std::path::Path::new(&s(&end, "path"))), slow_id);
+}
+
+/// `get --sequential` fetches pieces in file order: paused half-way, the
+/// verified pieces are exactly the first ones (a preview can play them).
+#[test]
+fn a_sequential_download_has_its_first_pieces_first() {
+    let sb = Sandbox::new();
+    let id = write_random(&sb.share_dir("a").join("film.mkv"), 24 * MIB);
+    let a = Daemon::start(&sb, "a", &["--max-upload-rate", "4M"]);
+    let b = Daemon::start(&sb, "b", &[]);
+    a.wait_shared(1);
+    let dl = b.start_download(&[&a.addr(), "film.mkv", "--sequential"]);
+    b.wait_download(dl, "to have 4 MiB", |d| n(d, "verified_bytes") >= 4 * MIB);
+    let paused = b.cli_ok(&["downloads", "pause", &dl.to_string()]);
+    assert_eq!(paused["sequential"], true, "{paused}");
+    let map = std::fs::read(b.map_path(&id)).expect("the piece map of a paused download");
+    // Header: magic (8), id (32), size (8), piece length (8); then a bit per piece.
+    let bits = &map[56..];
+    let have: Vec<bool> = (0..24).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect();
+    let count = have.iter().filter(|h| **h).count();
+    assert!(count >= 4, "{have:?}");
+    assert!(
+        have[..count].iter().all(|h| *h),
+        "the verified pieces are the first {count}: {have:?}"
+    );
+    b.cli_ok(&["downloads", "resume", &dl.to_string()]);
+    let end = b.wait_download_end(dl);
+    assert_eq!(s(&end, "state"), "done", "{end}");
+    assert_eq!(b3_file(std::path::Path::new(&s(&end, "path"))), id);
+}

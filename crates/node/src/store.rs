@@ -12,7 +12,7 @@ use peershare_core::{FileId, Outboard, PieceLayout};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-pub use crate::views::{DownloadRecord, DownloadState};
+pub use crate::views::{DownloadOptions, DownloadRecord, DownloadState};
 use crate::NodeError;
 
 /// The peer database.
@@ -124,29 +124,47 @@ impl Store {
         Ok(removed)
     }
 
-    /// Records a new active download.
+    /// Records a new active download, fetched as `options` say.
     pub async fn insert_download(
         &self,
         file_id: &FileId,
         name: &str,
         size: u64,
         source: &str,
+        options: &DownloadOptions,
     ) -> Result<DownloadRecord, NodeError> {
         let id = sqlx::query(
-            "INSERT INTO downloads (file_id, name, size, source, state, created_at)
-             VALUES (?, ?, ?, ?, 'active', ?)",
+            "INSERT INTO downloads (file_id, name, size, source, state, created_at, sequential, max_rate)
+             VALUES (?, ?, ?, ?, 'active', ?, ?, ?)",
         )
         .bind(file_id.to_hex())
         .bind(name)
         .bind(size as i64)
         .bind(source)
         .bind(now_secs())
+        .bind(options.sequential)
+        .bind(options.max_rate.map(|r| r as i64))
         .execute(&self.pool)
         .await?
         .last_insert_rowid();
         self.download(id)
             .await?
             .ok_or_else(|| NodeError::Store("a download vanished after insert".into()))
+    }
+
+    /// Changes how a download is fetched (a `get` again with other options).
+    pub async fn set_download_options(
+        &self,
+        id: i64,
+        options: &DownloadOptions,
+    ) -> Result<(), NodeError> {
+        sqlx::query("UPDATE downloads SET sequential = ?, max_rate = ? WHERE id = ?")
+            .bind(options.sequential)
+            .bind(options.max_rate.map(|r| r as i64))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Marks a download active again (a resume), with a possibly new source.
@@ -307,7 +325,8 @@ impl Store {
 }
 
 const SELECT_DOWNLOAD: &str = "SELECT id, file_id, name, size, source, state, error, path, \
-                               created_at, finished_at, next_try_ms FROM downloads";
+                               created_at, finished_at, next_try_ms, sequential, max_rate \
+                               FROM downloads";
 
 fn download_from_row(row: &sqlx::sqlite::SqliteRow) -> DownloadRecord {
     let file_id: String = row.get(1);
@@ -325,5 +344,7 @@ fn download_from_row(row: &sqlx::sqlite::SqliteRow) -> DownloadRecord {
         created_at: row.get(8),
         finished_at: row.get(9),
         next_try_ms: row.get(10),
+        sequential: row.get(11),
+        max_rate: row.get::<Option<i64>, _>(12).map(|r| r.max(0) as u64),
     }
 }

@@ -92,6 +92,29 @@ pub struct DownloadRecord {
     pub finished_at: Option<i64>,
     /// Milliseconds since the Unix epoch of the next try, while queued.
     pub next_try_ms: Option<i64>,
+    /// Pieces are fetched in file order (to preview media while it downloads).
+    pub sequential: bool,
+    /// This download's own rate limit in bytes per second, under the global one.
+    pub max_rate: Option<u64>,
+}
+
+/// How a download is fetched, chosen when it is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DownloadOptions {
+    /// Fetch pieces in file order instead of rarest first.
+    #[serde(default)]
+    pub sequential: bool,
+    /// Its own rate limit in bytes per second (none when absent).
+    #[serde(default)]
+    pub max_rate: Option<u64>,
+}
+
+/// A change to one download's rate limit.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct DownloadRateRequest {
+    /// Bytes per second; absent or 0 lifts the limit.
+    #[serde(default)]
+    pub max_rate: Option<u64>,
 }
 
 /// A download as shown to people and scripts: the record and its live progress.
@@ -193,11 +216,14 @@ pub struct DownloadProgress {
 }
 
 /// The body of `POST /api/v1/downloads`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct GetRequest {
     /// A full peer address; without one the file is looked up by name or id.
     #[serde(default)]
     pub peer: Option<String>,
+    /// How to fetch it (sequential pieces, its own rate limit).
+    #[serde(default, flatten)]
+    pub options: DownloadOptions,
     /// The file's name or id.
     pub file: String,
     /// Copy the file even if it is already here.

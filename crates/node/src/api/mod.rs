@@ -61,6 +61,7 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(transfers::one_download, transfers::remove_download))
         .routes(routes!(transfers::pause_download))
+        .routes(routes!(transfers::rate_download))
         .routes(routes!(transfers::resume_download))
         .routes(routes!(transfers::cancel_download))
         .routes(routes!(transfers::clean_downloads))

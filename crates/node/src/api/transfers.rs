@@ -14,8 +14,8 @@ use super::ApiState;
 use crate::discovery;
 use crate::node::Node;
 use crate::views::{
-    ApiError, CleanReport, DownloadView, Event, GetAnswer, GetRequest, LimitsRequest, LimitsView,
-    PendingRequest, RequestAnswer, UploadView,
+    ApiError, CleanReport, DownloadRateRequest, DownloadView, Event, GetAnswer, GetRequest,
+    LimitsRequest, LimitsView, PendingRequest, RequestAnswer, UploadView,
 };
 use crate::NodeError;
 
@@ -53,18 +53,23 @@ pub(super) async fn start_download(
 
 async fn get(node: &Node, body: &GetRequest) -> Result<GetAnswer, NodeError> {
     let downloads = &node.downloads;
-    let again = body.again;
+    let (again, options) = (body.again, body.options);
     match (&body.peer, body.file.parse::<FileId>()) {
-        (Some(peer), _) => downloads.start(peer, &body.file, again).await,
+        (Some(peer), _) => downloads.start(peer, &body.file, again, options).await,
         (None, Ok(id)) => {
             if !body.sources.is_empty() {
-                match downloads.start_from_any(&body.sources, &id, again).await {
+                match downloads
+                    .start_from_any(&body.sources, &id, again, options)
+                    .await
+                {
                     Ok(answer) => return Ok(answer),
                     Err(e) => tracing::info!("no source of the link answered ({e}); searching"),
                 }
             }
             let holders = discovery::search::holders_of(node.reach(), &id).await?;
-            downloads.start_from_any(&holders, &id, again).await
+            downloads
+                .start_from_any(&holders, &id, again, options)
+                .await
         }
         (None, Err(_)) => {
             // One's own shared file (a first run's `get`): say where it is.
@@ -78,7 +83,9 @@ async fn get(node: &Node, body: &GetRequest) -> Result<GetAnswer, NodeError> {
                 });
             }
             let (id, sources) = discovery::search::locate(node.reach(), &body.file).await?;
-            downloads.start_from_any(&sources, &id, again).await
+            downloads
+                .start_from_any(&sources, &id, again, options)
+                .await
         }
     }
 }
@@ -119,6 +126,18 @@ pub(super) async fn remove_download(
 ) -> Result<StatusCode, NodeError> {
     s.node.downloads.remove(id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets one download's own rate limit (under the global one), at once.
+#[utoipa::path(post, path = "/downloads/{id}/rate", tag = "transfers", request_body = DownloadRateRequest,
+    params(("id" = i64, Path, description = "The download's number")),
+    responses((status = 200, body = DownloadView), (status = 404, body = ApiError)))]
+pub(super) async fn rate_download(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+    Json(body): Json<DownloadRateRequest>,
+) -> Result<Json<DownloadView>, NodeError> {
+    Ok(Json(s.node.downloads.set_rate(id, body.max_rate).await?))
 }
 
 /// Stops a download, keeping its verified pieces.

@@ -92,7 +92,7 @@ impl Assembly {
         outboard: Arc<Outboard>,
         part_path: &Path,
         part: File,
-        map: PieceMap,
+        (map, order): (PieceMap, PieceOrder),
         max_buffers: usize,
     ) -> Result<Self, NodeError> {
         let layout = outboard.layout();
@@ -113,11 +113,7 @@ impl Assembly {
             threads.push(thread);
         }
         let count = layout.piece_count();
-        let picker = PiecePicker::new(
-            count,
-            (0..count).filter(|i| !map.has(*i)),
-            PieceOrder::Shuffled(rand::random()),
-        );
+        let picker = PiecePicker::new(count, (0..count).filter(|i| !map.has(*i)), order);
         let checkpoint = Checkpoint::start(part.try_clone()?, id, layout);
         Ok(Self {
             layout,

@@ -47,7 +47,7 @@ use crate::transfer::data_channel::DataTls;
 use crate::transfer::partial::PartialFiles;
 use crate::transfer::rate_limit::RateLimit;
 use crate::views::{
-    CleanReport, DownloadRecord, DownloadState, DownloadView, EventKind, GetAnswer,
+    CleanReport, DownloadOptions, DownloadRecord, DownloadState, DownloadView, EventKind, GetAnswer,
 };
 use crate::{now_ms, NodeError};
 
@@ -116,6 +116,7 @@ impl Downloads {
         peer_addr: &str,
         file: &str,
         again: bool,
+        options: DownloadOptions,
     ) -> Result<GetAnswer, NodeError> {
         let (peer, dial) = parse_peer_addr(peer_addr)?;
         if let Ok(id) = file.parse::<FileId>() {
@@ -129,17 +130,18 @@ impl Downloads {
         }
         let record = match self.parts.store.unfinished_download(&entry.id).await? {
             Some(existing) => {
-                self.parts
-                    .store
-                    .reactivate_download(existing.id, peer_addr)
-                    .await?;
+                let store = &self.parts.store;
+                store.reactivate_download(existing.id, peer_addr).await?;
+                if options != DownloadOptions::default() {
+                    store.set_download_options(existing.id, &options).await?;
+                }
                 self.record(existing.id).await?
             }
             None => {
                 let name = sanitize(&entry.name);
                 self.parts
                     .store
-                    .insert_download(&entry.id, &name, entry.size, peer_addr)
+                    .insert_download(&entry.id, &name, entry.size, peer_addr, &options)
                     .await?
             }
         };
@@ -155,6 +157,7 @@ impl Downloads {
         sources: &[String],
         id: &FileId,
         again: bool,
+        options: DownloadOptions,
     ) -> Result<GetAnswer, NodeError> {
         if let Some(answer) = self.already(id, again).await? {
             return Ok(answer);
@@ -165,7 +168,7 @@ impl Downloads {
             .insert(*id, sources.to_vec());
         let mut last = NodeError::NotFound(format!("no source for {id}"));
         for source in sources {
-            match self.start(source, &id.to_hex(), again).await {
+            match self.start(source, &id.to_hex(), again, options).await {
                 Ok(answer) => return Ok(answer),
                 Err(e) => {
                     tracing::info!(%source, "source not usable: {e}");
@@ -196,6 +199,27 @@ impl Downloads {
                 file_id: *id,
                 path: file.path.display().to_string(),
             }))
+    }
+
+    /// Sets download `id`'s own rate limit (`None` or 0 lifts it), at once if it runs.
+    pub async fn set_rate(
+        &self,
+        id: i64,
+        max_rate: Option<u64>,
+    ) -> Result<DownloadView, NodeError> {
+        let record = self.record(id).await?;
+        let max_rate = max_rate.filter(|r| *r > 0);
+        let options = DownloadOptions {
+            sequential: record.sequential,
+            max_rate,
+        };
+        self.parts.store.set_download_options(id, &options).await?;
+        if let Some(live) = self.live.lock().expect("live lock").get(&id) {
+            live.rate.set(max_rate);
+        }
+        let view = self.view_of(id).await?;
+        self.announce(&view);
+        Ok(view)
     }
 
     /// Resumes every download left active or queued by an earlier run of the daemon.
@@ -499,6 +523,7 @@ impl Downloads {
         let live = Arc::new(Live::new(
             progress,
             self.parts.lifetime.token().child_token(),
+            record.max_rate,
         ));
         self.live
             .lock()
@@ -635,6 +660,7 @@ impl Downloads {
             rate: self.parts.rate.clone(),
             source_patience: self.parts.source_patience,
             partials: self.parts.partials.clone(),
+            own_rate: live.rate.clone(),
         };
         let more_sources = self
             .found_holders
@@ -650,6 +676,7 @@ impl Downloads {
             first_source: &record.source,
             more_sources,
             name: &record.name,
+            sequential: record.sequential,
         };
         let outboard = fetch_from_swarm(&parts, target, &live.progress, &live.control).await?;
         let path = move_into_place(&part_path, &self.parts.downloads_dir, &record.name)?;

@@ -6,7 +6,7 @@
 //! a fast download does not flood subscribers.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use libp2p::PeerId;
 
 use crate::events::EventBus;
+use crate::transfer::rate_limit::RateLimit;
 use crate::views::{DownloadProgress, EventKind, SourceFound, SourcePhase, SourceView};
 
 /// Least time between two progress events of one download.
@@ -224,17 +225,20 @@ pub struct Live {
     pub progress: Progress,
     /// Fires to stop the task (a person's pause or cancel, or the daemon stopping).
     pub control: CancellationToken,
+    /// This download's own rate limit (under the global one), changeable while it runs.
+    pub rate: Arc<RateLimit>,
     stop_reason: Mutex<Option<StopReason>>,
     running: AtomicBool,
     ended: watch::Sender<bool>,
 }
 
 impl Live {
-    /// A running task's handle.
-    pub fn new(progress: Progress, control: CancellationToken) -> Self {
+    /// A running task's handle, limited to `max_rate` bytes per second if given.
+    pub fn new(progress: Progress, control: CancellationToken, max_rate: Option<u64>) -> Self {
         Self {
             progress,
             control,
+            rate: Arc::new(RateLimit::new(max_rate)),
             stop_reason: Mutex::new(None),
             running: AtomicBool::new(true),
             ended: watch::Sender::new(false),

@@ -215,8 +215,8 @@ pub struct SourceTask {
     pub reports: mpsc::Sender<Report>,
     /// Fires when the download no longer wants this source (or stops).
     pub stop: CancellationToken,
-    /// The download rate limit every source of every download shares.
-    pub rate: Arc<RateLimit>,
+    /// The rate limits it keeps to: the one every download shares, and its download's own.
+    pub rates: [Arc<RateLimit>; 2],
 }
 
 /// Runs a source until the download stops it or it fails; always ends with [`Report::Ended`].
@@ -318,7 +318,9 @@ async fn read_frame(
                 due.index
             )));
         }
-        task.rate.pace(due.buffer.len()).await;
+        for rate in &task.rates {
+            rate.pace(due.buffer.len()).await;
+        }
         let order = pending.pop_front().expect("a piece was due");
         Report::Piece {
             peer: task.peer,

@@ -39,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::assembly::{Applied, Assembly};
 use super::piece_map::open_partial;
+use super::piece_picker::PieceOrder;
 use super::pipeline::{Pipeline, MAX_WINDOW};
 use super::progress::Progress;
 use super::source::{run_source, Order, Report, SourceTask};
@@ -106,6 +107,8 @@ pub struct SwarmParts {
     pub source_patience: Duration,
     /// Where this download offers its verified pieces to others.
     pub partials: PartialFiles,
+    /// This download's own rate limit.
+    pub own_rate: Arc<RateLimit>,
 }
 
 /// The file a swarm fetches and where it goes.
@@ -124,6 +127,8 @@ pub struct SwarmTarget<'a> {
     pub more_sources: Vec<String>,
     /// The file's name here, shown to peers that fetch it from this download.
     pub name: &'a str,
+    /// Fetch pieces in file order (to preview media) instead of rarest first.
+    pub sequential: bool,
 }
 
 /// Where one source stands in this download.
@@ -336,7 +341,7 @@ impl Swarm<'_> {
             cancels,
             reports: self.reports_tx.clone(),
             stop: stop.clone(),
-            rate: self.parts.rate.clone(),
+            rates: [self.parts.rate.clone(), self.parts.own_rate.clone()],
         };
         source.state = SourceState::Running {
             orders: orders_tx,
@@ -660,8 +665,17 @@ impl Swarm<'_> {
         }
         let part = open_partial(self.target.part_path, self.target.size)?;
         let buffers = (BUFFER_BUDGET / layout.piece_len()).max(1) as usize;
-        let assembly =
-            Assembly::start(outboard.clone(), self.target.part_path, part, map, buffers)?;
+        let order = match self.target.sequential {
+            true => PieceOrder::Sequential,
+            false => PieceOrder::Shuffled(rand::random()),
+        };
+        let assembly = Assembly::start(
+            outboard.clone(),
+            self.target.part_path,
+            part,
+            (map, order),
+            buffers,
+        )?;
         self.offer = Some(self.parts.partials.offer(
             self.target.name.to_string(),
             self.target.part_path.to_path_buf(),
