@@ -305,7 +305,10 @@ fn a_download_has_its_own_rate_limit_changeable_while_it_runs() {
     assert_eq!(s(&free_end, "state"), "done", "{free_end}");
     let d = b.download(slow);
     assert_eq!(d["max_rate"], 2 * MIB, "{d}");
-    assert_eq!(d["state"], "active", "still held back when the other is done: {d}");
+    assert_eq!(
+        d["state"], "active",
+        "still held back when the other is done: {d}"
+    );
     assert!(n(&d, "verified_bytes") < 20 * MIB, "the limit holds: {d}");
 
     let lifted = b.cli_ok(&["downloads", "rate", &slow.to_string(), "0"]);

@@ -400,7 +400,13 @@ impl Swarm<'_> {
             else {
                 continue;
             };
-            let window = ordered.window(assembly.piece_len());
+            // A slow source serves others too (a sharer many downloaders
+            // share): one piece at a time keeps it busy, and every extra
+            // piece asked of it is one another downloader may ask for too.
+            let window = match slow {
+                true => 1,
+                false => ordered.window(assembly.piece_len()),
+            };
             while ordered.len() < window {
                 let picker = assembly.picker();
                 let index = if slow {
