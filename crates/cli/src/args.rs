@@ -131,7 +131,7 @@ pub enum Command {
     Events,
     /// List uploads: who is downloading what from you, how far and how fast.
     Uploads,
-    /// Show or change the upload and download rate limits now (until the daemon stops; 0 removes one).
+    /// Show or change the upload and download rate limits now (remembered for the next start unless `up` sets its own; 0 removes one).
     Limits {
         /// Limit on all uploads together, bytes per second (suffixes K, M, G; 0: none).
         #[arg(long, value_name = "RATE")]

@@ -287,6 +287,14 @@ fn the_download_rate_limit_applies_and_changes_at_run_time() {
     let end = b.wait_download_end(dl);
     assert_eq!(s(&end, "state"), "done", "{end}");
     assert_eq!(b3_file(std::path::Path::new(&s(&end, "path"))), id);
+
+    // Limits changed at run time are remembered: `up` was given a download
+    // limit, which wins again; the upload limit set at run time comes back.
+    let mut b = b;
+    b.restart();
+    let again = b.cli_ok(&["limits"]);
+    assert_eq!(again["max_upload_rate"], 1 << 30, "{again}");
+    assert_eq!(again["max_download_rate"], 4 * MIB, "{again}");
 }
 
 /// One download's own limit holds it back while another download of the

@@ -54,6 +54,10 @@ pub struct Node {
 
 /// The setting that keeps sharing offline across restarts.
 pub(crate) const SHARING_SETTING: &str = "sharing";
+/// The setting that remembers an upload limit changed at run time (bytes per second, 0: none).
+pub(crate) const UPLOAD_RATE_SETTING: &str = "max_upload_rate";
+/// The setting that remembers a download limit changed at run time (bytes per second, 0: none).
+pub(crate) const DOWNLOAD_RATE_SETTING: &str = "max_download_rate";
 /// Its value while offline.
 pub(crate) const OFFLINE: &str = "offline";
 
@@ -85,15 +89,28 @@ impl Node {
         }
     }
 
-    /// Changes the rate limits for every running and later transfer, until the daemon stops.
-    pub fn set_limits(&self, change: LimitsRequest) -> LimitsView {
-        if let Some(rate) = change.max_upload_rate {
-            self.upload_rate.set(Some(rate).filter(|r| *r > 0));
-        }
-        if let Some(rate) = change.max_download_rate {
-            self.download_rate.set(Some(rate).filter(|r| *r > 0));
+    /// Changes the rate limits for every running and later transfer, at
+    /// once, and remembers them for the next start (unless `up` sets one).
+    pub async fn set_limits(&self, change: LimitsRequest) -> Result<LimitsView, NodeError> {
+        let changes = [
+            (
+                change.max_upload_rate,
+                &self.upload_rate,
+                UPLOAD_RATE_SETTING,
+            ),
+            (
+                change.max_download_rate,
+                &self.download_rate,
+                DOWNLOAD_RATE_SETTING,
+            ),
+        ];
+        for (rate, limit, key) in changes {
+            if let Some(rate) = rate {
+                limit.set(Some(rate).filter(|r| *r > 0));
+                self.store.set_setting(key, &rate.to_string()).await?;
+            }
         }
         tracing::info!(limits = ?self.limits(), "rate limits changed");
-        self.limits()
+        Ok(self.limits())
     }
 }

@@ -189,14 +189,15 @@ pub(super) async fn limits(State(s): State<ApiState>) -> Json<LimitsView> {
     Json(s.node.limits())
 }
 
-/// Changes the upload and download rate limits now, for every transfer (until the daemon stops).
+/// Changes the upload and download rate limits now, for every transfer; they
+/// are remembered for the next start unless `up` is given limits of its own.
 #[utoipa::path(post, path = "/limits", tag = "transfers", request_body = LimitsRequest,
-    responses((status = 200, body = LimitsView)))]
+    responses((status = 200, body = LimitsView), (status = 500, body = ApiError)))]
 pub(super) async fn set_limits(
     State(s): State<ApiState>,
     Json(change): Json<LimitsRequest>,
-) -> Json<LimitsView> {
-    Json(s.node.set_limits(change))
+) -> Result<Json<LimitsView>, NodeError> {
+    Ok(Json(s.node.set_limits(change).await?))
 }
 
 /// Who is downloading what from this peer now.

@@ -24,7 +24,7 @@ use crate::lifetime::Lifetime;
 use crate::net::host::{ip_of, Host, HostContext};
 use crate::net::kademlia::DhtSettings;
 use crate::net::peer_book::PeerBook;
-use crate::node::{Node, OFFLINE, SHARING_SETTING};
+use crate::node::{Node, DOWNLOAD_RATE_SETTING, OFFLINE, SHARING_SETTING, UPLOAD_RATE_SETTING};
 use crate::private_file::write_private;
 use crate::share::folders::folders_at_start;
 use crate::share::SharedFiles;
@@ -209,8 +209,11 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         },
     );
     let tls = DataTls::new(&keypair)?;
-    let rate = Arc::new(RateLimit::new(config.max_upload_rate));
-    let download_rate = Arc::new(RateLimit::new(config.max_download_rate));
+    let upload_limit = limit_at_start(&store, config.max_upload_rate, UPLOAD_RATE_SETTING).await?;
+    let download_limit =
+        limit_at_start(&store, config.max_download_rate, DOWNLOAD_RATE_SETTING).await?;
+    let rate = Arc::new(RateLimit::new(upload_limit));
+    let download_rate = Arc::new(RateLimit::new(download_limit));
     let lifetime = Lifetime::new();
     // A start that fails half-way stops what it already started.
     let started = lifetime.token().clone().drop_guard();
@@ -342,4 +345,20 @@ fn load_or_create_token(data_dir: &std::path::Path) -> Result<String, NodeError>
     let token = hex::encode(rand::random::<[u8; 24]>());
     write_private(&path, token.as_bytes())?;
     Ok(token)
+}
+
+/// A rate limit at start: the one `up` was given, else the one last set at
+/// run time (remembered under `key`), else none.
+async fn limit_at_start(
+    store: &Store,
+    given: Option<u64>,
+    key: &str,
+) -> Result<Option<u64>, NodeError> {
+    if given.is_some() {
+        return Ok(given.filter(|r| *r > 0));
+    }
+    let remembered = store.setting(key).await?;
+    Ok(remembered
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|r| *r > 0))
 }
