@@ -162,6 +162,11 @@ impl PiecePicker {
         }
     }
 
+    /// True when every missing piece is asked of some source (copies may be asked now).
+    pub fn in_endgame(&self) -> bool {
+        self.unasked.is_empty() && !self.missing.is_empty()
+    }
+
     /// True when no piece is missing.
     pub fn is_complete(&self) -> bool {
         self.missing.is_empty()
@@ -297,7 +302,9 @@ mod tests {
             None,
             "not while pieces are unasked"
         );
+        assert!(!p.in_endgame());
         assert_eq!((p.pick(&a), p.pick(&a)), (Some(1), Some(2)));
+        assert!(p.in_endgame());
         // Source B asked for 1 already; it gets a copy of 0, then 2.
         let b_asked = |i: u64| i == 1;
         assert_eq!(p.pick_again(&a, b_asked), Some(0));

@@ -367,7 +367,11 @@ impl Swarm<'_> {
         let Some(assembly) = self.assembly.as_mut() else {
             return;
         };
-        let in_hand = fastest_holding(&self.sources);
+        // Only the endgame asks for copies; until then this map is not needed.
+        let in_hand = match assembly.picker().in_endgame() {
+            true => fastest_holding(&self.sources),
+            false => HashMap::new(),
+        };
         let mut ready: Vec<(&mut Source, Option<f64>)> = self
             .sources
             .values_mut()
