@@ -152,6 +152,63 @@ pub enum Command {
         /// The request's number from `peershare requests`.
         id: u64,
     },
+    /// Send an end-to-end encrypted message to a user (or a peer id); delivered
+    /// when they come online if they are away. Without TEXT, it is read from standard input.
+    Msg {
+        /// A user name, or a peer id.
+        to: String,
+        /// The message (the rest of the line).
+        text: Vec<String>,
+    },
+    /// List conversations, with unread messages.
+    Chats,
+    /// Show a conversation (marking it read); with --follow, keep printing new messages.
+    Chat {
+        /// A user name, or a peer id.
+        name: String,
+        /// Keep printing messages and receipts as they arrive (Ctrl-C stops).
+        #[arg(long)]
+        follow: bool,
+        /// How many of the latest messages to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// List contacts with presence, or change them.
+    Contacts {
+        /// What to do; without one, list them.
+        #[command(subcommand)]
+        action: Option<ContactsAction>,
+    },
+}
+
+/// What `contacts` can change.
+#[derive(Subcommand, Debug)]
+pub enum ContactsAction {
+    /// Add a contact (with `--policy contacts`, contacts download without being asked).
+    Add {
+        /// A user name, or a peer id.
+        name: String,
+    },
+    /// Remove a contact (its keys stay pinned).
+    Remove {
+        /// A user name, or a peer id.
+        name: String,
+    },
+    /// Refuse a name's messages and download requests.
+    Block {
+        /// A user name, or a peer id.
+        name: String,
+    },
+    /// Accept a blocked name again.
+    Unblock {
+        /// A user name, or a peer id.
+        name: String,
+    },
+    /// Trust a name's new keys after a change (check with them first) and send what waited.
+    Trust {
+        /// A user name, or a peer id.
+        name: String,
+    },
 }
 
 /// What `shares` can change.
@@ -264,8 +321,9 @@ pub struct UpArgs {
     #[arg(long, value_name = "HOST:PORT")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_listen: Option<String>,
-    /// What to do with requests for your files: accept (default), or ask you each time.
-    #[arg(long, value_name = "accept|ask")]
+    /// What to do with requests for your files: accept (default), ask you each time, or
+    /// accept your contacts' and ask you about everyone else's.
+    #[arg(long, value_name = "accept|ask|contacts")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,
     /// Upload slots: pieces sent at once, taken in turn by every peer served (default 4).

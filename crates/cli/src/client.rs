@@ -109,6 +109,12 @@ impl DaemonClient {
             .await
     }
 
+    /// POST a JSON body to a path whose answer has no body.
+    pub async fn post_expecting_nothing(&self, path: &str, body: &impl Serialize) -> Result<()> {
+        self.no_content(self.http.post(format!("{}{path}", self.base)).json(body))
+            .await
+    }
+
     /// DELETE a path under `/api/v1`; the answer has no body.
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.no_content(self.http.delete(format!("{}{path}", self.base)))

@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 
 use crate::args::{parse_bytes, parse_rate, AccountArgs, Cli, Command, SearchArgs, SharesAction};
 use crate::client::DaemonClient;
-use crate::output::{human_bytes, human_duration, print_json_or, who};
+use crate::messages;
+use crate::output::{human_bytes, human_duration, print_json_or, utc_time, who};
 use crate::transfers::{self, GetOptions};
 
 /// Runs one client command.
@@ -95,6 +96,14 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         Command::Events => transfers::events(cli, &client).await,
         Command::Accept { id } => answer(cli, &client, *id, "accept").await,
         Command::Reject { id } => answer(cli, &client, *id, "reject").await,
+        Command::Msg { to, text } => messages::send(cli, &client, to, text).await,
+        Command::Chats => messages::chats(cli, &client).await,
+        Command::Chat {
+            name,
+            follow,
+            limit,
+        } => messages::chat(cli, &client, name, *follow, *limit).await,
+        Command::Contacts { action } => messages::contacts(cli, &client, action.as_ref()).await,
     }
 }
 
@@ -121,6 +130,7 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
             match v.policy {
                 Policy::Accept => "accept",
                 Policy::Ask => "ask",
+                Policy::Contacts => "contacts",
             },
             v.uploads_running,
             v.max_uploads,
@@ -287,7 +297,7 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'~');
 
 /// Escapes a user name for one URL path segment.
-fn url_segment(text: &str) -> String {
+pub fn url_segment(text: &str) -> String {
     percent_encoding::utf8_percent_encode(text, SEGMENT).to_string()
 }
 
@@ -577,17 +587,6 @@ async fn answer(cli: &Cli, client: &DaemonClient, id: u64, verb: &str) -> Result
         (true, true) => format!("request {id} accepted"),
         _ => format!("request {id} rejected"),
     })
-}
-
-/// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm` (UTC).
-fn utc_time(ms: i64) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]"
-    );
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_else(|| format!("{ms} ms"))
 }
 
 /// `peershare limits [--upload RATE] [--download RATE]`: shows the limits, after changing those given.

@@ -9,6 +9,7 @@ mod args;
 mod client;
 mod commands;
 mod index;
+mod messages;
 mod output;
 mod process;
 mod transfers;

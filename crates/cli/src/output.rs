@@ -38,6 +38,17 @@ pub fn human_duration(secs: u64) -> String {
     indicatif::HumanDuration(std::time::Duration::from_secs(secs)).to_string()
 }
 
+/// Milliseconds since the Unix epoch as `YYYY-MM-DD HH:MM:SS.mmm` (UTC).
+pub fn utc_time(ms: i64) -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:3]"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| format!("{ms} ms"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

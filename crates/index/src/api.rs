@@ -16,9 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::extract::{LARGE_BODY_LIMIT, SMALL_BODY_LIMIT};
+use crate::extract::{LARGE_BODY_LIMIT, MAIL_BODY_LIMIT, SMALL_BODY_LIMIT};
 use crate::state::AppState;
-use crate::{accounts, admin, files, openapi, peers, search, users};
+use crate::{accounts, admin, files, mail, openapi, peers, search, users};
 
 /// All documented routes, relative to `/api/v1`.
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -26,6 +26,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(peers::join))
         .routes(routes!(files::publish))
         .layer(DefaultBodyLimit::max(LARGE_BODY_LIMIT));
+    // Up to 16 envelopes of 96 KiB; the GET on the same path has no body.
+    let mail = OpenApiRouter::new()
+        .routes(routes!(mail::send, mail::fetch))
+        .layer(DefaultBodyLimit::max(MAIL_BODY_LIMIT));
     let small = OpenApiRouter::new()
         .routes(routes!(accounts::register, users::list_users))
         .routes(routes!(accounts::unregister))
@@ -37,9 +41,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(files::unpublish))
         .routes(routes!(search::search))
         .routes(routes!(users::user_files))
+        .routes(routes!(users::user_peers))
+        .routes(routes!(mail::ack))
         .routes(routes!(admin::list_audit))
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
-    OpenApiRouter::with_openapi(openapi::base()).nest("/api/v1", large.merge(small))
+    OpenApiRouter::with_openapi(openapi::base()).nest("/api/v1", large.merge(mail).merge(small))
 }
 
 /// The OpenAPI document of the API, generated from the handlers.

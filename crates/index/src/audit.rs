@@ -52,6 +52,12 @@ pub enum Action {
     Search,
     /// The audit log read.
     ReadAudit,
+    /// Letters left in mailboxes (never their content).
+    MailSend,
+    /// A mailbox read.
+    MailFetch,
+    /// Letters acknowledged (deleted) by their recipient.
+    MailAck,
 }
 
 impl Action {
@@ -70,6 +76,9 @@ impl Action {
             Self::Unpublish => "unpublish",
             Self::Search => "search",
             Self::ReadAudit => "read_audit",
+            Self::MailSend => "mail_send",
+            Self::MailFetch => "mail_fetch",
+            Self::MailAck => "mail_ack",
         }
     }
 }

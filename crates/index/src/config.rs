@@ -1,7 +1,7 @@
 //! The index's settings: where it listens (and with which TLS certificate),
 //! where it keeps its database, how long peers and tokens stay valid, who may
-//! read the audit log, and how much load it takes before turning requests
-//! away.
+//! read the audit log, how much load it takes before turning requests away,
+//! and how long and how many sealed letters wait in mailboxes.
 //!
 //! This module only describes settings; it never reads files, the environment
 //! or the command line (the binary does that and fills in [`IndexConfig`]).
@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 /// The port an index listens on unless told otherwise.
 pub const DEFAULT_PORT: u16 = 1099;
 
-/// Everything an index needs to run.
+/// Everything an index needs to run. Mailboxes are bounded by `mail_ttl`
+/// (letters not collected by then are deleted), `mailbox_per_recipient`
+/// (letters waiting for one peer) and `mailbox_per_sender` (letters from one
+/// user waiting for one peer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct IndexConfig {
@@ -46,12 +49,21 @@ pub struct IndexConfig {
     pub search_slots: u32,
     /// Searches waiting for a slot; past that, searches are answered 503.
     pub search_queue: u32,
+    /// How long a letter waits in a mailbox before it is deleted unread.
+    #[serde(with = "seconds")]
+    pub mail_ttl: Duration,
+    /// Letters waiting for one recipient peer, at most; past that, sends to it are answered 429.
+    pub mailbox_per_recipient: u32,
+    /// Letters from one user waiting for one recipient peer, at most.
+    pub mailbox_per_sender: u32,
 }
 
 impl IndexConfig {
     /// The defaults (port 1099 on all interfaces, plain HTTP, 30 s heartbeats,
     /// 90 s timeout, 7-day tokens, no admins, 10 registrations per address a
-    /// minute, 4 searches at once and 16 waiting) with the given data folder.
+    /// minute, 4 searches at once and 16 waiting, letters kept 14 days, at
+    /// most 1000 waiting per recipient peer and 200 of those from one sender)
+    /// with the given data folder.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
@@ -65,6 +77,9 @@ impl IndexConfig {
             registrations_per_minute: 10,
             search_slots: 4,
             search_queue: 16,
+            mail_ttl: Duration::from_secs(14 * 24 * 3600),
+            mailbox_per_recipient: 1000,
+            mailbox_per_sender: 200,
         }
     }
 
@@ -116,6 +131,13 @@ mod tests {
         assert_eq!(c.peer_timeout, Duration::from_secs(5));
         assert_eq!(c.heartbeat, Duration::from_secs(30));
         assert_eq!(c.admins, vec!["root".to_string()]);
+        assert_eq!(c.mail_ttl, Duration::from_secs(14 * 24 * 3600));
+        assert_eq!((c.mailbox_per_recipient, c.mailbox_per_sender), (1000, 200));
+        let mail: IndexConfig =
+            serde_json::from_str(r#"{"mail_ttl": 60, "mailbox_per_sender": 5}"#).unwrap();
+        assert_eq!(mail.mail_ttl, Duration::from_secs(60));
+        assert_eq!(mail.mailbox_per_sender, 5);
+        assert!(serde_json::from_str::<IndexConfig>(r#"{"mail_ttl": 0}"#).is_err());
         assert!(serde_json::from_str::<IndexConfig>(r#"{"heartbeat": 0}"#).is_err());
         assert!(serde_json::from_str::<IndexConfig>(r#"{"colour": "red"}"#).is_err());
         assert_eq!(c.tls_cert, None);

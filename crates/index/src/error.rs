@@ -89,9 +89,25 @@ pub enum ApiError {
     /// 403: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
+    /// 403 with a code of its own, e.g. `not_your_peer`.
+    #[error("{message}")]
+    Denied {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human text.
+        message: String,
+    },
     /// 404: the thing does not exist (or is not yours to see).
     #[error("{0}")]
     NotFound(String),
+    /// 404 with a code of its own, e.g. `unknown_recipient`.
+    #[error("{message}")]
+    Unknown {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human text.
+        message: String,
+    },
     /// 405: the path exists, the method does not.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -117,6 +133,15 @@ pub enum ApiError {
     RateLimited {
         /// Seconds until a retry can succeed.
         retry_after_secs: u64,
+        /// Human text.
+        message: String,
+    },
+    /// 429: a quota is used up until something else happens (no Retry-After:
+    /// waiting alone does not free it), e.g. `mailbox_full`.
+    #[error("{message}")]
+    QuotaExceeded {
+        /// Machine-readable code.
+        code: &'static str,
         /// Human text.
         message: String,
     },
@@ -155,14 +180,14 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) | Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::Unknown { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -173,7 +198,10 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. }
             | Self::Unauthorized { code, .. }
-            | Self::Conflict { code, .. } => code,
+            | Self::Denied { code, .. }
+            | Self::Unknown { code, .. }
+            | Self::Conflict { code, .. }
+            | Self::QuotaExceeded { code, .. } => code,
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
@@ -248,6 +276,70 @@ impl PeerRefusal {
                 code: "peer_left",
                 message: format!(
                     "peer {peer_id} has left the index; join again with POST /api/v1/peers"
+                ),
+            },
+        }
+    }
+}
+
+/// Why the store refused a batch of letters (nothing of it was stored).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MailRefusal {
+    /// No peer with this id has ever joined.
+    UnknownRecipient(String),
+    /// `adding` more letters for the recipient peer would pass its `limit`.
+    RecipientFull {
+        /// The recipient peer.
+        peer_id: String,
+        /// Letters waiting for it before this request.
+        waiting: i64,
+        /// Letters for it in this request.
+        adding: usize,
+        /// The configured limit per recipient peer.
+        limit: u32,
+    },
+    /// `adding` more letters from the sender for the peer would pass `limit`.
+    SenderFull {
+        /// The recipient peer.
+        peer_id: String,
+        /// Letters from the sender waiting for it before this request.
+        waiting: i64,
+        /// Letters for it in this request.
+        adding: usize,
+        /// The configured limit per sender and recipient peer.
+        limit: u32,
+    },
+}
+
+impl From<MailRefusal> for ApiError {
+    fn from(r: MailRefusal) -> Self {
+        match r {
+            MailRefusal::UnknownRecipient(peer_id) => ApiError::Unknown {
+                code: "unknown_recipient",
+                message: format!(
+                    "no peer {peer_id} has ever joined this index; check the recipient's peer ids with GET /api/v1/users/{{name}}/peers; nothing was sent"
+                ),
+            },
+            MailRefusal::RecipientFull {
+                peer_id,
+                waiting,
+                adding,
+                limit,
+            } => ApiError::QuotaExceeded {
+                code: "mailbox_full",
+                message: format!(
+                    "the mailbox of peer {peer_id} is full: {waiting} letters are waiting and this request adds {adding}, but a recipient peer holds at most {limit}; nothing was sent: letters will be accepted again once the recipient collects them"
+                ),
+            },
+            MailRefusal::SenderFull {
+                peer_id,
+                waiting,
+                adding,
+                limit,
+            } => ApiError::QuotaExceeded {
+                code: "mailbox_full",
+                message: format!(
+                    "your letters to peer {peer_id} are at their limit: {waiting} from you are waiting and this request adds {adding}, but one user may have at most {limit} waiting for one recipient peer; nothing was sent: letters will be accepted again once the recipient collects them"
                 ),
             },
         }

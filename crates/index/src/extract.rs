@@ -21,6 +21,9 @@ use crate::tls::TlsListener;
 
 /// Largest body accepted by join and publish (a whole file list).
 pub const LARGE_BODY_LIMIT: usize = 8 * 1024 * 1024;
+/// Largest body accepted by sending mail: 16 envelopes of 96 KiB as base64
+/// (2 MiB) with room for the JSON around them.
+pub const MAIL_BODY_LIMIT: usize = 2 * 1024 * 1024 + 64 * 1024;
 /// Largest body accepted everywhere else.
 pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
 
@@ -57,8 +60,9 @@ fn json_rejection(rejection: JsonRejection) -> ApiError {
         ),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             ApiError::PayloadTooLarge(format!(
-                "the body is too large for this endpoint (limit {} KiB for file lists, {} KiB elsewhere); send fewer files per request",
+                "the body is too large for this endpoint (limit {} KiB for file lists, {} KiB for mail, {} KiB elsewhere); send fewer files or letters per request",
                 LARGE_BODY_LIMIT / 1024,
+                MAIL_BODY_LIMIT / 1024,
                 SMALL_BODY_LIMIT / 1024
             ))
         }

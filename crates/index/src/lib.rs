@@ -5,7 +5,8 @@
 //! JSON errors) and everything behind it: accounts and login tokens
 //! ([`accounts`], [`auth`]), peers joining, sending heartbeats and leaving
 //! ([`peers`]), the files they publish ([`files`]), search ([`search`]), the
-//! users list and browsing ([`users`]), the audit log ([`audit`], read by
+//! users list, browsing and users' peers with their messaging keys
+//! ([`users`]), mailboxes of sealed letters ([`mail`]), the audit log ([`audit`], read by
 //! [`admin`]s), admission control under load ([`gate`]), allocator settings
 //! for a long-running process ([`memory`]), its OpenAPI document
 //! ([`openapi`]), HTTPS ([`tls`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod gate;
+pub mod mail;
 pub mod memory;
 pub mod openapi;
 pub mod peers;

@@ -15,7 +15,8 @@ use crate::error::ErrorBody;
     info(
         title = "peershare index",
         description = "The peershare index server: accounts, peers joining with a signed challenge, \
-publish/unpublish, search by name, users and browse, audit. Every error is JSON \
+publish/unpublish, search by name, users and browse, mailboxes of end-to-end-encrypted \
+letters (opaque sealed envelopes; the index never sees plaintext), audit. Every error is JSON \
 `{\"error\": code, \"message\": text}`. Authenticate with `Authorization: Bearer TOKEN` \
 from `POST /api/v1/sessions`. Times are milliseconds since the Unix epoch."
     ),
@@ -26,7 +27,8 @@ from `POST /api/v1/sessions`. Times are milliseconds since the Unix epoch."
         (name = "peers", description = "Join with a signed challenge, heartbeat, leave"),
         (name = "files", description = "Publish and unpublish files of a joined peer"),
         (name = "search", description = "Find files by name on online peers"),
-        (name = "users", description = "Online users and browsing their files"),
+        (name = "users", description = "Online users, browsing their files, their peers with messaging keys"),
+        (name = "mail", description = "Mailboxes: leave sealed letters for peers, collect and acknowledge your own"),
         (name = "audit", description = "The audit log (admins only)"),
     )
 )]

@@ -1,12 +1,13 @@
 //! Peers joining, staying online and leaving: a join challenge (a server
 //! nonce), the join itself (which proves the caller holds the peer id's key
 //! by a signature over `"peershare-join:" + nonce` and replaces the peer's
-//! whole file list), heartbeats, and leave.
+//! whole file list and its messaging key card), heartbeats, and leave.
 //!
 //! A peer is online while it has not left and its last heartbeat is younger
 //! than the configured timeout; that is decided at query time from the
 //! stored times. This module never lets a user touch another user's peer and
-//! never accepts a peer id without a valid signature by its key.
+//! never accepts a peer id without a valid signature by its key. A messaging
+//! key card is stored as the text it is given, never interpreted.
 
 use std::str::FromStr;
 
@@ -28,7 +29,7 @@ use crate::extract::{ApiJson, ApiPath, ClientAddr};
 use crate::files::{self, FileInput};
 use crate::gate::ListSlot;
 use crate::state::AppState;
-use crate::store::now_ms;
+use crate::store::{now_ms, JoiningPeer};
 use crate::validate;
 
 /// The prefix of the message a joining peer signs, before the nonce.
@@ -39,6 +40,8 @@ pub const CHALLENGE_LIFETIME_MS: i64 = 5 * 60 * 1000;
 pub const MAX_ADDRS: usize = 32;
 /// Longest address, in bytes.
 pub const MAX_ADDR_BYTES: usize = 512;
+/// Longest messaging key card, in characters.
+pub const MAX_MESSAGE_KEY_CHARS: usize = 1024;
 
 /// Ask for a join challenge for a peer id.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -71,6 +74,10 @@ pub struct JoinRequest {
     pub signature: String,
     /// Every file the peer shares; replaces any earlier list.
     pub files: Vec<FileInput>,
+    /// The peer's signed messaging key card, base64 (at most 1024 characters),
+    /// opaque to the index; replaces any earlier card (absent: none).
+    #[serde(default)]
+    pub message_key: Option<String>,
 }
 
 /// A peer that joined.
@@ -119,6 +126,31 @@ pub fn decode_bytes(text: &str) -> Option<Vec<u8>> {
     [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
         .iter()
         .find_map(|engine| engine.decode(text).ok())
+}
+
+/// Checks a messaging key card: 1–1024 characters of base64 (standard or
+/// URL-safe, padded or not); the index never looks further inside.
+fn check_message_key(key: &str) -> Result<&str, ApiError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let chars = key.chars().count();
+    if chars > MAX_MESSAGE_KEY_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_message_key",
+            format!(
+                "message_key has {chars} characters; a messaging key card may have at most {MAX_MESSAGE_KEY_CHARS} (send the signed card as base64, or leave message_key out)"
+            ),
+        ));
+    }
+    let decodes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .any(|engine| engine.decode(key).is_ok());
+    if key.is_empty() || !decodes {
+        return Err(ApiError::bad_request(
+            "invalid_message_key",
+            "message_key must be the peer's signed messaging key card as base64 text; leave message_key out to join without one",
+        ));
+    }
+    Ok(key)
 }
 
 fn check_addrs(addrs: &[String]) -> Result<String, ApiError> {
@@ -204,7 +236,7 @@ pub async fn challenge(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Joined; send heartbeats", body = Joined),
-        (status = 400, description = "Bad peer id, key, address or file", body = ErrorBody),
+        (status = 400, description = "Bad peer id, key, address, file or message key", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Key or signature does not match, no open challenge, or the peer id belongs to another user", body = ErrorBody),
         (status = 413, description = "File list too large", body = ErrorBody),
@@ -221,13 +253,26 @@ pub async fn join(
     let event = AuditEvent::new(Action::Join, client)
         .user(&user.name)
         .peer(&crate::validate::truncated(&body.peer_id))
-        .detail(format!("{} files", body.files.len()));
+        .detail(format!(
+            "{} files{}",
+            body.files.len(),
+            if body.message_key.is_some() {
+                ", message key"
+            } else {
+                ""
+            }
+        ));
     let audit = event.ok_row();
     audited_write(state.audit(), event, async {
         let peer = validate::peer_id(&body.peer_id)?;
         let peer_id = peer.to_string();
         let addrs_json = check_addrs(&body.addrs)?;
         let files = files::check_files(&body.files)?;
+        let message_key = body
+            .message_key
+            .as_deref()
+            .map(check_message_key)
+            .transpose()?;
         let key_bytes = decode_bytes(&body.public_key).ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_public_key",
@@ -274,7 +319,17 @@ pub async fn join(
         }
         state
             .store()
-            .join_peer(user.id, &peer_id, &addrs_json, &files, now_ms(), &audit)
+            .join_peer(
+                user.id,
+                &JoiningPeer {
+                    peer_id: &peer_id,
+                    addrs_json: &addrs_json,
+                    message_key,
+                },
+                &files,
+                now_ms(),
+                &audit,
+            )
             .await?
             .map_err(refused(&peer_id))?;
         let bootstrap = bootstrap_addrs(&state, &peer_id).await?;

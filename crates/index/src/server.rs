@@ -1,5 +1,5 @@
 //! Running the index: open the store, bind the socket, serve the router
-//! (over TLS when a certificate is configured) and a background sweeper (expired tokens and challenges), and stop cleanly
+//! (over TLS when a certificate is configured) and a background sweeper (expired tokens, challenges and letters), and stop cleanly
 //! (in-flight requests finish, the audit queue is written, the database is
 //! closed) when asked.
 //!
@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::store::{now_ms, Store};
 use crate::tls::{self, TlsListener};
 
-/// How often expired sessions, challenges and login counters are swept, at most.
+/// How often expired sessions, challenges, letters and login counters are swept, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// A running index; stop it with [`RunningIndex::stop`].
@@ -170,7 +170,7 @@ async fn sweep(state: AppState, every: Duration, mut stop: watch::Receiver<bool>
             break;
         }
         if let Err(e) = state.store().purge_expired(now_ms()).await {
-            tracing::warn!("cannot purge expired sessions: {e}");
+            tracing::warn!("cannot purge expired sessions, challenges and letters: {e}");
         }
         state.limiter().sweep();
         state.tokens().sweep();

@@ -1,5 +1,6 @@
-//! The index's durable state: users, sessions, join challenges, peers, their
-//! files and the audit log, in SQLite through sqlx (WAL, schema from
+//! The index's durable state: users, sessions, join challenges, peers (with
+//! their messaging key cards), their files, the mailboxes of sealed letters
+//! and the audit log, in SQLite through sqlx (WAL, schema from
 //! `migrations/`).
 //!
 //! Every write goes through one writer connection and returns only after its
@@ -10,7 +11,10 @@
 //! loss or OS crash can drop the last transactions before a checkpoint.
 //! Reads use a separate pool. All SQL except search lives here, written as plain
 //! SQL a PostgreSQL store could share. This module never checks permissions
-//! or validates input: callers pass it values that are already checked.
+//! or validates input: callers pass it values that are already checked. It
+//! stores letters' envelopes as the bytes it is given and never looks inside;
+//! mailbox limits are counted in the transaction that stores the letters, so
+//! concurrent sends cannot pass them together.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -19,7 +23,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use crate::error::{IndexError, PeerRefusal};
+use crate::error::{IndexError, MailRefusal, PeerRefusal};
 
 /// The database the store runs on.
 pub type Db = Sqlite;
@@ -100,6 +104,59 @@ pub struct SharedFileRow {
     pub file: FileRow,
     /// The peer sharing it.
     pub peer: PeerRow,
+}
+
+/// What a join stores about the peer itself (values already checked).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JoiningPeer<'a> {
+    /// libp2p peer id.
+    pub peer_id: &'a str,
+    /// Addresses, a JSON array of multiaddr strings.
+    pub addrs_json: &'a str,
+    /// Its signed messaging key card (base64 text), or `None` to clear it.
+    pub message_key: Option<&'a str>,
+}
+
+/// A peer of a user with its messaging key card, as `GET /users/{name}/peers` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserPeerRow {
+    /// The peer.
+    pub peer: PeerRow,
+    /// Its signed messaging key card (base64 text), if its last join sent one.
+    pub message_key: Option<String>,
+}
+
+/// A letter to store: a sealed envelope for one recipient peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewLetter {
+    /// The recipient peer id (canonical form).
+    pub to_peer: String,
+    /// The sealed envelope, as sent.
+    pub envelope: Vec<u8>,
+}
+
+/// A letter waiting in a mailbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LetterRow {
+    /// Sequence number; only grows.
+    pub id: i64,
+    /// The name of the user who sent it.
+    pub from_user: String,
+    /// The sealed envelope, as sent.
+    pub envelope: Vec<u8>,
+    /// When it was stored, in ms.
+    pub stored_at: i64,
+    /// When it is deleted unread, in ms.
+    pub expires_at: i64,
+}
+
+/// How many unexpired letters may wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MailLimits {
+    /// For one recipient peer.
+    pub per_recipient: u32,
+    /// From one user for one recipient peer.
+    pub per_sender: u32,
 }
 
 /// One audit record to write.
@@ -215,9 +272,15 @@ impl Store {
         Ok(row.is_some())
     }
 
-    /// Removes a user with all their sessions, challenges, peers and files.
+    /// Removes a user with all their sessions, challenges, peers, files and
+    /// the letters they sent or were sent.
     pub async fn delete_user(&self, user_id: i64, audit: &AuditRow) -> Result<(), sqlx::Error> {
         let mut tx = self.write.begin().await?;
+        sqlx::query("DELETE FROM letters WHERE from_user_id = ? OR to_user_id = ?")
+            .bind(user_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "DELETE FROM files WHERE peer_id IN (SELECT peer_id FROM peers WHERE user_id = ?)",
         )
@@ -294,17 +357,16 @@ impl Store {
         commit_audited(tx, audit).await
     }
 
-    /// Deletes expired sessions and challenges.
+    /// Deletes expired sessions, challenges and letters.
     pub async fn purge_expired(&self, now: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM join_challenges WHERE expires_at <= ?")
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        for sql in [
+            "DELETE FROM sessions WHERE expires_at <= ?",
+            "DELETE FROM join_challenges WHERE expires_at <= ?",
+            "DELETE FROM letters WHERE expires_at <= ?",
+        ] {
+            sqlx::query(sql).bind(now).execute(&mut *tx).await?;
+        }
         tx.commit().await
     }
 
@@ -385,17 +447,22 @@ impl Store {
         }))
     }
 
-    /// Joins a peer for `user_id`: stores its addresses, marks it seen now and
-    /// replaces its file list. Refused if another user owns the peer id.
+    /// Joins a peer for `user_id`: stores its addresses and messaging key card
+    /// (`None` clears it), marks it seen now and replaces its file list.
+    /// Refused if another user owns the peer id.
     pub async fn join_peer(
         &self,
         user_id: i64,
-        peer_id: &str,
-        addrs_json: &str,
+        peer: &JoiningPeer<'_>,
         files: &[FileRow],
         now: i64,
         audit: &AuditRow,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        let JoiningPeer {
+            peer_id,
+            addrs_json,
+            message_key,
+        } = *peer;
         let mut tx = self.write.begin().await?;
         let owner: Option<i64> = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
             .bind(peer_id)
@@ -406,14 +473,16 @@ impl Store {
             return Ok(Err(PeerRefusal::NotYours));
         }
         sqlx::query(
-            "INSERT INTO peers (peer_id, user_id, addrs, joined_at, last_seen, left_at) \
-             VALUES (?, ?, ?, ?, ?, NULL) \
+            "INSERT INTO peers (peer_id, user_id, addrs, message_key, joined_at, last_seen, left_at) \
+             VALUES (?, ?, ?, ?, ?, ?, NULL) \
              ON CONFLICT (peer_id) DO UPDATE SET addrs = excluded.addrs, \
-             joined_at = excluded.joined_at, last_seen = excluded.last_seen, left_at = NULL",
+             message_key = excluded.message_key, joined_at = excluded.joined_at, \
+             last_seen = excluded.last_seen, left_at = NULL",
         )
         .bind(peer_id)
         .bind(user_id)
         .bind(addrs_json)
+        .bind(message_key)
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -642,6 +711,202 @@ impl Store {
                 })
                 .collect(),
         ))
+    }
+
+    /// Every peer a user ever joined with its key card, online ones (seen at
+    /// or after `cutoff`, not left) first, then most recently seen first;
+    /// `None` if the user does not exist.
+    pub async fn user_peers(
+        &self,
+        name: &str,
+        cutoff: i64,
+    ) -> Result<Option<Vec<UserPeerRow>>, sqlx::Error> {
+        if !self.user_exists(name).await? {
+            return Ok(None);
+        }
+        let rows = sqlx::query(
+            "SELECT p.peer_id, p.addrs, p.last_seen, p.left_at, p.message_key \
+             FROM peers p JOIN users u ON u.id = p.user_id WHERE u.name = ? \
+             ORDER BY CASE WHEN p.left_at IS NULL AND p.last_seen >= ? THEN 0 ELSE 1 END, \
+             p.last_seen DESC, p.peer_id",
+        )
+        .bind(name)
+        .bind(cutoff)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|r| UserPeerRow {
+                    peer: PeerRow {
+                        peer_id: r.get(0),
+                        addrs_json: r.get(1),
+                        last_seen: r.get(2),
+                        left_at: r.get(3),
+                    },
+                    message_key: r.get(4),
+                })
+                .collect(),
+        ))
+    }
+
+    // ----- mail -----------------------------------------------------------
+
+    /// Stores `letters` from `sender`, in order, all or none: refused if a
+    /// recipient never joined or a mailbox limit would be passed (counting
+    /// only unexpired letters). Returns the new ids in order.
+    pub async fn send_letters(
+        &self,
+        sender: &User,
+        letters: &[NewLetter],
+        limits: MailLimits,
+        now: i64,
+        expires_at: i64,
+        audit: &AuditRow,
+    ) -> Result<Result<Vec<i64>, MailRefusal>, sqlx::Error> {
+        let (from_user_id, from_user) = (sender.id, sender.name.as_str());
+        let mut recipients: Vec<(&str, usize)> = Vec::new();
+        for letter in letters {
+            match recipients.iter_mut().find(|(p, _)| *p == letter.to_peer) {
+                Some((_, n)) => *n += 1,
+                None => recipients.push((&letter.to_peer, 1)),
+            }
+        }
+        let mut tx = self.write.begin().await?;
+        let mut owners = Vec::with_capacity(recipients.len());
+        for &(peer_id, adding) in &recipients {
+            let owner: Option<i64> = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
+                .bind(peer_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| r.get(0));
+            let Some(owner) = owner else {
+                return Ok(Err(MailRefusal::UnknownRecipient(peer_id.to_string())));
+            };
+            owners.push((peer_id, owner));
+            let row = sqlx::query(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN from_user_id = ? THEN 1 ELSE 0 END), 0) \
+                 FROM letters WHERE to_peer = ? AND expires_at > ?",
+            )
+            .bind(from_user_id)
+            .bind(peer_id)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let (waiting, from_sender): (i64, i64) = (row.get(0), row.get(1));
+            let more = adding as i64;
+            if waiting + more > i64::from(limits.per_recipient) {
+                return Ok(Err(MailRefusal::RecipientFull {
+                    peer_id: peer_id.to_string(),
+                    waiting,
+                    adding,
+                    limit: limits.per_recipient,
+                }));
+            }
+            if from_sender + more > i64::from(limits.per_sender) {
+                return Ok(Err(MailRefusal::SenderFull {
+                    peer_id: peer_id.to_string(),
+                    waiting: from_sender,
+                    adding,
+                    limit: limits.per_sender,
+                }));
+            }
+        }
+        let mut ids = Vec::with_capacity(letters.len());
+        for letter in letters {
+            let to_user_id = owners
+                .iter()
+                .find(|(p, _)| *p == letter.to_peer)
+                .map(|&(_, owner)| owner)
+                .expect("every recipient was looked up above");
+            let id: i64 = sqlx::query(
+                "INSERT INTO letters \
+                 (to_peer, to_user_id, from_user_id, from_user, envelope, stored_at, expires_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(&letter.to_peer)
+            .bind(to_user_id)
+            .bind(from_user_id)
+            .bind(from_user)
+            .bind(letter.envelope.as_slice())
+            .bind(now)
+            .bind(expires_at)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+            ids.push(id);
+        }
+        commit_audited(tx, audit).await?;
+        Ok(Ok(ids))
+    }
+
+    /// Up to `limit` unexpired letters for one of the user's peers (joined
+    /// now or before) with ids above `after`, by id.
+    pub async fn letters(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        after: i64,
+        now: i64,
+        limit: i64,
+    ) -> Result<Result<Vec<LetterRow>, PeerRefusal>, sqlx::Error> {
+        match self.peer_owner(peer_id).await? {
+            None => return Ok(Err(PeerRefusal::Unknown)),
+            Some(owner) if owner != user_id => return Ok(Err(PeerRefusal::NotYours)),
+            Some(_) => {}
+        }
+        let rows = sqlx::query(
+            "SELECT id, from_user, envelope, stored_at, expires_at FROM letters \
+             WHERE to_peer = ? AND to_user_id = ? AND id > ? AND expires_at > ? \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(peer_id)
+        .bind(user_id)
+        .bind(after)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(Ok(rows
+            .into_iter()
+            .map(|r| LetterRow {
+                id: r.get(0),
+                from_user: r.get(1),
+                envelope: r.get(2),
+                stored_at: r.get(3),
+                expires_at: r.get(4),
+            })
+            .collect()))
+    }
+
+    /// Deletes the letters with these ids waiting for one of the user's
+    /// peers (ids of other mailboxes are left alone); returns how many went.
+    pub async fn ack_letters(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+        ids: &[i64],
+        audit: &AuditRow,
+    ) -> Result<Result<u64, PeerRefusal>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
+            return Ok(Err(refusal));
+        }
+        let mut deleted = 0;
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let mut q: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM letters WHERE to_peer = ");
+            q.push_bind(peer_id)
+                .push(" AND to_user_id = ")
+                .push_bind(user_id)
+                .push(" AND id IN (");
+            let mut list = q.separated(", ");
+            for id in chunk {
+                list.push_bind(*id);
+            }
+            q.push(")");
+            deleted += q.build().execute(&mut *tx).await?.rows_affected();
+        }
+        commit_audited(tx, audit).await?;
+        Ok(Ok(deleted))
     }
 
     // ----- audit ----------------------------------------------------------

@@ -1,9 +1,10 @@
 //! Who is on the network and what they share: the users list (online users
-//! and their online peers by default, everyone with `all=true`), the user
-//! owning a peer id, and browsing one user's shared files.
+//! and their online peers by default, everyone with `all=true`), one user's
+//! peers with their presence and messaging key cards (to seal letters to
+//! them), the user owning a peer id, and browsing one user's shared files.
 //!
 //! This module only reads; it never shows anything but names, peer ids,
-//! addresses and shared file entries (no account data).
+//! addresses, presence, key cards and shared file entries (no account data).
 
 use axum::extract::State;
 use axum::Json;
@@ -14,7 +15,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::store::{now_ms, PeerRow};
+use crate::store::{now_ms, PeerRow, UserPeerRow};
 use crate::validate;
 
 /// Whether to include offline users, peers and files.
@@ -66,6 +67,34 @@ pub struct UserInfo {
 pub struct UsersList {
     /// Users ordered by name.
     pub users: Vec<UserInfo>,
+}
+
+/// A peer of a user with its messaging key card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserPeer {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Where to reach it (as of its last join).
+    pub addrs: Vec<String>,
+    /// Whether it counts as online now.
+    pub online: bool,
+    /// Last join or heartbeat, in milliseconds since the Unix epoch.
+    pub last_seen: i64,
+    /// Its signed messaging key card (base64, opaque to the index), if its last join sent one.
+    pub message_key: Option<String>,
+}
+
+/// Every peer a user ever joined, with presence and key cards.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UserPeers {
+    /// The user.
+    pub user: String,
+    /// Whether any of their peers is online.
+    pub online: bool,
+    /// The latest `last_seen` of their peers (none if they never joined one), in ms.
+    pub last_seen: Option<i64>,
+    /// Online peers first, then most recently seen first.
+    pub peers: Vec<UserPeer>,
 }
 
 /// One entry of a user's shared files.
@@ -146,6 +175,17 @@ fn peer_info(p: PeerRow, cutoff: i64) -> PeerInfo {
     }
 }
 
+fn user_peer(row: UserPeerRow, cutoff: i64) -> UserPeer {
+    let info = peer_info(row.peer, cutoff);
+    UserPeer {
+        peer_id: info.peer_id,
+        addrs: info.addrs,
+        online: info.online,
+        last_seen: info.last_seen,
+        message_key: row.message_key,
+    }
+}
+
 /// List online users and their peers (everyone with `all=true`).
 #[utoipa::path(get, path = "/users", tag = "users", params(UsersParams),
     security(("bearer" = [])),
@@ -221,5 +261,39 @@ pub async fn user_files(
                 peer_id: r.peer.peer_id,
             })
             .collect(),
+    }))
+}
+
+/// One user's peers, online or not, with their messaging key cards (to seal letters to them).
+#[utoipa::path(get, path = "/users/{name}/peers", tag = "users",
+    params(("name" = String, Path, description = "The user's name")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every peer the user ever joined, online ones first", body = UserPeers),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody),
+    ))]
+pub async fn user_peers(
+    State(state): State<AppState>,
+    _user: AuthUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<UserPeers>, ApiError> {
+    let cutoff = state.online_cutoff(now_ms());
+    let rows = state
+        .store()
+        .user_peers(&name, cutoff)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "there is no user {:?}; list users with GET /api/v1/users?all=true",
+                validate::truncated(&name)
+            ))
+        })?;
+    let peers: Vec<UserPeer> = rows.into_iter().map(|r| user_peer(r, cutoff)).collect();
+    Ok(Json(UserPeers {
+        user: name,
+        online: peers.iter().any(|p| p.online),
+        last_seen: peers.iter().map(|p| p.last_seen).max(),
+        peers,
     }))
 }

@@ -9,6 +9,7 @@
 //!   merged search (index + DHT + LAN) and finding people by user name.
 //! - [`index_link`]: the HTTP client of an index and this peer's membership.
 //! - [`share`]: shared folders, the catalogue of shared files, the watcher.
+//! - [`messaging`]: end-to-end encrypted messages, contacts and presence.
 //! - [`transfer`]: the bulk data connection and its TLS; [`transfer::upload`]
 //!   (the gate deciding on requests, serving pieces) and
 //!   [`transfer::download`] (the engine, assembly, piece map, picker).
@@ -29,6 +30,7 @@ pub mod discovery;
 pub mod events;
 pub mod index_link;
 pub mod lifetime;
+pub mod messaging;
 pub mod net;
 pub mod node;
 pub mod private_file;

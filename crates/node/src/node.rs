@@ -8,6 +8,7 @@ use std::sync::Arc;
 use crate::discovery::Reach;
 use crate::events::EventBus;
 use crate::index_link::IndexLink;
+use crate::messaging::Messenger;
 use crate::net::host::Host;
 use crate::share::SharedFiles;
 use crate::store::Store;
@@ -47,6 +48,8 @@ pub struct Node {
     pub index: Option<IndexLink>,
     /// Where every subsystem pushes its changes.
     pub bus: EventBus,
+    /// Messages, contacts and presence.
+    pub messenger: Messenger,
     /// The data folder (never shared).
     pub data_dir: PathBuf,
     pub(crate) store: Store,

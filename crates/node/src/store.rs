@@ -318,6 +318,11 @@ impl Store {
         Ok(())
     }
 
+    /// The connection pool, for subsystems that keep tables of their own (messages).
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Closes the pool, flushing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;

@@ -485,6 +485,8 @@ pub enum Policy {
     Accept,
     /// Hold each request until the person accepts or rejects it.
     Ask,
+    /// Grant contacts' requests; hold everyone else's for the person.
+    Contacts,
 }
 
 /// Where the membership stands.
@@ -677,6 +679,31 @@ pub enum EventKind {
         /// Where it answers, e.g. `http://192.168.1.20:1099`.
         url: String,
     },
+    /// A message arrived.
+    MessageReceived {
+        /// The message.
+        message: MessageView,
+    },
+    /// A message's state changed (delivered, read, held, expired…).
+    MessageChanged {
+        /// The message as it is now.
+        message: MessageView,
+    },
+    /// A name resolved to peers that were not pinned to it: messages to it wait
+    /// until the person checks and runs `peershare contacts trust NAME`.
+    KeyChanged {
+        /// The name (a user name or a peer id).
+        name: String,
+        /// The peers not pinned before.
+        new_peers: Vec<String>,
+    },
+    /// A contact came online or went offline.
+    ContactPresence {
+        /// The contact.
+        name: String,
+        /// Whether one of its peers is online now.
+        online: bool,
+    },
     /// This subscriber read too slowly: events were dropped and the stream ends.
     Overflow {
         /// How many events it missed.
@@ -797,4 +824,160 @@ pub struct LimitsRequest {
     pub max_upload_rate: Option<u64>,
     /// New limit for all downloads, bytes per second (0: none).
     pub max_download_rate: Option<u64>,
+}
+
+/// Where a message stands. Outgoing: `held` (waiting for the person to trust
+/// a changed key), `sending`, `stored` (in a mailbox, waiting for the
+/// recipient), `delivered`, `read`, `expired`, `failed`. Incoming: `unread`, `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageState {
+    /// Waiting until the person trusts the recipient's changed keys.
+    Held,
+    /// Being delivered.
+    Sending,
+    /// Left in a mailbox for the recipient to collect.
+    Stored,
+    /// Received by at least one of the recipient's peers.
+    Delivered,
+    /// Read by the recipient (or, incoming, by this person).
+    Read,
+    /// No peer of the recipient collected it before it expired.
+    Expired,
+    /// Every recipient peer refused it.
+    Failed,
+    /// Incoming, not yet shown to the person.
+    Unread,
+}
+
+impl MessageState {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Held => "held",
+            Self::Sending => "sending",
+            Self::Stored => "stored",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
+            Self::Expired => "expired",
+            Self::Failed => "failed",
+            Self::Unread => "unread",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [
+            Self::Held,
+            Self::Sending,
+            Self::Stored,
+            Self::Delivered,
+            Self::Read,
+            Self::Expired,
+            Self::Failed,
+            Self::Unread,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+}
+
+/// One message of a chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    /// The letter id (32 hex digits), the same on both sides.
+    pub id: String,
+    /// The chat: the other person's user name, or their peer id.
+    pub chat: String,
+    /// Sent by this person.
+    pub outgoing: bool,
+    /// Incoming: the peer that sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_id: Option<String>,
+    /// Incoming: the user name the sender claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_user: Option<String>,
+    /// Incoming: the index or the pinned keys vouch for the sender's name.
+    pub verified: bool,
+    /// The text.
+    pub text: String,
+    /// When the sender wrote it (ms since the Unix epoch, the sender's clock).
+    pub sent_at: i64,
+    /// When this peer stored it.
+    pub stored_at: i64,
+    /// Where it stands.
+    pub state: MessageState,
+    /// Why it is held, failed or flagged (a changed key, a refusal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ChatView {
+    /// The other person: a user name, or a peer id.
+    pub chat: String,
+    /// Incoming messages not yet shown.
+    pub unread: u64,
+    /// Messages in all.
+    pub messages: u64,
+    /// The latest message.
+    pub last: Option<MessageView>,
+    /// Messages waiting because this person's keys changed.
+    pub held: u64,
+}
+
+/// Send a message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SendMessageRequest {
+    /// A user name, or a peer id.
+    pub to: String,
+    /// The text (at most 64 KiB).
+    pub text: String,
+}
+
+/// A message accepted for sending.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SentMessage {
+    /// The message as stored.
+    pub message: MessageView,
+    /// Recipient peers it was sealed for.
+    pub recipients: usize,
+    /// Where the recipient's keys came from: `index`, `dht` (unverified), `peer`, `pinned`.
+    pub keys_from: String,
+}
+
+/// A peer pinned to a name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PinnedPeer {
+    /// The peer id.
+    pub peer_id: String,
+    /// When it was pinned.
+    pub pinned_at: i64,
+}
+
+/// A contact (or a blocked name).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ContactView {
+    /// A user name, or a peer id.
+    pub name: String,
+    /// Added as a contact.
+    pub contact: bool,
+    /// Blocked: its messages and download requests are refused.
+    pub blocked: bool,
+    /// The peers pinned to it.
+    pub peers: Vec<PinnedPeer>,
+    /// Whether one of its peers is online, when that could be told.
+    pub online: Option<bool>,
+    /// When it was last seen online (ms since the Unix epoch), when known.
+    pub last_seen: Option<i64>,
+    /// Where presence came from: `index`, `connection` or `unknown`.
+    pub presence_from: String,
+}
+
+/// Names a contact.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ContactRequest {
+    /// A user name, or a peer id.
+    pub name: String,
 }

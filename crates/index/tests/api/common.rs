@@ -170,6 +170,18 @@ impl Index {
         signer: &Keypair,
         files: Value,
     ) -> (StatusCode, Value) {
+        self.join_with(token, key, signer, files, json!({})).await
+    }
+
+    /// Like [`Index::join_signed`], with the fields of `extra` (an object) added to the join.
+    pub async fn join_with(
+        &self,
+        token: &str,
+        key: &Keypair,
+        signer: &Keypair,
+        files: Value,
+        extra: Value,
+    ) -> (StatusCode, Value) {
         let peer_id = key.public().to_peer_id().to_string();
         let (status, ch) = self
             .call(
@@ -188,19 +200,18 @@ impl Index {
             format!("peershare-join:{}", ch["nonce"].as_str().unwrap())
         );
         let signature = signer.sign(message.as_bytes()).unwrap();
-        self.call(
-            Method::POST,
-            "/peers",
-            Some(token),
-            Some(json!({
-                "peer_id": peer_id,
-                "addrs": ["/ip4/127.0.0.1/tcp/4100"],
-                "public_key": hex(&key.public().encode_protobuf()),
-                "signature": hex(&signature),
-                "files": files,
-            })),
-        )
-        .await
+        let mut body = json!({
+            "peer_id": peer_id,
+            "addrs": ["/ip4/127.0.0.1/tcp/4100"],
+            "public_key": hex(&key.public().encode_protobuf()),
+            "signature": hex(&signature),
+            "files": files,
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        self.call(Method::POST, "/peers", Some(token), Some(body))
+            .await
     }
 
     /// Joins a peer with its own key; panics unless it worked. Returns the peer id.

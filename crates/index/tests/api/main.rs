@@ -8,6 +8,7 @@ mod audit;
 mod bad_input;
 mod durability;
 mod files;
+mod mail;
 mod openapi;
 mod peers;
 mod search;

@@ -26,6 +26,9 @@ async fn served_document_matches_docs_openapi_json() {
         "/api/v1/search",
         "/api/v1/peers/{peer_id}/files/{file_id}",
         "/api/v1/audit",
+        "/api/v1/mail",
+        "/api/v1/mail/ack",
+        "/api/v1/users/{name}/peers",
     ] {
         assert!(
             served["paths"][path].is_object(),

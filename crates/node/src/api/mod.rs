@@ -9,6 +9,7 @@
 //! HTTP to the engine's calls; they hold no state of their own. Errors are
 //! [`ApiError`]: a stable `code` and a message saying what to do.
 
+mod messages;
 mod network;
 mod openapi;
 mod sharing;
@@ -36,7 +37,8 @@ use crate::NodeError;
 pub const TOKEN_FILE: &str = "api-token";
 /// The file where the daemon writes the address its API listens on.
 pub const ADDR_FILE: &str = "api.addr";
-const MAX_BODY: usize = 64 * 1024;
+/// Room for the longest message's text, escaped as JSON.
+const MAX_BODY: usize = 512 * 1024;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -81,7 +83,14 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(network::index_users))
         .routes(routes!(network::index_user_files))
         .routes(routes!(network::user_files))
-        .routes(routes!(network::audit));
+        .routes(routes!(network::audit))
+        .routes(routes!(messages::send))
+        .routes(routes!(messages::chats))
+        .routes(routes!(messages::chat))
+        .routes(routes!(messages::contacts, messages::add_contact))
+        .routes(routes!(messages::remove_contact))
+        .routes(routes!(messages::block))
+        .routes(routes!(messages::trust));
     OpenApiRouter::with_openapi(openapi::base()).nest("/api/v1", routes)
 }
 

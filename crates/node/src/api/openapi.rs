@@ -23,6 +23,7 @@ a field says seconds."
         (name = "sharing", description = "Status, shared folders and files, online/offline, links"),
         (name = "transfers", description = "Downloads and their controls, uploads, requests, events"),
         (name = "network", description = "Browse, search, known peers, the index account and its listings"),
+        (name = "messages", description = "End-to-end encrypted messages, chats, contacts and presence"),
     )
 )]
 struct LocalApiDoc;

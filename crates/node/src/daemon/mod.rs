@@ -19,8 +19,10 @@ use crate::api;
 use crate::discovery::dht;
 use crate::events::EventBus;
 use crate::index_link::client::IndexClient;
-use crate::index_link::IndexLink;
+use crate::index_link::{IndexLink, LinkIdentity};
 use crate::lifetime::Lifetime;
+use crate::messaging::keys::MessageKeys;
+use crate::messaging::{Messenger, MessengerParts, Roster};
 use crate::net::host::{ip_of, Host, HostContext};
 use crate::net::kademlia::DhtSettings;
 use crate::net::peer_book::PeerBook;
@@ -76,6 +78,8 @@ pub struct NodeConfig {
     pub index: Option<IndexSettings>,
     /// DHT, mDNS and bootstrap peers.
     pub dht: DhtSettings,
+    /// How long a letter waits for an offline recipient.
+    pub letter_ttl: Duration,
 }
 
 /// Which index to join and how to trust it.
@@ -113,6 +117,7 @@ impl NodeConfig {
             watch: true,
             index: None,
             dht: DhtSettings::default(),
+            letter_ttl: crate::messaging::DEFAULT_LETTER_TTL,
         }
     }
 }
@@ -165,6 +170,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         *share = std::fs::canonicalize(&*share).map_err(|e| NodeError::io(share, e))?;
     }
     let keypair = identity::load_or_create(&config.data_dir)?;
+    let message_keys = MessageKeys::load_or_create(&config.data_dir, keypair.clone())?;
     let index_client = match &config.index {
         Some(settings) => Some(IndexClient::new(
             &settings.url,
@@ -197,6 +203,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     let data_port = data_listener.local_addr()?.port();
     let book = PeerBook::default();
     let partials = PartialFiles::default();
+    let roster = Roster::default();
     let gate = UploadGate::new(
         config.policy,
         (config.max_uploads, config.max_upload_peers),
@@ -206,6 +213,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
             bus: bus.clone(),
             partials: partials.clone(),
             book: book.clone(),
+            roster: roster.clone(),
         },
     );
     let tls = DataTls::new(&keypair)?;
@@ -227,10 +235,12 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     };
     lifetime.spawn(upload::serve(data_listener, service));
 
+    let (messages, inbox) = tokio::sync::mpsc::channel(crate::net::host::MESSAGE_INBOX);
     let context = HostContext {
         lifetime: lifetime.clone(),
         bus: bus.clone(),
         book,
+        messages,
     };
     let host = Host::start(
         keypair.clone(),
@@ -247,7 +257,10 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         IndexLink::start(
             client,
             &config.data_dir,
-            keypair,
+            LinkIdentity {
+                keypair,
+                message_key: Some(Messenger::card_base64(&message_keys)),
+            },
             host.clone(),
             shares.clone(),
             &lifetime,
@@ -268,6 +281,18 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         partials,
         lifetime: lifetime.clone(),
     });
+    let messenger = Messenger::start(MessengerParts {
+        store: store.clone(),
+        keys: message_keys,
+        host: host.clone(),
+        index: index.clone(),
+        bus: bus.clone(),
+        roster,
+        inbox,
+        letter_ttl: config.letter_ttl,
+        lifetime: lifetime.clone(),
+    })
+    .await?;
     let node = Node {
         host,
         shares: shares.clone(),
@@ -282,6 +307,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         download_rate,
         index,
         bus,
+        messenger,
         data_dir: config.data_dir.clone(),
         store,
     };

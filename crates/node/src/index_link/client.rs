@@ -117,6 +117,9 @@ pub struct JoinRequest {
     pub signature: String,
     /// The files shared (the first part of a long list).
     pub files: Vec<IndexedFile>,
+    /// The peer's messaging key card, base64 (see docs/PROTOCOL.md §9).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_key: Option<String>,
 }
 
 /// The index's answer to a join.
@@ -129,6 +132,57 @@ pub struct Joined {
     /// Online peers to join the DHT through (full addresses).
     #[serde(default)]
     pub bootstrap: Vec<String>,
+}
+
+/// A user's peers as the index lists them for messages.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserPeers {
+    /// Whether any of them is online.
+    pub online: bool,
+    /// The latest time one was seen (ms since the Unix epoch).
+    #[serde(default)]
+    pub last_seen: Option<i64>,
+    /// Every peer the user joined.
+    pub peers: Vec<UserPeer>,
+}
+
+/// One of a user's peers.
+#[derive(Debug, Clone, Deserialize)]
+pub struct UserPeer {
+    /// Its peer id.
+    pub peer_id: String,
+    /// Whether it is online.
+    pub online: bool,
+    /// Its messaging key card (base64), as the peer gave it.
+    #[serde(default)]
+    pub message_key: Option<String>,
+}
+
+/// A sealed letter for one recipient peer.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutgoingLetter {
+    /// The recipient peer.
+    pub to_peer: String,
+    /// The envelope, standard base64.
+    pub envelope: String,
+}
+
+/// What the index stored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSent {
+    /// The letters' ids in the mailbox.
+    pub stored: Vec<i64>,
+}
+
+/// A letter waiting in this peer's mailbox.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoredLetter {
+    /// Its id in the mailbox.
+    pub id: i64,
+    /// The sending user, as the index knows them.
+    pub from_user: String,
+    /// The envelope, standard base64.
+    pub envelope: String,
 }
 
 /// Search parameters, as the index takes them.
@@ -513,6 +567,64 @@ impl IndexClient {
                 .query(query),
         )
         .await
+    }
+
+    /// Every peer a user ever joined, with presence and messaging key cards.
+    pub async fn user_peers(&self, token: &str, name: &str) -> Result<UserPeers, IndexClientError> {
+        self.call(self.request(Method::GET, &["users", name, "peers"], Some(token)))
+            .await
+    }
+
+    /// Leaves sealed letters in the recipients' mailboxes.
+    pub async fn send_mail(
+        &self,
+        token: &str,
+        letters: &[OutgoingLetter],
+    ) -> Result<MailSent, IndexClientError> {
+        let body = serde_json::json!({ "letters": letters });
+        self.call(
+            self.request(Method::POST, &["mail"], Some(token))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// Letters waiting for `peer_id` (this user's peer), after letter `after`.
+    pub async fn fetch_mail(
+        &self,
+        token: &str,
+        peer_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredLetter>, IndexClientError> {
+        #[derive(Deserialize)]
+        struct Mailbox {
+            letters: Vec<StoredLetter>,
+        }
+        let mailbox: Mailbox = self
+            .call(self.request(Method::GET, &["mail"], Some(token)).query(&[
+                ("peer_id", peer_id.to_string()),
+                ("after", after.to_string()),
+                ("limit", limit.to_string()),
+            ]))
+            .await?;
+        Ok(mailbox.letters)
+    }
+
+    /// Deletes collected letters from `peer_id`'s mailbox.
+    pub async fn ack_mail(
+        &self,
+        token: &str,
+        peer_id: &str,
+        ids: &[i64],
+    ) -> Result<(), IndexClientError> {
+        let body = serde_json::json!({ "peer_id": peer_id, "ids": ids });
+        self.send(
+            self.request(Method::POST, &["mail", "ack"], Some(token))
+                .json(&body),
+        )
+        .await
+        .map(drop)
     }
 
     /// A page of the audit log (admins only).

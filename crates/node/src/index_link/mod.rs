@@ -75,6 +75,7 @@ struct Inner {
     session: watch::Sender<Option<Session>>,
     status: watch::Sender<IndexStatus>,
     keypair: Keypair,
+    message_key: Option<String>,
     host: Host,
     shares: SharedFiles,
     stop: watch::Sender<bool>,
@@ -82,6 +83,15 @@ struct Inner {
     accounts: tokio::sync::Mutex<()>,
     names: names::PeerNames,
     bus: EventBus,
+}
+
+/// Who this peer is to the index: the key that signs its joins and the
+/// messaging key card (base64) it hands out for people to seal letters to.
+pub struct LinkIdentity {
+    /// The peer's identity key.
+    pub keypair: Keypair,
+    /// The signed messaging key card, base64.
+    pub message_key: Option<String>,
 }
 
 /// How a stretch of membership ended.
@@ -97,7 +107,7 @@ impl IndexLink {
     pub fn start(
         client: IndexClient,
         data_dir: &Path,
-        keypair: Keypair,
+        identity: LinkIdentity,
         host: Host,
         shares: SharedFiles,
         lifetime: &Lifetime,
@@ -119,7 +129,8 @@ impl IndexLink {
             session_path,
             session: watch::Sender::new(session),
             status: watch::Sender::new(status),
-            keypair,
+            keypair: identity.keypair,
+            message_key: identity.message_key,
             host,
             shares,
             stop: watch::Sender::new(false),
@@ -142,6 +153,11 @@ impl IndexLink {
     /// Where the membership stands.
     pub fn status(&self) -> IndexStatus {
         self.inner.status()
+    }
+
+    /// Changes of where the membership stands.
+    pub fn watch_status(&self) -> watch::Receiver<IndexStatus> {
+        self.inner.status.subscribe()
     }
 
     /// The session's token, or an error telling the person to log in.
@@ -435,6 +451,7 @@ impl Inner {
             public_key: hex::encode(self.keypair.public().encode_protobuf()),
             signature: hex::encode(signature),
             files: first.iter().map(|f| indexed(f)).collect(),
+            message_key: self.message_key.clone(),
         };
         let joined = self.client.join(&session.token, &request).await?;
         published.extend(first.iter().map(|f| (f.id(), f.name.clone())));

@@ -1,13 +1,14 @@
 //! The libp2p host: one swarm (TCP with noise + yamux, and QUIC) whose
 //! behaviour is composed of identify, `/peershare/browse/1`,
-//! `/peershare/transfer/1`, Kademlia and mDNS, driven by one task that reads
+//! `/peershare/transfer/1`, `/peershare/msg/1`, Kademlia and mDNS, driven by one task that reads
 //! like a table of cases: a command from the rest of the daemon, or an event
 //! from the swarm. Every peer it hears of goes into the [`PeerBook`].
 //!
 //! The loop never does disk I/O or waits on a person: browse pages come from
 //! the in-memory [`SharedFiles`], decisions from the [`TransferDesk`] (the
 //! upload gate), and a request held for the person waits in
-//! [`HeldRequests`] until a command answers it or its deadline passes. Work
+//! [`HeldRequests`] until a command answers it or its deadline passes;
+//! a message request goes to the messenger's inbox the same way. Work
 //! for later is a deadline the loop waits on, never a task of its own.
 
 use std::collections::{HashMap, HashSet};
@@ -26,6 +27,9 @@ use libp2p::{identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtoco
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, TransferRequest, TransferResponse, BROWSE_PROTOCOL,
     MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
+};
+use peershare_core::wire::message::{
+    MessageRequest, MessageResponse, MAX_ENVELOPE, MESSAGE_PROTOCOL,
 };
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
@@ -50,12 +54,19 @@ const REANNOUNCE_DELAY: Duration = Duration::from_secs(10);
 const BROWSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Long enough for the other side's person to answer an `ask` request.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a message request may take, both ways.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the messenger may take to answer an inbound message request.
+const MESSAGE_ANSWER_PATIENCE: Duration = Duration::from_secs(15);
+/// Inbound message requests waiting for the messenger; past that, senders hear "busy".
+pub const MESSAGE_INBOX: usize = 64;
 
 #[derive(NetworkBehaviour)]
 struct PeerBehaviour {
     identify: identify::Behaviour,
     browse: cbor::Behaviour<BrowseRequest, BrowseResponse>,
     transfer: cbor::Behaviour<TransferRequest, TransferResponse>,
+    message: cbor::Behaviour<MessageRequest, MessageResponse>,
     kad: kad::Behaviour<MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
 }
@@ -66,6 +77,17 @@ pub struct TransferAnswer {
     pub response: TransferResponse,
     /// The sharer's IP on the connection that carried the answer.
     pub remote_ip: Option<IpAddr>,
+}
+
+/// A message request from another peer, for the messenger to answer with [`Host::answer_message`].
+#[derive(Debug)]
+pub struct InboundMessage {
+    /// Names the reply channel the host keeps.
+    pub key: u64,
+    /// The peer on the other end of the connection.
+    pub peer: PeerId,
+    /// What it asks.
+    pub request: MessageRequest,
 }
 
 enum Command {
@@ -84,6 +106,16 @@ enum Command {
     Answer {
         pending_id: u64,
         response: TransferResponse,
+    },
+    Message {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: MessageRequest,
+        reply: oneshot::Sender<Result<MessageResponse, NodeError>>,
+    },
+    AnswerMessage {
+        key: u64,
+        response: MessageResponse,
     },
     Provide {
         key: [u8; 32],
@@ -135,6 +167,8 @@ pub struct HostContext {
     pub bus: EventBus,
     /// The book of known peers, shared with those who name peers to others.
     pub book: PeerBook,
+    /// Where inbound message requests go (the messenger's inbox).
+    pub messages: mpsc::Sender<InboundMessage>,
 }
 
 /// A handle to the libp2p host task.
@@ -192,6 +226,9 @@ impl Host {
             browsing: HashMap::new(),
             transferring: HashMap::new(),
             held: HeldRequests::default(),
+            messaging: HashMap::new(),
+            inbound_messages: HeldRequests::default(),
+            next_inbound: 0,
             later: Deadlines::default(),
             finding: HashMap::new(),
             locating: HashMap::new(),
@@ -338,6 +375,31 @@ impl Host {
         rx.await.map_err(|_| NodeError::Stopped)?
     }
 
+    /// Sends `peer` a message request and waits for its answer.
+    pub async fn message(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: MessageRequest,
+    ) -> Result<MessageResponse, NodeError> {
+        self.call(|reply| Command::Message {
+            peer,
+            addrs,
+            request,
+            reply,
+        })
+        .await
+    }
+
+    /// Answers an inbound message request.
+    pub async fn answer_message(
+        &self,
+        key: u64,
+        response: MessageResponse,
+    ) -> Result<(), NodeError> {
+        self.send(Command::AnswerMessage { key, response }).await
+    }
+
     /// Sends the answer to a request that was held for the person.
     pub async fn answer(
         &self,
@@ -379,6 +441,9 @@ fn build_swarm(
             let transfer_codec = cbor::codec::Codec::default()
                 .set_request_size_maximum(4096)
                 .set_response_size_maximum(64 * 1024);
+            let message_codec = cbor::codec::Codec::default()
+                .set_request_size_maximum(MAX_ENVELOPE as u64 + 1024)
+                .set_response_size_maximum(16 * 1024);
             PeerBehaviour {
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_VERSION.into(), key.public())
@@ -396,6 +461,11 @@ fn build_swarm(
                         ProtocolSupport::Full,
                     )],
                     request_response::Config::default().with_request_timeout(TRANSFER_TIMEOUT),
+                ),
+                message: cbor::Behaviour::with_codec(
+                    message_codec,
+                    [(StreamProtocol::new(MESSAGE_PROTOCOL), ProtocolSupport::Full)],
+                    request_response::Config::default().with_request_timeout(MESSAGE_TIMEOUT),
                 ),
                 kad: kademlia::kad_behaviour(key.public().to_peer_id(), discovery),
                 mdns: kademlia::mdns_behaviour(key.public().to_peer_id(), discovery.mdns),
@@ -418,6 +488,10 @@ struct EventLoop {
     transferring: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferAnswer, NodeError>>>,
     /// Inbound transfer requests waiting for the person.
     held: HeldRequests<ResponseChannel<TransferResponse>>,
+    messaging: HashMap<OutboundRequestId, oneshot::Sender<Result<MessageResponse, NodeError>>>,
+    /// Inbound message requests waiting for the messenger's answer.
+    inbound_messages: HeldRequests<ResponseChannel<MessageResponse>>,
+    next_inbound: u64,
     /// Commands this loop gives itself later.
     later: Deadlines<Command>,
     finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<ProviderLookup>)>,
@@ -445,6 +519,12 @@ impl EventLoop {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.later.next() => self.on_command(command),
                 pending_id = self.held.next_expired() => self.on_held_expired(pending_id),
+                key = self.inbound_messages.next_expired() => {
+                    self.answer_message(key, MessageResponse::Refused {
+                        reason: "the recipient is busy; try again later".into(),
+                        retry: true,
+                    });
+                }
             }
         }
     }
@@ -480,6 +560,17 @@ impl EventLoop {
                     self.answer_transfer(channel, response);
                 }
             }
+            Command::Message {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => {
+                let behaviour = &mut self.swarm.behaviour_mut().message;
+                let id = behaviour.send_request_with_addresses(&peer, request, addrs);
+                self.messaging.insert(id, reply);
+            }
+            Command::AnswerMessage { key, response } => self.answer_message(key, response),
             Command::Provide { key } => self.queue_announcement(RecordKey::new(&key)),
             Command::AnnounceAll => self.announce_all(),
             Command::ProvideAgain { key } => {
@@ -589,6 +680,7 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(PeerBehaviourEvent::Browse(event)) => self.on_browse(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Transfer(event)) => self.on_transfer(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Message(event)) => self.on_message(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Mdns(event)) => self.on_mdns(event),
@@ -924,6 +1016,74 @@ impl EventLoop {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn on_message(&mut self, event: request_response::Event<MessageRequest, MessageResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message {
+                peer,
+                message:
+                    Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            } => {
+                self.next_inbound += 1;
+                let key = self.next_inbound;
+                let inbound = InboundMessage { key, peer, request };
+                match self.context.messages.try_send(inbound) {
+                    Ok(()) => self
+                        .inbound_messages
+                        .hold(key, channel, MESSAGE_ANSWER_PATIENCE),
+                    Err(_) => {
+                        let busy = MessageResponse::Refused {
+                            reason: "the recipient is busy; try again later".into(),
+                            retry: true,
+                        };
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .message
+                            .send_response(channel, busy);
+                    }
+                }
+            }
+            Event::Message {
+                message:
+                    Message::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some(reply) = self.messaging.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } => {
+                if let Some(reply) = self.messaging.remove(&request_id) {
+                    let _ = reply.send(Err(outbound_failure(peer, error)));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Answers an inbound message request, if its channel is still held.
+    fn answer_message(&mut self, key: u64, response: MessageResponse) {
+        if let Some(channel) = self.inbound_messages.take(key) {
+            let _ = self
+                .swarm
+                .behaviour_mut()
+                .message
+                .send_response(channel, response);
         }
     }
 

@@ -78,6 +78,12 @@ impl PeerBook {
         };
     }
 
+    /// Whether a connection to `peer` is open, and when it was last seen (ms), if known at all.
+    pub fn presence(&self, peer: &PeerId) -> Option<(bool, i64)> {
+        let peers = self.peers.lock().expect("peer book lock");
+        peers.get(peer).map(|e| (e.connections > 0, e.last_seen_ms))
+    }
+
     /// The addresses known for `peer`.
     pub fn addrs(&self, peer: &PeerId) -> Vec<Multiaddr> {
         self.peers

@@ -27,6 +27,7 @@ use peershare_core::FileId;
 
 use super::offer::Offer;
 use crate::events::EventBus;
+use crate::messaging::Roster;
 use crate::net::peer_book::PeerBook;
 use crate::net::transfer_requests::{TransferDesk, Verdict};
 use crate::share::SharedFiles;
@@ -51,7 +52,10 @@ impl std::str::FromStr for Policy {
         match s {
             "accept" => Ok(Self::Accept),
             "ask" => Ok(Self::Ask),
-            other => Err(format!("unknown policy {other:?}: use accept or ask")),
+            "contacts" => Ok(Self::Contacts),
+            other => Err(format!(
+                "unknown policy {other:?}: use accept, ask or contacts"
+            )),
         }
     }
 }
@@ -127,6 +131,7 @@ pub struct UploadGate {
     bus: EventBus,
     partials: PartialFiles,
     book: PeerBook,
+    roster: Roster,
 }
 
 /// What the gate consults besides its own state.
@@ -137,6 +142,8 @@ pub struct GateParts {
     pub partials: PartialFiles,
     /// Addresses of peers, to name them in grants.
     pub book: PeerBook,
+    /// Blocked peers (refused) and contacts (granted under `contacts`).
+    pub roster: Roster,
 }
 
 /// Holds one upload slot; dropping it frees the slot.
@@ -170,6 +177,7 @@ impl UploadGate {
             bus: parts.bus,
             partials: parts.partials,
             book: parts.book,
+            roster: parts.roster,
             state: Arc::new(Mutex::new(GateState {
                 busy_slots: 0,
                 tickets: HashMap::new(),
@@ -202,6 +210,11 @@ impl UploadGate {
                 reason: "the person sharing it is offline".into(),
             });
         }
+        if self.roster.is_blocked(&peer) {
+            return Verdict::Answer(TransferResponse::Rejected {
+                reason: "the person sharing it does not accept requests from you".into(),
+            });
+        }
         let file = match (shares.get_unchanged(id), self.partials.get(id)) {
             (Some(file), _) => Offer::Whole(file),
             (None, Some(partial)) if !partial.is_withdrawn() => {
@@ -210,9 +223,14 @@ impl UploadGate {
             }
             _ => return Verdict::Answer(TransferResponse::NotFound),
         };
-        match self.policy {
-            Policy::Accept => Verdict::Answer(self.grant(peer, file)),
-            Policy::Ask => {
+        let ask = match self.policy {
+            Policy::Accept => false,
+            Policy::Ask => true,
+            Policy::Contacts => !self.roster.is_contact(&peer),
+        };
+        match ask {
+            false => Verdict::Answer(self.grant(peer, file)),
+            true => {
                 let mut state = self.state.lock().expect("gate lock");
                 let pending_id = state.next_pending;
                 state.next_pending += 1;
