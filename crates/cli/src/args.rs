@@ -342,6 +342,19 @@ pub struct UpArgs {
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source_patience: Option<u64>,
+    /// Days a message waits for a recipient who is away before it is dropped (default 14).
+    #[arg(long, value_name = "DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub letter_ttl_days: Option<u64>,
+    /// DHT nodes a letter for someone away is left with when there is no index (default 3).
+    #[arg(long, value_name = "K")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox_replicas: Option<usize>,
+    /// Seconds between hand-overs of the letters this peer keeps for others to the nodes
+    /// closest to their recipients (default 600).
+    #[arg(long, value_name = "SECS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mailbox_republish: Option<u64>,
     /// Seconds a request waits for your answer under `--policy ask` (default 60).
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]

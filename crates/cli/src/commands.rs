@@ -138,6 +138,12 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
         if !v.sharing_online {
             out += "\nOFFLINE: nobody can reach your files (`peershare online`)";
         }
+        if v.kept_letters > 0 {
+            out += &format!(
+                "\nkeeping {} sealed letter(s) for peers who are away",
+                v.kept_letters
+            );
+        }
         out += &match &v.index {
             None => "\nno index (--no-index)".to_string(),
             Some(index) => format!(

@@ -160,6 +160,22 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         config.max_sources = n;
     }
     seconds("ask-timeout", args.ask_timeout, &mut config.ask_timeout)?;
+    if let Some(days) = args.letter_ttl_days {
+        anyhow::ensure!(
+            (1..=30).contains(&days),
+            "--letter-ttl-days must be between 1 and 30"
+        );
+        config.letter_ttl = std::time::Duration::from_secs(days * 24 * 3600);
+    }
+    if let Some(k) = args.mailbox_replicas {
+        anyhow::ensure!(k > 0, "--mailbox-replicas must be at least 1");
+        config.mailbox_replicas = k;
+    }
+    seconds(
+        "mailbox-republish",
+        args.mailbox_republish,
+        &mut config.mailbox_republish,
+    )?;
     seconds(
         "source-patience",
         args.source_patience,

@@ -209,3 +209,77 @@ fn contacts_download_without_asking_and_blocked_names_are_refused() {
     );
     assert!(b.cli_ok(&["chats"]).as_array().unwrap().is_empty());
 }
+
+#[test]
+fn with_no_index_a_letter_waits_at_the_dht_nodes_nearest_its_recipient() {
+    let sandbox = Sandbox::new();
+    let dht = ["--no-index", "--mailbox-replicas", "3"];
+    let first = Daemon::start(&sandbox, "n0", &dht);
+    let boot = first.addr();
+    let mut joined = dht.to_vec();
+    joined.extend(["--bootstrap", boot.as_str()]);
+    let mut nodes = vec![first];
+    for i in 1..5 {
+        nodes.push(Daemon::start(&sandbox, &format!("n{i}"), &joined));
+    }
+    let mut sender = Daemon::start(&sandbox, "sender", &joined);
+    let mut recipient = Daemon::start(&sandbox, "recipient", &joined);
+    let to = recipient.peer_id();
+
+    // First contact while both are online: the sender learns (and pins) the recipient's key.
+    let hello = sender.cli_ok(&["msg", &to, "hello"]);
+    assert_eq!(hello["message"]["state"], "delivered", "{hello}");
+    assert_eq!(hello["keys_from"], "peer");
+
+    // The recipient goes away; a letter for it is left with the nodes nearest its id.
+    assert!(recipient.stop());
+    let sent = sender.cli_ok(&["msg", &to, "while you were away"]);
+    let id = s(&sent["message"], "id");
+    wait_state(&sender, &to, &id, "stored");
+    assert!(sender.stop(), "the sender is away too when it matters");
+    let keepers: Vec<usize> = (0..nodes.len())
+        .filter(|i| nodes[*i].status()["kept_letters"] == 1)
+        .collect();
+    assert!(
+        keepers.len() >= 2,
+        "kept by {keepers:?} only; replicas were asked for 3"
+    );
+    for i in &keepers {
+        let db = std::fs::read(nodes[*i].data_dir.join("peer.db")).unwrap_or_default();
+        assert!(!db.windows(9).any(|w| w == b"were away"), "plaintext kept");
+    }
+    // Losing a keeper loses nothing.
+    nodes[keepers[0]].kill9();
+
+    recipient.restart();
+    wait_until("the recipient to collect its letter", WAIT, || {
+        (texts(&chat(&recipient, &sender_id_of(&sandbox))) == ["hello", "while you were away"])
+            .then_some(())
+    });
+    // The sender comes back and learns it arrived: the recipient's receipt
+    // waited for it the same way, near the sender's id.
+    sender.restart();
+    wait_until("the sender to learn the letter arrived", WAIT, || {
+        chat(&sender, &to)
+            .into_iter()
+            .find(|m| m["id"] == id.as_str() && (m["state"] == "delivered" || m["state"] == "read"))
+    });
+    // Every keeper is told what arrived and drops it; nothing is shown twice.
+    wait_until("the keepers to drop every letter", WAIT, || {
+        (0..nodes.len())
+            .filter(|i| *i != keepers[0])
+            .all(|i| nodes[i].status()["kept_letters"] == 0)
+            .then_some(())
+    });
+    assert_eq!(chat(&recipient, &sender_id_of(&sandbox)).len(), 2);
+}
+
+/// The sender's peer id, read from its identity in the sandbox (it is stopped by then).
+fn sender_id_of(sandbox: &Sandbox) -> String {
+    let key = std::fs::read(sandbox.dir("sender").join("data/identity.key")).expect("sender key");
+    libp2p::identity::Keypair::from_protobuf_encoding(&key)
+        .expect("a key")
+        .public()
+        .to_peer_id()
+        .to_string()
+}

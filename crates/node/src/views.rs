@@ -584,6 +584,9 @@ pub struct StatusView {
     pub uploads_running: usize,
     /// Its membership in an index, if it uses one.
     pub index: Option<IndexStatus>,
+    /// Sealed letters this peer keeps for others who are away (it is near them in the DHT).
+    #[serde(default)]
+    pub kept_letters: u64,
 }
 
 /// The peers this one knows.

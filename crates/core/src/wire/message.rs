@@ -44,6 +44,20 @@ pub enum MessageRequest {
     },
     /// Send me your key card.
     KeyCard,
+    /// Keep this envelope for its recipient, who is away (a DHT mailbox).
+    Keep {
+        /// The envelope's bytes.
+        #[serde(with = "serde_bytes")]
+        envelope: Vec<u8>,
+    },
+    /// Hand over the envelopes you keep for me (the peer on this connection).
+    Collect,
+    /// These letters reached me: drop them ([`DeliveredReceipt::encode`], signed by the recipient).
+    Delivered {
+        /// The receipt's bytes.
+        #[serde(with = "serde_bytes")]
+        receipt: Vec<u8>,
+    },
 }
 
 /// The answer to a [`MessageRequest`].
@@ -68,6 +82,75 @@ pub enum MessageResponse {
         #[serde(with = "serde_bytes")]
         card: Vec<u8>,
     },
+    /// Envelopes kept for the asker (at most [`MAX_COLLECTED_BYTES`] in all); ask again for more.
+    Letters {
+        /// The envelopes.
+        envelopes: Vec<serde_bytes::ByteBuf>,
+    },
+}
+
+/// The most envelope bytes one `Letters` answer carries.
+pub const MAX_COLLECTED_BYTES: usize = 2 << 20;
+/// The largest message response, in bytes (a `Letters` answer with its framing).
+pub const MAX_MESSAGE_RESPONSE: usize = MAX_COLLECTED_BYTES + MAX_ENVELOPE + 64 * 1024;
+/// The most letter ids one delivered receipt names.
+pub const MAX_DELIVERED_IDS: usize = 256;
+const DELIVERED_MAGIC: &[u8; 4] = b"PSD1";
+/// Prefixed to the bytes a delivered receipt's signature covers.
+pub const DELIVERED_DOMAIN: &[u8] = b"peershare-delivered/1\0";
+
+/// A recipient's signed word that letters reached it, so whoever keeps copies may drop them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveredReceipt {
+    /// The recipient's peer id bytes.
+    pub recipient: Vec<u8>,
+    /// The letters' ids, at most [`MAX_DELIVERED_IDS`].
+    pub ids: Vec<[u8; LETTER_ID_LEN]>,
+    /// The recipient's ed25519 signature over [`DELIVERED_DOMAIN`] + [`DeliveredReceipt::signed_bytes`].
+    pub signature: [u8; SIGNATURE_LEN],
+}
+
+impl DeliveredReceipt {
+    /// The bytes the signature covers, without the domain prefix.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(48 + self.ids.len() * LETTER_ID_LEN);
+        out.extend_from_slice(DELIVERED_MAGIC);
+        put_short(&mut out, &self.recipient);
+        out.extend_from_slice(&(self.ids.len() as u16).to_be_bytes());
+        for id in &self.ids {
+            out.extend_from_slice(id);
+        }
+        out
+    }
+
+    /// The receipt's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.signed_bytes();
+        out.extend_from_slice(&self.signature);
+        out
+    }
+
+    /// Parses a receipt.
+    pub fn decode(bytes: &[u8]) -> Result<Self, MessageFormatError> {
+        const WHAT: &str = "delivered receipt";
+        let mut r = Reader { bytes, what: WHAT };
+        if r.take(4)? != DELIVERED_MAGIC {
+            return Err(MessageFormatError::Magic(WHAT));
+        }
+        let recipient = r.short()?.to_vec();
+        let count = u16::from_be_bytes(r.array()?) as usize;
+        if count > MAX_DELIVERED_IDS {
+            return Err(MessageFormatError::TooLong(WHAT));
+        }
+        let ids = (0..count).map(|_| r.array()).collect::<Result<_, _>>()?;
+        let signature = r.array()?;
+        r.end()?;
+        Ok(Self {
+            recipient,
+            ids,
+            signature,
+        })
+    }
 }
 
 /// Why bytes are not an envelope or a key card.
@@ -341,6 +424,20 @@ mod tests {
     }
 
     #[test]
+    fn a_delivered_receipt_survives_encoding_and_bounds_its_ids() {
+        let r = DeliveredReceipt {
+            recipient: vec![1; 38],
+            ids: vec![[2; 16], [3; 16]],
+            signature: [4; 64],
+        };
+        assert_eq!(DeliveredReceipt::decode(&r.encode()).unwrap(), r);
+        let mut many = r.signed_bytes();
+        let at = 4 + 39;
+        many[at..at + 2].copy_from_slice(&(MAX_DELIVERED_IDS as u16 + 1).to_be_bytes());
+        assert!(DeliveredReceipt::decode(&many).is_err());
+    }
+
+    #[test]
     fn padding_picks_the_smallest_bucket() {
         assert_eq!(padded_len(0), Some(256));
         assert_eq!(padded_len(256), Some(256));
@@ -354,6 +451,7 @@ mod tests {
         fn decoding_junk_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             let _ = Envelope::decode(&bytes);
             let _ = KeyCard::decode(&bytes);
+            let _ = DeliveredReceipt::decode(&bytes);
         }
     }
 }

@@ -34,6 +34,7 @@ pub(super) async fn status(State(s): State<ApiState>) -> Json<StatusView> {
         max_upload_peers: node.max_upload_peers,
         uploads_running: node.gate.busy_slots(),
         index: node.index.as_ref().map(IndexLink::status),
+        kept_letters: node.messenger.kept_letters().await,
     })
 }
 

@@ -16,7 +16,7 @@ use libp2p::Multiaddr;
 use peershare_core::DEFAULT_PIECE_LEN;
 
 use crate::api;
-use crate::discovery::dht;
+use crate::discovery::{dht, remembered};
 use crate::events::EventBus;
 use crate::index_link::client::IndexClient;
 use crate::index_link::{IndexLink, LinkIdentity};
@@ -80,6 +80,10 @@ pub struct NodeConfig {
     pub dht: DhtSettings,
     /// How long a letter waits for an offline recipient.
     pub letter_ttl: Duration,
+    /// DHT nodes a letter for someone away is left with (no index).
+    pub mailbox_replicas: usize,
+    /// How often kept letters are handed to the nodes closest to their recipients.
+    pub mailbox_republish: Duration,
 }
 
 /// Which index to join and how to trust it.
@@ -118,6 +122,8 @@ impl NodeConfig {
             index: None,
             dht: DhtSettings::default(),
             letter_ttl: crate::messaging::DEFAULT_LETTER_TTL,
+            mailbox_replicas: crate::messaging::DEFAULT_REPLICAS,
+            mailbox_republish: crate::messaging::DEFAULT_REPUBLISH,
         }
     }
 }
@@ -147,6 +153,9 @@ impl RunningNode {
         }
         // Open event streams end, so the API's graceful stop does not wait on them.
         self.node.bus.close();
+        if let Err(e) = remembered::save(&self.node.host, &self.node.store).await {
+            tracing::warn!("cannot remember the known peers: {e}");
+        }
         if !self.lifetime.end(TASK_GRACE).await {
             tracing::warn!("some daemon tasks did not stop in time");
         }
@@ -252,6 +261,12 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     )
     .await?;
     lifetime.spawn(dht::announce_shares(host.clone(), shares.clone()));
+    match remembered::rejoin(&host, &store).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(peers = n, "dialling peers known from the last run"),
+        Err(e) => tracing::warn!("cannot read the peers known from the last run: {e}"),
+    }
+    lifetime.spawn(remembered::keep_saving(host.clone(), store.clone()));
     lifetime.spawn(report_share_changes(shares.clone(), bus.clone()));
     let index = index_client.map(|client| {
         IndexLink::start(
@@ -290,6 +305,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         roster,
         inbox,
         letter_ttl: config.letter_ttl,
+        replicas: config.mailbox_replicas,
+        republish: config.mailbox_republish,
         lifetime: lifetime.clone(),
     })
     .await?;

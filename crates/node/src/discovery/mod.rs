@@ -1,7 +1,7 @@
 //! Finding peers and files without being told where they are: DHT
 //! provider records and their announce queue, browsing a peer's listing,
-//! the merged search over the index, the DHT and the LAN, and people found
-//! by user name.
+//! the merged search over the index, the DHT and the LAN, people found
+//! by user name, and the peers remembered from the last run.
 //!
 //! It never trusts a record: every hit is confirmed by browsing the peer
 //! that claims it.
@@ -13,6 +13,7 @@ pub mod browse;
 pub mod dht;
 pub mod found;
 pub mod people;
+pub mod remembered;
 pub mod search;
 
 /// Where discovery asks: the libp2p host, and the index link when the daemon has one.

@@ -9,6 +9,9 @@
 //! - [`recipients`]: who a name is (index, DHT, the peer itself) and whether its peers are trusted.
 //! - [`outbox`]: the task that delivers sealed copies and retries them.
 //! - [`mailbox`]: the task that collects letters left at the index.
+//! - [`keeper`]: letters this peer keeps for others who are away (no index).
+//! - [`dht_mail`]: leaving letters with the DHT nodes closest to their
+//!   recipient, keeping them alive there, and collecting one's own.
 //! - [`presence`]: contacts coming online and going offline.
 //!
 //! The messenger never holds plaintext anywhere but in this peer's own
@@ -18,7 +21,9 @@
 //! oversize text and floods.
 
 pub mod contacts;
+pub mod dht_mail;
 pub mod history;
+pub mod keeper;
 pub mod keys;
 pub mod mailbox;
 pub mod outbox;
@@ -52,6 +57,10 @@ use crate::{now_ms, NodeError};
 
 /// How long a letter waits for its recipient unless told otherwise.
 pub const DEFAULT_LETTER_TTL: Duration = Duration::from_secs(14 * 24 * 3600);
+/// DHT nodes a letter for someone away is left with, unless told otherwise.
+pub const DEFAULT_REPLICAS: usize = 3;
+/// How often kept letters are handed on, unless told otherwise.
+pub const DEFAULT_REPUBLISH: Duration = Duration::from_secs(600);
 /// Letters one peer may hand this one per minute before it hears "slow down".
 const LETTERS_PER_MINUTE: u32 = 120;
 /// Senders whose pace is remembered at most.
@@ -77,6 +86,10 @@ pub struct MessengerParts {
     pub inbox: mpsc::Receiver<InboundMessage>,
     /// How long letters wait for their recipient.
     pub letter_ttl: Duration,
+    /// DHT nodes a letter for someone away is left with.
+    pub replicas: usize,
+    /// How often kept letters are handed on.
+    pub republish: Duration,
     /// Owns the messenger's tasks.
     pub lifetime: Lifetime,
 }
@@ -99,6 +112,9 @@ struct Inner {
     wake: Notify,
     senders: Mutex<SenderPace>,
     letter_ttl: Duration,
+    keeper: keeper::Keeper,
+    replicas: usize,
+    republish: Duration,
 }
 
 /// How a letter reached this peer.
@@ -117,7 +133,10 @@ impl Messenger {
         let contacts = Contacts::load(pool.clone(), parts.roster.clone()).await?;
         let inner = Arc::new(Inner {
             keys: parts.keys,
-            history: History::new(pool),
+            history: History::new(pool.clone()),
+            keeper: keeper::Keeper::new(pool),
+            replicas: parts.replicas.max(1),
+            republish: parts.republish,
             contacts,
             roster: parts.roster,
             host: parts.host,
@@ -132,6 +151,8 @@ impl Messenger {
         lifetime.spawn(outbox::run(inner.clone()));
         lifetime.spawn(mailbox::collect(inner.clone()));
         lifetime.spawn(presence::watch(inner.clone()));
+        lifetime.spawn(dht_mail::collect(inner.clone()));
+        lifetime.spawn(dht_mail::republish(inner.clone()));
         Ok(Self { inner })
     }
 
@@ -193,6 +214,11 @@ impl Messenger {
             recipients: resolved.cards.len(),
             keys_from: resolved.from.as_str().into(),
         })
+    }
+
+    /// Sealed letters kept here for others (0 when they cannot be counted).
+    pub async fn kept_letters(&self) -> u64 {
+        self.inner.keeper.count().await.unwrap_or(0)
     }
 
     /// Every chat, the most recent first.
@@ -331,6 +357,7 @@ impl Inner {
                 .index
                 .as_ref()
                 .and_then(|link| link.status().user.clone()),
+            card: Some(hex::encode(self.keys.card().encode())),
             body: LetterBody::Text {
                 text: text.to_string(),
             },
@@ -405,6 +432,8 @@ impl Inner {
     async fn take_letter(&self, opened: Opened, via: Via) -> Result<bool, NodeError> {
         let from = opened.from;
         let letter_id = hex::encode(opened.id);
+        self.remember_sender_card(&from, opened.letter.card.as_deref())
+            .await;
         match opened.letter.body {
             LetterBody::Text { text } => {
                 let claimed = opened.letter.from_user.as_deref();
@@ -429,8 +458,9 @@ impl Inner {
                     return Ok(true);
                 };
                 self.bus.publish(EventKind::MessageReceived { message });
-                if via == Via::Mailbox {
-                    // A direct answer is the receipt; a collected letter needs one of its own.
+                if via != Via::Direct(from) {
+                    // The sender's own connection carries the receipt as the answer; a
+                    // letter from a mailbox or a keeper needs one of its own.
                     self.send_receipt(from, vec![letter_id], false).await;
                 }
                 Ok(false)
@@ -468,6 +498,21 @@ impl Inner {
         }
         let note = claimed.map(|c| format!("claims to be {c:?}; no index vouches for it"));
         Ok((from.to_string(), false, note))
+    }
+
+    /// Keeps the card a letter carried, when it is `from`'s own.
+    async fn remember_sender_card(&self, from: &PeerId, card: Option<&str>) {
+        let Some(bytes) = card.and_then(|c| hex::decode(c).ok()) else {
+            return;
+        };
+        match keys::verify_card(&bytes, Some(from)) {
+            Ok(card) => {
+                if let Err(e) = self.contacts.remember_card(&card, &bytes).await {
+                    tracing::warn!("cannot keep a sender's key card: {e}");
+                }
+            }
+            Err(e) => tracing::info!(%from, "a letter carried a bad key card: {e}"),
+        }
     }
 
     /// A receipt from `from`: the letters it names, sent to one of `from`'s names, move forward.
@@ -519,6 +564,7 @@ impl Inner {
             sent_at: now_ms(),
             seq: 0,
             from_user: None,
+            card: None,
             body: LetterBody::Receipt { ids, read },
         };
         let letter_id = hex::encode(rand::random::<[u8; 16]>());
@@ -543,6 +589,9 @@ async fn serve_inbox(inner: Arc<Inner>, mut inbox: mpsc::Receiver<InboundMessage
             MessageRequest::Deliver { envelope } => {
                 inner.receive(&envelope, Via::Direct(inbound.peer)).await
             }
+            MessageRequest::Keep { envelope } => inner.on_keep(&envelope).await,
+            MessageRequest::Collect => inner.on_collect(inbound.peer).await,
+            MessageRequest::Delivered { receipt } => inner.on_delivered(&receipt).await,
         };
         if inner
             .host

@@ -1,5 +1,6 @@
 //! The task that delivers sealed copies: directly to the recipient peer
-//! when it can be reached, else into the index's mailbox (once), retrying
+//! when it can be reached, else into the index's mailbox or, without one,
+//! to the DHT nodes closest to the recipient (once), retrying
 //! with a growing pause until the copy is delivered, refused or expired.
 //!
 //! It wakes when a copy is queued, when a copy falls due, and when a peer
@@ -127,7 +128,9 @@ async fn attempt(inner: &Inner, entry: &OutboxEntry) -> Result<(), NodeError> {
                 Err(_) => "no answer in time".into(),
             };
             tracing::debug!(to = %peer, "a letter was not delivered directly: {why}");
-            let mailed = entry.mailed || leave_in_mailbox(inner, entry).await;
+            let mailed = entry.mailed
+                || leave_in_mailbox(inner, entry).await
+                || super::dht_mail::leave_with_keepers(inner, entry).await;
             if mailed && !entry.mailed {
                 advance(inner, &entry.letter_id, MessageState::Stored, None).await?;
             }

@@ -33,6 +33,10 @@ pub struct Letter {
     /// The user name the sender goes by (a claim; the index or the pinned keys vouch for it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_user: Option<String>,
+    /// The sender's key card (hex), so the recipient can answer (and send
+    /// receipts) while the sender is away; checked against the sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
     /// What it says.
     pub body: LetterBody,
 }
@@ -236,6 +240,7 @@ mod tests {
             sent_at: 1,
             seq: 1,
             from_user: Some("alice".into()),
+            card: None,
             body: LetterBody::Text { text: text.into() },
         }
     }

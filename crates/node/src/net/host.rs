@@ -29,7 +29,7 @@ use peershare_core::wire::control::{
     MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
 };
 use peershare_core::wire::message::{
-    MessageRequest, MessageResponse, MAX_ENVELOPE, MESSAGE_PROTOCOL,
+    MessageRequest, MessageResponse, MAX_ENVELOPE, MAX_MESSAGE_RESPONSE, MESSAGE_PROTOCOL,
 };
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
@@ -145,6 +145,11 @@ enum Command {
         peer: PeerId,
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
+    ClosestPeers {
+        key: PeerId,
+        patience: Duration,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
 }
 
 /// What one DHT provider lookup found, and what it cost.
@@ -232,6 +237,7 @@ impl Host {
             later: Deadlines::default(),
             finding: HashMap::new(),
             locating: HashMap::new(),
+            closest: HashMap::new(),
             book: book.clone(),
             announcements: AnnounceQueue::default(),
             announce_loopback: listen
@@ -310,6 +316,23 @@ impl Host {
         }
         let (reply, rx) = oneshot::channel();
         self.send(Command::FindPeer { peer, reply }).await?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The DHT nodes closest to `key` (nearest first, this peer and `key` left out); a
+    /// lookup still running after `patience` answers with what it found.
+    pub async fn closest_peers(
+        &self,
+        key: PeerId,
+        patience: Duration,
+    ) -> Result<Vec<PeerId>, NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ClosestPeers {
+            key,
+            patience,
+            reply,
+        })
+        .await?;
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
@@ -443,7 +466,7 @@ fn build_swarm(
                 .set_response_size_maximum(64 * 1024);
             let message_codec = cbor::codec::Codec::default()
                 .set_request_size_maximum(MAX_ENVELOPE as u64 + 1024)
-                .set_response_size_maximum(16 * 1024);
+                .set_response_size_maximum(MAX_MESSAGE_RESPONSE as u64);
             PeerBehaviour {
                 identify: identify::Behaviour::new(
                     identify::Config::new(IDENTIFY_VERSION.into(), key.public())
@@ -496,6 +519,7 @@ struct EventLoop {
     later: Deadlines<Command>,
     finding: HashMap<QueryId, (HashSet<PeerId>, oneshot::Sender<ProviderLookup>)>,
     locating: HashMap<QueryId, (PeerId, oneshot::Sender<Vec<Multiaddr>>)>,
+    closest: HashMap<QueryId, (PeerId, oneshot::Sender<Vec<PeerId>>)>,
     book: PeerBook,
     /// DHT announcements waiting, running and to retry.
     announcements: AnnounceQueue,
@@ -615,8 +639,17 @@ impl EventLoop {
                 self.finding.insert(query, (HashSet::new(), reply));
                 self.send_later(patience, Command::FinishLookup { query });
             }
+            Command::ClosestPeers {
+                key,
+                patience,
+                reply,
+            } => {
+                let query = self.swarm.behaviour_mut().kad.get_closest_peers(key);
+                self.closest.insert(query, (key, reply));
+                self.send_later(patience, Command::FinishLookup { query });
+            }
             Command::FinishLookup { query } => {
-                if self.finding.contains_key(&query) {
+                if self.finding.contains_key(&query) || self.closest.contains_key(&query) {
                     if let Some(mut running) = self.swarm.behaviour_mut().kad.query_mut(&query) {
                         running.finish();
                     }
@@ -838,12 +871,15 @@ impl EventLoop {
 
     /// A lookup for a peer ended: its addresses, if the DHT knows where it is.
     fn on_closest_peers(&mut self, id: QueryId, result: kad::GetClosestPeersResult) {
-        let Some((wanted, reply)) = self.locating.remove(&id) else {
-            return;
-        };
         let peers = match result {
             Ok(kad::GetClosestPeersOk { peers, .. }) => peers,
             Err(kad::GetClosestPeersError::Timeout { peers, .. }) => peers,
+        };
+        if let Some((key, reply)) = self.closest.remove(&id) {
+            return self.answer_closest(key, peers, reply);
+        }
+        let Some((wanted, reply)) = self.locating.remove(&id) else {
+            return;
         };
         let addrs: Vec<Multiaddr> = peers
             .into_iter()
@@ -855,6 +891,31 @@ impl EventLoop {
             self.book.saw(wanted, addrs.clone(), FoundBy::Dht);
         }
         let _ = reply.send(addrs);
+    }
+
+    /// Answers a closest-peers lookup, nearest first, remembering where each listens.
+    fn answer_closest(
+        &mut self,
+        key: PeerId,
+        peers: Vec<kad::PeerInfo>,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    ) {
+        let me = *self.swarm.local_peer_id();
+        let target = kad::KBucketKey::from(key);
+        let mut found: Vec<PeerId> = Vec::with_capacity(peers.len());
+        for info in peers {
+            if info.peer_id == me || info.peer_id == key || found.contains(&info.peer_id) {
+                continue;
+            }
+            let addrs = info
+                .addrs
+                .into_iter()
+                .take(crate::net::peer_book::MAX_ADDRS_PER_PEER);
+            self.book.saw(info.peer_id, addrs, FoundBy::Dht);
+            found.push(info.peer_id);
+        }
+        found.sort_by_key(|p| kad::KBucketKey::from(*p).distance(&target));
+        let _ = reply.send(found);
     }
 
     /// Announces every record again each time the routing table has doubled
