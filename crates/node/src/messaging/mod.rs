@@ -63,6 +63,9 @@ pub const DEFAULT_REPLICAS: usize = 3;
 pub const DEFAULT_REPUBLISH: Duration = Duration::from_secs(600);
 /// Letters one peer may hand this one per minute before it hears "slow down".
 const LETTERS_PER_MINUTE: u32 = 120;
+/// Requests of any kind one peer may make per minute before it hears "slow down"
+/// (a keeper handing on hundreds of letters stays under it).
+const REQUESTS_PER_MINUTE: u32 = 1200;
 /// Senders whose pace is remembered at most.
 const MAX_PACED_SENDERS: usize = 4096;
 /// Longest name a letter may be addressed to.
@@ -111,6 +114,8 @@ struct Inner {
     /// Wakes the outbox when a copy was queued.
     wake: Notify,
     senders: Mutex<SenderPace>,
+    /// Every message request, by peer: cheap refusals for a peer flooding the inbox.
+    askers: Mutex<SenderPace>,
     letter_ttl: Duration,
     keeper: keeper::Keeper,
     replicas: usize,
@@ -143,7 +148,8 @@ impl Messenger {
             index: parts.index,
             bus: parts.bus,
             wake: Notify::new(),
-            senders: Mutex::new(SenderPace::default()),
+            senders: Mutex::new(SenderPace::new(LETTERS_PER_MINUTE)),
+            askers: Mutex::new(SenderPace::new(REQUESTS_PER_MINUTE)),
             letter_ttl: parts.letter_ttl,
         });
         let lifetime = &parts.lifetime;
@@ -582,7 +588,12 @@ impl Inner {
 /// Answers the host's inbound message requests, one at a time.
 async fn serve_inbox(inner: Arc<Inner>, mut inbox: mpsc::Receiver<InboundMessage>) {
     while let Some(inbound) = inbox.recv().await {
+        let paced = inner.askers.lock().expect("pace lock").allow(inbound.peer);
         let response = match inbound.request {
+            _ if !paced => MessageResponse::Refused {
+                reason: "too many requests from your peer; slow down".into(),
+                retry: true,
+            },
             MessageRequest::KeyCard => MessageResponse::KeyCard {
                 card: inner.keys.card().encode(),
             },
@@ -624,13 +635,20 @@ fn chat_name(name: &str) -> Result<String, NodeError> {
     }
 }
 
-/// How many letters each peer handed over in the current minute.
-#[derive(Default)]
+/// How many letters (or requests) each peer made in the current minute.
 struct SenderPace {
+    per_minute: u32,
     counts: HashMap<PeerId, (Instant, u32)>,
 }
 
 impl SenderPace {
+    fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            counts: HashMap::new(),
+        }
+    }
+
     fn allow(&mut self, peer: PeerId) -> bool {
         let now = Instant::now();
         if self.counts.len() >= MAX_PACED_SENDERS {
@@ -646,7 +664,7 @@ impl SenderPace {
             *count = 0;
         }
         *count += 1;
-        *count <= LETTERS_PER_MINUTE
+        *count <= self.per_minute
     }
 }
 
@@ -669,7 +687,7 @@ mod tests {
 
     #[test]
     fn one_sender_is_slowed_down_others_are_not() {
-        let mut pace = SenderPace::default();
+        let mut pace = SenderPace::new(LETTERS_PER_MINUTE);
         let flooder = libp2p::identity::Keypair::generate_ed25519()
             .public()
             .to_peer_id();
