@@ -346,6 +346,10 @@ pub struct UpArgs {
     #[arg(long, value_name = "DAYS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub letter_ttl_days: Option<u64>,
+    /// Do not tell senders when you have read their messages (they still learn of delivery).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_read_receipts: bool,
     /// DHT nodes a letter for someone away is left with when there is no index (default 3).
     #[arg(long, value_name = "K")]
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -167,6 +167,7 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         );
         config.letter_ttl = std::time::Duration::from_secs(days * 24 * 3600);
     }
+    config.read_receipts = !args.no_read_receipts;
     if let Some(k) = args.mailbox_replicas {
         anyhow::ensure!(k > 0, "--mailbox-replicas must be at least 1");
         config.mailbox_replicas = k;

@@ -177,7 +177,7 @@ fn a_changed_key_holds_letters_until_trusted() {
 #[test]
 fn contacts_download_without_asking_and_blocked_names_are_refused() {
     let sandbox = Sandbox::new();
-    let (_index, a, b) = joined_pair(&sandbox, &["--policy", "contacts"]);
+    let (_index, a, b) = joined_pair(&sandbox, &["--policy", "contacts", "--no-read-receipts"]);
     write_random(&b.share_dir.join("song.bin"), 200_000);
     b.wait_shared(1);
 
@@ -195,6 +195,13 @@ fn contacts_download_without_asking_and_blocked_names_are_refused() {
         got.stderr
     );
 
+    // Bob reads alice's message, but tells nobody (--no-read-receipts).
+    let hi = a.cli_ok(&["msg", "bob", "hi bob"]);
+    assert_eq!(hi["message"]["state"], "delivered");
+    assert_eq!(texts(&chat(&b, "alice")), ["hi bob"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(chat(&a, "bob")[0]["state"], "delivered", "no read receipt");
+
     b.cli_ok(&["contacts", "block", "alice"]);
     let refused = a.run(&["get", &b.addr(), "song.bin", "--again"]);
     assert!(!refused.ok);
@@ -207,7 +214,11 @@ fn contacts_download_without_asking_and_blocked_names_are_refused() {
         s(&failed, "note").contains("does not accept messages"),
         "{failed}"
     );
-    assert!(b.cli_ok(&["chats"]).as_array().unwrap().is_empty());
+    assert_eq!(
+        texts(&chat(&b, "alice")),
+        ["hi bob"],
+        "nothing stored from a blocked name"
+    );
 }
 
 #[test]
@@ -231,8 +242,14 @@ fn with_no_index_a_letter_waits_at_the_dht_nodes_nearest_its_recipient() {
     assert_eq!(hello["message"]["state"], "delivered", "{hello}");
     assert_eq!(hello["keys_from"], "peer");
 
+    sender.cli_ok(&["contacts", "add", &to]);
+    assert_eq!(sender.cli_ok(&["contacts"])[0]["online"], true);
+
     // The recipient goes away; a letter for it is left with the nodes nearest its id.
     assert!(recipient.stop());
+    let away = sender.cli_ok(&["contacts"]);
+    assert_eq!(away[0]["online"], false, "{away}");
+    assert_eq!(away[0]["presence_from"], "probe", "{away}");
     let sent = sender.cli_ok(&["msg", &to, "while you were away"]);
     let id = s(&sent["message"], "id");
     wait_state(&sender, &to, &id, "stored");

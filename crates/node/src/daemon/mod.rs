@@ -84,6 +84,8 @@ pub struct NodeConfig {
     pub mailbox_replicas: usize,
     /// How often kept letters are handed to the nodes closest to their recipients.
     pub mailbox_republish: Duration,
+    /// Whether senders hear when their letters are read.
+    pub read_receipts: bool,
 }
 
 /// Which index to join and how to trust it.
@@ -124,6 +126,7 @@ impl NodeConfig {
             letter_ttl: crate::messaging::DEFAULT_LETTER_TTL,
             mailbox_replicas: crate::messaging::DEFAULT_REPLICAS,
             mailbox_republish: crate::messaging::DEFAULT_REPUBLISH,
+            read_receipts: true,
         }
     }
 }
@@ -307,6 +310,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         letter_ttl: config.letter_ttl,
         replicas: config.mailbox_replicas,
         republish: config.mailbox_republish,
+        read_receipts: config.read_receipts,
         lifetime: lifetime.clone(),
     })
     .await?;

@@ -93,6 +93,8 @@ pub struct MessengerParts {
     pub replicas: usize,
     /// How often kept letters are handed on.
     pub republish: Duration,
+    /// Whether senders hear when their letters are read.
+    pub read_receipts: bool,
     /// Owns the messenger's tasks.
     pub lifetime: Lifetime,
 }
@@ -120,6 +122,7 @@ struct Inner {
     keeper: keeper::Keeper,
     replicas: usize,
     republish: Duration,
+    read_receipts: bool,
 }
 
 /// How a letter reached this peer.
@@ -142,6 +145,7 @@ impl Messenger {
             keeper: keeper::Keeper::new(pool),
             replicas: parts.replicas.max(1),
             republish: parts.republish,
+            read_receipts: parts.read_receipts,
             contacts,
             roster: parts.roster,
             host: parts.host,
@@ -243,7 +247,9 @@ impl Messenger {
         let chat = chat_name(who)?;
         if mark_read {
             let read = self.inner.history.mark_read(&chat).await?;
-            self.inner.send_read_receipts(read).await;
+            if self.inner.read_receipts {
+                self.inner.send_read_receipts(read).await;
+            }
         }
         self.inner.history.chat(&chat, limit).await
     }

@@ -1,6 +1,6 @@
 //! Whether contacts are online: asked of the index when there is one (it
 //! knows every peer of a user), else told by open connections to their
-//! pinned peers. A task publishes `contact_presence` when a contact comes
+//! pinned peers, else by probing them (a key card request, briefly). A task publishes `contact_presence` when a contact comes
 //! online or goes offline: at once when a connection to one of its peers
 //! opens or closes, and from a look at the index every half minute.
 
@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use libp2p::PeerId;
 
 use super::Inner;
@@ -44,10 +45,20 @@ pub(super) async fn fill(inner: &Inner, contact: &mut ContactView) {
         .iter()
         .filter_map(|p| inner.host.book().presence(p))
         .collect();
-    if !seen.is_empty() {
-        contact.online = Some(seen.iter().any(|(connected, _)| *connected));
-        contact.last_seen = seen.iter().map(|(_, at)| *at).max();
+    contact.last_seen = seen.iter().map(|(_, at)| *at).max();
+    if seen.iter().any(|(connected, _)| *connected) {
+        contact.online = Some(true);
         contact.presence_from = "connection".into();
+        return;
+    }
+    if peers.is_empty() {
+        return;
+    }
+    let probes = join_all(peers.iter().map(|p| super::recipients::ask_card(inner, p))).await;
+    contact.online = Some(probes.iter().any(Option::is_some));
+    contact.presence_from = "probe".into();
+    if contact.online == Some(true) {
+        contact.last_seen = Some(crate::now_ms());
     }
 }
 

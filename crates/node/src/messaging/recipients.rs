@@ -194,7 +194,7 @@ pub(super) async fn card_of(inner: &Inner, peer: &PeerId) -> Option<VerifiedCard
 }
 
 /// Asks `peer` for its card (bounded in time), checks and keeps it.
-async fn ask_card(inner: &Inner, peer: &PeerId) -> Option<VerifiedCard> {
+pub(super) async fn ask_card(inner: &Inner, peer: &PeerId) -> Option<VerifiedCard> {
     let asked = tokio::time::timeout(CARD_TIMEOUT, async {
         let addrs = inner.host.find_peer(*peer).await.unwrap_or_default();
         inner
