@@ -991,149 +991,66 @@ impl EventLoop {
     }
 
     fn on_browse(&mut self, event: request_response::Event<BrowseRequest, BrowseResponse>) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                let response = self.shares.browse_answer(&request);
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .browse
-                    .send_response(channel, response);
-            }
-            Event::Message {
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(reply) = self.browsing.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            Event::OutboundFailure {
-                request_id,
-                error,
-                peer,
-                ..
-            } => {
-                if let Some(reply) = self.browsing.remove(&request_id) {
-                    let _ = reply.send(Err(outbound_failure(peer, error)));
-                }
-            }
-            _ => {}
-        }
+        let Some(inbound) = settle(&mut self.browsing, event, |response, _| response) else {
+            return;
+        };
+        let response = self.shares.browse_answer(&inbound.request);
+        let behaviour = &mut self.swarm.behaviour_mut().browse;
+        let _ = behaviour.send_response(inbound.channel, response);
     }
 
     fn on_transfer(&mut self, event: request_response::Event<TransferRequest, TransferResponse>) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => match self.desk.on_request(peer, &request.id, &self.shares) {
-                Verdict::Answer(response) => self.answer_transfer(channel, response),
-                Verdict::Held(pending_id) => {
-                    self.held.hold(pending_id, channel, self.desk.ask_timeout())
-                }
-            },
-            Event::Message {
-                connection_id,
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(reply) = self.transferring.remove(&request_id) {
-                    let remote_ip = self.connections.get(&connection_id).and_then(ip_of);
-                    let _ = reply.send(Ok(TransferAnswer {
-                        response,
-                        remote_ip,
-                    }));
-                }
+        let connections = &self.connections;
+        let inbound = settle(&mut self.transferring, event, |response, connection| {
+            TransferAnswer {
+                response,
+                remote_ip: connections.get(&connection).and_then(ip_of),
             }
-            Event::OutboundFailure {
-                request_id,
-                error,
-                peer,
-                ..
-            } => {
-                if let Some(reply) = self.transferring.remove(&request_id) {
-                    let _ = reply.send(Err(outbound_failure(peer, error)));
-                }
+        });
+        let Some(Inbound {
+            peer,
+            request,
+            channel,
+        }) = inbound
+        else {
+            return;
+        };
+        match self.desk.on_request(peer, &request.id, &self.shares) {
+            Verdict::Answer(response) => self.answer_transfer(channel, response),
+            Verdict::Held(pending_id) => {
+                self.held.hold(pending_id, channel, self.desk.ask_timeout())
             }
-            _ => {}
         }
     }
 
+    /// An inbound message request goes to the messenger's inbox (a full inbox: "busy").
     fn on_message(&mut self, event: request_response::Event<MessageRequest, MessageResponse>) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message {
-                peer,
-                message:
-                    Message::Request {
-                        request, channel, ..
-                    },
-                ..
-            } => {
-                self.next_inbound += 1;
-                let key = self.next_inbound;
-                let inbound = InboundMessage { key, peer, request };
-                match self.context.messages.try_send(inbound) {
-                    Ok(()) => self
-                        .inbound_messages
-                        .hold(key, channel, MESSAGE_ANSWER_PATIENCE),
-                    Err(_) => {
-                        let busy = MessageResponse::Refused {
-                            reason: "the recipient is busy; try again later".into(),
-                            retry: true,
-                        };
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .message
-                            .send_response(channel, busy);
-                    }
-                }
+        let Some(Inbound {
+            peer,
+            request,
+            channel,
+        }) = settle(&mut self.messaging, event, |response, _| response)
+        else {
+            return;
+        };
+        self.next_inbound += 1;
+        let key = self.next_inbound;
+        let inbound = InboundMessage { key, peer, request };
+        match self.context.messages.try_send(inbound) {
+            Ok(()) => self
+                .inbound_messages
+                .hold(key, channel, MESSAGE_ANSWER_PATIENCE),
+            Err(_) => {
+                let busy = MessageResponse::Refused {
+                    reason: "the recipient is busy; try again later".into(),
+                    retry: true,
+                };
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .message
+                    .send_response(channel, busy);
             }
-            Event::Message {
-                message:
-                    Message::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                if let Some(reply) = self.messaging.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            Event::OutboundFailure {
-                request_id,
-                error,
-                peer,
-                ..
-            } => {
-                if let Some(reply) = self.messaging.remove(&request_id) {
-                    let _ = reply.send(Err(outbound_failure(peer, error)));
-                }
-            }
-            _ => {}
         }
     }
 
@@ -1164,6 +1081,63 @@ impl EventLoop {
     ) {
         let behaviour = &mut self.swarm.behaviour_mut().transfer;
         let _ = behaviour.send_response(channel, response);
+    }
+}
+
+/// A request another peer made: who, what, and where the answer goes.
+struct Inbound<Req, Resp> {
+    peer: PeerId,
+    request: Req,
+    channel: ResponseChannel<Resp>,
+}
+
+/// Hands an outbound request's answer (made into what the asker waits for
+/// by `answer`, which also gets the connection it came on) or its failure
+/// to whoever asked; an inbound request is returned for the protocol to decide.
+fn settle<Req, Resp, T>(
+    asking: &mut HashMap<OutboundRequestId, oneshot::Sender<Result<T, NodeError>>>,
+    event: request_response::Event<Req, Resp>,
+    answer: impl FnOnce(Resp, libp2p::swarm::ConnectionId) -> T,
+) -> Option<Inbound<Req, Resp>> {
+    use request_response::{Event, Message};
+    match event {
+        Event::Message {
+            peer,
+            message: Message::Request {
+                request, channel, ..
+            },
+            ..
+        } => Some(Inbound {
+            peer,
+            request,
+            channel,
+        }),
+        Event::Message {
+            connection_id,
+            message:
+                Message::Response {
+                    request_id,
+                    response,
+                },
+            ..
+        } => {
+            if let Some(reply) = asking.remove(&request_id) {
+                let _ = reply.send(Ok(answer(response, connection_id)));
+            }
+            None
+        }
+        Event::OutboundFailure {
+            request_id,
+            error,
+            peer,
+            ..
+        } => {
+            if let Some(reply) = asking.remove(&request_id) {
+                let _ = reply.send(Err(outbound_failure(peer, error)));
+            }
+            None
+        }
+        _ => None,
     }
 }
 
