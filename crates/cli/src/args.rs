@@ -442,7 +442,8 @@ pub struct IndexArgs {
     #[arg(long, env = "PEERSHARE_INDEX_LISTEN", value_name = "HOST:PORT")]
     pub listen: Option<String>,
     /// A TOML file with index settings (listen, data_dir, heartbeat, peer_timeout, token_lifetime, admins,
-    /// tls_cert, tls_key, registrations_per_minute, search_slots, search_queue).
+    /// tls_cert, tls_key, registrations_per_minute, search_slots, search_queue; mail_ttl in seconds,
+    /// mailbox_per_recipient, mailbox_per_sender).
     #[arg(long, env = "PEERSHARE_INDEX_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The index's data folder, holding index.db (default: --data-dir, else `index` in the default data folder).
@@ -498,6 +499,9 @@ pub struct IndexArgs {
     /// Searches waiting for a slot before more are answered 503 (default 16).
     #[arg(long, env = "PEERSHARE_INDEX_SEARCH_QUEUE", value_name = "N")]
     pub search_queue: Option<u32>,
+    /// Days a sealed letter waits in the mailbox for its recipient to collect it (default 14).
+    #[arg(long, env = "PEERSHARE_INDEX_MAIL_TTL_DAYS", value_name = "DAYS")]
+    pub mail_ttl_days: Option<u64>,
 }
 
 /// The byte rate given to `--flag` (like 500K, 8M, 1G; 0 means no limit), if any.

@@ -67,5 +67,12 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
     if let Some(n) = args.search_queue {
         config.search_queue = n;
     }
+    if let Some(days) = args.mail_ttl_days {
+        anyhow::ensure!(
+            (1..=365).contains(&days),
+            "--mail-ttl-days must be between 1 and 365"
+        );
+        config.mail_ttl = std::time::Duration::from_secs(days * 24 * 3600);
+    }
     Ok(config)
 }
