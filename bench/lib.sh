@@ -46,3 +46,45 @@ build_peershare() {
     BIN=$target_dir/release/peershare
     [ -x "$BIN" ] || die "no binary at $BIN"
 }
+
+# For scripts whose Python driver starts NODES daemons and lists their pids
+# in $T/daemons.pids: on exit, the ones still listed are stopped too (the
+# driver may itself have been killed).
+pool_cleanup() {
+    local more=()
+    if [ -n "$T" ] && [ -s "$T/daemons.pids" ]; then
+        mapfile -t more <"$T/daemons.pids"
+        PIDS+=("${more[@]}")
+    fi
+    cleanup
+}
+
+# Runs the Python driver DRIVER (beside this file) with the binary and a
+# temporary folder named after NAME, over NODES daemons: picks the binary
+# (BIN, else a release build), raises the descriptor limit, says which
+# machine runs it and checks there is memory for the daemons. Needs ROOT,
+# SCRIPT_DIR, NODES and die.
+run_pool_driver() {
+    local name=$1 driver=$2 need_kib avail_kib status=0
+    trap pool_cleanup EXIT
+    trap 'exit 130' INT TERM
+    if [ -n "${BIN:-}" ]; then
+        [ -x "$BIN" ] || die "BIN=$BIN is not an executable"
+    else
+        build_peershare
+    fi
+    # Hundreds of daemons, each with its sockets and database, plus the clients.
+    ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-$name-bench.XXXXXX")
+    echo "binary $BIN"
+    echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    need_kib=$((NODES * 40 * 1024))
+    avail_kib=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
+    [ "$avail_kib" -ge "$need_kib" ] ||
+        die "$NODES daemons need about $((need_kib / 1024)) MiB of RAM; $((avail_kib / 1024)) MiB available"
+    python3 "$SCRIPT_DIR/$driver" "$BIN" "$T" &
+    LOAD_PID=$!
+    PIDS+=("$LOAD_PID")
+    wait "$LOAD_PID" || status=$?
+    [ "$status" = 0 ] || die "the driver failed ($status)"
+}

@@ -42,35 +42,4 @@ command -v python3 >/dev/null || die "python3 is needed"
 CLEANUP_WAIT_TENTHS=100
 # shellcheck source=bench/lib.sh
 source "$SCRIPT_DIR/lib.sh"
-messages_cleanup() {
-    local more=()
-    if [ -n "$T" ] && [ -s "$T/daemons.pids" ]; then
-        mapfile -t more <"$T/daemons.pids"
-        PIDS+=("${more[@]}")
-    fi
-    cleanup
-}
-trap messages_cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ -n "${BIN:-}" ]; then
-    [ -x "$BIN" ] || die "BIN=$BIN is not an executable"
-else
-    build_peershare
-fi
-ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-messages-bench.XXXXXX")
-echo "binary $BIN"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-need_kib=$((NODES * 40 * 1024))
-avail_kib=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
-[ "$avail_kib" -ge "$need_kib" ] ||
-    die "$NODES daemons need about $((need_kib / 1024)) MiB of RAM; $((avail_kib / 1024)) MiB available"
-
-python3 "$SCRIPT_DIR/messages_load.py" "$BIN" "$T" &
-LOAD_PID=$!
-PIDS+=("$LOAD_PID")
-status=0
-wait "$LOAD_PID" || status=$?
-[ "$status" = 0 ] || die "the driver failed ($status)"
+run_pool_driver messages messages_load.py

@@ -125,26 +125,20 @@ impl DeliveredReceipt {
 
     /// The receipt's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.signed_bytes();
-        out.extend_from_slice(&self.signature);
-        out
+        with_signature(self.signed_bytes(), &self.signature)
     }
 
     /// Parses a receipt.
     pub fn decode(bytes: &[u8]) -> Result<Self, MessageFormatError> {
         const WHAT: &str = "delivered receipt";
-        let mut r = Reader { bytes, what: WHAT };
-        if r.take(4)? != DELIVERED_MAGIC {
-            return Err(MessageFormatError::Magic(WHAT));
-        }
+        let mut r = Reader::after_magic(bytes, WHAT, DELIVERED_MAGIC)?;
         let recipient = r.short()?.to_vec();
         let count = u16::from_be_bytes(r.array()?) as usize;
         if count > MAX_DELIVERED_IDS {
             return Err(MessageFormatError::TooLong(WHAT));
         }
         let ids = (0..count).map(|_| r.array()).collect::<Result<_, _>>()?;
-        let signature = r.array()?;
-        r.end()?;
+        let signature = r.signature()?;
         Ok(Self {
             recipient,
             ids,
@@ -208,9 +202,7 @@ impl Envelope {
 
     /// The envelope's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.signed_bytes();
-        out.extend_from_slice(&self.signature);
-        out
+        with_signature(self.signed_bytes(), &self.signature)
     }
 
     /// Parses an envelope, checking every length against the bytes and [`MAX_ENVELOPE`].
@@ -219,10 +211,7 @@ impl Envelope {
         if bytes.len() > MAX_ENVELOPE {
             return Err(MessageFormatError::TooLong(WHAT));
         }
-        let mut r = Reader { bytes, what: WHAT };
-        if r.take(4)? != ENVELOPE_MAGIC {
-            return Err(MessageFormatError::Magic(WHAT));
-        }
+        let mut r = Reader::after_magic(bytes, WHAT, ENVELOPE_MAGIC)?;
         let to = r.short()?.to_vec();
         let from = r.short()?.to_vec();
         let id = r.array()?;
@@ -230,8 +219,7 @@ impl Envelope {
         let enc = r.array()?;
         let len = u32::from_be_bytes(r.array()?) as usize;
         let ciphertext = r.take(len)?.to_vec();
-        let signature = r.array()?;
-        r.end()?;
+        let signature = r.signature()?;
         Ok(Self {
             to,
             from,
@@ -271,23 +259,17 @@ impl KeyCard {
 
     /// The card's bytes.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = self.signed_bytes();
-        out.extend_from_slice(&self.signature);
-        out
+        with_signature(self.signed_bytes(), &self.signature)
     }
 
     /// Parses a card.
     pub fn decode(bytes: &[u8]) -> Result<Self, MessageFormatError> {
         const WHAT: &str = "key card";
-        let mut r = Reader { bytes, what: WHAT };
-        if r.take(4)? != CARD_MAGIC {
-            return Err(MessageFormatError::Magic(WHAT));
-        }
+        let mut r = Reader::after_magic(bytes, WHAT, CARD_MAGIC)?;
         let peer = r.short()?.to_vec();
         let key = r.array()?;
         let created_ms = u64::from_be_bytes(r.array()?);
-        let signature = r.array()?;
-        r.end()?;
+        let signature = r.signature()?;
         Ok(Self {
             peer,
             key,
@@ -303,6 +285,12 @@ pub fn padded_len(len: usize) -> Option<usize> {
     PADDING_BUCKETS.iter().copied().find(|b| *b >= len)
 }
 
+/// `signed` followed by its `signature`: every signed format ends so.
+fn with_signature(mut signed: Vec<u8>, signature: &[u8; SIGNATURE_LEN]) -> Vec<u8> {
+    signed.extend_from_slice(signature);
+    signed
+}
+
 fn put_short(out: &mut Vec<u8>, field: &[u8]) {
     debug_assert!(field.len() <= MAX_PEER_ID_LEN);
     out.push(field.len() as u8);
@@ -315,6 +303,26 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader past `magic`, or why the bytes do not start with it.
+    fn after_magic(
+        bytes: &'a [u8],
+        what: &'static str,
+        magic: &[u8; 4],
+    ) -> Result<Self, MessageFormatError> {
+        let mut r = Self { bytes, what };
+        if r.take(4)? != magic {
+            return Err(MessageFormatError::Magic(what));
+        }
+        Ok(r)
+    }
+
+    /// The signature that ends every signed format, and nothing after it.
+    fn signature(mut self) -> Result<[u8; SIGNATURE_LEN], MessageFormatError> {
+        let signature = self.array()?;
+        self.end()?;
+        Ok(signature)
+    }
+
     fn take(&mut self, n: usize) -> Result<&'a [u8], MessageFormatError> {
         if self.bytes.len() < n {
             return Err(MessageFormatError::Truncated(self.what));
