@@ -1,6 +1,6 @@
 //! The HTTP surface: the router under `/api/v1`, with each handler's body
-//! limit, the OpenAPI document generated from the handlers, and the JSON
-//! answers to unknown routes and methods.
+//! limit, the OpenAPI document generated from the handlers, the status page
+//! at `/`, and the JSON answers to unknown routes and methods.
 //!
 //! This module wires handlers together; it never holds business rules or SQL
 //! (those live in the handler modules and in [`crate::store`]), and no
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 use crate::error::ApiError;
 use crate::extract::{LARGE_BODY_LIMIT, MAIL_BODY_LIMIT, SMALL_BODY_LIMIT};
 use crate::state::AppState;
-use crate::{accounts, admin, files, mail, openapi, peers, search, users};
+use crate::{accounts, admin, files, mail, openapi, peers, search, status_page, users};
 
 /// All documented routes, relative to `/api/v1`.
 fn api_routes() -> OpenApiRouter<AppState> {
@@ -44,6 +44,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(users::user_peers))
         .routes(routes!(mail::ack))
         .routes(routes!(admin::list_audit))
+        .routes(routes!(status_page::stats))
         .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT));
     OpenApiRouter::with_openapi(openapi::base()).nest("/api/v1", large.merge(mail).merge(small))
 }
@@ -58,6 +59,7 @@ pub fn router(state: AppState) -> Router {
     let (router, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
     router
+        .route("/", get(status_page::page))
         .route(
             "/api/v1/openapi.json",
             get(move || {

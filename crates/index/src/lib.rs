@@ -9,7 +9,7 @@
 //! ([`users`]), mailboxes of sealed letters ([`mail`]), the audit log ([`audit`], read by
 //! [`admin`]s), admission control under load ([`gate`]), allocator settings
 //! for a long-running process ([`memory`]), its OpenAPI document
-//! ([`openapi`]), HTTPS ([`tls`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
+//! ([`openapi`]), the public status page and figures ([`status_page`]), HTTPS ([`tls`]) and the SQLite store ([`store`]). [`start`] runs it on a socket and returns a handle.
 //!
 //! It must never import the peer (`peershare-node`): peers are HTTP clients
 //! like any other. It never trusts a client's claim without checking it: a
@@ -32,6 +32,7 @@ pub mod peers;
 pub mod search;
 pub mod server;
 pub mod state;
+pub mod status_page;
 pub mod store;
 pub mod tls;
 pub mod users;

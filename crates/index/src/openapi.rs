@@ -30,6 +30,7 @@ from `POST /api/v1/sessions`. Times are milliseconds since the Unix epoch."
         (name = "users", description = "Online users, browsing their files, their peers with messaging keys"),
         (name = "mail", description = "Mailboxes: leave sealed letters for peers, collect and acknowledge your own"),
         (name = "audit", description = "The audit log (admins only)"),
+        (name = "status", description = "Public figures: users and peers online, files listed, uptime, version (no login; also shown as a page at `/`)"),
     )
 )]
 struct ApiDoc;

@@ -1,6 +1,6 @@
 //! What every handler can reach: the store, the settings, the login
-//! limiter and token cache, the audit log writer and the admission gates,
-//! bundled once per server.
+//! limiter and token cache, the audit log writer, the admission gates and
+//! the status board, bundled once per server.
 //!
 //! It holds no handler and no route; the modules it bundles never import
 //! it (they name what they need through small traits it implements).
@@ -8,10 +8,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::FromRef;
+
 use crate::audit::Audit;
 use crate::auth::{LoginLimiter, Sessions, TokenCache};
 use crate::config::IndexConfig;
 use crate::gate::{Admission, Gate};
+use crate::status_page::StatusBoard;
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -28,6 +31,7 @@ struct StateInner {
     audit: Audit,
     search_gate: Gate,
     list_gate: Gate,
+    status: StatusBoard,
 }
 
 /// Joins and publishes (whole file lists) handled at once.
@@ -48,6 +52,7 @@ impl AppState {
             config.search_queue as usize,
             SEARCH_MAX_WAIT,
         );
+        let status = StatusBoard::new(store.clone(), config.peer_timeout);
         Self {
             inner: Arc::new(StateInner {
                 store,
@@ -57,6 +62,7 @@ impl AppState {
                 audit,
                 search_gate,
                 list_gate: Gate::new("joins and publishes", LIST_SLOTS, LIST_QUEUE, LIST_MAX_WAIT),
+                status,
             }),
         }
     }
@@ -96,6 +102,11 @@ impl AppState {
         &self.inner.audit
     }
 
+    /// The public figures (users and peers online, files listed, uptime).
+    pub fn status(&self) -> &StatusBoard {
+        &self.inner.status
+    }
+
     /// The oldest `last_seen` (ms) that still counts as online at `now`.
     pub fn online_cutoff(&self, now: i64) -> i64 {
         now.saturating_sub(crate::store::ms(self.inner.config.peer_timeout))
@@ -109,6 +120,12 @@ impl Sessions for AppState {
 
     fn tokens(&self) -> &TokenCache {
         AppState::tokens(self)
+    }
+}
+
+impl FromRef<AppState> for StatusBoard {
+    fn from_ref(state: &AppState) -> Self {
+        state.status().clone()
     }
 }
 

@@ -159,6 +159,19 @@ pub struct MailLimits {
     pub per_sender: u32,
 }
 
+/// Aggregate figures about the online peers, for the public status page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OnlineCounts {
+    /// Users with at least one online peer.
+    pub users: i64,
+    /// Online peers.
+    pub peers: i64,
+    /// Distinct file ids shared by online peers.
+    pub files: i64,
+    /// File entries (peer, file id, name) of online peers.
+    pub listings: i64,
+}
+
 /// One audit record to write.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditRow {
@@ -747,6 +760,38 @@ impl Store {
                 })
                 .collect(),
         ))
+    }
+
+    /// Counts online users, peers (not left, seen at or after `cutoff`) and
+    /// the files they share, in one read transaction. Reads every entry of
+    /// the files table once, in file id order through its index (constant
+    /// memory, no temporary b-tree of ids; the `INDEXED BY` hint is SQLite's,
+    /// a PostgreSQL store would drop it): callers cache the result.
+    pub async fn online_counts(&self, cutoff: i64) -> Result<OnlineCounts, sqlx::Error> {
+        let mut tx = self.read.begin().await?;
+        let peers = sqlx::query(
+            "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM peers \
+             WHERE left_at IS NULL AND last_seen >= ?",
+        )
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
+        .await?;
+        let files = sqlx::query(
+            "SELECT COUNT(*), COALESCE(SUM(n), 0) FROM ( \
+             SELECT COUNT(*) AS n FROM files INDEXED BY files_file_id \
+             WHERE peer_id IN (SELECT peer_id FROM peers WHERE left_at IS NULL AND last_seen >= ?) \
+             GROUP BY file_id)",
+        )
+        .bind(cutoff)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.rollback().await?;
+        Ok(OnlineCounts {
+            peers: peers.get(0),
+            users: peers.get(1),
+            files: files.get(0),
+            listings: files.get(1),
+        })
     }
 
     // ----- mail -----------------------------------------------------------

@@ -12,5 +12,6 @@ mod mail;
 mod openapi;
 mod peers;
 mod search;
+mod status;
 mod tls;
 mod users;

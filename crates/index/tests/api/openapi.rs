@@ -29,6 +29,7 @@ async fn served_document_matches_docs_openapi_json() {
         "/api/v1/mail",
         "/api/v1/mail/ack",
         "/api/v1/users/{name}/peers",
+        "/api/v1/stats",
     ] {
         assert!(
             served["paths"][path].is_object(),

@@ -8,7 +8,7 @@ use crate::common::{config, Index};
 
 /// A self-signed certificate for 127.0.0.1 written as PEM files into `dir`;
 /// returns the certificate and key paths and the certificate (DER).
-fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
@@ -18,7 +18,7 @@ fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
 }
 
 /// An HTTPS client trusting only `cert`.
-fn client_trusting(cert: Vec<u8>) -> reqwest::Client {
+pub fn client_trusting(cert: Vec<u8>) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.into()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
