@@ -33,6 +33,8 @@ pub enum Command {
     Up(Box<UpArgs>),
     /// Run an index server alone in the foreground (Ctrl-C stops it).
     Index(IndexArgs),
+    /// Open the web UI in a browser with a one-time login link, or set its password.
+    Ui(UiArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions {
         /// The shell.
@@ -139,6 +141,17 @@ pub enum Command {
         /// Limit on all downloads together, bytes per second (suffixes K, M, G; 0: none).
         #[arg(long, value_name = "RATE")]
         download: Option<String>,
+        /// Upload slots: pieces sent at once.
+        #[arg(long, value_name = "N")]
+        slots: Option<usize>,
+        /// Peers served at once; more are told "busy".
+        #[arg(long, value_name = "N")]
+        peers: Option<usize>,
+    },
+    /// Show what is done with transfer requests, or change it (accept, ask, contacts); kept across restarts.
+    Policy {
+        /// The new policy.
+        policy: Option<String>,
     },
     /// List transfer requests waiting for an answer (policy `ask`).
     Requests,
@@ -179,6 +192,9 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<ContactsAction>,
     },
+    /// Open the interactive console: a numbered menu, every command with history and
+    /// completion, and requests and messages shown as they arrive.
+    Shell,
 }
 
 /// What `contacts` can change.
@@ -433,6 +449,37 @@ pub struct UpArgs {
     #[arg(long, value_name = "SECS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub republish: Option<u64>,
+    /// Also serve the web UI (and API) on this address for other machines; needs a UI password
+    /// (`peershare ui --set-password`) and --ui-tls-cert/--ui-tls-key, or --ui-insecure.
+    #[arg(long, value_name = "HOST:PORT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui_listen: Option<String>,
+    /// PEM certificate chain for --ui-listen (HTTPS).
+    #[arg(long, value_name = "FILE", requires = "ui_tls_key")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui_tls_cert: Option<PathBuf>,
+    /// PEM private key for --ui-listen (HTTPS).
+    #[arg(long, value_name = "FILE", requires = "ui_tls_cert")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ui_tls_key: Option<PathBuf>,
+    /// Serve --ui-listen over plain HTTP (the password and session then cross the network readable).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub ui_insecure: bool,
+}
+
+/// Options of `peershare ui`.
+#[derive(Args, Debug)]
+pub struct UiArgs {
+    /// Print the login link instead of opening a browser.
+    #[arg(long)]
+    pub print: bool,
+    /// Set the password the web UI asks for (needed by `up --ui-listen`); read from the terminal or stdin.
+    #[arg(long, conflicts_with_all = ["print", "clear_password"])]
+    pub set_password: bool,
+    /// Remove the web UI's password (then `up --ui-listen` refuses to start).
+    #[arg(long, conflicts_with = "print")]
+    pub clear_password: bool,
 }
 
 /// Options of `peershare index`; each may also come from the config file or the environment.

@@ -10,7 +10,8 @@ use peershare_node::share::RescanReport;
 use peershare_node::views::{
     BrowseView, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest,
     LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, Origin, PeersView, PendingRequest,
-    Policy, RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
+    Policy, PolicyChange, RequestAnswer, SessionView, SharesView, SharingRequest, StatusView,
+    UserFilesView,
 };
 use serde_json::{json, Value};
 
@@ -20,13 +21,30 @@ use crate::messages;
 use crate::output::{human_bytes, human_duration, print_json_or, utc_time, who};
 use crate::transfers::{self, GetOptions};
 
+/// Who runs a command: the binary (one command, then the process ends) or
+/// the shell (many in one process, which handles Ctrl-C itself and has no
+/// standard input to spare).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// `peershare COMMAND`.
+    Binary,
+    /// A line typed in `peershare shell`.
+    Shell,
+}
+
 /// Runs one client command.
 pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
+    run_as(cli, command, Caller::Binary).await
+}
+
+/// Runs one client command for `caller`.
+pub async fn run_as(cli: &Cli, command: &Command, caller: Caller) -> Result<()> {
     let client = DaemonClient::from_cli(cli)?;
     match command {
-        Command::Up(_) | Command::Index(_) | Command::Completions { .. } => {
+        Command::Up(_) | Command::Index(_) | Command::Completions { .. } | Command::Shell => {
             unreachable!("not a client command")
         }
+        Command::Ui(args) => crate::web_ui::run(cli, args).await,
         Command::Status => status(cli, &client).await,
         Command::Browse { target, all } => browse(cli, &client, target, *all).await,
         Command::Get {
@@ -46,6 +64,7 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
             let options = GetOptions {
                 no_wait: *no_wait,
                 cancel_on_exit: *cancel_on_exit,
+                handle_ctrl_c: caller == Caller::Binary,
             };
             transfers::get(cli, &client, request, options).await
         }
@@ -90,13 +109,25 @@ pub async fn run(cli: &Cli, command: &Command) -> Result<()> {
         Command::Link { file, with_addrs } => link(cli, &client, file, *with_addrs).await,
         Command::Requests => requests(cli, &client).await,
         Command::Uploads => transfers::uploads(cli, &client).await,
-        Command::Limits { upload, download } => {
-            limits(cli, &client, upload.as_deref(), download.as_deref()).await
+        Command::Limits {
+            upload,
+            download,
+            slots,
+            peers,
+        } => {
+            let rates = (upload.as_deref(), download.as_deref());
+            limits(cli, &client, rates, (*slots, *peers)).await
         }
+        Command::Policy { policy } => policy_command(cli, &client, policy.as_deref()).await,
         Command::Events => transfers::events(cli, &client).await,
         Command::Accept { id } => answer(cli, &client, *id, "accept").await,
         Command::Reject { id } => answer(cli, &client, *id, "reject").await,
-        Command::Msg { to, text } => messages::send(cli, &client, to, text).await,
+        Command::Msg { to, text } => {
+            if text.is_empty() && caller == Caller::Shell {
+                bail!("give the message on the same line: `msg {to} TEXT`");
+            }
+            messages::send(cli, &client, to, text).await
+        }
         Command::Chats => messages::chats(cli, &client).await,
         Command::Chat {
             name,
@@ -244,12 +275,12 @@ async fn link(cli: &Cli, client: &DaemonClient, file: &str, with_addrs: bool) ->
 }
 
 /// A peer address has a `/p2p/` part; anything else is a user name on the index.
-fn is_peer_address(target: &str) -> bool {
+pub fn is_peer_address(target: &str) -> bool {
     target.starts_with('/') && target.contains("/p2p/")
 }
 
 /// A libp2p peer id as people paste it (Ed25519 keys: `12D3KooW…`; older `Qm…`).
-fn is_peer_id(target: &str) -> bool {
+pub fn is_peer_id(target: &str) -> bool {
     let base58 = target
         .chars()
         .all(|c| c.is_ascii_alphanumeric() && !"0OIl".contains(c));
@@ -314,10 +345,21 @@ async fn sign_in(
     verb: &str,
 ) -> Result<()> {
     let password = read_password(account, verb == "register")?;
+    sign_in_with(cli, client, &account.name, &password, verb).await
+}
+
+/// Registers (`verb` "register") or logs in ("login") with a password already read, and says how it went.
+pub async fn sign_in_with(
+    cli: &Cli,
+    client: &DaemonClient,
+    name: &str,
+    password: &str,
+    verb: &str,
+) -> Result<()> {
     let v: SessionView = client
         .post(
             &format!("/index/{verb}"),
-            &json!({ "name": account.name, "password": password }),
+            &json!({ "name": name, "password": password }),
         )
         .await?;
     print_json_or(cli, &v, || {
@@ -595,20 +637,27 @@ async fn answer(cli: &Cli, client: &DaemonClient, id: u64, verb: &str) -> Result
     })
 }
 
-/// `peershare limits [--upload RATE] [--download RATE]`: shows the limits, after changing those given.
+/// `peershare limits [--upload RATE] [--download RATE] [--slots N] [--peers N]`: shows the
+/// limits, after changing those given.
 async fn limits(
     cli: &Cli,
     client: &DaemonClient,
-    upload: Option<&str>,
-    download: Option<&str>,
+    (upload, download): (Option<&str>, Option<&str>),
+    (slots, peers): (Option<usize>, Option<usize>),
 ) -> Result<()> {
     let change = LimitsRequest {
         max_upload_rate: parse_rate("upload", upload)?,
         max_download_rate: parse_rate("download", download)?,
+        max_uploads: slots,
+        max_upload_peers: peers,
     };
-    let v: LimitsView = match (change.max_upload_rate, change.max_download_rate) {
-        (None, None) => client.get("/limits").await?,
-        _ => client.post("/limits", &change).await?,
+    let unchanged = change.max_upload_rate.is_none()
+        && change.max_download_rate.is_none()
+        && slots.is_none()
+        && peers.is_none();
+    let v: LimitsView = match unchanged {
+        true => client.get("/limits").await?,
+        false => client.post("/limits", &change).await?,
     };
     let show = |rate: Option<u64>| match rate {
         Some(r) => format!("{}/s", human_bytes(r)),
@@ -616,10 +665,30 @@ async fn limits(
     };
     print_json_or(cli, &v, || {
         format!(
-            "uploads: {}\ndownloads: {}",
+            "uploads: {}\ndownloads: {}\nupload slots: {} pieces at once, {} peers at once",
             show(v.max_upload_rate),
-            show(v.max_download_rate)
+            show(v.max_download_rate),
+            v.max_uploads,
+            v.max_upload_peers
         )
+    })
+}
+
+/// `peershare policy [POLICY]`: shows the policy, after changing it if one is given.
+async fn policy_command(cli: &Cli, client: &DaemonClient, policy: Option<&str>) -> Result<()> {
+    let policy = match policy {
+        Some(name) => {
+            let policy: Policy = name.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let v: PolicyChange = client.post("/policy", &PolicyChange { policy }).await?;
+            v.policy
+        }
+        None => client.get::<StatusView>("/status").await?.policy,
+    };
+    let v = PolicyChange { policy };
+    print_json_or(cli, &v, || match policy {
+        Policy::Accept => "policy: accept (every request is granted while slots are free)".into(),
+        Policy::Ask => "policy: ask (each request waits for `peershare accept N`)".into(),
+        Policy::Contacts => "policy: contacts (contacts are granted, others asked)".into(),
     })
 }
 

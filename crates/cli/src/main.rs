@@ -12,8 +12,10 @@ mod index;
 mod messages;
 mod output;
 mod process;
+mod shell;
 mod transfers;
 mod up;
+mod web_ui;
 
 use clap::Parser;
 
@@ -26,6 +28,8 @@ async fn main() {
     let result = match cli.command {
         args::Command::Up(ref up_args) => up::run(&cli, up_args).await,
         args::Command::Index(ref index_args) => index::run(&cli, index_args).await,
+        args::Command::Ui(ref ui_args) => web_ui::run(&cli, ui_args).await,
+        args::Command::Shell => shell::run(&cli).await,
         args::Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = args::Cli::command();

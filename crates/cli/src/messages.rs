@@ -228,7 +228,8 @@ fn message_line(m: &MessageView) -> String {
     )
 }
 
-fn author(m: &MessageView) -> String {
+/// Who wrote a message, for people: "me", the chat's name, or a claimed name marked unverified.
+pub fn author(m: &MessageView) -> String {
     match (m.outgoing, m.verified, &m.from_user) {
         (true, _, _) => "me".into(),
         (false, true, _) => m.chat.clone(),

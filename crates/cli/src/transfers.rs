@@ -24,6 +24,9 @@ pub struct GetOptions {
     pub no_wait: bool,
     /// Cancel on Ctrl-C instead of asking.
     pub cancel_on_exit: bool,
+    /// Handle Ctrl-C here (ask or cancel, then end the process); off in the
+    /// shell, which stops the command itself and leaves the download running.
+    pub handle_ctrl_c: bool,
 }
 
 /// `peershare get`.
@@ -67,7 +70,7 @@ pub async fn get(
             )
         });
     };
-    let last = follow(cli, client, events, download, options.cancel_on_exit).await?;
+    let last = follow(cli, client, events, download, &options).await?;
     match last.record.state {
         DownloadState::Done => print_json_or(cli, &last, || {
             format!(
@@ -104,7 +107,7 @@ async fn follow(
     client: &DaemonClient,
     mut events: EventStream,
     start: DownloadView,
-    cancel_on_exit: bool,
+    options: &GetOptions,
 ) -> Result<DownloadView> {
     let id = start.record.id;
     let bar = progress_bar(cli, &start);
@@ -139,11 +142,18 @@ async fn follow(
                     current = client.get(&format!("/downloads/{id}")).await?;
                 }
             },
-            _ = tokio::signal::ctrl_c() => {
+            _ = ctrl_c(options.handle_ctrl_c) => {
                 bar.finish_and_clear();
-                interrupted(cli, client, id, cancel_on_exit).await?;
+                interrupted(cli, client, id, options.cancel_on_exit).await?;
             }
         }
+    }
+}
+
+/// Ctrl-C when `handle` is on; never otherwise.
+async fn ctrl_c(handle: bool) {
+    if !handle || tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

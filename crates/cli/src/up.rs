@@ -11,12 +11,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use figment::providers::{Format, Serialized, Toml};
 use figment::{Figment, Source};
 use peershare_index::{IndexConfig, RunningIndex};
 use peershare_node::transfer::upload::gate::Policy;
-use peershare_node::{IndexSettings, NodeConfig};
+use peershare_node::{IndexSettings, NodeConfig, RunningNode};
 
 use crate::args::seconds;
 use crate::args::{parse_rate, Cli, UpArgs};
@@ -44,6 +44,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
     let running = peershare_node::start(config)
         .await
         .context("the daemon could not start")?;
+    let remote_ui = serve_remote_ui(&running, args).await?;
+    let ui_link = running.ui_login_link();
     let node = &running.node;
     let index_url = node.index.as_ref().map(|l| l.status().url);
     if cli.json {
@@ -54,6 +56,8 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
             "api": running.api_addr.to_string(),
             "index": index_url,
             "embedded_index": embedded.as_ref().map(|i| i.url()),
+            "ui_link": ui_link,
+            "remote_ui": remote_ui,
         });
         println!("{out}");
     } else {
@@ -72,6 +76,11 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
             Some(url) => println!("  using the index at {url}: `peershare login NAME` to join it"),
             None => println!("  no index (--no-index)"),
         }
+        println!("  web UI: {ui_link}");
+        println!("    (a one-time login link; `peershare ui` opens a fresh one)");
+        if let Some(url) = &remote_ui {
+            println!("  web UI for other machines on {url} (UI password required)");
+        }
         println!("  local API on http://{} (Ctrl-C stops)", running.api_addr);
     }
     wait_for_stop().await;
@@ -81,6 +90,40 @@ pub async fn run(cli: &Cli, args: &UpArgs) -> Result<()> {
         index.stop().await;
     }
     Ok(())
+}
+
+/// Serves the web UI on `--ui-listen` too, over HTTPS unless `--ui-insecure`; its URL.
+async fn serve_remote_ui(running: &RunningNode, args: &UpArgs) -> Result<Option<String>> {
+    let Some(listen) = &args.ui_listen else {
+        return Ok(None);
+    };
+    let addr: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--ui-listen {listen:?} is not HOST:PORT"))?;
+    let tls = match (&args.ui_tls_cert, &args.ui_tls_key) {
+        (Some(cert), Some(key)) => Some(peershare_index::tls::server_config(cert, key)?),
+        _ if args.ui_insecure => None,
+        _ => bail!(
+            "--ui-listen serves the web UI to other machines, so it needs HTTPS \
+             (--ui-tls-cert FILE --ui-tls-key FILE), or --ui-insecure to send the password \
+             and session unencrypted"
+        ),
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} for the web UI (--ui-listen)"))?;
+    let bound = match tls {
+        Some(tls) => {
+            running.serve_remote_ui(peershare_index::tls::TlsListener::new(listener, tls)?, true)?
+        }
+        None => running.serve_remote_ui(listener, false)?,
+    };
+    let scheme = if args.ui_insecure && args.ui_tls_cert.is_none() {
+        "http"
+    } else {
+        "https"
+    };
+    Ok(Some(format!("{scheme}://{bound}/")))
 }
 
 /// Starts the index this daemon embeds; if its port is taken by another
@@ -146,14 +189,14 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         );
     }
     if let Some(policy) = &args.policy {
-        config.policy = policy.parse::<Policy>().map_err(|e| anyhow!(e))?;
+        config.policy = Some(policy.parse::<Policy>().map_err(|e| anyhow!(e))?);
     }
     if let Some(n) = args.max_uploads {
-        config.max_uploads = n;
+        config.max_uploads = Some(n);
     }
     if let Some(n) = args.max_upload_peers {
         anyhow::ensure!(n > 0, "--max-upload-peers must be at least 1");
-        config.max_upload_peers = n;
+        config.max_upload_peers = Some(n);
     }
     if let Some(n) = args.max_sources {
         anyhow::ensure!(n > 0, "--max-sources must be at least 1");

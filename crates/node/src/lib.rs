@@ -13,8 +13,9 @@
 //! - [`transfer`]: the bulk data connection and its TLS; [`transfer::upload`]
 //!   (the gate deciding on requests, serving pieces) and
 //!   [`transfer::download`] (the engine, assembly, piece map, picker).
-//! - [`api`]: the local HTTP API used by the CLI (and later the web UI), the
-//!   types that cross it ([`views`]) and the event bus ([`events`]).
+//! - [`api`]: the local HTTP API used by the CLI and the web UI, the types
+//!   that cross it ([`views`]) and the event bus ([`events`]); [`ui`]: the
+//!   web UI's embedded page, login codes, sessions and password.
 //! - [`lifetime`] (who owns a task) and [`backoff`] (pauses between retries)
 //!   serve every subsystem.
 //!
@@ -37,6 +38,7 @@ pub mod private_file;
 pub mod share;
 pub mod store;
 pub mod transfer;
+pub mod ui;
 pub mod views;
 
 pub use daemon::{start, IndexSettings, NodeConfig, RunningNode};

@@ -16,7 +16,7 @@ use crate::transfer::download::Downloads;
 use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::active::ActiveUploads;
 use crate::transfer::upload::gate::UploadGate;
-use crate::views::{LimitsRequest, LimitsView};
+use crate::views::{EventKind, LimitsRequest, LimitsView, Policy};
 use crate::NodeError;
 
 /// The running parts of a peer, shared with the API handlers.
@@ -36,10 +36,6 @@ pub struct Node {
     pub downloads_dir: PathBuf,
     /// The data listener's port.
     pub data_port: u16,
-    /// Upload slots.
-    pub max_uploads: usize,
-    /// Peers served at once at most.
-    pub max_upload_peers: usize,
     /// The rate limit all uploads share, changeable at run time.
     pub upload_rate: Arc<RateLimit>,
     /// The rate limit all downloads share, changeable at run time.
@@ -61,6 +57,12 @@ pub(crate) const SHARING_SETTING: &str = "sharing";
 pub(crate) const UPLOAD_RATE_SETTING: &str = "max_upload_rate";
 /// The setting that remembers a download limit changed at run time (bytes per second, 0: none).
 pub(crate) const DOWNLOAD_RATE_SETTING: &str = "max_download_rate";
+/// The setting that remembers the policy changed at run time.
+pub(crate) const POLICY_SETTING: &str = "policy";
+/// The setting that remembers the upload slots changed at run time.
+pub(crate) const UPLOAD_SLOTS_SETTING: &str = "max_uploads";
+/// The setting that remembers the peers served at once, changed at run time.
+pub(crate) const UPLOAD_PEERS_SETTING: &str = "max_upload_peers";
 /// Its value while offline.
 pub(crate) const OFFLINE: &str = "offline";
 
@@ -86,10 +88,32 @@ impl Node {
 impl Node {
     /// The rate limits in force.
     pub fn limits(&self) -> LimitsView {
+        let (max_uploads, max_upload_peers) = self.gate.capacity();
         LimitsView {
             max_upload_rate: self.upload_rate.get(),
             max_download_rate: self.download_rate.get(),
+            max_uploads,
+            max_upload_peers,
         }
+    }
+
+    /// Changes what is done with transfer requests from now on, and
+    /// remembers it for the next start (unless `up` sets one).
+    pub async fn set_policy(&self, policy: Policy) -> Result<Policy, NodeError> {
+        self.gate.set_policy(policy);
+        self.store
+            .set_setting(POLICY_SETTING, policy.as_str())
+            .await?;
+        tracing::info!(?policy, "policy changed");
+        self.publish_settings();
+        Ok(policy)
+    }
+
+    fn publish_settings(&self) {
+        self.bus.publish(EventKind::SettingsChanged {
+            limits: self.limits(),
+            policy: self.gate.policy(),
+        });
     }
 
     /// Changes the rate limits for every running and later transfer, at
@@ -107,13 +131,34 @@ impl Node {
                 DOWNLOAD_RATE_SETTING,
             ),
         ];
+        let capacity = [
+            (change.max_uploads, UPLOAD_SLOTS_SETTING, "max_uploads"),
+            (
+                change.max_upload_peers,
+                UPLOAD_PEERS_SETTING,
+                "max_upload_peers",
+            ),
+        ];
+        for (count, _, field) in capacity {
+            if count == Some(0) {
+                return Err(NodeError::BadRequest(format!("{field} must be at least 1")));
+            }
+        }
         for (rate, limit, key) in changes {
             if let Some(rate) = rate {
                 limit.set(Some(rate).filter(|r| *r > 0));
                 self.store.set_setting(key, &rate.to_string()).await?;
             }
         }
-        tracing::info!(limits = ?self.limits(), "rate limits changed");
+        self.gate
+            .set_capacity(change.max_uploads, change.max_upload_peers);
+        for (count, key, _) in capacity {
+            if let Some(count) = count {
+                self.store.set_setting(key, &count.to_string()).await?;
+            }
+        }
+        tracing::info!(limits = ?self.limits(), "limits changed");
+        self.publish_settings();
         Ok(self.limits())
     }
 }

@@ -707,6 +707,13 @@ pub enum EventKind {
         /// Whether one of its peers is online now.
         online: bool,
     },
+    /// The policy, rate limits or upload slots were changed.
+    SettingsChanged {
+        /// The limits now.
+        limits: LimitsView,
+        /// The policy now.
+        policy: Policy,
+    },
     /// This subscriber read too slowly: events were dropped and the stream ends.
     Overflow {
         /// How many events it missed.
@@ -818,6 +825,10 @@ pub struct LimitsView {
     pub max_upload_rate: Option<u64>,
     /// All downloads together.
     pub max_download_rate: Option<u64>,
+    /// Upload slots: pieces sent at once.
+    pub max_uploads: usize,
+    /// Peers served at once; more are told "busy".
+    pub max_upload_peers: usize,
 }
 
 /// The body of `POST /api/v1/limits`: a field left out is not changed; 0 removes that limit.
@@ -827,6 +838,26 @@ pub struct LimitsRequest {
     pub max_upload_rate: Option<u64>,
     /// New limit for all downloads, bytes per second (0: none).
     pub max_download_rate: Option<u64>,
+    /// New number of upload slots (at least 1).
+    #[serde(default)]
+    pub max_uploads: Option<usize>,
+    /// New number of peers served at once (at least 1).
+    #[serde(default)]
+    pub max_upload_peers: Option<usize>,
+}
+
+/// The body of `POST /api/v1/policy`, and its answer.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub struct PolicyChange {
+    /// What to do with transfer requests from now on.
+    pub policy: Policy,
+}
+
+/// Where a download's folder is, after asking to open it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OpenedFolder {
+    /// The folder.
+    pub path: String,
 }
 
 /// Where a message stands. Outgoing: `held` (waiting for the person to trust

@@ -3,33 +3,37 @@
 //! (`/api/v1/openapi.json`, checked in as `docs/local-api.json`). It binds
 //! 127.0.0.1 unless told otherwise.
 //!
-//! Every request needs the bearer token kept in the data folder, and the
-//! Host and Origin headers must name a loopback address, so a web page in
-//! the person's browser cannot drive the daemon. Handlers only translate
+//! The same listener serves the web UI (`/`, `/login`, `/assets/…`). Every
+//! request needs the bearer token kept in the data folder or a web UI
+//! session with its CSRF token, and Host and Origin are checked, so no
+//! other web page in the person's browser can drive the daemon ([`access`]).
+//! Handlers only translate
 //! HTTP to the engine's calls; they hold no state of their own. Errors are
 //! [`ApiError`]: a stable `code` and a message saying what to do.
 
+mod access;
 mod messages;
 mod network;
 mod openapi;
 mod sharing;
 mod transfers;
+pub mod ui;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
-use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::index_link::client::IndexClientError;
 use crate::node::Node;
+use crate::ui::{Reach, WebUi};
 use crate::views::ApiError;
 use crate::NodeError;
 
@@ -45,6 +49,23 @@ const MAX_BODY: usize = 512 * 1024;
 struct ApiState {
     node: Node,
     token: Arc<str>,
+    ui: WebUi,
+    reach: Reach,
+    /// The listener's own port (names the session cookie).
+    port: u16,
+    /// The loopback listener's address, for login links.
+    local_addr: SocketAddr,
+}
+
+/// One listener the API and web UI are served on.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    /// How browsers reach it.
+    pub reach: Reach,
+    /// Its port.
+    pub port: u16,
+    /// The loopback listener's address (login links point there).
+    pub local_addr: SocketAddr,
 }
 
 /// Every documented route, relative to `/api/v1`.
@@ -69,6 +90,8 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(transfers::clean_downloads))
         .routes(routes!(transfers::uploads))
         .routes(routes!(transfers::limits, transfers::set_limits))
+        .routes(routes!(transfers::set_policy))
+        .routes(routes!(transfers::open_folder))
         .routes(routes!(transfers::requests))
         .routes(routes!(transfers::accept))
         .routes(routes!(transfers::reject))
@@ -90,7 +113,9 @@ fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(messages::contacts, messages::add_contact))
         .routes(routes!(messages::remove_contact))
         .routes(routes!(messages::block))
-        .routes(routes!(messages::trust));
+        .routes(routes!(messages::trust))
+        .routes(routes!(ui::session))
+        .routes(routes!(ui::new_link));
     OpenApiRouter::with_openapi(openapi::base()).nest("/api/v1", routes)
 }
 
@@ -99,11 +124,16 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     api_routes().into_openapi()
 }
 
-/// Builds the API router for `node`, guarded by `token`.
-pub fn router(node: Node, token: String) -> Router {
+/// Builds the API and web UI router for `node` on one listener, guarded by
+/// `token` and the web UI's sessions.
+pub fn router(node: Node, token: String, ui: WebUi, listening: Listening) -> Router {
     let state = ApiState {
         node,
         token: token.into(),
+        ui,
+        reach: listening.reach,
+        port: listening.port,
+        local_addr: listening.local_addr,
     };
     let (routes, doc) = api_routes().split_for_parts();
     let doc = Arc::new(doc);
@@ -115,19 +145,29 @@ pub fn router(node: Node, token: String) -> Router {
                 async move { Json(doc.as_ref().clone()) }
             }),
         )
+        .route("/", get(ui::page))
+        .route("/assets/{*path}", get(ui::file))
+        .route(
+            "/login",
+            get(ui::login_with_link).post(ui::login_with_password),
+        )
+        .route("/logout", post(ui::logout))
+        .route("/favicon.ico", get(ui::favicon))
         .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 
-/// Serves the API on `listener` until `stop` fires.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    router: Router,
-    stop: tokio_util::sync::CancellationToken,
-) {
-    let served = axum::serve(listener, router)
+/// Serves the API on `listener` (plain TCP or TLS) until `stop` fires.
+pub async fn serve<L>(listener: L, router: Router, stop: tokio_util::sync::CancellationToken)
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use axum::serve::ListenerExt;
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    // Tapping gives any listener the client's address as connect info.
+    let served = axum::serve(listener.tap_io(|_| ()), service)
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     if let Err(e) = served {
@@ -144,55 +184,6 @@ async fn not_found(uri: axum::http::Uri) -> Response {
             uri.path()
         ),
     )
-}
-
-/// Checks the token and that Host/Origin are loopback names.
-async fn guard(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-    request: axum::extract::Request,
-    next: Next,
-) -> Response {
-    let host_ok = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .is_some_and(is_loopback_authority);
-    let origin_ok = headers
-        .get(header::ORIGIN)
-        .and_then(|h| h.to_str().ok())
-        .is_none_or(|o| o.strip_prefix("http://").is_some_and(is_loopback_authority));
-    if !host_ok || !origin_ok {
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "requests must come from this machine (Host/Origin is not a loopback address)",
-        );
-    }
-    let token_ok = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .is_some_and(|t| bool::from(t.as_bytes().ct_eq(state.token.as_bytes())));
-    if !token_ok {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong API token: it is in the daemon's data folder (file api-token)",
-        );
-    }
-    next.run(request).await
-}
-
-fn is_loopback_authority(authority: &str) -> bool {
-    let host = match authority.rsplit_once(':') {
-        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
-        _ => authority,
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -238,16 +229,6 @@ pub fn addr_file_contents(addr: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_loopback_authorities_pass() {
-        assert!(is_loopback_authority("127.0.0.1:1101"));
-        assert!(is_loopback_authority("localhost:1101"));
-        assert!(is_loopback_authority("[::1]:1101"));
-        assert!(!is_loopback_authority("evil.example:1101"));
-        assert!(!is_loopback_authority("192.168.1.5:1101"));
-        assert!(!is_loopback_authority("127.0.0.1.evil.example"));
-    }
 
     #[test]
     fn docs_local_api_json_matches_the_handlers() {

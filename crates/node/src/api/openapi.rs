@@ -10,8 +10,10 @@ use crate::views::ApiError;
 #[openapi(
     info(
         title = "peershare daemon (local API)",
-        description = "The API of a running `peershare up`, on 127.0.0.1 only. Every request needs \
-`Authorization: Bearer TOKEN` (the file `api-token` in the data folder) and a loopback Host. \
+        description = "The API of a running `peershare up`, on 127.0.0.1 unless `--ui-listen` is given. Every \
+request needs `Authorization: Bearer TOKEN` (the file `api-token` in the data folder) and a \
+loopback Host, or a web UI session cookie, whose requests that change something carry its \
+`X-CSRF-Token`. \
 Errors are JSON `{\"code\": stable code, \"message\": what to do}`. `GET /api/v1/events` is a \
 Server-Sent Events stream of every change. Times are milliseconds since the Unix epoch unless \
 a field says seconds."
@@ -24,6 +26,7 @@ a field says seconds."
         (name = "transfers", description = "Downloads and their controls, uploads, requests, events"),
         (name = "network", description = "Browse, search, known peers, the index account and its listings"),
         (name = "messages", description = "End-to-end encrypted messages, chats, contacts and presence"),
+        (name = "ui", description = "The web UI's login links and sessions"),
     )
 )]
 struct LocalApiDoc;

@@ -15,7 +15,8 @@ use crate::discovery;
 use crate::node::Node;
 use crate::views::{
     ApiError, CleanReport, DownloadRateRequest, DownloadView, Event, GetAnswer, GetRequest,
-    LimitsRequest, LimitsView, PendingRequest, RequestAnswer, UploadView,
+    LimitsRequest, LimitsView, OpenedFolder, PendingRequest, PolicyChange, RequestAnswer,
+    UploadView,
 };
 use crate::NodeError;
 
@@ -198,6 +199,74 @@ pub(super) async fn set_limits(
     Json(change): Json<LimitsRequest>,
 ) -> Result<Json<LimitsView>, NodeError> {
     Ok(Json(s.node.set_limits(change).await?))
+}
+
+/// Changes what is done with transfer requests from now on; remembered
+/// for the next start unless `up` is given `--policy`.
+#[utoipa::path(post, path = "/policy", tag = "transfers", request_body = PolicyChange,
+    responses((status = 200, body = PolicyChange), (status = 400, body = ApiError)))]
+pub(super) async fn set_policy(
+    State(s): State<ApiState>,
+    Json(change): Json<PolicyChange>,
+) -> Result<Json<PolicyChange>, NodeError> {
+    let policy = s.node.set_policy(change.policy).await?;
+    Ok(Json(PolicyChange { policy }))
+}
+
+/// Opens the folder holding a download in the file manager of the daemon's machine.
+#[utoipa::path(post, path = "/downloads/{id}/open", tag = "transfers",
+    params(("id" = i64, Path, description = "The download's number")),
+    responses(
+        (status = 200, description = "A file manager was started on the folder", body = OpenedFolder),
+        (status = 404, body = ApiError),
+        (status = 409, description = "Nothing could open it here; the message says where the folder is", body = ApiError),
+    ))]
+pub(super) async fn open_folder(
+    State(s): State<ApiState>,
+    Path(id): Path<i64>,
+) -> Result<Json<OpenedFolder>, NodeError> {
+    let download = s
+        .node
+        .downloads
+        .get(id)
+        .await?
+        .ok_or_else(|| NodeError::NotFound(format!("there is no download {id}")))?;
+    let folder = download
+        .record
+        .path
+        .as_deref()
+        .and_then(|p| std::path::Path::new(p).parent())
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| s.node.downloads_dir.clone());
+    let path = folder.display().to_string();
+    if s.reach != crate::ui::Reach::Loopback {
+        return Err(NodeError::Refused(format!(
+            "the folder is on the daemon's machine, not yours: {path}"
+        )));
+    }
+    if !open_in_file_manager(&folder) {
+        return Err(NodeError::Refused(format!(
+            "no file manager could be started on this machine; the folder is {path}"
+        )));
+    }
+    Ok(Json(OpenedFolder { path }))
+}
+
+/// Starts the desktop's opener on `folder` without waiting for it.
+fn open_in_file_manager(folder: &std::path::Path) -> bool {
+    let opener = if cfg!(target_os = "macos") {
+        "open"
+    } else {
+        "xdg-open"
+    };
+    // tokio reaps the opener when it exits, so none is left a zombie.
+    tokio::process::Command::new(opener)
+        .arg(folder)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .is_ok()
 }
 
 /// Who is downloading what from this peer now.

@@ -26,7 +26,10 @@ use crate::messaging::{Messenger, MessengerParts, Roster};
 use crate::net::host::{ip_of, Host, HostContext};
 use crate::net::kademlia::DhtSettings;
 use crate::net::peer_book::PeerBook;
-use crate::node::{Node, DOWNLOAD_RATE_SETTING, OFFLINE, SHARING_SETTING, UPLOAD_RATE_SETTING};
+use crate::node::{
+    Node, DOWNLOAD_RATE_SETTING, OFFLINE, POLICY_SETTING, SHARING_SETTING, UPLOAD_PEERS_SETTING,
+    UPLOAD_RATE_SETTING, UPLOAD_SLOTS_SETTING,
+};
 use crate::private_file::write_private;
 use crate::share::folders::folders_at_start;
 use crate::share::SharedFiles;
@@ -38,6 +41,7 @@ use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::active::ActiveUploads;
 use crate::transfer::upload::gate::{GateParts, Policy, UploadGate};
 use crate::transfer::upload::{self, UploadService};
+use crate::ui::{Reach, WebUi};
 use crate::views::EventKind;
 use crate::NodeError;
 
@@ -56,12 +60,12 @@ pub struct NodeConfig {
     pub api: SocketAddr,
     /// Data connection listen address; `None` picks the first TCP listen IP, any port.
     pub data_listen: Option<SocketAddr>,
-    /// What to do with transfer requests.
-    pub policy: Policy,
-    /// Concurrent uploads before answering "busy".
-    pub max_uploads: usize,
-    /// Peers served at once; further requests are answered "busy".
-    pub max_upload_peers: usize,
+    /// What to do with transfer requests; `None`: as last set at run time, else accept.
+    pub policy: Option<Policy>,
+    /// Upload slots (pieces sent at once); `None`: as last set at run time, else 4.
+    pub max_uploads: Option<usize>,
+    /// Peers served at once, then "busy"; `None`: as last set at run time, else 32.
+    pub max_upload_peers: Option<usize>,
     /// Most sources one download uses at once.
     pub max_sources: usize,
     /// How long a download with no source left looks for one before it fails.
@@ -112,9 +116,9 @@ impl NodeConfig {
             ],
             api: SocketAddr::from(([127, 0, 0, 1], 1101)),
             data_listen: None,
-            policy: Policy::Accept,
-            max_uploads: 4,
-            max_upload_peers: 32,
+            policy: None,
+            max_uploads: None,
+            max_upload_peers: None,
             max_sources: crate::transfer::download::swarm::DEFAULT_MAX_SOURCES,
             source_patience: crate::transfer::download::swarm::DEFAULT_SOURCE_PATIENCE,
             ask_timeout: Duration::from_secs(60),
@@ -137,6 +141,8 @@ pub struct RunningNode {
     pub node: Node,
     /// Where the API listens.
     pub api_addr: SocketAddr,
+    token: String,
+    ui: WebUi,
     lifetime: Lifetime,
 }
 
@@ -146,6 +152,44 @@ const DOWNLOAD_GRACE: Duration = Duration::from_secs(3);
 const TASK_GRACE: Duration = Duration::from_secs(1);
 
 impl RunningNode {
+    /// A fresh one-time link that logs a browser on this machine in to the web UI.
+    pub fn ui_login_link(&self) -> String {
+        api::ui::login_url(self.api_addr, &self.ui.sessions.mint_code())
+    }
+
+    /// Also serves the API and web UI on `listener`, reached from other
+    /// machines (`up --ui-listen`): logins there need the UI password.
+    pub fn serve_remote_ui<L>(&self, listener: L, https: bool) -> Result<SocketAddr, NodeError>
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
+        if !self.ui.password.is_set() {
+            return Err(NodeError::BadRequest(
+                "the web UI may listen beyond this machine only with a password: set one with \
+                 `peershare ui --set-password`"
+                    .into(),
+            ));
+        }
+        let addr = listener.local_addr()?;
+        let listening = api::Listening {
+            reach: Reach::Remote { https },
+            port: addr.port(),
+            local_addr: self.api_addr,
+        };
+        let router = api::router(
+            self.node.clone(),
+            self.token.clone(),
+            self.ui.clone(),
+            listening,
+        );
+        self.lifetime.spawn_cooperative(api::serve(
+            listener,
+            router,
+            self.lifetime.token().clone(),
+        ));
+        Ok(addr)
+    }
+
     /// Stops downloads (recording their verified pieces), leaves the index,
     /// stops the listeners and flushes the database; call before the process exits.
     pub async fn shutdown(self) {
@@ -217,8 +261,11 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     let partials = PartialFiles::default();
     let roster = Roster::default();
     let gate = UploadGate::new(
-        config.policy,
-        (config.max_uploads, config.max_upload_peers),
+        setting_at_start(&store, config.policy, POLICY_SETTING, Policy::Accept).await?,
+        (
+            setting_at_start(&store, config.max_uploads, UPLOAD_SLOTS_SETTING, 4).await?,
+            setting_at_start(&store, config.max_upload_peers, UPLOAD_PEERS_SETTING, 32).await?,
+        ),
         config.ask_timeout,
         data_port,
         GateParts {
@@ -322,8 +369,6 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         downloads,
         downloads_dir: config.downloads_dir.clone(),
         data_port,
-        max_uploads: config.max_uploads,
-        max_upload_peers: config.max_upload_peers,
         upload_rate: rate,
         download_rate,
         index,
@@ -338,9 +383,15 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         .await
         .map_err(|e| NodeError::listen("the local API", config.api, e, "--api HOST:PORT"))?;
     let api_addr = api_listener.local_addr()?;
+    let ui = WebUi::new(&config.data_dir);
+    let listening = api::Listening {
+        reach: Reach::Loopback,
+        port: api_addr.port(),
+        local_addr: api_addr,
+    };
     lifetime.spawn_cooperative(api::serve(
         api_listener,
-        api::router(node.clone(), token),
+        api::router(node.clone(), token.clone(), ui.clone(), listening),
         lifetime.token().clone(),
     ));
     write_private(
@@ -367,6 +418,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     Ok(RunningNode {
         node,
         api_addr,
+        token,
+        ui,
         lifetime,
     })
 }
@@ -392,6 +445,21 @@ fn load_or_create_token(data_dir: &std::path::Path) -> Result<String, NodeError>
     let token = hex::encode(rand::random::<[u8; 24]>());
     write_private(&path, token.as_bytes())?;
     Ok(token)
+}
+
+/// A setting at start: the one `up` was given, else the one last set at
+/// run time (remembered under `key`), else `default`.
+async fn setting_at_start<T: std::str::FromStr>(
+    store: &Store,
+    given: Option<T>,
+    key: &str,
+    default: T,
+) -> Result<T, NodeError> {
+    if let Some(given) = given {
+        return Ok(given);
+    }
+    let remembered = store.setting(key).await?;
+    Ok(remembered.and_then(|v| v.parse().ok()).unwrap_or(default))
 }
 
 /// A rate limit at start: the one `up` was given, else the one last set at

@@ -45,6 +45,17 @@ const MAX_FILES_ASKED: usize = 1024;
 /// Addresses given per peer in a grant's hints.
 const ADDRS_PER_HINT: usize = 2;
 
+impl Policy {
+    /// The policy's name, as `--policy` takes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Accept => "accept",
+            Self::Ask => "ask",
+            Self::Contacts => "contacts",
+        }
+    }
+}
+
 impl std::str::FromStr for Policy {
     type Err = String;
 
@@ -79,6 +90,10 @@ struct Ticket {
 }
 
 struct GateState {
+    policy: Policy,
+    max_peers: usize,
+    /// Pieces sent at once, as last set (the semaphore may still be shrinking to it).
+    piece_slot_count: usize,
     busy_slots: usize,
     tickets: HashMap<u64, Ticket>,
     pending: HashMap<u64, (PeerId, Offer, Instant)>,
@@ -122,8 +137,6 @@ impl GateState {
 /// Upload policy, slots and tickets, shared by the libp2p host and the data server.
 #[derive(Clone)]
 pub struct UploadGate {
-    policy: Policy,
-    max_peers: usize,
     piece_slots: Arc<tokio::sync::Semaphore>,
     ask_timeout: Duration,
     data_port: u16,
@@ -169,8 +182,6 @@ impl UploadGate {
         parts: GateParts,
     ) -> Self {
         Self {
-            policy,
-            max_peers: max_peers.max(1),
             piece_slots: Arc::new(tokio::sync::Semaphore::new(max_uploads.max(1))),
             ask_timeout,
             data_port,
@@ -179,6 +190,9 @@ impl UploadGate {
             book: parts.book,
             roster: parts.roster,
             state: Arc::new(Mutex::new(GateState {
+                policy,
+                max_peers: max_peers.max(1),
+                piece_slot_count: max_uploads.max(1),
                 busy_slots: 0,
                 tickets: HashMap::new(),
                 pending: HashMap::new(),
@@ -190,7 +204,48 @@ impl UploadGate {
 
     /// The policy in force.
     pub fn policy(&self) -> Policy {
-        self.policy
+        self.state.lock().expect("gate lock").policy
+    }
+
+    /// Changes the policy for requests from now on (waiting ones stay waiting).
+    pub fn set_policy(&self, policy: Policy) {
+        self.state.lock().expect("gate lock").policy = policy;
+    }
+
+    /// Upload slots (pieces sent at once) and peers served at once at most.
+    pub fn capacity(&self) -> (usize, usize) {
+        let state = self.state.lock().expect("gate lock");
+        (state.piece_slot_count, state.max_peers)
+    }
+
+    /// Changes the upload slots and the peers served at once; fewer slots
+    /// take effect as running pieces finish, never by cutting one off.
+    pub fn set_capacity(&self, piece_slots: Option<usize>, max_peers: Option<usize>) {
+        let mut state = self.state.lock().expect("gate lock");
+        if let Some(peers) = max_peers {
+            state.max_peers = peers.max(1);
+        }
+        let Some(wanted) = piece_slots.map(|n| n.max(1)) else {
+            return;
+        };
+        let had = std::mem::replace(&mut state.piece_slot_count, wanted);
+        drop(state);
+        if wanted > had {
+            self.piece_slots.add_permits(wanted - had);
+            return;
+        }
+        let surplus = had - wanted;
+        let owed = surplus - self.piece_slots.forget_permits(surplus);
+        if owed > 0 {
+            // The rest are held by pieces being sent; they are retired as those
+            // pieces finish (within the piece write timeout), which ends this task.
+            let slots = self.piece_slots.clone();
+            tokio::spawn(async move {
+                if let Ok(permits) = slots.acquire_many_owned(owed as u32).await {
+                    permits.forget();
+                }
+            });
+        }
     }
 
     /// The upload slots: one is held while a piece is read and sent.
@@ -223,7 +278,7 @@ impl UploadGate {
             }
             _ => return Verdict::Answer(TransferResponse::NotFound),
         };
-        let ask = match self.policy {
+        let ask = match self.policy() {
             Policy::Accept => false,
             Policy::Ask => true,
             Policy::Contacts => !self.roster.is_contact(&peer),
@@ -293,7 +348,7 @@ impl UploadGate {
             state.tickets.remove(&ticket);
             state.busy_slots = state.busy_slots.saturating_sub(1);
         }
-        if state.busy_slots >= self.max_peers {
+        if state.busy_slots >= state.max_peers {
             return TransferResponse::Busy;
         }
         state.busy_slots += 1;
