@@ -66,21 +66,8 @@ fn read_new_password() -> Result<String> {
     Ok(first)
 }
 
-/// Starts the person's browser on `url` without waiting for it; false when there is none.
+/// Starts the person's browser (`$BROWSER`, else the desktop's opener) on `url`.
 fn open_browser(url: &str) -> bool {
-    let opener = std::env::var("BROWSER").ok().filter(|b| !b.is_empty());
-    let candidates: Vec<String> = match opener {
-        Some(browser) => vec![browser],
-        None if cfg!(target_os = "macos") => vec!["open".into()],
-        None => vec!["xdg-open".into()],
-    };
-    candidates.iter().any(|program| {
-        std::process::Command::new(program)
-            .arg(url)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .is_ok()
-    })
+    let browser = std::env::var("BROWSER").ok().filter(|b| !b.is_empty());
+    peershare_node::ui::desktop::open(url.as_ref(), browser.as_deref())
 }

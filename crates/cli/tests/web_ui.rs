@@ -376,3 +376,55 @@ fn the_ui_beyond_loopback_needs_a_password_and_https() {
             .contains("Too many wrong passwords"));
     });
 }
+
+#[test]
+fn the_link_up_prints_logs_a_browser_in() {
+    let sandbox = Sandbox::new();
+    let data = sandbox.dir("printed").join("data");
+    let mut up = Command::new(BIN)
+        .args([
+            "--json",
+            "up",
+            "--no-index",
+            "--no-mdns",
+            "--api",
+            "127.0.0.1:0",
+        ])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
+        .arg(&data)
+        .arg("--downloads")
+        .arg(sandbox.dir("printed").join("downloads"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first_line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(up.stdout.take().unwrap()),
+        &mut first_line,
+    )
+    .unwrap();
+    let printed: serde_json::Value = serde_json::from_str(&first_line).expect(&first_line);
+    let link = printed["ui_link"].as_str().expect("up prints a login link");
+    let api = printed["api"].as_str().unwrap().to_string();
+    assert!(
+        link.starts_with(&format!("http://{api}/login?code=")),
+        "{link}"
+    );
+    let path = &link[link.find("/login").unwrap()..];
+    let login = http(&api, "GET", path, &[], "");
+    assert_eq!(login.status, 303, "{}", login.head);
+    let cookie = login.cookie();
+    assert_eq!(
+        http(&api, "GET", "/api/v1/status", &[("Cookie", &cookie)], "").status,
+        200
+    );
+    // Stop the daemon this test started, as Ctrl-C would.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &up.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(up.wait().unwrap().success(), "up stops cleanly on SIGTERM");
+}

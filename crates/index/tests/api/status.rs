@@ -10,7 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::common::{eventually, file, Index};
-use crate::tls::{client_trusting, self_signed};
+use crate::tls::start_https;
 
 /// A user name that must never show up on the page, escaped or not.
 const HOSTILE_NAME: &str = "<script>alert(\"zaphod\")</script> & co";
@@ -234,16 +234,7 @@ async fn status_page_counts_online_users_and_files_and_shows_nothing_private() {
 
 #[tokio::test]
 async fn status_page_is_served_over_https_too() {
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key, der) = self_signed(certs.path(), "index");
-    let ix = Index::start_with_client(
-        |c| {
-            c.tls_cert = Some(cert.clone());
-            c.tls_key = Some(key.clone());
-        },
-        client_trusting(der),
-    )
-    .await;
+    let (ix, _certs) = start_https().await;
     assert!(ix.base.starts_with("https://"), "{}", ix.base);
     let token = ix.user("alice").await;
     ix.join(

@@ -8,7 +8,7 @@ use crate::common::{config, Index};
 
 /// A self-signed certificate for 127.0.0.1 written as PEM files into `dir`;
 /// returns the certificate and key paths and the certificate (DER).
-pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
     let made = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
@@ -18,7 +18,7 @@ pub fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf, Vec<u8>) {
 }
 
 /// An HTTPS client trusting only `cert`.
-pub fn client_trusting(cert: Vec<u8>) -> reqwest::Client {
+fn client_trusting(cert: Vec<u8>) -> reqwest::Client {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(cert.into()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -33,8 +33,9 @@ pub fn client_trusting(cert: Vec<u8>) -> reqwest::Client {
         .unwrap()
 }
 
-#[tokio::test]
-async fn accounts_work_over_https_and_plain_http_is_refused() {
+/// An index serving HTTPS with a fresh self-signed certificate, and a client
+/// trusting it; the certificate's folder lives as long as the second value.
+pub async fn start_https() -> (Index, tempfile::TempDir) {
     let certs = tempfile::tempdir().unwrap();
     let (cert, key, der) = self_signed(certs.path(), "index");
     let ix = Index::start_with_client(
@@ -45,6 +46,12 @@ async fn accounts_work_over_https_and_plain_http_is_refused() {
         client_trusting(der),
     )
     .await;
+    (ix, certs)
+}
+
+#[tokio::test]
+async fn accounts_work_over_https_and_plain_http_is_refused() {
+    let (ix, certs) = start_https().await;
     assert!(ix.base.starts_with("https://127.0.0.1:"), "{}", ix.base);
 
     // Register, log in and use the token, all over TLS.

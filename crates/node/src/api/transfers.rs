@@ -244,29 +244,12 @@ pub(super) async fn open_folder(
             "the folder is on the daemon's machine, not yours: {path}"
         )));
     }
-    if !open_in_file_manager(&folder) {
+    if !crate::ui::desktop::open(folder.as_os_str(), None) {
         return Err(NodeError::Refused(format!(
             "no file manager could be started on this machine; the folder is {path}"
         )));
     }
     Ok(Json(OpenedFolder { path }))
-}
-
-/// Starts the desktop's opener on `folder` without waiting for it.
-fn open_in_file_manager(folder: &std::path::Path) -> bool {
-    let opener = if cfg!(target_os = "macos") {
-        "open"
-    } else {
-        "xdg-open"
-    };
-    // tokio reaps the opener when it exits, so none is left a zombie.
-    tokio::process::Command::new(opener)
-        .arg(folder)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .is_ok()
 }
 
 /// Who is downloading what from this peer now.

@@ -8,6 +8,7 @@
 //! live in `api::ui`; this module never decides what a request may do.
 
 pub mod assets;
+pub mod desktop;
 pub mod password;
 pub mod sessions;
 
