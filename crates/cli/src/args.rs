@@ -489,8 +489,9 @@ pub struct IndexArgs {
     #[arg(long, env = "PEERSHARE_INDEX_LISTEN", value_name = "HOST:PORT")]
     pub listen: Option<String>,
     /// A TOML file with index settings (listen, data_dir, heartbeat, peer_timeout, token_lifetime, admins,
-    /// tls_cert, tls_key, registrations_per_minute, search_slots, search_queue; mail_ttl in seconds,
-    /// mailbox_per_recipient, mailbox_per_sender).
+    /// tls_cert, tls_key, registrations_per_minute, search_slots, search_queue, searches_per_user,
+    /// searches_per_address, audit_retention_days; mail_ttl in seconds, mailbox_per_recipient,
+    /// mailbox_per_sender).
     #[arg(long, env = "PEERSHARE_INDEX_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The index's data folder, holding index.db (default: --data-dir, else `index` in the default data folder).
@@ -549,6 +550,13 @@ pub struct IndexArgs {
     /// Days a sealed letter waits in the mailbox for its recipient to collect it (default 14).
     #[arg(long, env = "PEERSHARE_INDEX_MAIL_TTL_DAYS", value_name = "DAYS")]
     pub mail_ttl_days: Option<u64>,
+    /// Days audit records are kept before they are deleted (0: forever; default 90).
+    #[arg(
+        long,
+        env = "PEERSHARE_INDEX_AUDIT_RETENTION_DAYS",
+        value_name = "DAYS"
+    )]
+    pub audit_retention_days: Option<u32>,
 }
 
 /// The byte rate given to `--flag` (like 500K, 8M, 1G; 0 means no limit), if any.
@@ -619,6 +627,16 @@ mod tests {
         let cli = Cli::try_parse_from(["peershare", "index", "--index-data-dir", "/i"]).unwrap();
         match cli.command {
             Command::Index(args) => assert_eq!(args.index_data_dir, Some(PathBuf::from("/i"))),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn index_takes_an_audit_retention() {
+        let cli =
+            Cli::try_parse_from(["peershare", "index", "--audit-retention-days", "30"]).unwrap();
+        match cli.command {
+            Command::Index(args) => assert_eq!(args.audit_retention_days, Some(30)),
             other => panic!("parsed as {other:?}"),
         }
     }

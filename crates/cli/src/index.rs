@@ -67,6 +67,9 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
     if let Some(n) = args.search_queue {
         config.search_queue = n;
     }
+    if let Some(days) = args.audit_retention_days {
+        config.audit_retention_days = days;
+    }
     if let Some(days) = args.mail_ttl_days {
         anyhow::ensure!(
             (1..=365).contains(&days),

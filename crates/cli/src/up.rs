@@ -151,17 +151,67 @@ async fn start_embedded_index(
         format!("http://{}", SocketAddr::new(ip, port))
     };
     if port_taken {
+        let url = local(index.listen.port());
+        // Whatever holds the port would receive the person's password: join
+        // it only if it proves to be the index this data folder started.
+        if let Err(why) = verify_own_index(&url, &index.data_dir).await {
+            bail!(
+                "{listen} is in use, but not by an index peershare started from this data \
+                 folder ({why}), so peershare will not send your password to it.\n\
+                 - to use whatever runs there as your index anyway: --index {url}\n\
+                 - to run this daemon's own index on another port: --index-listen HOST:PORT\n\
+                 - to run without an index: --no-index"
+            );
+        }
         tracing::warn!(
-            "{} is in use: joining the index already running there instead of starting one",
+            "{} is in use by this machine's peershare index: joining it instead of starting one",
             index.listen
         );
-        return Ok((None, local(index.listen.port())));
+        return Ok((None, url));
     }
     let running = peershare_index::start(index)
         .await
         .context("the embedded index could not start (run with --no-index or --index URL)")?;
     let url = local(running.addr().port());
     Ok((Some(running), url))
+}
+
+/// Checks that the index at `url` (on this machine) knows the instance
+/// secret kept in `index_dir`, i.e. was started from this data folder.
+async fn verify_own_index(url: &str, index_dir: &Path) -> std::result::Result<(), String> {
+    use peershare_index::server::{instance_proof, read_instance_secret, INSTANCE_PROOF_PATH};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let secret = read_instance_secret(index_dir)
+        .ok_or_else(|| format!("no index was ever started in {}", index_dir.display()))?;
+    let nonce = blake3::hash(&rand::random::<[u8; 32]>())
+        .to_hex()
+        .to_string();
+    let addr = url.trim_start_matches("http://").to_string();
+    let ask = async {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await?;
+        let request = format!(
+            "GET {INSTANCE_PROOF_PATH}?nonce={nonce} HTTP/1.1\r\nHost: {addr}\r\n\
+             Connection: close\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        tcp.take(64 * 1024).read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(5), ask)
+        .await
+        .map_err(|_| "it did not answer in time".to_string())?
+        .map_err(|e| format!("it could not be asked: {e}"))?;
+    let answer = String::from_utf8_lossy(&answer);
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    let proof = serde_json::from_str::<serde_json::Value>(body.trim())
+        .ok()
+        .and_then(|v| v["proof"].as_str().map(str::to_string));
+    match proof {
+        Some(p) if p == instance_proof(&secret, &nonce) => Ok(()),
+        Some(_) => Err("it gave a wrong proof of identity".into()),
+        None => Err("it gave no proof of identity".into()),
+    }
 }
 
 fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
@@ -181,6 +231,12 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         config.api = api
             .parse::<SocketAddr>()
             .with_context(|| format!("--api {api:?} is not HOST:PORT"))?;
+        // The local API trusts whoever holds the token on this machine; its
+        // Host check assumes only local programs can reach it.
+        anyhow::ensure!(
+            config.api.ip().is_loopback(),
+            "--api {api} is not a loopback address: the local API listens on this machine              only (e.g. --api 127.0.0.1:1101); to use the web UI from other machines, use              --ui-listen HOST:PORT, which requires a UI password"
+        );
     }
     if let Some(d) = &args.data_listen {
         config.data_listen = Some(

@@ -8,9 +8,9 @@ mod support;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{free_port, Daemon, Sandbox, BIN};
+use support::{free_port, run_refusing, Daemon, Sandbox, BIN};
 
 /// An HTTP/1.1 answer, read whole.
 struct Answer {
@@ -215,40 +215,21 @@ fn a_login_link_opens_one_session_and_nothing_else_gets_in() {
 
 /// Runs `up` expecting it to refuse to start; its error message.
 fn refused_start(data_dir: &std::path::Path, extra: &[&str]) -> String {
-    let mut child = Command::new(BIN)
-        .args([
-            "--json",
-            "up",
-            "--no-index",
-            "--no-mdns",
-            "--api",
-            "127.0.0.1:0",
-        ])
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
-        .arg(data_dir)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("up {extra:?} started instead of refusing");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert!(!child.wait().unwrap().success());
-    out
+    let out = run_refusing(
+        Command::new(BIN)
+            .args([
+                "--json",
+                "up",
+                "--no-index",
+                "--no-mdns",
+                "--api",
+                "127.0.0.1:0",
+            ])
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra),
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]

@@ -8,8 +8,14 @@
 //! protocols ([`wire`]).
 //!
 //! It must never open a socket, start an async runtime or trust a name from
-//! the network as a path.
+//! the network as a path. The one exception sits behind the `serve`
+//! feature, which only the index and the node turn on: `conn_limit`, the
+//! connection caps and idle timeouts every HTTP server shares, wrapping
+//! listeners that others open.
 
+#[cfg(feature = "serve")]
+pub mod conn_limit;
+pub mod db_file;
 pub mod file_name;
 pub mod id;
 pub mod link;

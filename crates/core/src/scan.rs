@@ -23,32 +23,125 @@ pub struct ScannedFile {
     pub size: u64,
     /// Modification time in nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// The device and inode it had when scanned (see [`file_identity`]): a
+    /// file swapped for another (or for a link) with the same size and mtime
+    /// is told apart by these.
+    pub identity: (u64, u64),
+}
+
+/// Something a scan could not read: a folder or file below a shared folder
+/// (or the shared folder itself) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanProblem {
+    /// What could not be read (the shared folder itself when it is missing).
+    pub path: PathBuf,
+    /// Why, for people.
+    pub message: String,
+}
+
+/// What a walk of one shared folder found: the files it could read and the
+/// places it could not. A caller must not take a file missing below a
+/// problem's path as deleted: it may only be unreadable for now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FolderScan {
+    /// The regular files found.
+    pub files: Vec<ScannedFile>,
+    /// Where the walk failed; empty when the whole folder was read.
+    pub problems: Vec<ScanProblem>,
 }
 
 /// Lists every regular file under `root`, skipping links and partial downloads.
+///
+/// Errors are dropped; [`scan_folder_checked`] reports them.
 pub fn scan_folder(root: &Path) -> Vec<ScannedFile> {
-    walkdir::WalkDir::new(root)
+    scan_folder_checked(root).files
+}
+
+/// Lists every regular file under `root`, skipping links and partial
+/// downloads, and reports every place it could not read. A `root` that is
+/// missing or not a folder is one problem at `root` and no files.
+pub fn scan_folder_checked(root: &Path) -> FolderScan {
+    match std::fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => {
+            return FolderScan {
+                files: Vec::new(),
+                problems: vec![ScanProblem {
+                    path: root.to_path_buf(),
+                    message: "the shared folder is not a folder any more".into(),
+                }],
+            }
+        }
+        Err(e) => {
+            return FolderScan {
+                files: Vec::new(),
+                problems: vec![ScanProblem {
+                    path: root.to_path_buf(),
+                    message: format!("cannot read the shared folder: {e}"),
+                }],
+            }
+        }
+    }
+    let mut scan = FolderScan::default();
+    let walk = walkdir::WalkDir::new(root)
         .follow_links(false)
         .into_iter()
-        .filter_entry(|e| e.file_name() != PARTIAL_DIR)
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .filter_map(|e| {
-            let meta = e.metadata().ok()?;
-            let rel = e.path().strip_prefix(root).ok()?;
-            let name = rel
-                .components()
-                .map(|c| c.as_os_str().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join("/");
-            Some(ScannedFile {
-                path: e.path().to_path_buf(),
-                name,
-                size: meta.len(),
-                mtime_ns: mtime_ns(&meta),
-            })
-        })
-        .collect()
+        .filter_entry(|e| e.file_name() != PARTIAL_DIR);
+    for entry in walk {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                scan.problems.push(ScanProblem {
+                    path: e.path().unwrap_or(root).to_path_buf(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) => {
+                scan.problems.push(ScanProblem {
+                    path: entry.path().to_path_buf(),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let name = rel
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        scan.files.push(ScannedFile {
+            path: entry.path().to_path_buf(),
+            name,
+            size: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+            identity: file_identity(&meta),
+        });
+    }
+    scan
+}
+
+/// A file's device and inode numbers ((0, 0) where the system has none).
+pub fn file_identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        (meta.dev(), meta.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        (0, 0)
+    }
 }
 
 /// A file's modification time in nanoseconds since the Unix epoch (0 if unknown).
@@ -86,5 +179,29 @@ mod tests {
         assert_eq!(names, ["a.txt", "sub/deeper/b.bin"]);
         assert_eq!(found[1].size, 2);
         assert!(found[0].mtime_ns > 0);
+    }
+
+    #[test]
+    fn a_missing_or_replaced_root_is_a_problem_not_an_empty_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("share");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("a"), b"a").unwrap();
+        let ok = scan_folder_checked(&root);
+        assert_eq!((ok.files.len(), ok.problems.len()), (1, 0));
+
+        std::fs::rename(&root, dir.path().join("away")).unwrap();
+        let gone = scan_folder_checked(&root);
+        assert!(gone.files.is_empty());
+        assert_eq!(gone.problems.len(), 1, "{gone:?}");
+        assert_eq!(gone.problems[0].path, root);
+
+        std::fs::write(&root, b"now a file").unwrap();
+        let file = scan_folder_checked(&root);
+        assert!(
+            file.files.is_empty(),
+            "a file in place of the root is not shared"
+        );
+        assert_eq!(file.problems.len(), 1, "{file:?}");
     }
 }

@@ -6,10 +6,21 @@
 //! record become durable together, in one commit, before the answer. Failed
 //! operations and reads that wait ([`audited`]) go through [`Audit`], which
 //! batches concurrent records into one transaction and answers once it
-//! committed; searches are queued without waiting ([`Audit::record_later`]). This module never
-//! changes or deletes a record, and never records passwords or tokens.
+//! committed; searches are queued without waiting ([`Audit::record_later`]).
+//!
+//! Rejections (records whose outcome is not `ok`) are aggregated so a flood
+//! of them cannot grow the log without bound: the first of each (action,
+//! outcome, client address, user name) in a [`REJECTION_WINDOW`] is written
+//! as usual, the rest of that window are only counted, and one more record
+//! with the count (detail `repeated N more times within 60 s…`) is written
+//! once the window ends (or the server stops). Records older than the
+//! retention (`audit_retention_days`) are deleted when the writer starts and
+//! every [`PRUNE_EVERY`]. This module never changes a record, deletes only
+//! expired ones, and never records passwords or tokens.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
@@ -24,6 +35,18 @@ use crate::store::{now_ms, AuditRow, Store};
 const QUEUE: usize = 4096;
 /// Records written in one transaction, at most.
 const BATCH: usize = 512;
+/// Rejections of one kind from one address for one name within this long
+/// after the first are counted into one record instead of written one by one.
+pub const REJECTION_WINDOW: Duration = Duration::from_secs(60);
+/// Kinds of rejection counted at once, at most; past that, every count is
+/// written out and counting starts afresh.
+const MAX_COUNTED: usize = 10_000;
+/// How often ended rejection windows are written out.
+const FLUSH_EVERY: Duration = Duration::from_secs(5);
+/// How often records past the retention are deleted.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// The prefix of the detail of a record counting repeated rejections.
+pub const REPEATED_PREFIX: &str = "repeated ";
 
 /// What was attempted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -144,6 +167,119 @@ struct Pending {
     ack: Option<oneshot::Sender<bool>>,
 }
 
+/// What identifies a kind of rejection: action, outcome, client, user name.
+type RejectionKey = (String, String, Option<String>, Option<String>);
+
+/// Rejections seen since the first of their kind in the current window.
+struct Window {
+    started: i64,
+    repeated: u64,
+    last: AuditRow,
+}
+
+/// Counts repeated rejections between writes.
+#[derive(Default)]
+struct Rejections {
+    windows: HashMap<RejectionKey, Window>,
+}
+
+impl Rejections {
+    /// Whether `row` should be written now; if not, it was counted.
+    /// Records counting windows that ended go to `out`.
+    fn admit(&mut self, row: &AuditRow, out: &mut Vec<AuditRow>) -> bool {
+        if row.outcome == "ok" {
+            return true;
+        }
+        let key = (
+            row.action.clone(),
+            row.outcome.clone(),
+            row.client.clone(),
+            row.user_name.clone(),
+        );
+        let window_ms = crate::store::ms(REJECTION_WINDOW);
+        if let Some(w) = self.windows.get_mut(&key) {
+            if row.at < w.started.saturating_add(window_ms) {
+                w.repeated += 1;
+                w.last = row.clone();
+                return false;
+            }
+            let ended = self.windows.remove(&key);
+            out.extend(ended.and_then(Window::summary));
+        }
+        if self.windows.len() >= MAX_COUNTED {
+            self.flush(i64::MAX, out);
+        }
+        self.windows.insert(
+            key,
+            Window {
+                started: row.at,
+                repeated: 0,
+                last: row.clone(),
+            },
+        );
+        true
+    }
+
+    /// Moves the counts of windows ended by `now` (all with `i64::MAX`) to `out`.
+    fn flush(&mut self, now: i64, out: &mut Vec<AuditRow>) {
+        let window_ms = crate::store::ms(REJECTION_WINDOW);
+        let mut ended = Vec::new();
+        self.windows.retain(|_, w| {
+            let open = now < w.started.saturating_add(window_ms);
+            if !open {
+                ended.push(std::mem::replace(
+                    w,
+                    Window {
+                        started: 0,
+                        repeated: 0,
+                        last: AuditRow::default(),
+                    },
+                ));
+            }
+            open
+        });
+        ended.sort_by_key(|w| w.last.at);
+        out.extend(ended.into_iter().filter_map(Window::summary));
+    }
+}
+
+impl Window {
+    /// The record counting this window's repeats, if there were any.
+    fn summary(self) -> Option<AuditRow> {
+        (self.repeated > 0).then(|| {
+            let last = self.last.detail.as_deref().unwrap_or("");
+            let detail = format!(
+                "{REPEATED_PREFIX}{} more times within {} s of the first (last detail: {last})",
+                self.repeated,
+                REJECTION_WINDOW.as_secs()
+            );
+            AuditRow {
+                detail: Some(detail.chars().take(200).collect()),
+                ..self.last
+            }
+        })
+    }
+}
+
+/// Deletes records older than `retention` before `now`, logging failures.
+async fn prune(store: &Store, retention: Option<Duration>, now: i64) {
+    if let Some(keep) = retention {
+        match store
+            .prune_audit(now.saturating_sub(crate::store::ms(keep)))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("deleted {n} audit records past their retention"),
+            Err(e) => tracing::warn!("cannot delete old audit records: {e}"),
+        }
+    }
+}
+
+/// The retention for `days` (0: none, records are kept forever).
+pub fn retention_days(days: u32) -> Option<Duration> {
+    (days > 0).then(|| Duration::from_secs(u64::from(days) * 24 * 3600))
+}
+
 /// Appends audit records; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Audit {
@@ -157,14 +293,35 @@ impl std::fmt::Debug for Pending {
 }
 
 impl Audit {
-    /// Starts the writer task; it ends once every [`Audit`] clone is dropped
-    /// and the queue is written.
-    pub fn spawn(store: Store) -> (Self, JoinHandle<()>) {
+    /// Starts the writer task, which first deletes records older than
+    /// `retention` (if any) and again every [`PRUNE_EVERY`]; it ends once
+    /// every [`Audit`] clone is dropped and the queue (and every count of
+    /// repeated rejections) is written.
+    pub fn spawn(store: Store, retention: Option<Duration>) -> (Self, JoinHandle<()>) {
         let (queue, mut rx) = mpsc::channel::<Pending>(QUEUE);
         let task = tokio::spawn(async move {
+            prune(&store, retention, now_ms()).await;
+            let mut pruned = tokio::time::Instant::now();
+            let mut flush = tokio::time::interval(FLUSH_EVERY);
+            flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut rejections = Rejections::default();
             let mut batch = Vec::with_capacity(BATCH);
-            while rx.recv_many(&mut batch, BATCH).await > 0 {
-                let rows: Vec<AuditRow> = batch.iter().map(|p| p.row.clone()).collect();
+            loop {
+                let mut rows = Vec::new();
+                let open = tokio::select! {
+                    n = rx.recv_many(&mut batch, BATCH) => n > 0,
+                    _ = flush.tick() => true,
+                };
+                if open {
+                    for pending in &batch {
+                        if rejections.admit(&pending.row, &mut rows) {
+                            rows.push(pending.row.clone());
+                        }
+                    }
+                    rejections.flush(now_ms(), &mut rows);
+                } else {
+                    rejections.flush(i64::MAX, &mut rows);
+                }
                 let ok = match store.insert_audit(&rows).await {
                     Ok(()) => true,
                     Err(e) => {
@@ -176,6 +333,13 @@ impl Audit {
                     if let Some(ack) = pending.ack {
                         let _ = ack.send(ok);
                     }
+                }
+                if !open {
+                    break;
+                }
+                if pruned.elapsed() >= PRUNE_EVERY {
+                    prune(&store, retention, now_ms()).await;
+                    pruned = tokio::time::Instant::now();
                 }
             }
         });
@@ -276,4 +440,65 @@ pub struct AuditPage {
     pub offset: i64,
     /// This page, newest first.
     pub entries: Vec<AuditEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(at: i64, outcome: &str, client: &str) -> AuditRow {
+        AuditRow {
+            at,
+            action: "login".to_string(),
+            outcome: outcome.to_string(),
+            client: Some(client.to_string()),
+            user_name: Some("victim".to_string()),
+            ..AuditRow::default()
+        }
+    }
+
+    #[test]
+    fn repeated_rejections_are_counted_per_kind_and_minute() {
+        let mut r = Rejections::default();
+        let mut out = Vec::new();
+        // Successes are always written.
+        assert!(r.admit(&row(0, "ok", "a"), &mut out));
+        assert!(r.admit(&row(0, "ok", "a"), &mut out));
+        // The first rejection of a kind is written, the rest of its minute counted.
+        assert!(r.admit(&row(1, "denied", "a"), &mut out));
+        for at in 2..100 {
+            assert!(!r.admit(&row(at, "denied", "a"), &mut out));
+        }
+        assert!(r.admit(&row(5, "denied", "b"), &mut out));
+        assert!(r.admit(&row(5, "rate_limited", "a"), &mut out));
+        r.flush(30_000, &mut out);
+        assert!(out.is_empty());
+        // Once the minute ends, one record with the count.
+        r.flush(60_001, &mut out);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let detail = out[0].detail.clone().unwrap();
+        assert!(detail.starts_with("repeated 98 more times"), "{detail}");
+        assert_eq!(
+            (out[0].client.as_deref(), out[0].at),
+            (Some("a"), 99),
+            "{out:?}"
+        );
+        // A new minute starts afresh; a late repeat ends the old one first.
+        out.clear();
+        assert!(r.admit(&row(70_000, "denied", "a"), &mut out));
+        assert!(!r.admit(&row(70_001, "denied", "a"), &mut out));
+        assert!(r.admit(&row(200_000, "denied", "a"), &mut out));
+        assert_eq!(out.len(), 1);
+        assert!(out[0]
+            .detail
+            .as_deref()
+            .unwrap()
+            .starts_with("repeated 1 more"));
+        // Stopping writes every count.
+        out.clear();
+        assert!(!r.admit(&row(200_001, "denied", "a"), &mut out));
+        r.flush(i64::MAX, &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(r.windows.is_empty());
+    }
 }

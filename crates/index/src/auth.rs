@@ -2,8 +2,10 @@
 //! their hash is stored), the [`AuthUser`] extractor that turns an
 //! `Authorization: Bearer TOKEN` header into a user (through the
 //! [`TokenCache`] of recently validated tokens), and the [`LoginLimiter`]
-//! that slows down password guessing per user name and per client address
-//! and limits registrations (argon2 is costly) per client address.
+//! that counts login attempts (before checking them) per user name and
+//! client address, per name and per address, limits registrations per
+//! client address, and runs all argon2 work in a small bounded pool
+//! (argon2 is costly in time and memory).
 //!
 //! This module answers "who is this?"; it never decides what that user may do
 //! (handlers check ownership) and never stores or logs a token or password
@@ -22,14 +24,25 @@ use axum::http::request::Parts;
 use rand::RngCore;
 
 use crate::error::ApiError;
+use crate::gate::Gate;
 use crate::store::{now_ms, Store, User};
 
-/// Failed logins per user name allowed within [`LIMIT_WINDOW`].
-pub const MAX_FAILURES_PER_NAME: usize = 5;
+/// Failed logins for one user name from one client address allowed within
+/// [`LIMIT_WINDOW`].
+pub const MAX_FAILURES_PER_NAME_FROM_ADDR: usize = 5;
+/// Failed logins for one user name from all addresses together allowed
+/// within [`LIMIT_WINDOW`] (a guessing botnet; far above what one person does).
+pub const MAX_FAILURES_PER_NAME: usize = 100;
 /// Failed logins per client address allowed within [`LIMIT_WINDOW`].
 pub const MAX_FAILURES_PER_ADDR: usize = 20;
 /// The sliding window failed logins are counted in.
 pub const LIMIT_WINDOW: Duration = Duration::from_secs(60);
+/// Password hashes and checks running at once, at most (one per core).
+const MAX_HASHING_SLOTS: usize = 8;
+/// Password hashes and checks waiting for a slot before more are answered 503.
+const HASHING_QUEUE: usize = 32;
+/// Longest wait for a password-hashing slot.
+const HASHING_MAX_WAIT: Duration = Duration::from_secs(10);
 /// Counters kept before old ones are swept eagerly.
 const MAX_TRACKED_KEYS: usize = 100_000;
 /// How long a validated token is trusted without reading the database again.
@@ -246,32 +259,84 @@ impl TokenCache {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum LimitKey {
+    NameFrom(String, Option<IpAddr>),
     Name(String),
     Addr(IpAddr),
     Register(IpAddr),
 }
 
-/// Counts failed logins per user name and per client address, and
-/// registrations per client address, in a sliding window of
-/// [`LIMIT_WINDOW`], and refuses further attempts once a count is too high.
-#[derive(Debug, Default)]
+impl LimitKey {
+    /// Login attempts allowed under this key within [`LIMIT_WINDOW`].
+    fn max(&self) -> usize {
+        match self {
+            Self::NameFrom(..) => MAX_FAILURES_PER_NAME_FROM_ADDR,
+            Self::Name(_) => MAX_FAILURES_PER_NAME,
+            Self::Addr(_) | Self::Register(_) => MAX_FAILURES_PER_ADDR,
+        }
+    }
+}
+
+/// A login attempt counted by [`LoginLimiter::begin`]: it stays counted as a
+/// failure unless [`LoginLimiter::succeeded`] or [`LoginLimiter::not_tried`]
+/// takes it back.
+#[derive(Debug)]
+#[must_use = "an attempt is a failure unless taken back"]
+pub struct Attempt {
+    keys: Vec<LimitKey>,
+    at: Instant,
+}
+
+/// Counts login attempts per (user name, client address), per user name
+/// and per client address, and registrations per client address, in a
+/// sliding window of [`LIMIT_WINDOW`], and refuses further attempts once a
+/// count is too high. An attempt is counted *before* its password is
+/// checked, so concurrent guesses cannot pass the limit together. A guesser
+/// at one address locks only that (name, address) pair; the per-name count
+/// across all addresses has a much higher limit. It also holds the pool that
+/// runs password hashing ([`LoginLimiter::hashing`]).
+#[derive(Debug)]
 pub struct LoginLimiter {
     failures: Mutex<HashMap<LimitKey, VecDeque<Instant>>>,
+    hashing: Gate,
+}
+
+impl Default for LoginLimiter {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            failures: Mutex::default(),
+            hashing: Gate::new(
+                "password checks",
+                cores.clamp(2, MAX_HASHING_SLOTS),
+                HASHING_QUEUE,
+                HASHING_MAX_WAIT,
+            ),
+        }
+    }
 }
 
 impl LoginLimiter {
-    /// `Err(429)` if this name or address has failed too often recently.
-    pub fn check(&self, name: &str, addr: Option<IpAddr>) -> Result<(), ApiError> {
+    /// The pool every argon2 hash and check runs in: a few at once, a
+    /// bounded line, 503 past it (each one holds ~19 MiB while it runs).
+    pub fn hashing(&self) -> &Gate {
+        &self.hashing
+    }
+
+    /// Counts a login attempt for `name` from `addr`, or refuses it (429)
+    /// when that pair, that name or that address is at its limit.
+    pub fn begin(&self, name: &str, addr: Option<IpAddr>) -> Result<Attempt, ApiError> {
         let now = Instant::now();
-        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.counters(now);
+        let mut keys = vec![
+            LimitKey::NameFrom(name.to_string(), addr),
+            LimitKey::Name(name.to_string()),
+        ];
+        keys.extend(addr.map(LimitKey::Addr));
         let mut wait = None::<Duration>;
-        let mut keys = vec![(LimitKey::Name(name.to_string()), MAX_FAILURES_PER_NAME)];
-        if let Some(addr) = addr {
-            keys.push((LimitKey::Addr(addr), MAX_FAILURES_PER_ADDR));
-        }
-        for (key, max) in keys {
-            if let Some(times) = map.get_mut(&key) {
+        for key in &keys {
+            if let Some(times) = map.get_mut(key) {
                 prune(times, now);
+                let max = key.max();
                 if times.len() >= max {
                     let oldest = times[times.len() - max];
                     let until = (oldest + LIMIT_WINDOW).saturating_duration_since(now);
@@ -279,18 +344,19 @@ impl LoginLimiter {
                 }
             }
         }
-        match wait {
-            None => Ok(()),
-            Some(wait) => {
-                let secs = wait.as_secs() + 1;
-                Err(ApiError::RateLimited {
-                    retry_after_secs: secs,
-                    message: format!(
-                        "too many failed logins for this name or from this address; try again in {secs} seconds"
-                    ),
-                })
-            }
+        if let Some(wait) = wait {
+            let secs = wait.as_secs() + 1;
+            return Err(ApiError::RateLimited {
+                retry_after_secs: secs,
+                message: format!(
+                    "too many failed logins for this name from this address, or from this address; try again in {secs} seconds"
+                ),
+            });
         }
+        for key in &keys {
+            map.entry(key.clone()).or_default().push_back(now);
+        }
+        Ok(Attempt { keys, at: now })
     }
 
     /// The counters, swept first when there are too many.
@@ -333,26 +399,26 @@ impl LoginLimiter {
         Ok(())
     }
 
-    /// Records a failed login.
-    pub fn failed(&self, name: &str, addr: Option<IpAddr>) {
-        let now = Instant::now();
-        let mut map = self.counters(now);
-        let mut keys = vec![LimitKey::Name(name.to_string())];
-        keys.extend(addr.map(LimitKey::Addr));
-        for key in keys {
-            let times = map.entry(key).or_default();
-            prune(times, now);
-            times.push_back(now);
-            while times.len() > MAX_FAILURES_PER_ADDR {
-                times.pop_front();
-            }
+    /// Takes back an attempt whose password was never checked (the index
+    /// was too busy to check it).
+    pub fn not_tried(&self, attempt: Attempt) {
+        let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for key in &attempt.keys {
+            uncount(&mut map, key, attempt.at);
         }
     }
 
-    /// Forgets the failures of a name after a successful login.
-    pub fn succeeded(&self, name: &str) {
+    /// A successful login: forgets the failures of this name from this
+    /// address, and takes this attempt back from the other counts.
+    pub fn succeeded(&self, attempt: Attempt) {
         let mut map = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&LimitKey::Name(name.to_string()));
+        for key in &attempt.keys {
+            if matches!(key, LimitKey::NameFrom(..)) {
+                map.remove(key);
+            } else {
+                uncount(&mut map, key, attempt.at);
+            }
+        }
     }
 
     /// Drops counters whose failures all left the window.
@@ -363,6 +429,17 @@ impl LoginLimiter {
             prune(times, now);
             !times.is_empty()
         });
+    }
+}
+
+fn uncount(map: &mut HashMap<LimitKey, VecDeque<Instant>>, key: &LimitKey, at: Instant) {
+    if let Some(times) = map.get_mut(key) {
+        if let Some(i) = times.iter().rposition(|t| *t == at) {
+            times.remove(i);
+        }
+        if times.is_empty() {
+            map.remove(key);
+        }
     }
 }
 
@@ -380,20 +457,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn limiter_blocks_after_five_failures_per_name() {
+    fn limiter_counts_attempts_per_name_and_address() {
         let l = LoginLimiter::default();
         let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        for _ in 0..MAX_FAILURES_PER_NAME {
-            assert!(l.check("bob", Some(ip)).is_ok());
-            l.failed("bob", Some(ip));
-        }
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        // Attempts count before they are checked: five in flight at once fill the limit.
+        let attempts: Vec<Attempt> = (0..MAX_FAILURES_PER_NAME_FROM_ADDR)
+            .map(|_| l.begin("bob", Some(ip)).unwrap())
+            .collect();
         assert!(matches!(
-            l.check("bob", Some(ip)),
+            l.begin("bob", Some(ip)),
             Err(ApiError::RateLimited { .. })
         ));
-        assert!(l.check("carol", Some(ip)).is_ok());
-        l.succeeded("bob");
-        assert!(l.check("bob", Some(ip)).is_ok());
+        drop(attempts);
+        // The guesser's address is locked out; bob at another address and
+        // other names at this one are not.
+        let real = l.begin("bob", Some(other)).unwrap();
+        l.succeeded(real);
+        assert!(l.begin("carol", Some(ip)).is_ok());
+        // An attempt never checked is taken back.
+        let busy = l.begin("dave", Some(other)).unwrap();
+        l.not_tried(busy);
+        assert!(!l
+            .failures
+            .lock()
+            .unwrap()
+            .contains_key(&LimitKey::NameFrom("dave".into(), Some(other))));
+    }
+
+    #[test]
+    fn many_addresses_together_lock_a_name_at_a_higher_limit() {
+        let l = LoginLimiter::default();
+        for i in 0..MAX_FAILURES_PER_NAME {
+            let ip = IpAddr::from([10, 1, (i / 250) as u8, (i % 250) as u8 + 1]);
+            let _ = l.begin("bob", Some(ip)).unwrap();
+        }
+        let fresh: IpAddr = "192.168.7.7".parse().unwrap();
+        assert!(matches!(
+            l.begin("bob", Some(fresh)),
+            Err(ApiError::RateLimited { .. })
+        ));
+        assert!(l.begin("carol", Some(fresh)).is_ok());
     }
 
     #[test]

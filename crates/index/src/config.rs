@@ -49,6 +49,15 @@ pub struct IndexConfig {
     pub search_slots: u32,
     /// Searches waiting for a slot; past that, searches are answered 503.
     pub search_queue: u32,
+    /// Searches of one user running or waiting for a slot at once (at least 1);
+    /// more wait behind them, and past `search_queue` of those are answered 503.
+    pub searches_per_user: u32,
+    /// Searches from one client address (an IPv6 /64) running or waiting for
+    /// a slot at once (at least 1), whichever users send them.
+    pub searches_per_address: u32,
+    /// Days audit records are kept; older ones are deleted at start and
+    /// every hour (0: kept forever).
+    pub audit_retention_days: u32,
     /// How long a letter waits in a mailbox before it is deleted unread.
     #[serde(with = "seconds")]
     pub mail_ttl: Duration,
@@ -61,7 +70,8 @@ pub struct IndexConfig {
 impl IndexConfig {
     /// The defaults (port 1099 on all interfaces, plain HTTP, 30 s heartbeats,
     /// 90 s timeout, 7-day tokens, no admins, 10 registrations per address a
-    /// minute, 4 searches at once and 16 waiting, letters kept 14 days, at
+    /// minute, 4 searches at once and 16 waiting (of those at most 2 of one
+    /// user and 6 from one address), audit records kept 90 days, letters kept 14 days, at
     /// most 1000 waiting per recipient peer and 200 of those from one sender)
     /// with the given data folder.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -77,6 +87,9 @@ impl IndexConfig {
             registrations_per_minute: 10,
             search_slots: 4,
             search_queue: 16,
+            searches_per_user: 2,
+            searches_per_address: 6,
+            audit_retention_days: 90,
             mail_ttl: Duration::from_secs(14 * 24 * 3600),
             mailbox_per_recipient: 1000,
             mailbox_per_sender: 200,
@@ -133,6 +146,11 @@ mod tests {
         assert_eq!(c.admins, vec!["root".to_string()]);
         assert_eq!(c.mail_ttl, Duration::from_secs(14 * 24 * 3600));
         assert_eq!((c.mailbox_per_recipient, c.mailbox_per_sender), (1000, 200));
+        assert_eq!((c.searches_per_user, c.searches_per_address), (2, 6));
+        assert_eq!(c.audit_retention_days, 90);
+        let kept: IndexConfig =
+            serde_json::from_str(r#"{"audit_retention_days": 0, "searches_per_user": 1}"#).unwrap();
+        assert_eq!((kept.audit_retention_days, kept.searches_per_user), (0, 1));
         let mail: IndexConfig =
             serde_json::from_str(r#"{"mail_ttl": 60, "mailbox_per_sender": 5}"#).unwrap();
         assert_eq!(mail.mail_ttl, Duration::from_secs(60));

@@ -4,7 +4,10 @@
 //! filtered by extension and size, paginated by name. Each result is one
 //! file id with its names, its size and every ONLINE peer holding it.
 //!
-//! A search holds one read connection. Broad searches do not count or sort
+//! A search holds one read connection, and waits for places under its
+//! user's, its address's and the shared gates ([`SearchSlot`]). Pages end
+//! within the first [`MAX_DEPTH`] results (deeper ones are refused with 400:
+//! narrow the search instead). Broad searches do not count or sort
 //! every match: matching rows are streamed in name order and reading stops
 //! once the page and [`COUNT_LIMIT`] distinct files are found (the response
 //! then says `total_is_lower_bound`); when the matches are many, the names
@@ -13,8 +16,9 @@
 //! All search SQL lives here, behind [`find`]; a PostgreSQL store would swap
 //! only this module's matching (FTS5 → tsvector, trigrams → pg_trgm, the
 //! `INDEXED BY` hint → its planner). The query text is always bound as a
-//! parameter and never becomes SQL or FTS syntax, so no input can cause a
-//! server error.
+//! parameter and never becomes SQL or FTS syntax, and control characters
+//! (NUL among them; no file name has any) are refused with 400, so no input
+//! can cause a server error.
 
 use std::collections::{HashMap, HashSet};
 
@@ -46,6 +50,9 @@ pub const MAX_LIMIT: u32 = 500;
 pub const COUNT_LIMIT: i64 = 1000;
 /// Substrings this long or longer are looked up in the trigram index.
 pub const MIN_TRIGRAM_CHARS: usize = 3;
+/// The furthest a page may reach (`offset + limit`): paging deeper would
+/// read every earlier match for each page.
+pub const MAX_DEPTH: i64 = COUNT_LIMIT;
 /// Matches below which a word or substring search always sorts its matches.
 const BROAD_MATCHES_MIN: i64 = 2000;
 
@@ -78,7 +85,7 @@ pub struct SearchParams {
     pub min_size: Option<u64>,
     /// Only files of at most this many bytes.
     pub max_size: Option<u64>,
-    /// Results to skip (default 0).
+    /// Results to skip (default 0); `offset + limit` may be at most 1000.
     pub offset: Option<u32>,
     /// Results per page (1–500, default 50).
     pub limit: Option<u32>,
@@ -134,7 +141,7 @@ pub struct SearchResults {
     /// page, whichever is more; see `total_is_lower_bound`.
     pub total: i64,
     /// True when more files match than `total` says (counting stopped there);
-    /// ask for later pages with `offset` to see them.
+    /// pages reach at most 1000 results, so narrow the search to see others.
     pub total_is_lower_bound: bool,
     /// Results skipped.
     pub offset: i64,
@@ -152,6 +159,13 @@ impl SearchQuery {
                 format!("q must have 1 to {MAX_QUERY_CHARS} characters (not only spaces)"),
             ));
         }
+        if p.q.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "q must not contain control characters (such as NUL, tabs or line breaks); \
+                 no file name has any, so leave them out",
+            ));
+        }
         let size = |v: Option<u64>| v.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         let (min_size, max_size) = (size(p.min_size), size(p.max_size));
         if let (Some(min), Some(max)) = (min_size, max_size) {
@@ -161,6 +175,19 @@ impl SearchQuery {
                     "min_size is larger than max_size; swap them",
                 ));
             }
+        }
+        let offset = i64::from(p.offset.unwrap_or(0));
+        let limit = validate::limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
+        if offset + limit > MAX_DEPTH {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!(
+                    "offset + limit may be at most {MAX_DEPTH} (got {}): pages reach only the \
+                     first {MAX_DEPTH} results; narrow the search (more words, mode=exact, ext, \
+                     min_size or max_size) instead of paging further",
+                    offset + limit
+                ),
+            ));
         }
         let mode = p.mode.unwrap_or_default();
         let text = match mode {
@@ -177,8 +204,8 @@ impl SearchQuery {
                 .transpose()?,
             min_size,
             max_size,
-            offset: i64::from(p.offset.unwrap_or(0)),
-            limit: validate::limit(p.limit, DEFAULT_LIMIT, MAX_LIMIT)?,
+            offset,
+            limit,
         })
     }
 }
@@ -431,17 +458,17 @@ pub async fn find(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "One entry per file id, with every online peer holding it", body = SearchResults),
-        (status = 400, description = "Bad parameter", body = ErrorBody),
+        (status = 400, description = "Bad parameter (a control character in q, or offset + limit over 1000)", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 503, description = "Busy with other searches; retry after Retry-After seconds", body = ErrorBody),
+        (status = 503, description = "Busy with other searches (or with too many of this user's or address's own); retry after Retry-After seconds", body = ErrorBody),
     ))]
 pub async fn search(
     State(state): State<AppState>,
     client: ClientAddr,
     user: AuthUser,
-    _slot: SearchSlot,
     ApiQuery(params): ApiQuery<SearchParams>,
 ) -> Result<Json<SearchResults>, ApiError> {
+    let _slot = SearchSlot::enter(&state, &user.name, client.0).await?;
     let event = AuditEvent::new(Action::Search, client)
         .user(&user.name)
         .detail(&params.q);
@@ -470,5 +497,29 @@ mod tests {
         assert_eq!(fts_query("a\"b OR").unwrap(), "\"a\"\"b\" AND \"OR\"");
         assert_eq!(fts_query("% _ ' \" *"), None);
         assert_eq!(fts_query("   "), None);
+    }
+
+    fn params(q: &str, offset: Option<u32>, limit: Option<u32>) -> SearchParams {
+        SearchParams {
+            q: q.to_string(),
+            mode: None,
+            ext: None,
+            min_size: None,
+            max_size: None,
+            offset,
+            limit,
+        }
+    }
+
+    #[test]
+    fn control_characters_and_deep_pages_are_refused() {
+        for q in ["a\0b", "\0", "a\nb", "tab\there", "\u{7f}x"] {
+            let err = SearchQuery::from_params(params(q, None, None)).unwrap_err();
+            assert_eq!(err.code(), "invalid_query", "{q:?}");
+        }
+        assert!(SearchQuery::from_params(params("a", Some(500), Some(500))).is_ok());
+        let err = SearchQuery::from_params(params("a", Some(996), Some(5))).unwrap_err();
+        assert!(err.to_string().contains("narrow the search"), "{err}");
+        assert!(SearchQuery::from_params(params("a", Some(u32::MAX), Some(500))).is_err());
     }
 }

@@ -7,9 +7,13 @@
 //! request itself.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
-use axum::serve::Listener;
+use axum::extract::connect_info::Connected;
+use axum::response::IntoResponse;
+use axum::serve::{IncomingStream, Listener};
+use peershare_core::conn_limit::{ConnLimits, Limited, Tcp};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -25,6 +29,82 @@ use crate::tls::{self, TlsListener};
 
 /// How often expired sessions, challenges, letters and login counters are swept, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// The index may use a quarter of the process's file descriptors for
+/// connections (it may share them with a daemon's listeners).
+const FD_SHARE: u64 = 4;
+
+/// The file in the index's data folder holding its instance secret (32
+/// random bytes, hex). Only this machine's user can read it; a daemon that
+/// finds the index port taken asks the index there to prove it knows the
+/// secret ([`INSTANCE_PROOF_PATH`]) before sending it any password.
+pub const INSTANCE_SECRET_FILE: &str = "instance-secret";
+/// `GET INSTANCE_PROOF_PATH?nonce=TEXT` answers `{"proof": HEX}`, the
+/// BLAKE3 keyed hash of the nonce under the instance secret.
+pub const INSTANCE_PROOF_PATH: &str = "/api/v1/instance-proof";
+/// The longest nonce answered.
+const MAX_NONCE: usize = 128;
+
+/// The proof an index with `secret` gives for `nonce`.
+pub fn instance_proof(secret: &[u8; 32], nonce: &str) -> String {
+    blake3::keyed_hash(secret, nonce.as_bytes())
+        .to_hex()
+        .to_string()
+}
+
+/// Reads the instance secret in `data_dir`, if there is a valid one.
+pub fn read_instance_secret(data_dir: &Path) -> Option<[u8; 32]> {
+    let text = std::fs::read_to_string(data_dir.join(INSTANCE_SECRET_FILE)).ok()?;
+    blake3::Hash::from_hex(text.trim())
+        .ok()
+        .map(|h| *h.as_bytes())
+}
+
+/// The instance secret in `data_dir`, created (readable by this user only) when missing.
+fn load_or_create_instance_secret(data_dir: &Path) -> Result<[u8; 32], IndexError> {
+    if let Some(secret) = read_instance_secret(data_dir) {
+        return Ok(secret);
+    }
+    let secret: [u8; 32] = rand::random();
+    let path = data_dir.join(INSTANCE_SECRET_FILE);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(&path).and_then(|mut f| {
+        std::io::Write::write_all(&mut f, hex::encode(secret).as_bytes())?;
+        f.sync_all()
+    });
+    written.map_err(|source| IndexError::DataDir { path, source })?;
+    Ok(secret)
+}
+
+/// Adds the instance-proof endpoint to `app`.
+fn with_instance_proof(app: axum::Router, secret: [u8; 32]) -> axum::Router {
+    use axum::extract::Query;
+    use std::collections::HashMap;
+    app.route(
+        INSTANCE_PROOF_PATH,
+        axum::routing::get(move |Query(q): Query<HashMap<String, String>>| async move {
+            match q
+                .get("nonce")
+                .filter(|n| !n.is_empty() && n.len() <= MAX_NONCE)
+            {
+                Some(nonce) => axum::Json(serde_json::json!({
+                    "proof": instance_proof(&secret, nonce)
+                }))
+                .into_response(),
+                None => (
+                    axum::http::StatusCode::BAD_REQUEST,
+                    axum::Json(serde_json::json!({
+                        "error": "bad_request",
+                        "message": format!("give a nonce of 1 to {MAX_NONCE} characters")
+                    })),
+                )
+                    .into_response(),
+            }
+        }),
+    )
+}
 
 /// A running index; stop it with [`RunningIndex::stop`].
 #[derive(Debug)]
@@ -88,6 +168,7 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
         path: config.data_dir.clone(),
         source,
     })?;
+    let secret = load_or_create_instance_secret(&config.data_dir)?;
     let store = Store::open(&config.database_path(), config.search_slots.max(1)).await?;
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
@@ -103,24 +184,30 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
         addr: config.listen,
         source,
     })?;
-    let (audit, audit_task) = Audit::spawn(store.clone());
+    let (audit, audit_task) = Audit::spawn(
+        store.clone(),
+        crate::audit::retention_days(config.audit_retention_days),
+    );
     let sweep_every = config
         .peer_timeout
         .clamp(Duration::from_secs(1), SWEEP_EVERY);
     let state = AppState::new(store.clone(), config, audit);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let app = api::router(state.clone());
+    let app = with_instance_proof(api::router(state.clone()), secret);
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!("index listening on {scheme}://{addr}");
 
+    // Caps on connections (in total and per address) and idle timeouts, so
+    // idle sockets or a slowloris cannot use up the descriptors.
+    let limits = ConnLimits::budgeted(FD_SHARE);
     let task = tokio::spawn(async move {
         let sweeper = tokio::spawn(sweep(state, sweep_every, stop_rx.clone()));
         let served = match tls {
-            Some(tls) => match TlsListener::new(listener, tls) {
+            Some(tls) => match TlsListener::with_limits(listener, tls, limits) {
                 Ok(listener) => serve(listener, app, stop_rx).await,
                 Err(e) => Err(e),
             },
-            None => serve(listener, app, stop_rx).await,
+            None => serve(Limited::new(Tcp::new(listener), limits), app, stop_rx).await,
         };
         if let Err(e) = served {
             tracing::error!("index server stopped: {e}");
@@ -156,6 +243,12 @@ where
         let _ = stop.wait_for(|stop| *stop).await;
     })
     .await
+}
+
+impl Connected<IncomingStream<'_, Limited<Tcp>>> for RemoteAddr {
+    fn connect_info(stream: IncomingStream<'_, Limited<Tcp>>) -> Self {
+        Self(*stream.remote_addr())
+    }
 }
 
 async fn sweep(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {

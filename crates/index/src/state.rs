@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 
+use crate::admin::AdminNames;
 use crate::audit::Audit;
 use crate::auth::{LoginLimiter, Sessions, TokenCache};
 use crate::config::IndexConfig;
-use crate::gate::{Admission, Gate};
+use crate::gate::{Admission, Gate, KeyedGates};
 use crate::status_page::StatusBoard;
 use crate::store::Store;
 
@@ -27,9 +28,12 @@ struct StateInner {
     store: Store,
     config: IndexConfig,
     limiter: LoginLimiter,
+    admins: AdminNames,
     tokens: TokenCache,
     audit: Audit,
     search_gate: Gate,
+    search_user_gates: KeyedGates,
+    search_address_gates: KeyedGates,
     list_gate: Gate,
     status: StatusBoard,
 }
@@ -52,15 +56,32 @@ impl AppState {
             config.search_queue as usize,
             SEARCH_MAX_WAIT,
         );
+        // A user's or an address's own searches beyond its share wait in its own line.
+        let search_user_gates = KeyedGates::new(
+            "searches from your account",
+            config.searches_per_user as usize,
+            config.search_queue as usize,
+            SEARCH_MAX_WAIT,
+        );
+        let search_address_gates = KeyedGates::new(
+            "searches from your address",
+            config.searches_per_address as usize,
+            config.search_queue as usize,
+            SEARCH_MAX_WAIT,
+        );
         let status = StatusBoard::new(store.clone(), config.peer_timeout);
+        let admins = AdminNames::start(&config.admins, &store);
         Self {
             inner: Arc::new(StateInner {
                 store,
                 config,
                 limiter: LoginLimiter::default(),
+                admins,
                 tokens: TokenCache::default(),
                 audit,
                 search_gate,
+                search_user_gates,
+                search_address_gates,
                 list_gate: Gate::new("joins and publishes", LIST_SLOTS, LIST_QUEUE, LIST_MAX_WAIT),
                 status,
             }),
@@ -80,6 +101,11 @@ impl AppState {
     /// The failed-login counters.
     pub fn limiter(&self) -> &LoginLimiter {
         &self.inner.limiter
+    }
+
+    /// The configured admin names and the accounts they are bound to.
+    pub fn admins(&self) -> &AdminNames {
+        &self.inner.admins
     }
 
     /// Recently validated login tokens.
@@ -132,6 +158,14 @@ impl FromRef<AppState> for StatusBoard {
 impl Admission for AppState {
     fn search_gate(&self) -> &Gate {
         AppState::search_gate(self)
+    }
+
+    fn search_user_gates(&self) -> &KeyedGates {
+        &self.inner.search_user_gates
+    }
+
+    fn search_address_gates(&self) -> &KeyedGates {
+        &self.inner.search_address_gates
     }
 
     fn list_gate(&self) -> &Gate {

@@ -55,6 +55,17 @@ pub struct Store {
     read: SqlitePool,
 }
 
+/// What [`Store::create_user`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NewUser {
+    /// Created with this id.
+    Created(i64),
+    /// The name, or one that looks the same, is taken.
+    Taken,
+    /// The name is a configured admin name still bound to a deleted account.
+    Reserved,
+}
+
 /// A registered user, as the auth layer needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
@@ -197,9 +208,24 @@ impl Store {
     /// Opens (creating if needed) `path` with `readers` read connections and
     /// brings its schema up to date.
     pub async fn open(path: &Path, readers: u32) -> Result<Self, IndexError> {
-        let db_err = |source| IndexError::Database {
+        const START_OVER: &str = "a new empty index (every account is lost)";
+        let refuse = |why: String| IndexError::Database {
             path: path.to_path_buf(),
-            source,
+            source: sqlx::Error::InvalidArgument(why),
+        };
+        // A truncated or overwritten file is refused, never replaced by an
+        // empty database.
+        peershare_core::db_file::check(path, START_OVER).map_err(refuse)?;
+        let db_err = |source: sqlx::Error| {
+            let text = source.to_string();
+            if peershare_core::db_file::is_corruption(&text) {
+                refuse(peershare_core::db_file::damaged(START_OVER, &text))
+            } else {
+                IndexError::Database {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
         };
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(db_err)?
@@ -217,7 +243,14 @@ impl Store {
             .connect_with(options.clone().pragma("cache_size", WRITE_CACHE_KIB))
             .await
             .map_err(db_err)?;
-        sqlx::migrate!("./migrations").run(&write).await?;
+        if let Err(e) = sqlx::migrate!("./migrations").run(&write).await {
+            let text = e.to_string();
+            if peershare_core::db_file::is_corruption(&text) {
+                write.close().await;
+                return Err(refuse(peershare_core::db_file::damaged(START_OVER, &text)));
+            }
+            return Err(e.into());
+        }
         // No ping before each use: a search would pay a round trip to the
         // connection's thread for nothing (a broken connection fails the query).
         let read = SqlitePoolOptions::new()
@@ -242,7 +275,8 @@ impl Store {
 
     // ----- users and sessions -------------------------------------------
 
-    /// Creates a user; `None` when the name is taken.
+    /// Creates a user with no look-alike key (filled in at the next start);
+    /// `None` when the name is taken. Registration uses [`Store::create_account`].
     pub async fn create_user(
         &self,
         name: &str,
@@ -250,21 +284,134 @@ impl Store {
         now: i64,
         audit: &AuditRow,
     ) -> Result<Option<i64>, sqlx::Error> {
+        let new = self
+            .create_account(name, None, password_hash, now, false, audit)
+            .await?;
+        Ok(match new {
+            NewUser::Created(id) => Some(id),
+            NewUser::Taken | NewUser::Reserved => None,
+        })
+    }
+
+    /// Creates a user whose (normalised) `name` has the confusable
+    /// `skeleton`. When `admin` (the name is a configured admin name) the
+    /// admin rights are bound to the new account in the same transaction,
+    /// unless the name is still bound to an account that was deleted: then
+    /// nothing is created ([`NewUser::Reserved`]).
+    pub async fn create_account(
+        &self,
+        name: &str,
+        skeleton: Option<&str>,
+        password_hash: &str,
+        now: i64,
+        admin: bool,
+        audit: &AuditRow,
+    ) -> Result<NewUser, sqlx::Error> {
         let mut tx = self.write.begin().await?;
-        let result =
-            sqlx::query("INSERT INTO users (name, password_hash, created_at) VALUES (?, ?, ?)")
+        if admin {
+            let bound = sqlx::query("SELECT 1 FROM admins WHERE name = ?")
                 .bind(name)
-                .bind(password_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await;
+                .fetch_optional(&mut *tx)
+                .await?;
+            if bound.is_some() && !user_exists_in(&mut tx, name).await? {
+                return Ok(NewUser::Reserved);
+            }
+        }
+        let result = sqlx::query(
+            "INSERT INTO users (name, skeleton, password_hash, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(name)
+        .bind(skeleton)
+        .bind(password_hash)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
         let id = match result {
             Ok(r) => r.last_insert_rowid(),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(NewUser::Taken),
             Err(e) => return Err(e),
         };
+        if admin {
+            sqlx::query("INSERT INTO admins (name, user_id, bound_at) VALUES (?, ?, ?)")
+                .bind(name)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
         commit_audited(tx, audit).await?;
-        Ok(Some(id))
+        Ok(NewUser::Created(id))
+    }
+
+    /// The name of the user whose name has this confusable skeleton.
+    pub async fn user_with_skeleton(&self, skeleton: &str) -> Result<Option<String>, sqlx::Error> {
+        let row = sqlx::query("SELECT name FROM users WHERE skeleton = ?")
+            .bind(skeleton)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Brings the admin bindings in line with the configured admin names
+    /// (already normalised): drops the bindings of names no longer
+    /// configured (so dropping a name and adding it again hands it to its
+    /// next holder), and binds each configured name that has an account but
+    /// no binding yet to that account. Also fills in the skeletons of
+    /// accounts made before skeletons were kept (a clash leaves it empty).
+    pub async fn sync_admins(
+        &self,
+        admins: &[String],
+        now: i64,
+        skeleton: impl Fn(&str) -> String,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        let bound: Vec<String> = sqlx::query("SELECT name FROM admins")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .map(|r| r.get(0))
+            .collect();
+        for name in bound.iter().filter(|n| !admins.contains(n)) {
+            sqlx::query("DELETE FROM admins WHERE name = ?")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for name in admins.iter().filter(|n| !bound.contains(n)) {
+            sqlx::query(
+                "INSERT INTO admins (name, user_id, bound_at) \
+                 SELECT name, id, ? FROM users WHERE name = ?",
+            )
+            .bind(now)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let legacy: Vec<(i64, String)> =
+            sqlx::query("SELECT id, name FROM users WHERE skeleton IS NULL")
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+        for (id, name) in legacy {
+            sqlx::query("UPDATE OR IGNORE users SET skeleton = ? WHERE id = ?")
+                .bind(skeleton(&name))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// The account the admin rights of `name` are bound to, if any (it may
+    /// have been deleted since).
+    pub async fn admin_account(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query("SELECT user_id FROM admins WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     /// The id and password hash of the named user.
@@ -966,6 +1113,26 @@ impl Store {
         tx.commit().await
     }
 
+    /// Deletes audit records older than `before` (ms), a few thousand per
+    /// transaction so writers are never held up long; returns how many.
+    pub async fn prune_audit(&self, before: i64) -> Result<u64, sqlx::Error> {
+        let mut deleted = 0;
+        loop {
+            let n = sqlx::query(
+                "DELETE FROM audit WHERE id IN \
+                 (SELECT id FROM audit WHERE at < ? ORDER BY at LIMIT 5000)",
+            )
+            .bind(before)
+            .execute(&self.write)
+            .await?
+            .rows_affected();
+            deleted += n;
+            if n < 5000 {
+                return Ok(deleted);
+            }
+        }
+    }
+
     /// One page of the audit log, newest first, and the total number of records.
     pub async fn audit_page(
         &self,
@@ -1002,6 +1169,17 @@ impl Store {
 }
 
 /// Appends `audit` to a write's transaction and commits both together.
+async fn user_exists_in(
+    tx: &mut sqlx::Transaction<'_, Sqlite>,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query("SELECT 1 FROM users WHERE name = ?")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(row.is_some())
+}
+
 async fn commit_audited(
     mut tx: sqlx::Transaction<'_, Db>,
     audit: &AuditRow,

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::Listener;
+use peershare_core::conn_limit::{ConnLimits, Guarded, Limited, Tcp};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
@@ -64,18 +65,36 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, Index
     Ok(Arc::new(config))
 }
 
+/// A connection this listener yields: TLS over a TCP stream that counts
+/// against the connection caps and closes when idle.
+pub type TlsIo = TlsStream<Guarded<TcpStream>>;
+
 /// Accepts TCP connections and yields them once their TLS handshake is done.
+///
+/// Connections are capped in total and per address, and closed when idle
+/// (before, during and after the handshake), per [`ConnLimits`].
 pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<(TlsIo, SocketAddr)>,
     local: SocketAddr,
     acceptor: JoinHandle<()>,
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener` with `config`.
+    /// Starts accepting on `listener` with `config`, with the connection
+    /// limits of a listener given an eighth of the file descriptors.
     pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> io::Result<Self> {
+        Self::with_limits(listener, config, ConnLimits::budgeted(8))
+    }
+
+    /// Starts accepting on `listener` with `config` and `limits`.
+    pub fn with_limits(
+        listener: TcpListener,
+        config: Arc<ServerConfig>,
+        limits: ConnLimits,
+    ) -> io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(MAX_HANDSHAKES);
+        let listener = Limited::new(Tcp::new(listener), limits);
         let acceptor = tokio::spawn(accept_loop(listener, TlsAcceptor::from(config), tx));
         Ok(Self {
             ready,
@@ -92,24 +111,18 @@ impl Drop for TlsListener {
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    mut listener: Limited<Tcp>,
     acceptor: TlsAcceptor,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Sender<(TlsIo, SocketAddr)>,
 ) {
     let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
     loop {
         let Ok(slot) = handshakes.clone().acquire_owned().await else {
             return;
         };
-        let (tcp, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of file descriptors and the like: wait instead of spinning.
-                tracing::warn!("cannot accept a connection: {e}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        // Over the caps, connections are closed at once; accept errors (out
+        // of file descriptors) are waited out and logged rarely.
+        let (tcp, addr) = listener.accept().await;
         let (acceptor, ready) = (acceptor.clone(), ready.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -125,7 +138,7 @@ async fn accept_loop(
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsIo;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

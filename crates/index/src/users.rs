@@ -222,7 +222,7 @@ pub async fn list_users(
 
 /// Browse one user's shared files (online peers only unless `all=true`).
 #[utoipa::path(get, path = "/users/{name}/files", tag = "users",
-    params(("name" = String, Path, description = "The user's name"), BrowseParams),
+    params(("name" = String, Path, description = "The user's name (compared in its NFKC form)"), BrowseParams),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page of the user's files, ordered by name", body = UserFiles),
@@ -235,6 +235,7 @@ pub async fn user_files(
     ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<BrowseParams>,
 ) -> Result<Json<UserFiles>, ApiError> {
+    let name = validate::user_name_key(&name);
     let limit = validate::limit(params.limit, 1000, 5000)?;
     let offset = i64::from(params.offset.unwrap_or(0));
     let cutoff = state.online_cutoff(now_ms());
@@ -266,7 +267,7 @@ pub async fn user_files(
 
 /// One user's peers, online or not, with their messaging key cards (to seal letters to them).
 #[utoipa::path(get, path = "/users/{name}/peers", tag = "users",
-    params(("name" = String, Path, description = "The user's name")),
+    params(("name" = String, Path, description = "The user's name (compared in its NFKC form)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every peer the user ever joined, online ones first", body = UserPeers),
@@ -278,6 +279,7 @@ pub async fn user_peers(
     _user: AuthUser,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<UserPeers>, ApiError> {
+    let name = validate::user_name_key(&name);
     let cutoff = state.online_cutoff(now_ms());
     let rows = state
         .store()

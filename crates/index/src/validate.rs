@@ -20,9 +20,18 @@ pub const MAX_FILE_NAME_BYTES: usize = 1024;
 /// Longest extension kept for filtering, in characters.
 pub const MAX_EXT_CHARS: usize = 16;
 
-/// Checks a user name: 1–64 characters, no control characters (NUL included),
-/// no spaces at either end.
-pub fn user_name(name: &str) -> Result<&str, ApiError> {
+/// Checks a user name and returns the form it is stored and compared in:
+/// its NFKC normalisation, 1–64 characters, no control characters (NUL
+/// included), no spaces at either end, every character outside ASCII one
+/// that UTS #39 allows in identifiers (which leaves out invisible and
+/// bidirectional-control characters such as zero-width spaces and
+/// right-to-left overrides, and symbols), and all of it in one script
+/// (`alice` with a Cyrillic `с` is refused). Look-alikes of other scripts
+/// (a wholly Cyrillic `аlісе`) are caught by [`user_name_skeleton`].
+pub fn user_name(name: &str) -> Result<String, ApiError> {
+    use unicode_security::{GeneralSecurityProfile, MixedScript};
+
+    let name = user_name_key(name);
     let count = name.chars().count();
     if count == 0 {
         return Err(ApiError::bad_request(
@@ -50,7 +59,40 @@ pub fn user_name(name: &str) -> Result<&str, ApiError> {
             "the user name starts or ends with a space; remove it",
         ));
     }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !c.is_ascii() && !c.identifier_allowed())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            format!(
+                "the user name contains U+{:04X}, an invisible, direction-changing or symbol character that is not allowed in names; use letters, digits, spaces and ASCII punctuation",
+                u32::from(c)
+            ),
+        ));
+    }
+    if !name.as_str().is_single_script() {
+        return Err(ApiError::bad_request(
+            "invalid_name",
+            "the user name mixes letters of several scripts (such as Latin and Cyrillic), which lets it look like another name; write it in one script",
+        ));
+    }
     Ok(name)
+}
+
+/// The form a user name is looked up in: its NFKC normalisation (no other
+/// checks: a name that [`user_name`] refuses is simply never found).
+pub fn user_name_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+
+    name.nfkc().collect()
+}
+
+/// The UTS #39 confusable skeleton of a (normalised) user name: two names
+/// with the same skeleton look alike (`alice` and a Cyrillic `аlісе`), so
+/// only one of them may exist.
+pub fn user_name_skeleton(name: &str) -> String {
+    unicode_security::skeleton(name).collect()
 }
 
 /// Checks a password: not empty, at most 1024 bytes.
@@ -177,7 +219,23 @@ mod tests {
 
     #[test]
     fn user_names() {
-        assert!(user_name("alice").is_ok());
+        assert_eq!(user_name("alice").unwrap(), "alice");
+        assert!(user_name("bob smith-jones_2.0").is_ok());
+        assert!(user_name("Ελένη").is_ok());
+        assert!(user_name("山田たろう").is_ok());
+        // Two Unicode forms of alicé are one name.
+        assert_eq!(user_name("alic\u{65}\u{301}").unwrap(), "alic\u{e9}");
+        assert_eq!(user_name("ａｌｉｃｅ").unwrap(), "alice");
+        assert!(user_name("alice\u{200b}").is_err());
+        assert!(user_name("\u{202e}ecila").is_err());
+        assert!(
+            user_name("ali\u{441}e").is_err(),
+            "Cyrillic es among Latin letters"
+        );
+        assert_eq!(
+            user_name_skeleton(&user_name("\u{430}\u{4cf}\u{456}\u{441}\u{435}").unwrap()),
+            user_name_skeleton("alice")
+        );
         assert!(user_name(&"é".repeat(64)).is_ok());
         assert!(user_name("").is_err());
         assert!(user_name(&"a".repeat(65)).is_err());

@@ -40,7 +40,21 @@ fn now_secs() -> i64 {
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and runs migrations.
+    ///
+    /// An existing database that is empty, not SQLite or damaged is refused
+    /// with what to do, never replaced by an empty one.
     pub async fn open(path: &Path) -> Result<Self, NodeError> {
+        const START_OVER: &str = "over with no downloads, shares or contacts";
+        let refuse =
+            |why: String| NodeError::Store(format!("{} cannot be used: {why}", path.display()));
+        peershare_core::db_file::check(path, START_OVER).map_err(refuse)?;
+        let damaged = |e: String| {
+            if peershare_core::db_file::is_corruption(&e) {
+                refuse(peershare_core::db_file::damaged(START_OVER, &e))
+            } else {
+                NodeError::Store(format!("{}: {e}", path.display()))
+            }
+        };
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -50,11 +64,12 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|e| damaged(e.to_string()))?;
         sqlx::migrate!("./migrations")
             .run(&pool)
             .await
-            .map_err(|e| NodeError::Store(e.to_string()))?;
+            .map_err(|e| damaged(e.to_string()))?;
         Ok(Self { pool })
     }
 

@@ -580,13 +580,26 @@ pub struct StatusView {
     pub max_uploads: usize,
     /// Peers served at once at most.
     pub max_upload_peers: usize,
-    /// Peers being served now (uploads running or granted).
+    /// Uploads running now (data connections open; unused grants do not count).
     pub uploads_running: usize,
     /// Its membership in an index, if it uses one.
     pub index: Option<IndexStatus>,
     /// Sealed letters this peer keeps for others who are away (it is near them in the DHT).
     #[serde(default)]
     pub kept_letters: u64,
+    /// Shared folders (or parts of them) the last rescan could not read; their
+    /// files stay shared as last seen until a later rescan reads them again.
+    #[serde(default)]
+    pub share_problems: Vec<ShareProblem>,
+}
+
+/// A shared folder, or a part of one, that the last rescan could not read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ShareProblem {
+    /// The shared folder.
+    pub folder: String,
+    /// What could not be read and why.
+    pub message: String,
 }
 
 /// The peers this one knows.

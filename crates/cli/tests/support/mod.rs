@@ -601,6 +601,39 @@ fn kill_and_reap(child: &mut Option<Child>) {
     }
 }
 
+/// Runs `peershare` as set up in `cmd` (`up` or `index`) expecting it to refuse to
+/// start: its output once it exited by itself; panics if it is still running after 30 s.
+#[allow(dead_code)]
+pub fn run_refusing(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd
+        .env_remove("PEERSHARE_API")
+        .env_remove("PEERSHARE_DATA_DIR")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn peershare");
+    for _ in 0..300 {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                !out.status.success(),
+                "exited successfully instead of refusing: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "peershare started instead of refusing: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

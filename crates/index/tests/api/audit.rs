@@ -130,3 +130,159 @@ async fn admins_read_every_operation() {
     // Passwords never reach the log.
     assert!(!serde_json::to_string(&entries).unwrap().contains(PASSWORD));
 }
+
+/// Every record of the log (up to 10 000), newest first.
+async fn all_entries(ix: &Index, token: &str) -> Vec<Value> {
+    let mut entries = Vec::new();
+    loop {
+        let (status, page) = ix
+            .get(
+                &format!("/audit?limit=1000&offset={}", entries.len()),
+                token,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let got = page["entries"].as_array().unwrap().clone();
+        let done = got.len() < 1000 || entries.len() >= 10_000;
+        entries.extend(got);
+        if done {
+            return entries;
+        }
+    }
+}
+
+/// How many requests a record stands for: 1, or N + … for a count of repeats.
+fn represented(entry: &Value) -> u64 {
+    entry["detail"]
+        .as_str()
+        .and_then(|d| d.strip_prefix("repeated "))
+        .map(|rest| {
+            rest.split(' ')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no count in {entry}"))
+        })
+        .unwrap_or(1)
+}
+
+#[tokio::test]
+async fn floods_of_rejections_add_a_handful_of_counted_records() {
+    let mut ix = Index::start().await;
+    let root = ix.user("root").await;
+    ix.user("victim").await;
+    let before = all_entries(&ix, &root).await.len();
+
+    // 1000 failed logins (soon rate limited) and 1000 refused searches.
+    let ix_ref = &ix;
+    let logins = futures::future::join_all((0..8).map(|_| async move {
+        for _ in 0..125 {
+            let (status, body) = ix_ref.login("victim", "wrong").await;
+            assert!(
+                status == StatusCode::UNAUTHORIZED || status == StatusCode::TOO_MANY_REQUESTS,
+                "{status}: {body}"
+            );
+        }
+    }));
+    let root_ref = &root;
+    let searches = futures::future::join_all((0..8).map(|_| async move {
+        for _ in 0..125 {
+            let (status, body) = ix_ref.get("/search?q=a&offset=5000", root_ref).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        }
+    }));
+    futures::future::join(logins, searches).await;
+
+    // Only the first of each kind is written at once...
+    let entries = all_entries(&ix, &root).await;
+    assert!(
+        entries.len() - before <= 10,
+        "{} records for 2000 rejections: {:#?}",
+        entries.len() - before,
+        &entries[..entries.len().min(20)]
+    );
+    // ...and the repeats are counted when their minute ends or the index stops.
+    ix.restart().await;
+    let (_, s) = ix.login("root", PASSWORD).await;
+    let root = s["token"].as_str().unwrap().to_string();
+    let entries = all_entries(&ix, &root).await;
+    let rejected = |action: &str| -> Vec<&Value> {
+        entries
+            .iter()
+            .filter(|e| e["action"] == action && e["outcome"] != "ok")
+            .collect()
+    };
+    let logins = rejected("login");
+    assert!(logins.len() <= 6, "{logins:#?}");
+    assert!(logins
+        .iter()
+        .all(|e| e["user"] == "victim" && e["client"] == "127.0.0.1"));
+    assert_eq!(
+        logins.iter().map(|e| represented(e)).sum::<u64>(),
+        1000,
+        "{logins:#?}"
+    );
+    assert!(
+        logins.iter().any(|e| e["outcome"] == "rate_limited"),
+        "{logins:#?}"
+    );
+    let searches = rejected("search");
+    assert!(searches.len() <= 4, "{searches:#?}");
+    assert_eq!(
+        searches.iter().map(|e| represented(e)).sum::<u64>(),
+        1000,
+        "{searches:#?}"
+    );
+    assert!(searches.iter().any(|e| e["detail"]
+        .as_str()
+        .is_some_and(|d| d.starts_with("repeated 999 more times"))));
+    assert_eq!(searches[0]["outcome"], "invalid_query");
+}
+
+#[tokio::test]
+async fn records_past_the_retention_are_deleted_at_start() {
+    let mut ix = Index::start().await;
+    assert_eq!(ix.config.audit_retention_days, 90);
+    let root = ix.user("root").await;
+    ix.user("old").await;
+    let entries = all_entries(&ix, &root).await;
+    assert!(find(&entries, "register", "old").len() == 1, "{entries:#?}");
+    ix.running.take().unwrap().stop().await;
+
+    // Age every record by 100 days, then add one 89 days old.
+    let url = format!("sqlite://{}", ix.config.database_path().display());
+    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let day: i64 = 24 * 3600 * 1000;
+    sqlx::query("UPDATE audit SET at = at - ?")
+        .bind(100 * day)
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO audit (at, user_name, action, outcome, client) \
+         SELECT MAX(at) + 11 * ?, 'recent', 'login', 'bad_credentials', '127.0.0.1' FROM audit",
+    )
+    .bind(day)
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+
+    let running = peershare_index::start(ix.config.clone()).await.unwrap();
+    ix.base = format!("{}/api/v1", running.url());
+    ix.running = Some(running);
+    let (_, s) = ix.login("root", PASSWORD).await;
+    let root = s["token"].as_str().unwrap().to_string();
+    let entries = all_entries(&ix, &root).await;
+    assert!(find(&entries, "register", "old").is_empty(), "{entries:#?}");
+    assert_eq!(find(&entries, "login", "recent").len(), 1, "{entries:#?}");
+    let oldest = entries
+        .iter()
+        .map(|e| e["at"].as_i64().unwrap())
+        .min()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    assert!(now - oldest < 90 * day, "{entries:#?}");
+}

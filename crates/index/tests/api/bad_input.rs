@@ -259,12 +259,21 @@ async fn large_file_lists_fit_the_join_limit_and_larger_ones_are_413() {
         (&r["total"], &r["total_is_lower_bound"]),
         (&json!(1000), &json!(true))
     );
-    let r = ix.search(&alice, "q=number&limit=5&offset=11998").await;
+    // Pages reach the first 1000 results; deeper ones are refused (narrow the search).
+    let r = ix.search(&alice, "q=number&limit=5&offset=995").await;
     assert_eq!(
         (&r["total"], &r["total_is_lower_bound"]),
-        (&json!(12_000), &json!(false))
+        (&json!(1000), &json!(true))
     );
-    assert_eq!(r["results"].as_array().unwrap().len(), 2, "{r}");
+    assert_eq!(r["results"].as_array().unwrap().len(), 5, "{r}");
+    let (status, body) = ix
+        .get("/search?q=number&limit=5&offset=11998", &alice)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let r = ix
+        .search(&alice, "q=file%20number%2011999.dat&mode=exact")
+        .await;
+    assert_eq!(r["total"], 1, "{r}");
     let pad = "x".repeat(1000);
     let huge: Vec<_> = (0..9_000)
         .map(|i| json!({"name": format!("{pad}{i}"), "size": i, "id": format!("{i:064x}")}))
@@ -280,6 +289,10 @@ async fn large_file_lists_fit_the_join_limit_and_larger_ones_are_413() {
         )
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{reply}");
-    let r = ix.search(&alice, "q=number&limit=5&offset=11998").await;
-    assert_eq!(r["total"], 12_000);
+    let r = ix
+        .search(&alice, "q=file%20number%2011999.dat&mode=exact")
+        .await;
+    assert_eq!(r["total"], 1, "{r}");
+    let r = ix.search(&alice, "q=number&limit=1").await;
+    assert_eq!(r["total"], 1000);
 }

@@ -1,8 +1,11 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use libp2p_identity::Keypair;
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::common::{file, id_of, ids, Index};
+use crate::common::{assert_error_shape, file, id_of, ids, Index};
 
 /// Alice and Bob on two peers with overlapping files.
 async fn two_users() -> (Index, String) {
@@ -195,4 +198,221 @@ async fn by_id_finds_every_holder_of_one_file() {
 
     let (status, body) = ix.get("/search?q=aula&mode=id", &t).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// Sends a search with raw (unencoded) parameters; returns status and body.
+async fn search_raw(ix: &Index, token: &str, params: &[(&str, &str)]) -> (StatusCode, Value) {
+    let resp = ix
+        .http
+        .get(format!("{}/search", ix.base))
+        .query(params)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    let body: Value = resp.json().await.expect("every answer is JSON");
+    if !status.is_success() {
+        assert_error_shape(&body);
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn control_characters_syntax_and_long_queries_never_cause_500() {
+    let (ix, t) = two_users().await;
+    let modes = ["words", "substring", "exact"];
+    let exts = [None, Some("mp4"), Some(".txt")];
+    // Control characters: a clear 400 in every mode, with or without filters.
+    let control = [
+        "\0",
+        "a\0b",
+        "aula\0",
+        "\0aula 1.mp4",
+        "aula\u{1}",
+        "a\nb",
+        "a\rb",
+        "a\tb",
+        "\u{7f}",
+        "\u{1b}[31m",
+        "\u{9f}",
+    ];
+    for q in control {
+        for mode in modes {
+            for ext in exts {
+                let mut params = vec![("q", q), ("mode", mode)];
+                params.extend(ext.map(|e| ("ext", e)));
+                let (status, body) = search_raw(&ix, &t, &params).await;
+                assert_eq!(
+                    status,
+                    StatusCode::BAD_REQUEST,
+                    "{q:?} {mode} {ext:?}: {body}"
+                );
+                assert_eq!(body["error"], "invalid_query");
+                assert!(
+                    body["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("control characters"),
+                    "{body}"
+                );
+            }
+        }
+    }
+    // NUL and other controls in the extension filter and in an id.
+    for ext in ["mp\u{0}4", "\0", "mp4\n"] {
+        let (status, body) = search_raw(&ix, &t, &[("q", "aula"), ("ext", ext)]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{ext:?}: {body}");
+    }
+    let (status, body) = search_raw(&ix, &t, &[("q", "\0"), ("mode", "id")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    // FTS5 and SQL syntax: always a plain search.
+    let long_syntax = "\"*(^-".repeat(51);
+    let syntax = [
+        "\"",
+        "\"\"",
+        "\"aula",
+        "aula\"",
+        "*",
+        "aula*",
+        "* aula",
+        "NEAR",
+        "NEAR(aula mp4)",
+        "NEAR(aula mp4, 2)",
+        "aula NEAR mp4",
+        "-",
+        "-aula",
+        "aula -mp4",
+        "^",
+        "^aula",
+        "(",
+        ")",
+        "(aula)",
+        "((aula) OR (mp4))",
+        "aula AND",
+        "OR",
+        "NOT aula",
+        "a:b",
+        "name:aula",
+        "{name}: aula",
+        "+",
+        "aula + mp4",
+        "'",
+        "%",
+        "_",
+        "\\",
+        "a\u{a0}b",
+        "ü",
+        "😀",
+        long_syntax.as_str(),
+    ];
+    for q in syntax {
+        for mode in modes {
+            for ext in exts {
+                let mut params = vec![("q", q), ("mode", mode)];
+                params.extend(ext.map(|e| ("ext", e)));
+                let (status, body) = search_raw(&ix, &t, &params).await;
+                assert_eq!(status, StatusCode::OK, "{q:?} {mode} {ext:?}: {body}");
+            }
+        }
+    }
+    // Long queries: up to 256 characters (any script) searched, longer ones 400.
+    let at_limit = ["a".repeat(256), "é".repeat(256), "aula ".repeat(51)];
+    let too_long = ["a".repeat(257), "\"".repeat(5000), "a\0".repeat(4000)];
+    for mode in modes {
+        for q in &at_limit {
+            let (status, body) = search_raw(&ix, &t, &[("q", q), ("mode", mode)]).await;
+            assert_eq!(status, StatusCode::OK, "{mode}: {body}");
+        }
+        for q in &too_long {
+            let (status, body) = search_raw(&ix, &t, &[("q", q), ("mode", mode)]).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{mode}: {body}");
+        }
+    }
+    // Everything is still there.
+    assert_eq!(ix.search(&t, "q=aula").await["total"], 4);
+}
+
+#[tokio::test]
+async fn pages_reach_at_most_1000_results() {
+    let (ix, t) = two_users().await;
+    assert_eq!(
+        ix.search(&t, "q=aula&offset=500&limit=500").await["total"],
+        4
+    );
+    assert_eq!(ix.search(&t, "q=aula&offset=999&limit=1").await["total"], 4);
+    for query in [
+        "q=aula&offset=1000&limit=1",
+        "q=aula&offset=996",
+        "q=aula&offset=4294967295&limit=500",
+        "q=aula&offset=100000000&mode=substring",
+    ] {
+        let (status, body) = ix.get(&format!("/search?{query}"), &t).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(body["error"], "invalid_query");
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("1000") && message.contains("narrow the search"),
+            "{message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_users_loop_of_searches_cannot_starve_another_users_search() {
+    // One search runs at a time and two wait: a shared line of three places.
+    let ix = Arc::new(
+        Index::start_with(|c| {
+            c.search_slots = 1;
+            c.search_queue = 2;
+        })
+        .await,
+    );
+    let mallory = ix.user("mallory").await;
+    let alice = ix.user("alice").await;
+    let many: Vec<_> = (0..4_000)
+        .map(|i| json!({"name": format!("file number {i}.dat"), "size": i, "id": format!("{i:064x}")}))
+        .collect();
+    ix.join(&mallory, &Keypair::generate_ed25519(), json!(many))
+        .await;
+
+    // Mallory keeps 24 broad searches in flight for two seconds.
+    let stop = Instant::now() + Duration::from_secs(2);
+    let mut loops = Vec::new();
+    for _ in 0..24 {
+        let (ix, token) = (ix.clone(), mallory.clone());
+        loops.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while Instant::now() < stop {
+                let (status, body) = ix.get("/search?q=number&limit=500", &token).await;
+                assert!(
+                    status == StatusCode::OK || status == StatusCode::SERVICE_UNAVAILABLE,
+                    "{status}: {body}"
+                );
+                answers.push(status);
+            }
+            answers
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Alice's searches, one after another, all get through meanwhile.
+    let mut alice_ok = 0;
+    while Instant::now() + Duration::from_millis(300) < stop {
+        let (status, body) = ix.get("/search?q=number%201.dat", &alice).await;
+        assert_eq!(status, StatusCode::OK, "alice's search #{alice_ok}: {body}");
+        alice_ok += 1;
+    }
+    assert!(alice_ok >= 3, "alice searched only {alice_ok} times");
+    let mut mallory_ok = 0;
+    for l in loops {
+        mallory_ok += l
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| **s == StatusCode::OK)
+            .count();
+    }
+    // Mallory is slowed down, not locked out.
+    assert!(mallory_ok > 0);
 }

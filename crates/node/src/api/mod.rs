@@ -28,6 +28,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use peershare_core::conn_limit;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -156,15 +157,30 @@ pub fn router(node: Node, token: String, ui: WebUi, listening: Listening) -> Rou
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), access::guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::map_response(json_errors))
         .with_state(state)
 }
 
+/// Each listener of the API and web UI may use an eighth of the process's
+/// file descriptors for connections.
+const FD_SHARE: u64 = 8;
+
 /// Serves the API on `listener` (plain TCP or TLS) until `stop` fires.
+///
+/// Connections are capped in total and per address and closed when idle
+/// ([`conn_limit`]); the event stream's keep-alive comments count as
+/// activity, so it stays open.
 pub async fn serve<L>(listener: L, router: Router, stop: tokio_util::sync::CancellationToken)
 where
     L: axum::serve::Listener<Addr = SocketAddr>,
 {
     use axum::serve::ListenerExt;
+    let mut limits = conn_limit::ConnLimits::budgeted(FD_SHARE);
+    if listener.local_addr().is_ok_and(|a| a.ip().is_loopback()) {
+        // Every local client has the same address.
+        limits.max_per_ip = limits.max_total;
+    }
+    let listener = conn_limit::Limited::new(listener, limits);
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
     // Tapping gives any listener the client's address as connect info.
     let served = axum::serve(listener.tap_io(|_| ()), service)
@@ -184,6 +200,60 @@ async fn not_found(uri: axum::http::Uri) -> Response {
             uri.path()
         ),
     )
+}
+
+/// Turns the plain-text or empty error answers axum gives by itself (bad
+/// JSON, query or path, wrong method, body too large or not JSON) into the
+/// API's JSON error shape; HTML pages and JSON answers pass unchanged.
+async fn json_errors(response: Response) -> Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let plain = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_none_or(|t| t.as_bytes().starts_with(b"text/plain"));
+    if !plain {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let (code, fallback) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+        StatusCode::NOT_FOUND => ("not_found", "there is no such endpoint"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not take that method; see /api/v1/openapi.json",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send the body as JSON with Content-Type: application/json",
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            "invalid_body",
+            "the JSON body does not have the expected fields",
+        ),
+        s if s.is_server_error() => ("internal", "the daemon could not answer"),
+        _ => ("bad_request", "the request was refused"),
+    };
+    let message = if text.is_empty() {
+        fallback.to_string()
+    } else {
+        text
+    };
+    let mut answer = error(status, code, &message);
+    for (name, value) in &parts.headers {
+        if name != CONTENT_TYPE && name != CONTENT_LENGTH {
+            answer.headers_mut().append(name, value.clone());
+        }
+    }
+    answer
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {

@@ -35,6 +35,7 @@ pub(super) async fn status(State(s): State<ApiState>) -> Json<StatusView> {
         uploads_running: node.gate.busy_slots(),
         index: node.index.as_ref().map(IndexLink::status),
         kept_letters: node.messenger.kept_letters().await,
+        share_problems: node.shares.problems(),
     })
 }
 

@@ -705,6 +705,7 @@ mod tests {
             name: name.into(),
             size: content.len() as u64,
             mtime_ns: 0,
+            identity: (0, 0),
             outboard: Arc::new(Outboard::hash_bytes(content, 1024).unwrap()),
             origin,
         }

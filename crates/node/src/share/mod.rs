@@ -25,7 +25,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use peershare_core::scan::{mtime_ns, scan_folder, ScannedFile};
+use peershare_core::scan::{
+    file_identity, mtime_ns, scan_folder_checked, ScanProblem, ScannedFile,
+};
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, SharedFileEntry, MAX_BROWSE_PAGE, MAX_BROWSE_PAGE_NAME_BYTES,
     MAX_BROWSE_WORDS,
@@ -36,6 +38,7 @@ use tokio::sync::{watch, Mutex};
 
 use crate::events::EventBus;
 use crate::store::Store;
+use crate::views::ShareProblem;
 use crate::NodeError;
 
 /// One shared file.
@@ -49,6 +52,9 @@ pub struct SharedFile {
     pub size: u64,
     /// Modification time when hashed.
     pub mtime_ns: i64,
+    /// Device and inode when scanned: the same size and mtime on another file
+    /// (a link swapped in, a file renamed over it) is a change.
+    pub identity: (u64, u64),
     /// The piece tree.
     pub outboard: Arc<Outboard>,
     /// Why it is shared.
@@ -71,9 +77,32 @@ impl SharedFile {
         self.outboard.id()
     }
 
-    /// True if `meta` (of this file on disk) still has the size and mtime it was hashed with.
+    /// True if `meta` (of this file on disk, never following a link) is still
+    /// the regular file it was hashed as: same device and inode, size and mtime.
     pub fn is_unchanged(&self, meta: &std::fs::Metadata) -> bool {
-        meta.len() == self.size && mtime_ns(meta) == self.mtime_ns
+        meta.is_file()
+            && meta.len() == self.size
+            && mtime_ns(meta) == self.mtime_ns
+            && file_identity(meta) == self.identity
+    }
+
+    /// Opens the file for reading without following a link, and only if the
+    /// opened file is still the one hashed (checked on the open handle).
+    pub fn open_unchanged(&self) -> std::io::Result<std::fs::File> {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW);
+        }
+        let file = options.open(&self.path)?;
+        match self.is_unchanged(&file.metadata()?) {
+            true => Ok(file),
+            false => Err(std::io::Error::other(
+                "the file changed since it was hashed; it is no longer shared under this id",
+            )),
+        }
     }
 
     /// The entry peers see when they browse.
@@ -144,7 +173,18 @@ pub struct SharedFiles {
     online: Arc<watch::Sender<bool>>,
     watcher: Arc<std::sync::Mutex<Option<watcher::FolderWatcher>>>,
     bus: EventBus,
+    /// What the last rescan could not read (see [`SharedFiles::problems`]).
+    problems: Arc<RwLock<Vec<ShareProblem>>>,
+    /// True while a rescan is scheduled to retry the unreadable folders.
+    retry_pending: Arc<std::sync::atomic::AtomicBool>,
+    /// Retries in a row that still found problems (the wait doubles with each).
+    retries: Arc<std::sync::atomic::AtomicU32>,
 }
+
+/// How long after a rescan that could not read part of the shares it is
+/// first tried again; the wait doubles up to [`PROBLEM_RETRY_MAX`].
+const PROBLEM_RETRY: std::time::Duration = std::time::Duration::from_secs(3);
+const PROBLEM_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// What a rescan found and did.
 #[derive(
@@ -171,6 +211,9 @@ impl SharedFiles {
             online: Arc::new(watch::Sender::new(true)),
             watcher: Arc::default(),
             bus,
+            problems: Arc::default(),
+            retry_pending: Arc::default(),
+            retries: Arc::default(),
         }
     }
 
@@ -222,12 +265,13 @@ impl SharedFiles {
         path: &Path,
         outboard: Arc<Outboard>,
     ) -> Result<(), NodeError> {
-        let meta = std::fs::metadata(path).map_err(|e| NodeError::io(path, e))?;
+        let meta = std::fs::symlink_metadata(path).map_err(|e| NodeError::io(path, e))?;
         let file = ScannedFile {
             path: path.to_path_buf(),
             name: downloaded_name(path),
             size: meta.len(),
             mtime_ns: mtime_ns(&meta),
+            identity: file_identity(&meta),
         };
         let key = file.path.to_string_lossy().into_owned();
         self.store
@@ -363,15 +407,39 @@ impl SharedFiles {
         BrowseResponse { files, total }
     }
 
+    /// The shared folders (or parts of them) the last rescan could not read.
+    /// Their files stay shared as they were last seen, and rescans retry them.
+    pub fn problems(&self) -> Vec<ShareProblem> {
+        self.problems.read().expect("share problems lock").clone()
+    }
+
     /// The shared file `id`, if it is still on disk unchanged since it was hashed.
+    ///
+    /// A link is never followed: a file swapped for a link (or for another
+    /// file with the same size and mtime) counts as changed, is not served,
+    /// and a rescan is scheduled to share what is there now.
     pub fn get_unchanged(&self, id: &FileId) -> Option<SharedFile> {
         let file = self.get(id)?;
-        let meta = std::fs::metadata(&file.path).ok()?;
-        if !file.is_unchanged(&meta) {
+        let meta = std::fs::symlink_metadata(&file.path);
+        if !meta.is_ok_and(|m| file.is_unchanged(&m)) {
             tracing::warn!(name = %file.name, "shared file changed since it was hashed; not serving the old id");
+            self.rescan_soon();
             return None;
         }
         Some(file)
+    }
+
+    /// Schedules a rescan (from any thread inside the runtime; elsewhere, nothing).
+    pub fn rescan_soon(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let again = self.clone();
+        runtime.spawn(async move {
+            if let Err(e) = again.rescan().await {
+                tracing::warn!("rescan after a changed file failed: {e}");
+            }
+        });
     }
 
     /// Walks the shared folders, hashing only new or changed files.
@@ -379,7 +447,7 @@ impl SharedFiles {
         let _one_at_a_time = self.rescan_lock.lock().await;
         let roots = self.roots();
         let downloaded = self.store.finished_download_paths().await?;
-        let scanned: Vec<(ScannedFile, ShareOrigin)> = tokio::task::spawn_blocking(move || {
+        let (scanned, problems) = tokio::task::spawn_blocking(move || {
             let mut files: Vec<_> = downloaded
                 .iter()
                 .filter_map(|p| scan_downloaded(p))
@@ -387,26 +455,45 @@ impl SharedFiles {
                 .collect();
             let seen: std::collections::HashSet<PathBuf> =
                 files.iter().map(|(f, _)| f.path.clone()).collect();
-            files.extend(
-                roots
-                    .iter()
-                    .flat_map(|r| scan_folder(r))
-                    .filter(|f| !seen.contains(&f.path))
-                    .map(|f| (f, ShareOrigin::Folder)),
-            );
-            files
+            let mut problems: Vec<(PathBuf, ScanProblem)> = Vec::new();
+            for root in &roots {
+                let scan = scan_folder_checked(root);
+                files.extend(
+                    scan.files
+                        .into_iter()
+                        .filter(|f| !seen.contains(&f.path))
+                        .map(|f| (f, ShareOrigin::Folder)),
+                );
+                problems.extend(scan.problems.into_iter().map(|p| (root.clone(), p)));
+            }
+            (files, problems)
         })
         .await
         .map_err(|e| NodeError::Store(e.to_string()))?;
+        // What could not be read is not gone: its files stay shared as last seen.
+        let kept = self.kept_under(&scanned, &problems);
+        self.note_problems(&problems);
 
-        let mut fresh = Vec::with_capacity(scanned.len());
+        let mut fresh = Vec::with_capacity(scanned.len() + kept.len());
+        fresh.extend(kept);
         let mut to_hash = Vec::new();
+        // Where a file seen before is another file now (a new inode with the
+        // same size and mtime), the cached hash is not its hash.
+        let known: HashMap<PathBuf, (u64, u64)> = {
+            let cat = self.catalogue.read().expect("share index lock");
+            cat.by_id
+                .values()
+                .map(|f| (f.path.clone(), f.identity))
+                .collect()
+        };
         for (file, origin) in scanned {
             let key = file.path.to_string_lossy().into_owned();
+            let same_file = known.get(&file.path).is_none_or(|i| *i == file.identity);
             match self.store.cached_hash(&key).await? {
                 // A download keeps the piece size its sharer chose; a folder file uses ours.
                 Some(c)
-                    if c.size == file.size
+                    if same_file
+                        && c.size == file.size
                         && c.mtime_ns == file.mtime_ns
                         && (origin == ShareOrigin::Download
                             || c.outboard.layout().piece_len() == self.piece_len) =>
@@ -438,6 +525,80 @@ impl SharedFiles {
         })
     }
 
+    /// The folder files shared now that lie below a place the scan could not
+    /// read and that the scan did not find again.
+    fn kept_under(
+        &self,
+        scanned: &[(ScannedFile, ShareOrigin)],
+        problems: &[(PathBuf, ScanProblem)],
+    ) -> Vec<SharedFile> {
+        if problems.is_empty() {
+            return Vec::new();
+        }
+        let found: std::collections::HashSet<&Path> =
+            scanned.iter().map(|(f, _)| f.path.as_path()).collect();
+        let cat = self.catalogue.read().expect("share index lock");
+        cat.by_id
+            .values()
+            .filter(|f| f.origin == ShareOrigin::Folder && !found.contains(f.path.as_path()))
+            .filter(|f| problems.iter().any(|(_, p)| f.path.starts_with(&p.path)))
+            .cloned()
+            .collect()
+    }
+
+    /// Records what a rescan could not read, warns once per new problem, and
+    /// schedules a retry while any remain; a folder that reads again is watched afresh.
+    fn note_problems(&self, problems: &[(PathBuf, ScanProblem)]) {
+        let now: Vec<ShareProblem> = problems
+            .iter()
+            .map(|(root, p)| ShareProblem {
+                folder: root.display().to_string(),
+                message: format!("{}: {}", p.path.display(), p.message),
+            })
+            .collect();
+        let before = std::mem::replace(
+            &mut *self.problems.write().expect("share problems lock"),
+            now.clone(),
+        );
+        for p in now.iter().filter(|p| !before.contains(p)) {
+            tracing::warn!(
+                folder = %p.folder,
+                "cannot read a shared folder ({}); its files stay shared as last seen, retrying",
+                p.message
+            );
+        }
+        let roots = self.roots();
+        for healed in before
+            .iter()
+            .filter(|b| !now.iter().any(|p| p.folder == b.folder))
+        {
+            let folder = PathBuf::from(&healed.folder);
+            if !roots.contains(&folder) {
+                continue;
+            }
+            tracing::info!(folder = %healed.folder, "shared folder readable again");
+            self.unwatch_folder(&folder);
+            if let Err(e) = self.watch_folder(&folder) {
+                tracing::warn!("not watching {}: {e}", folder.display());
+            }
+        }
+        use std::sync::atomic::Ordering;
+        if now.is_empty() {
+            self.retries.store(0, Ordering::SeqCst);
+        } else if !self.retry_pending.swap(true, Ordering::SeqCst) {
+            let tries = self.retries.fetch_add(1, Ordering::SeqCst).min(10);
+            let wait = (PROBLEM_RETRY * 2u32.pow(tries)).min(PROBLEM_RETRY_MAX);
+            let again = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(wait).await;
+                again.retry_pending.store(false, Ordering::SeqCst);
+                if let Err(e) = again.rescan().await {
+                    tracing::warn!("rescan of unreadable shared folders failed: {e}");
+                }
+            });
+        }
+    }
+
     fn replace(&self, files: Vec<SharedFile>) -> usize {
         let mut by_id = HashMap::with_capacity(files.len());
         for f in files {
@@ -461,6 +622,7 @@ fn shared(
         name: file.name,
         size: file.size,
         mtime_ns: file.mtime_ns,
+        identity: file.identity,
         outboard: outboard.into(),
         origin,
     }
@@ -481,6 +643,7 @@ fn scan_downloaded(path: &Path) -> Option<ScannedFile> {
         name: downloaded_name(path),
         size: meta.len(),
         mtime_ns: mtime_ns(&meta),
+        identity: file_identity(&meta),
     })
 }
 
@@ -490,8 +653,10 @@ fn hash_stable(file: &ScannedFile, piece_len: u64) -> Option<Outboard> {
     let outboard = Outboard::hash_file(path, piece_len)
         .map_err(|e| tracing::warn!(path = %path.display(), "cannot hash: {e}"))
         .ok()?;
-    let after = std::fs::metadata(path).ok()?;
-    let unchanged = mtime_ns(&after) == file.mtime_ns
+    let after = std::fs::symlink_metadata(path).ok()?;
+    let unchanged = after.is_file()
+        && mtime_ns(&after) == file.mtime_ns
+        && file_identity(&after) == file.identity
         && after.len() == file.size
         && outboard.layout().file_len() == file.size;
     unchanged.then_some(outboard)
@@ -649,5 +814,90 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(share.path().join("a"), vec![6u8; 5000]).unwrap();
         assert!(index.get_unchanged(&id).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_folder_keeps_its_files_shared_and_is_reported_until_it_reads_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let share = dir.path().join("usb");
+        std::fs::create_dir(&share).unwrap();
+        std::fs::write(share.join("a"), vec![1u8; 3000]).unwrap();
+        std::fs::write(share.join("b"), vec![2u8; 3000]).unwrap();
+        let index = index(&share, &data.path().join("peer.db")).await;
+        assert_eq!(index.rescan().await.unwrap().shared_files, 2);
+        assert!(index.problems().is_empty());
+        let generation = *index.subscribe().borrow();
+
+        // The disk is unmounted: the folder is gone, not empty.
+        std::fs::rename(&share, dir.path().join("elsewhere")).unwrap();
+        let report = index.rescan().await.unwrap();
+        assert_eq!(report.shared_files, 2, "the files stay shared as last seen");
+        assert_eq!(index.len(), 2);
+        let problems = index.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].folder, share.display().to_string());
+        assert!(*index.subscribe().borrow() > generation);
+        assert!(index
+            .get(&FileId::from(blake3::hash(&[1u8; 3000])))
+            .is_some());
+
+        // A file in its place is no folder either.
+        std::fs::write(&share, b"not a folder").unwrap();
+        assert_eq!(index.rescan().await.unwrap().shared_files, 2);
+        assert_eq!(index.problems().len(), 1);
+        std::fs::remove_file(&share).unwrap();
+
+        // Back again: nothing to report, and a real deletion counts again.
+        std::fs::rename(dir.path().join("elsewhere"), &share).unwrap();
+        std::fs::remove_file(share.join("b")).unwrap();
+        assert_eq!(index.rescan().await.unwrap().shared_files, 1);
+        assert!(index.problems().is_empty());
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_file_swapped_for_a_link_or_another_file_of_the_same_size_and_mtime_is_not_served() {
+        let share = tempfile::tempdir().unwrap();
+        let private = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let shared_path = share.path().join("a");
+        let secret = private.path().join("secret");
+        std::fs::write(&shared_path, vec![5u8; 5000]).unwrap();
+        std::fs::write(&secret, vec![9u8; 5000]).unwrap();
+        let mtime = std::fs::metadata(&shared_path).unwrap().modified().unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&secret)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        let index = index(share.path(), &data.path().join("peer.db")).await;
+        index.rescan().await.unwrap();
+        let id = FileId::from(blake3::hash(&[5u8; 5000]));
+        let file = index.get_unchanged(&id).expect("served while unchanged");
+        assert!(file.open_unchanged().is_ok());
+
+        // A link to a private file of the same size and mtime. (The original
+        // is kept elsewhere, so its inode number is not reused below.)
+        std::fs::rename(&shared_path, private.path().join("original")).unwrap();
+        std::os::unix::fs::symlink(&secret, &shared_path).unwrap();
+        assert!(index.get_unchanged(&id).is_none(), "a link is not followed");
+        assert!(file.open_unchanged().is_err(), "nor opened");
+
+        // Another file of the same size and mtime renamed over it.
+        std::fs::remove_file(&shared_path).unwrap();
+        let copy = share.path().join(".copy");
+        std::fs::copy(&secret, &copy).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&copy)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::rename(&copy, &shared_path).unwrap();
+        assert!(index.get_unchanged(&id).is_none(), "another inode");
+        let err = file.open_unchanged().unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
     }
 }

@@ -147,6 +147,7 @@ mod tests {
             name: "f.bin".into(),
             size: 3000,
             mtime_ns: 0,
+            identity: (0, 0),
             outboard: Arc::new(outboard),
             origin: crate::share::ShareOrigin::Folder,
         };

@@ -4,9 +4,15 @@
 //! let a granted peer open a data connection.
 //!
 //! The gate decides and counts; it never touches files or sockets. Two
-//! limits apply. Peers served at once (`max_peers`): a grant is held by an
-//! [`UploadSlot`] guard until its data connection ends, so a crashed upload
-//! can never leak one, and past the limit requests are answered "busy".
+//! limits apply. Peers served at once (`max_peers`): a data connection
+//! holds an [`UploadSlot`] guard until it ends, so a crashed upload can
+//! never leak one, and past the limit requests are answered "busy". A
+//! grant whose ticket is not used holds no slot: it only counts against
+//! the caps on tickets (per peer and in total) and expires unused after
+//! [`TICKET_LIFETIME`]. One peer holds at most [`MAX_PER_PEER`] uploads,
+//! granted or running, so no one peer can take every slot. (Tickets granted
+//! together may, when all are used, serve a few more peers than
+//! `max_peers` for one upload each; their number is bounded by the ticket caps.)
 //! Pieces sent at once (`max_uploads`, the upload slots): each upload takes
 //! a slot for one piece and gives it back, from a first-come first-served
 //! queue, so many downloaders of one sharer take turns and each makes
@@ -38,6 +44,11 @@ pub use crate::views::Policy;
 
 /// How long a granted ticket may wait for its data connection.
 pub const TICKET_LIFETIME: Duration = Duration::from_secs(30);
+/// Uploads one peer may hold at once, granted (ticket unused) or running;
+/// more requests from it are answered "busy".
+pub const MAX_PER_PEER: usize = 2;
+/// Tickets granted and not yet used, from all peers together; past it, "busy".
+pub const MAX_TICKETS: usize = 64;
 /// How long a peer that asked for a file is named to others who ask for it.
 const ASKER_MEMORY: Duration = Duration::from_secs(600);
 /// Files whose askers are remembered.
@@ -95,6 +106,8 @@ struct GateState {
     /// Pieces sent at once, as last set (the semaphore may still be shrinking to it).
     piece_slot_count: usize,
     busy_slots: usize,
+    /// Uploads running now, per peer.
+    running: HashMap<PeerId, usize>,
     tickets: HashMap<u64, Ticket>,
     pending: HashMap<u64, (PeerId, Offer, Instant)>,
     next_pending: u64,
@@ -162,12 +175,19 @@ pub struct GateParts {
 /// Holds one upload slot; dropping it frees the slot.
 pub struct UploadSlot {
     state: Arc<Mutex<GateState>>,
+    peer: PeerId,
 }
 
 impl Drop for UploadSlot {
     fn drop(&mut self) {
         let mut state = self.state.lock().expect("gate lock");
         state.busy_slots = state.busy_slots.saturating_sub(1);
+        if let Some(n) = state.running.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                state.running.remove(&self.peer);
+            }
+        }
     }
 }
 
@@ -194,6 +214,7 @@ impl UploadGate {
                 max_peers: max_peers.max(1),
                 piece_slot_count: max_uploads.max(1),
                 busy_slots: 0,
+                running: HashMap::new(),
                 tickets: HashMap::new(),
                 pending: HashMap::new(),
                 next_pending: 1,
@@ -253,7 +274,7 @@ impl UploadGate {
         self.piece_slots.clone()
     }
 
-    /// Uploads running or granted right now.
+    /// Uploads running right now (data connections open; unused grants do not count).
     pub fn busy_slots(&self) -> usize {
         self.state.lock().expect("gate lock").busy_slots
     }
@@ -338,20 +359,15 @@ impl UploadGate {
         let others = state.askers_of(&id, &peer);
         state.remember_asker(id, peer);
         let now = Instant::now();
-        let expired: Vec<u64> = state
-            .tickets
-            .iter()
-            .filter(|(_, t)| t.expires <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for ticket in expired {
-            state.tickets.remove(&ticket);
-            state.busy_slots = state.busy_slots.saturating_sub(1);
-        }
-        if state.busy_slots >= state.max_peers {
+        state.tickets.retain(|_, t| t.expires > now);
+        let held = state.running.get(&peer).copied().unwrap_or(0)
+            + state.tickets.values().filter(|t| t.peer == peer).count();
+        if state.busy_slots >= state.max_peers
+            || held >= MAX_PER_PEER
+            || state.tickets.len() >= MAX_TICKETS
+        {
             return TransferResponse::Busy;
         }
-        state.busy_slots += 1;
         let ticket = rand::random::<u64>();
         let response = TransferResponse::Granted {
             ticket,
@@ -397,10 +413,13 @@ impl UploadGate {
             return None;
         }
         let t = state.tickets.remove(&ticket)?;
+        state.busy_slots += 1;
+        *state.running.entry(*peer).or_default() += 1;
         Some((
             t.file,
             UploadSlot {
                 state: self.state.clone(),
+                peer: *peer,
             },
         ))
     }
@@ -431,5 +450,98 @@ impl TransferDesk for UploadGate {
 
     fn ask_timeout(&self) -> Duration {
         self.ask_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::{ShareOrigin, SharedFile};
+    use std::path::PathBuf;
+
+    fn gate(max_peers: usize) -> UploadGate {
+        UploadGate::new(
+            Policy::Accept,
+            (4, max_peers),
+            Duration::from_secs(30),
+            1,
+            GateParts {
+                bus: EventBus::new(),
+                partials: PartialFiles::default(),
+                book: PeerBook::default(),
+                roster: Roster::default(),
+            },
+        )
+    }
+
+    fn offer() -> Offer {
+        Offer::Whole(SharedFile {
+            path: PathBuf::from("f"),
+            name: "f".into(),
+            size: 3000,
+            mtime_ns: 0,
+            identity: (0, 0),
+            outboard: Arc::new(peershare_core::Outboard::hash_bytes(&[1u8; 3000], 1024).unwrap()),
+            origin: ShareOrigin::Folder,
+        })
+    }
+
+    fn ticket(response: &TransferResponse) -> Option<u64> {
+        match response {
+            TransferResponse::Granted { ticket, .. } => Some(*ticket),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn one_peer_asking_again_and_again_gets_at_most_its_cap() {
+        let gate = gate(32);
+        let greedy = PeerId::random();
+        let granted: Vec<u64> = (0..10)
+            .filter_map(|_| ticket(&gate.grant(greedy, offer())))
+            .collect();
+        assert_eq!(granted.len(), MAX_PER_PEER);
+        // Running uploads count too: one used ticket and one unused still make the cap.
+        let slot = gate
+            .redeem(granted[0], &greedy)
+            .expect("a granted ticket opens");
+        assert!(ticket(&gate.grant(greedy, offer())).is_none());
+        drop(slot);
+        assert!(
+            ticket(&gate.grant(greedy, offer())).is_some(),
+            "a finished upload frees its place"
+        );
+    }
+
+    #[test]
+    fn unused_grants_hold_no_slot() {
+        let gate = gate(1);
+        let (idle, other) = (PeerId::random(), PeerId::random());
+        let unused = ticket(&gate.grant(idle, offer())).expect("granted");
+        assert_eq!(gate.busy_slots(), 0, "a grant alone holds no slot");
+        let used =
+            ticket(&gate.grant(other, offer())).expect("not busy: the first grant is unused");
+        let slot = gate.redeem(used, &other).expect("opens");
+        assert_eq!(gate.busy_slots(), 1);
+        let third = PeerId::random();
+        assert!(
+            matches!(gate.grant(third, offer()), TransferResponse::Busy),
+            "a running upload fills the one slot"
+        );
+        drop(slot);
+        assert_eq!(gate.busy_slots(), 0);
+        assert!(
+            gate.redeem(unused, &other).is_none(),
+            "a ticket is its peer's only"
+        );
+    }
+
+    #[test]
+    fn outstanding_tickets_are_bounded_in_total() {
+        let gate = gate(1000);
+        let granted = (0..MAX_TICKETS + 10)
+            .filter_map(|_| ticket(&gate.grant(PeerId::random(), offer())))
+            .count();
+        assert_eq!(granted, MAX_TICKETS);
     }
 }

@@ -103,6 +103,19 @@ async fn serve_connection(
         )
         .await;
     };
+    let handle = match &file {
+        // Never through a link, and only the very file that was hashed.
+        Offer::Whole(shared) => shared.open_unchanged(),
+        Offer::Partial(_) => open_no_follow(file.path()),
+    };
+    let handle = match handle {
+        Ok(handle) => handle,
+        Err(e) => {
+            tracing::warn!(%peer, name = %file.name(), "not serving: {e}");
+            let msg = format!("{} cannot be served now: {e}", file.name());
+            return refuse(&mut stream, ErrorCode::NotFound, &msg).await;
+        }
+    };
     tracing::info!(%peer, name = %file.name(), "upload started");
     let listed = service.uploads.start(peer, &file);
     let ready = ServerFrame::Ready {
@@ -115,7 +128,9 @@ async fn serve_connection(
         rate: service.rate,
         slots: service.gate.piece_slots(),
     };
-    Upload::new(file, stream, peer, listed, pacing)?.run().await
+    Upload::new(file, handle, stream, peer, listed, pacing)
+        .run()
+        .await
 }
 
 async fn read_open(stream: &mut DataStream) -> Result<u64, NodeError> {
@@ -241,12 +256,12 @@ struct Upload {
 impl Upload {
     fn new(
         file: Offer,
+        handle: std::fs::File,
         stream: DataStream,
         peer: PeerId,
         listed: ListedUpload,
         pacing: Pacing,
-    ) -> Result<Self, NodeError> {
-        let handle = std::fs::File::open(file.path()).map_err(|e| NodeError::io(file.path(), e))?;
+    ) -> Self {
         let capacity = PieceHeader::LEN + file.outboard().layout().piece_len() as usize;
         let (reader, writer) = tokio::io::split(stream);
         let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);
@@ -256,7 +271,7 @@ impl Upload {
             requests_tx,
             withdrawals.clone(),
         )));
-        Ok(Self {
+        Self {
             file,
             handle: Arc::new(handle),
             writer,
@@ -269,7 +284,7 @@ impl Upload {
             listed,
             watching: None,
             watched: false,
-        })
+        }
     }
 
     async fn run(mut self) -> Result<(), NodeError> {
@@ -456,6 +471,18 @@ async fn next_change(watching: &mut Option<Watching>) {
     if w.changes.changed().await.is_err() {
         std::future::pending().await
     }
+}
+
+/// Opens `path` for reading without following a link.
+fn open_no_follow(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path)
 }
 
 #[cfg(test)]
