@@ -66,11 +66,15 @@ pub struct UploadService {
 
 /// Accepts data connections until the task is dropped, one task per connection.
 pub async fn serve(listener: TcpListener, service: UploadService) {
+    // Out of descriptors, accept fails again at once: say so every 10 s, not 10 times a second.
+    let mut failures = peershare_core::conn_limit::LogEvery::new(Duration::from_secs(10));
     loop {
         let (tcp, remote) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!("data listener: {e}");
+                if let Some(held_back) = failures.hit() {
+                    tracing::warn!(held_back, "data listener cannot accept: {e}");
+                }
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
