@@ -213,22 +213,25 @@ fn a_login_link_opens_one_session_and_nothing_else_gets_in() {
     assert_eq!(http(&api, "GET", "/", &with_cookie, "").status, 401);
 }
 
+/// `up --json` with no index, on loopback ports of its own, keeping its data in `data_dir`.
+fn lone_up(data_dir: &std::path::Path) -> Command {
+    let mut up = Command::new(BIN);
+    up.args([
+        "--json",
+        "up",
+        "--no-index",
+        "--no-mdns",
+        "--api",
+        "127.0.0.1:0",
+    ])
+    .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
+    .arg(data_dir);
+    up
+}
+
 /// Runs `up` expecting it to refuse to start; its error message.
 fn refused_start(data_dir: &std::path::Path, extra: &[&str]) -> String {
-    let out = run_refusing(
-        Command::new(BIN)
-            .args([
-                "--json",
-                "up",
-                "--no-index",
-                "--no-mdns",
-                "--api",
-                "127.0.0.1:0",
-            ])
-            .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
-            .arg(data_dir)
-            .args(extra),
-    );
+    let out = run_refusing(lone_up(data_dir).args(extra));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -362,17 +365,7 @@ fn the_ui_beyond_loopback_needs_a_password_and_https() {
 fn the_link_up_prints_logs_a_browser_in() {
     let sandbox = Sandbox::new();
     let data = sandbox.dir("printed").join("data");
-    let mut up = Command::new(BIN)
-        .args([
-            "--json",
-            "up",
-            "--no-index",
-            "--no-mdns",
-            "--api",
-            "127.0.0.1:0",
-        ])
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
-        .arg(&data)
+    let mut up = lone_up(&data)
         .arg("--downloads")
         .arg(sandbox.dir("printed").join("downloads"))
         .stdin(Stdio::null())
