@@ -24,3 +24,24 @@ def status_kib(pid, field):
     except OSError:
         pass
     return None
+
+
+def fd_count(pid):
+    """Open file descriptors of a process (entries of /proc/PID/fd), or None once it is gone."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def least_squares_slope(points):
+    """The slope of the least-squares line through (x, y) points (None with fewer than 2 distinct x)."""
+    n = len(points)
+    if n < 2:
+        return None
+    mx = sum(x for x, _ in points) / n
+    my = sum(y for _, y in points) / n
+    sxx = sum((x - mx) ** 2 for x, _ in points)
+    if sxx == 0:
+        return None
+    return sum((x - mx) * (y - my) for x, y in points) / sxx

@@ -59,25 +59,32 @@ pool_cleanup() {
     cleanup
 }
 
-# Runs the Python driver DRIVER (beside this file) with the binary and a
-# temporary folder named after NAME, over NODES daemons: picks the binary
-# (BIN, else a release build), raises the descriptor limit, says which
-# machine runs it and checks there is memory for the daemons. Needs ROOT,
-# SCRIPT_DIR, NODES and die.
-run_pool_driver() {
-    local name=$1 driver=$2 need_kib avail_kib status=0
-    trap pool_cleanup EXIT
-    trap 'exit 130' INT TERM
+# Sets up a run with many processes: picks the binary (BIN, else a release
+# build), raises the descriptor limit (each daemon has its sockets and
+# database, plus the clients), makes the run's folder T named after NAME
+# and says which machine runs it. Needs ROOT and die.
+prepare_many_process_run() {
+    local name=$1
     if [ -n "${BIN:-}" ]; then
         [ -x "$BIN" ] || die "BIN=$BIN is not an executable"
     else
         build_peershare
     fi
-    # Hundreds of daemons, each with its sockets and database, plus the clients.
     ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-    T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-$name-bench.XXXXXX")
+    T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-$name.XXXXXX")
     echo "binary $BIN"
     echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr); load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# Runs the Python driver DRIVER (beside this file) with the binary and a
+# temporary folder named after NAME, over NODES daemons (see
+# prepare_many_process_run); checks there is memory for the daemons. Needs
+# ROOT, SCRIPT_DIR, NODES and die.
+run_pool_driver() {
+    local name=$1 driver=$2 need_kib avail_kib status=0
+    trap pool_cleanup EXIT
+    trap 'exit 130' INT TERM
+    prepare_many_process_run "$name-bench"
     need_kib=$((NODES * 40 * 1024))
     avail_kib=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
     [ "$avail_kib" -ge "$need_kib" ] ||

@@ -112,6 +112,7 @@ async fn follow(
     let id = start.record.id;
     let bar = progress_bar(cli, &start);
     let mut current = start;
+    let mut told: Option<String> = None;
     loop {
         if has_ended(&current) {
             bar.finish_and_clear();
@@ -119,12 +120,22 @@ async fn follow(
         }
         bar.set_position(current.verified_bytes);
         bar.set_message(bar_message(&current));
+        // Why the download waits goes to stderr as a line too: the bar is
+        // hidden when stderr is not a terminal, and a wait with no reason
+        // looks like a hang.
+        if let Some(reason) = waiting_reason(&current) {
+            if !cli.json && told.as_deref() != Some(reason.as_str()) {
+                bar.suspend(|| eprintln!("download {id} waits: {reason}"));
+                told = Some(reason);
+            }
+        }
         tokio::select! {
             event = events.next() => match event {
                 Some(Ok(event)) => match event.kind {
                     EventKind::DownloadProgress(p) if p.id == id => {
                         current.verified_bytes = p.verified_bytes;
                         current.fetched_bytes = p.fetched_bytes;
+                        current.peers = p.peers;
                     }
                     EventKind::DownloadChanged { download } if download.record.id == id => {
                         current = download;
@@ -220,6 +231,24 @@ fn progress_bar(cli: &Cli, download: &DownloadView) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar
+}
+
+/// Why a download that is not moving waits: queued (with its reason), or
+/// running with no source sending and one that went silent or has not answered.
+fn waiting_reason(d: &DownloadView) -> Option<String> {
+    if d.record.state == DownloadState::Queued {
+        return Some(d.record.error.clone().unwrap_or_else(|| "queued".into()));
+    }
+    if d.peers.iter().any(|p| p.phase == SourcePhase::Fetching) {
+        return None;
+    }
+    d.peers
+        .iter()
+        .filter(|p| matches!(p.phase, SourcePhase::Silent | SourcePhase::Asking))
+        .find_map(|p| {
+            let who = p.user.as_deref().unwrap_or(&p.peer_id);
+            p.note.as_ref().map(|note| format!("{who}: {note}"))
+        })
 }
 
 fn bar_message(d: &DownloadView) -> String {
@@ -344,6 +373,7 @@ fn source_line(peer: &SourceView) -> String {
         SourcePhase::Asking => "asking",
         SourcePhase::Fetching => "fetching",
         SourcePhase::Busy => "busy",
+        SourcePhase::Silent => "silent",
         SourcePhase::Dropped => "dropped",
         SourcePhase::Done => "done",
     };

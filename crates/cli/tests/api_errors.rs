@@ -120,3 +120,39 @@ fn up_refuses_a_non_loopback_api_address() {
         "the refusal says why and what to use instead: {stderr}"
     );
 }
+
+/// Found by bench/api_schema.sh (schemathesis): serde reads a struct from an
+/// array of its fields, so `[null, null]` was taken as a limits change; and
+/// `2000000.0`, an integer to JSON Schema, was refused for an integer field.
+#[test]
+fn array_bodies_are_refused_and_whole_floats_are_integers() {
+    let sb = Sandbox::new();
+    let a = Daemon::start(&sb, "a", &["--max-upload-rate", "1M"]);
+    let addr = std::fs::read_to_string(a.data_dir.join("api.addr")).unwrap();
+    let addr = addr.trim();
+    let token = std::fs::read_to_string(a.data_dir.join("api-token")).unwrap();
+    let token = token.trim();
+    let json = Some("application/json");
+    let limits = |addr: &str| -> Value {
+        let (status, text) = send(addr, "GET", "/api/v1/limits", token, None, b"");
+        assert_eq!(status, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    let before = limits(addr);
+    assert!(before["max_upload_rate"].as_u64().is_some(), "{before}");
+
+    let (status, text) = send(addr, "POST", "/api/v1/limits", token, json, b"[null, null]");
+    assert_eq!(status, 422, "{text}");
+    let value: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["code"], "invalid_body", "{value}");
+    assert_eq!(limits(addr), before, "the refused body changed nothing");
+
+    let body = br#"{"max_upload_rate": 2000000.0, "max_download_rate": null}"#;
+    let (status, text) = send(addr, "POST", "/api/v1/limits", token, json, body);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(limits(addr)["max_upload_rate"], 2_000_000);
+
+    let body = br#"{"max_upload_rate": 1.5, "max_download_rate": null}"#;
+    let (status, text) = send(addr, "POST", "/api/v1/limits", token, json, body);
+    assert_eq!(status, 422, "a fraction is no rate: {text}");
+}

@@ -1,6 +1,7 @@
 //! The sharing side under a hostile or failing disk: a shared folder that
-//! cannot be read for a while (a disk unmounted) and a shared file swapped
-//! for a link to a private file.
+//! cannot be read for a while (a disk unmounted), a shared file swapped
+//! for a link to a private file, and links inside a share that the folder
+//! watcher must not follow.
 
 mod support;
 
@@ -146,4 +147,68 @@ fn a_shared_file_swapped_for_a_link_to_a_private_file_is_not_served() {
     }
     assert!(a.log_text().contains("changed since it was hashed"));
     assert!(b.log_text().contains("changed since it was hashed"));
+}
+
+/// How many inotify watches process `pid` holds, from its descriptors' fdinfo.
+fn inotify_watches(pid: u32) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("list the daemon's descriptors");
+    fds.flatten()
+        .filter(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy().contains("inotify"))
+        })
+        .map(|fd| {
+            let info = format!("/proc/{pid}/fdinfo/{}", fd.file_name().to_string_lossy());
+            let text = std::fs::read_to_string(info).unwrap_or_default();
+            text.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+fn rescans(d: &Daemon) -> usize {
+    d.log_text().matches("share rescanned").count()
+}
+
+/// Links inside a share, to a big tree outside it and to `/`, are not
+/// watched: the daemon holds a watch per folder of the share only, a write
+/// behind a link causes no rescan, and a file copied into the share is
+/// still picked up by the watcher.
+#[test]
+fn the_watcher_never_follows_links_out_of_the_share() {
+    let sb = Sandbox::new();
+    let share = sb.share_dir("a");
+    write_random(&share.join("first.bin"), 1000);
+    let outside = sb.dir("outside");
+    for i in 0..400 {
+        std::fs::create_dir_all(outside.join(format!("d{i}/e"))).unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, share.join("big tree")).unwrap();
+    std::os::unix::fs::symlink("/", share.join("everything")).unwrap();
+    std::fs::create_dir(share.join("sub")).unwrap();
+
+    let a = Daemon::start(&sb, "a", &[]);
+    a.wait_shared(1);
+    let watches = inotify_watches(a.pid());
+    // The share and its one subfolder (and the partial folder of downloads):
+    // nowhere near the 801 folders behind the links, let alone all of `/`.
+    assert!(
+        (1..10).contains(&watches),
+        "the daemon holds {watches} inotify watches"
+    );
+
+    // Let the start-up scan settle into its log line before counting.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let before = rescans(&a);
+    write_random(&outside.join("d7/e/outside.bin"), 1000);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        rescans(&a),
+        before,
+        "a write behind a link is not a change of the share"
+    );
+
+    write_random(&share.join("sub/new.bin"), 1000);
+    a.wait_shared(2);
+    assert_eq!(a.status()["shared_files"], 2, "links add no files");
 }

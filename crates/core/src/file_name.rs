@@ -58,10 +58,14 @@ pub fn sanitize(untrusted: &str) -> String {
         .split(['/', '\\'])
         .rfind(|c| !c.is_empty() && *c != "." && *c != "..")
         .unwrap_or("");
-    let cleaned: String = last
-        .nfc()
+    // Characters are dropped before normalising: dropping a NUL between a
+    // letter and its accent after NFC would leave a decomposed name, which
+    // differs from its NFC twin on disk (found by fuzzing, fuzz/regressions/file_name).
+    let kept: String = last
+        .chars()
         .filter(|c| !c.is_control() && !matches!(c, ':' | '*' | '?' | '"' | '<' | '>' | '|'))
         .collect();
+    let cleaned: String = kept.nfc().collect();
     let trimmed = cleaned.trim_end_matches(['.', ' ']).trim_start();
     let mut name = if trimmed.is_empty() || trimmed == "." || trimmed == ".." {
         FALLBACK_NAME.to_string()
@@ -95,7 +99,13 @@ fn truncate_keeping_extension(name: &str, max: usize) -> String {
     while !name.is_char_boundary(stem_end) {
         stem_end -= 1;
     }
-    format!("{}{}", &name[..stem_end], ext)
+    // The cut may land after a dot or a space, which the rules above strip
+    // (Windows drops them, so the name on disk would differ; found by fuzzing).
+    let stem = name[..stem_end].trim_end_matches(['.', ' ']);
+    if stem.is_empty() && ext.is_empty() {
+        return FALLBACK_NAME.to_string();
+    }
+    format!("{stem}{ext}")
 }
 
 /// A path in `dir` for `name` that does not exist yet: `name`, `name (1).ext`, `name (2).ext`, …
@@ -178,6 +188,27 @@ mod tests {
             dir.path().join("a (2).txt")
         );
         assert_eq!(unique_path(dir.path(), "noext"), dir.path().join("noext"));
+    }
+
+    #[test]
+    fn a_dropped_character_does_not_leave_a_decomposed_name() {
+        assert_eq!(sanitize("a\0\u{301}.txt"), "\u{e1}.txt");
+        assert_eq!(sanitize("e\u{7}\u{301}"), "\u{e9}");
+        let name = sanitize("a\0\0\u{301}?x");
+        assert_eq!(sanitize(&name), name);
+    }
+
+    #[test]
+    fn a_cut_at_the_length_limit_leaves_no_trailing_dot_or_space() {
+        let long = format!("{}. . .{}", "a".repeat(250), "b".repeat(20));
+        assert_eq!(sanitize(&long), "a".repeat(250));
+        // Only dots before the extension: the stem goes, the extension stays.
+        let dots = format!("{}x", ".".repeat(300));
+        assert_eq!(sanitize(&dots), ".x");
+        let spaces = format!("a{}b", " ".repeat(300));
+        assert_eq!(sanitize(&spaces), "a");
+        let with_ext = format!("{} .mp4", "a".repeat(250) + " ");
+        assert_eq!(sanitize(&with_ext), format!("{}.mp4", "a".repeat(250)));
     }
 
     #[test]

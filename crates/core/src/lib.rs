@@ -11,8 +11,11 @@
 //! the network as a path. The one exception sits behind the `serve`
 //! feature, which only the index and the node turn on: `conn_limit`, the
 //! connection caps and idle timeouts every HTTP server shares, wrapping
-//! listeners that others open.
+//! listeners that others open, and `api_schema`, how both HTTP APIs read
+//! JSON bodies and complete their OpenAPI documents.
 
+#[cfg(feature = "serve")]
+pub mod api_schema;
 #[cfg(feature = "serve")]
 pub mod conn_limit;
 pub mod db_file;

@@ -33,6 +33,10 @@ pub const DEFAULT_PIECE_LEN: u64 = 1 << 20;
 pub const MAX_PIECE_LEN: u64 = 1 << 24;
 /// Bytes per piece chaining value in an outboard.
 pub const LEAF_LEN: usize = 32;
+/// The most pieces a file may have (16 Mi: 16 TiB in pieces of 1 MiB): a
+/// size taken from the network must not make a peer set aside more than
+/// 512 MiB of piece tree or 2 MiB of have-map for it.
+pub const MAX_PIECES: u64 = 1 << 24;
 
 /// Why a piece or an outboard was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,6 +44,9 @@ pub enum VerifyError {
     /// The piece length is not a power of two between 1 KiB and [`MAX_PIECE_LEN`].
     #[error("piece length {0} is not a power of two between 1 KiB and 16 MiB")]
     BadPieceLen(u64),
+    /// The file would have more than [`MAX_PIECES`] pieces of this length.
+    #[error("a file of {file_len} bytes in pieces of {piece_len} bytes has more than {max} pieces", max = MAX_PIECES)]
+    TooManyPieces { file_len: u64, piece_len: u64 },
     /// The outboard has the wrong number of piece hashes for the file size.
     #[error("outboard has {got} piece hashes, a file of this size needs {expected}")]
     WrongLeafCount { expected: u64, got: u64 },
@@ -69,6 +76,12 @@ impl PieceLayout {
     pub fn new(file_len: u64, piece_len: u64) -> Result<Self, VerifyError> {
         if !piece_len.is_power_of_two() || !(CHUNK_LEN..=MAX_PIECE_LEN).contains(&piece_len) {
             return Err(VerifyError::BadPieceLen(piece_len));
+        }
+        if file_len.div_ceil(piece_len) > MAX_PIECES {
+            return Err(VerifyError::TooManyPieces {
+                file_len,
+                piece_len,
+            });
         }
         Ok(Self {
             file_len,
@@ -311,6 +324,27 @@ mod tests {
     use proptest::prelude::*;
 
     const SMALL_PIECE: u64 = 4 * CHUNK_LEN;
+
+    #[test]
+    fn a_size_from_the_network_cannot_ask_for_more_than_max_pieces() {
+        let most = PieceLayout::new(MAX_PIECES * CHUNK_LEN, CHUNK_LEN).unwrap();
+        assert_eq!(most.piece_count(), MAX_PIECES);
+        for (file_len, piece_len) in [
+            (MAX_PIECES * CHUNK_LEN + 1, CHUNK_LEN),
+            (u64::MAX, CHUNK_LEN),
+            (u64::MAX, MAX_PIECE_LEN),
+        ] {
+            assert_eq!(
+                PieceLayout::new(file_len, piece_len),
+                Err(VerifyError::TooManyPieces {
+                    file_len,
+                    piece_len
+                })
+            );
+        }
+        // 16 TiB in the default pieces is still a file.
+        assert!(PieceLayout::new(16 << 40, DEFAULT_PIECE_LEN).is_ok());
+    }
 
     fn data(len: usize, seed: u8) -> Vec<u8> {
         (0..len)

@@ -51,12 +51,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of the API, generated from the handlers.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    openapi::complete_document(&mut doc);
+    doc
 }
 
 /// The complete router with its state.
 pub fn router(state: AppState) -> Router {
-    let (router, doc) = api_routes().split_for_parts();
+    let (router, mut doc) = api_routes().split_for_parts();
+    openapi::complete_document(&mut doc);
     let doc = Arc::new(doc);
     router
         .route("/", get(status_page::page))

@@ -405,6 +405,7 @@ pub async fn audited_write<T>(
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
     /// Records to return (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// Records to skip, newest first (default 0).
     pub offset: Option<u32>,

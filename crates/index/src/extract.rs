@@ -1,6 +1,8 @@
-//! Extractors that turn every malformed request (bad JSON, wrong types,
-//! missing fields, oversized bodies, bad query or path values) into the
-//! JSON error shape, and the client's address for the audit log.
+//! Extractors that turn every malformed request (bad JSON, a body that is
+//! not an object, wrong types, missing fields, oversized bodies, bad query or
+//! path values) into the JSON error shape, and the client's address for the
+//! audit log. A whole number written with a fraction (`1000.0`) counts as
+//! the integer it is.
 //!
 //! They parse and reject; they never look at the store or the state.
 
@@ -38,10 +40,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        let value = match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        peershare_core::api_schema::object_body(value)
+            .map(Self)
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))
     }
 }
 

@@ -56,6 +56,7 @@ pub struct OutgoingLetter {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct SendMail {
     /// 1 to 16 letters.
+    #[schema(min_items = 1, max_items = 16)]
     pub letters: Vec<OutgoingLetter>,
 }
 
@@ -77,6 +78,7 @@ pub struct MailboxParams {
     /// Only letters with a larger id (default 0: from the start).
     pub after: Option<i64>,
     /// Letters to return (1–200, default 100).
+    #[param(minimum = 1, maximum = 200)]
     pub limit: Option<u32>,
 }
 
@@ -108,6 +110,7 @@ pub struct AckMail {
     /// The recipient peer (one of yours).
     pub peer_id: String,
     /// Ids of its letters (at most 1000); ids of other mailboxes are ignored.
+    #[schema(max_items = 1000)]
     pub ids: Vec<i64>,
 }
 

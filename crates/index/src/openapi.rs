@@ -5,6 +5,7 @@
 //! This module only describes; it never declares a path by hand, so the
 //! document cannot drift from the code.
 
+use peershare_core::api_schema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -21,7 +22,7 @@ letters (opaque sealed envelopes; the index never sees plaintext), audit. Every 
 from `POST /api/v1/sessions`. Times are milliseconds since the Unix epoch."
     ),
     modifiers(&BearerAuth),
-    components(schemas(ErrorBody)),
+    components(schemas(ErrorBody, crate::search::SearchMode)),
     tags(
         (name = "accounts", description = "Register, log in, log out, unregister"),
         (name = "peers", description = "Join with a signed challenge, heartbeat, leave"),
@@ -50,4 +51,14 @@ impl Modify for BearerAuth {
 /// The document's fixed part (info, tags, security scheme) before paths are added.
 pub fn base() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
+}
+
+/// Completes the generated document (see [`api_schema::complete_document`]);
+/// operations that need a token also list 401, for a missing or expired one
+/// ([`crate::auth`] gives it, not the handlers).
+pub fn complete_document(doc: &mut utoipa::openapi::OpenApi) {
+    api_schema::complete_document(doc, "ErrorBody", |op| match op.secured {
+        true => vec![("401", "Not logged in, or the token expired")],
+        false => vec![],
+    });
 }

@@ -76,6 +76,7 @@ pub enum SearchMode {
 #[into_params(parameter_in = Query)]
 pub struct SearchParams {
     /// The text to look for (1–256 characters).
+    #[param(min_length = 1, max_length = 256)]
     pub q: String,
     /// `words` (default), `substring`, `exact`, or `id` (the query is a BLAKE3 id).
     pub mode: Option<SearchMode>,
@@ -88,6 +89,7 @@ pub struct SearchParams {
     /// Results to skip (default 0); `offset + limit` may be at most 1000.
     pub offset: Option<u32>,
     /// Results per page (1–500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -35,6 +35,7 @@ pub struct BrowseParams {
     /// Entries to skip (default 0).
     pub offset: Option<u32>,
     /// Entries per page (1–5000, default 1000).
+    #[param(minimum = 1, maximum = 5000)]
     pub limit: Option<u32>,
 }
 

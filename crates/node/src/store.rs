@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use peershare_core::scan::ScannedFile;
 use peershare_core::{FileId, Outboard, PieceLayout};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -29,6 +30,8 @@ pub struct CachedHash {
     pub mtime_ns: i64,
     /// The piece tree (checked against its id when loaded).
     pub outboard: Outboard,
+    /// The device and inode when hashed; `None` in rows older than that column.
+    pub identity: Option<(u64, u64)>,
 }
 
 fn now_secs() -> i64 {
@@ -76,7 +79,8 @@ impl Store {
     /// The cached hash for `path`, if one was stored and still checks out.
     pub async fn cached_hash(&self, path: &str) -> Result<Option<CachedHash>, NodeError> {
         let row = sqlx::query(
-            "SELECT size, mtime_ns, piece_len, file_id, leaves FROM hash_cache WHERE path = ?",
+            "SELECT size, mtime_ns, piece_len, file_id, leaves, device, inode
+             FROM hash_cache WHERE path = ?",
         )
         .bind(path)
         .fetch_optional(&self.pool)
@@ -86,6 +90,8 @@ impl Store {
         let piece_len: i64 = row.get(2);
         let id: String = row.get(3);
         let leaves: Vec<u8> = row.get(4);
+        let device: Option<i64> = row.get(5);
+        let inode: Option<i64> = row.get(6);
         let outboard = FileId::from_str(&id).ok().and_then(|id| {
             let layout = PieceLayout::new(size as u64, piece_len as u64).ok()?;
             Outboard::from_leaf_bytes(layout, &leaves, &id).ok()
@@ -94,31 +100,40 @@ impl Store {
             size: size as u64,
             mtime_ns: row.get(1),
             outboard,
+            identity: device.zip(inode).map(|(d, i)| (d as u64, i as u64)),
         }))
     }
 
-    /// Stores the hash of `path` as of (`size`, `mtime_ns`).
-    pub async fn put_hash(
-        &self,
-        path: &str,
-        size: u64,
-        mtime_ns: i64,
-        outboard: &Outboard,
-    ) -> Result<(), NodeError> {
+    /// Stores the hash of the file at `path` as it was scanned.
+    pub async fn put_hash(&self, file: &ScannedFile, outboard: &Outboard) -> Result<(), NodeError> {
         sqlx::query(
-            "INSERT INTO hash_cache (path, size, mtime_ns, piece_len, file_id, leaves)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO hash_cache (path, size, mtime_ns, piece_len, file_id, leaves, device, inode)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
-               piece_len = excluded.piece_len, file_id = excluded.file_id, leaves = excluded.leaves",
+               piece_len = excluded.piece_len, file_id = excluded.file_id, leaves = excluded.leaves,
+               device = excluded.device, inode = excluded.inode",
         )
-        .bind(path)
-        .bind(size as i64)
-        .bind(mtime_ns)
+        .bind(file.path.to_string_lossy())
+        .bind(file.size as i64)
+        .bind(file.mtime_ns)
         .bind(outboard.layout().piece_len() as i64)
         .bind(outboard.id().to_hex())
         .bind(outboard.leaf_bytes())
+        .bind(file.identity.0 as i64)
+        .bind(file.identity.1 as i64)
         .execute(&self.pool)
         .await?;
+        Ok(())
+    }
+
+    /// Records the identity of a file whose cached hash predates identities.
+    pub async fn note_hash_identity(&self, file: &ScannedFile) -> Result<(), NodeError> {
+        sqlx::query("UPDATE hash_cache SET device = ?, inode = ? WHERE path = ?")
+            .bind(file.identity.0 as i64)
+            .bind(file.identity.1 as i64)
+            .bind(file.path.to_string_lossy())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

@@ -149,6 +149,8 @@ pub enum SourcePhase {
     Fetching,
     /// Busy: asked again later.
     Busy,
+    /// Stopped answering (a step or a read timed out): asked again later (see `note`).
+    Silent,
     /// Not used again in this download (see `note`).
     Dropped,
     /// Done: the download no longer needs it.
@@ -189,7 +191,7 @@ pub struct SourceView {
     pub bytes: u64,
     /// Its average rate since it started sending, bytes per second.
     pub rate_bytes_per_sec: u64,
-    /// Why it is busy or was dropped.
+    /// Why it is busy, silent or was dropped, or what an asked source has not answered yet.
     pub note: Option<String>,
 }
 
@@ -853,9 +855,11 @@ pub struct LimitsRequest {
     pub max_download_rate: Option<u64>,
     /// New number of upload slots (at least 1).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_uploads: Option<usize>,
     /// New number of peers served at once (at least 1).
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub max_upload_peers: Option<usize>,
 }
 

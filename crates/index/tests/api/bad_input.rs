@@ -296,3 +296,56 @@ async fn large_file_lists_fit_the_join_limit_and_larger_ones_are_413() {
     let r = ix.search(&alice, "q=number&limit=1").await;
     assert_eq!(r["total"], 1000);
 }
+
+/// Found by bench/api_schema.sh (schemathesis): serde reads a struct from an
+/// array of its fields, so `["name", "password"]` registered an account, and
+/// `5.0` (an integer to JSON Schema) was refused for an integer field.
+#[tokio::test]
+async fn array_bodies_are_refused_and_whole_floats_are_integers() {
+    let ix = Index::start().await;
+    let (status, reply) = ix
+        .raw(
+            Method::POST,
+            "/users",
+            None,
+            "application/json",
+            br#"["arrayed", "correct horse battery"]"#.to_vec(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    crate::common::assert_error_shape(&reply);
+    let (status, reply) = ix.login("arrayed", "correct horse battery").await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "no account was made: {reply}"
+    );
+
+    let alice = ix.user("alice").await;
+    let key = Keypair::generate_ed25519();
+    let peer = ix.join(&alice, &key, json!([])).await;
+    let files = format!("/peers/{peer}/files");
+    let five = crate::common::id_of("five.txt");
+    let (status, reply) = ix
+        .call(
+            Method::POST,
+            &files,
+            Some(&alice),
+            Some(json!({"files": [{"name": "five.txt", "size": 5.0, "id": five}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let found = ix.search(&alice, "q=five").await;
+    assert_eq!(found["results"][0]["size"], 5, "{found}");
+    // A fraction is still no size.
+    let (status, reply) = ix
+        .call(
+            Method::POST,
+            &files,
+            Some(&alice),
+            Some(json!({"files": [{"name": "half.txt", "size": 5.5, "id": five}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{reply}");
+    crate::common::assert_error_shape(&reply);
+}

@@ -8,6 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::body::ApiJson;
 use super::ApiState;
 use crate::views::{
     ApiError, ChatView, ContactRequest, ContactView, MessageView, SendMessageRequest, SentMessage,
@@ -26,7 +27,7 @@ const MAX_PAGE: u32 = 1000;
     ))]
 pub(super) async fn send(
     State(s): State<ApiState>,
-    Json(body): Json<SendMessageRequest>,
+    ApiJson(body): ApiJson<SendMessageRequest>,
 ) -> Result<(StatusCode, Json<SentMessage>), NodeError> {
     let sent = s.node.messenger.send(&body.to, &body.text).await?;
     Ok((StatusCode::ACCEPTED, Json(sent)))
@@ -81,7 +82,7 @@ pub(super) async fn contacts(
     responses((status = 204, description = "Added"), (status = 400, body = ApiError)))]
 pub(super) async fn add_contact(
     State(s): State<ApiState>,
-    Json(body): Json<ContactRequest>,
+    ApiJson(body): ApiJson<ContactRequest>,
 ) -> Result<StatusCode, NodeError> {
     s.node.messenger.add_contact(&body.name).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -116,7 +117,7 @@ pub(super) struct BlockRequest {
 pub(super) async fn block(
     State(s): State<ApiState>,
     Path(name): Path<String>,
-    Json(body): Json<BlockRequest>,
+    ApiJson(body): ApiJson<BlockRequest>,
 ) -> Result<StatusCode, NodeError> {
     s.node.messenger.block(&name, body.blocked).await?;
     Ok(StatusCode::NO_CONTENT)

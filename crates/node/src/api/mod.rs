@@ -12,6 +12,7 @@
 //! [`ApiError`]: a stable `code` and a message saying what to do.
 
 mod access;
+mod body;
 mod messages;
 mod network;
 mod openapi;
@@ -122,7 +123,9 @@ fn api_routes() -> OpenApiRouter<ApiState> {
 
 /// The OpenAPI document of the local API, generated from the handlers.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    api_routes().into_openapi()
+    let mut doc = api_routes().into_openapi();
+    openapi::complete_document(&mut doc);
+    doc
 }
 
 /// Builds the API and web UI router for `node` on one listener, guarded by
@@ -136,7 +139,8 @@ pub fn router(node: Node, token: String, ui: WebUi, listening: Listening) -> Rou
         port: listening.port,
         local_addr: listening.local_addr,
     };
-    let (routes, doc) = api_routes().split_for_parts();
+    let (routes, mut doc) = api_routes().split_for_parts();
+    openapi::complete_document(&mut doc);
     let doc = Arc::new(doc);
     routes
         .route(

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::body::ApiJson;
 use super::ApiState;
 use crate::discovery::search::Merged;
 use crate::index_link::client::SearchParams;
@@ -87,7 +88,7 @@ pub(super) struct Credentials {
     ))]
 pub(super) async fn register(
     State(s): State<ApiState>,
-    Json(body): Json<Credentials>,
+    ApiJson(body): ApiJson<Credentials>,
 ) -> Result<(StatusCode, Json<SessionView>), NodeError> {
     let link = link(&s)?;
     let session = link.register(&body.name, &body.password).await?;
@@ -107,7 +108,7 @@ pub(super) async fn register(
     ))]
 pub(super) async fn login(
     State(s): State<ApiState>,
-    Json(body): Json<Credentials>,
+    ApiJson(body): ApiJson<Credentials>,
 ) -> Result<Json<SessionView>, NodeError> {
     let link = link(&s)?;
     let session = link.login(&body.name, &body.password).await?;

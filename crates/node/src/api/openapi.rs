@@ -1,6 +1,7 @@
 //! The fixed part of the local API's OpenAPI document (title, tags, the
 //! bearer token); every path and schema is generated from the handlers.
 
+use peershare_core::api_schema;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -46,4 +47,28 @@ impl Modify for BearerAuth {
 /// The document's fixed part before paths are added.
 pub fn base() -> utoipa::openapi::OpenApi {
     LocalApiDoc::openapi()
+}
+
+/// Completes the generated document (see [`api_schema::complete_document`]):
+/// every operation also lists 401 without the token (the access guard
+/// gives it to every route), and those under `/index/…` the index's own
+/// refusals passed on (400, 429) and 409/502/503 when there is no index,
+/// it answers nonsense, or is away.
+pub fn complete_document(doc: &mut utoipa::openapi::OpenApi) {
+    api_schema::complete_document(doc, "ApiError", |op| {
+        let mut answers = vec![("401", "Missing or wrong API token")];
+        if op.path.starts_with("/api/v1/index/") {
+            answers.extend([
+                ("400", "The index refused a value as malformed"),
+                ("409", "The daemon runs without an index"),
+                (
+                    "429",
+                    "The index refused: too many attempts; see the message",
+                ),
+                ("502", "The index answered something unreadable"),
+                ("503", "The index could not be reached, or is busy"),
+            ]);
+        }
+        answers
+    });
 }

@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::body::ApiJson;
 use super::ApiState;
 use crate::index_link::IndexLink;
 use crate::node::Node;
@@ -65,7 +66,7 @@ fn folder_names(node: &Node) -> Vec<String> {
     ))]
 pub(super) async fn add_folder(
     State(s): State<ApiState>,
-    Json(body): Json<FolderRequest>,
+    ApiJson(body): ApiJson<FolderRequest>,
 ) -> Result<Json<FoldersChanged>, NodeError> {
     let path = std::path::Path::new(&body.path);
     let report = s.node.shares.add_folder(path, &s.node.data_dir).await?;
@@ -80,7 +81,7 @@ pub(super) async fn add_folder(
     ))]
 pub(super) async fn remove_folder(
     State(s): State<ApiState>,
-    Json(body): Json<FolderRequest>,
+    ApiJson(body): ApiJson<FolderRequest>,
 ) -> Result<Json<FoldersChanged>, NodeError> {
     let path = std::path::Path::new(&body.path);
     let report = s.node.shares.remove_folder(path).await?;
@@ -100,7 +101,7 @@ fn folders_changed(node: &Node, report: RescanReport) -> Json<FoldersChanged> {
     responses((status = 200, body = SharingRequest)))]
 pub(super) async fn set_sharing(
     State(s): State<ApiState>,
-    Json(body): Json<SharingRequest>,
+    ApiJson(body): ApiJson<SharingRequest>,
 ) -> Result<Json<SharingRequest>, NodeError> {
     s.node.set_sharing(body.online).await?;
     Ok(Json(SharingRequest {

@@ -10,6 +10,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::Json;
 use peershare_core::FileId;
 
+use super::body::ApiJson;
 use super::ApiState;
 use crate::discovery;
 use crate::node::Node;
@@ -42,7 +43,7 @@ pub(super) async fn list_downloads(
     ))]
 pub(super) async fn start_download(
     State(s): State<ApiState>,
-    Json(body): Json<GetRequest>,
+    ApiJson(body): ApiJson<GetRequest>,
 ) -> Result<(StatusCode, Json<GetAnswer>), NodeError> {
     let answer = get(&s.node, &body).await?;
     let status = match answer {
@@ -136,7 +137,7 @@ pub(super) async fn remove_download(
 pub(super) async fn rate_download(
     State(s): State<ApiState>,
     Path(id): Path<i64>,
-    Json(body): Json<DownloadRateRequest>,
+    ApiJson(body): ApiJson<DownloadRateRequest>,
 ) -> Result<Json<DownloadView>, NodeError> {
     Ok(Json(s.node.downloads.set_rate(id, body.max_rate).await?))
 }
@@ -196,7 +197,7 @@ pub(super) async fn limits(State(s): State<ApiState>) -> Json<LimitsView> {
     responses((status = 200, body = LimitsView), (status = 500, body = ApiError)))]
 pub(super) async fn set_limits(
     State(s): State<ApiState>,
-    Json(change): Json<LimitsRequest>,
+    ApiJson(change): ApiJson<LimitsRequest>,
 ) -> Result<Json<LimitsView>, NodeError> {
     Ok(Json(s.node.set_limits(change).await?))
 }
@@ -207,7 +208,7 @@ pub(super) async fn set_limits(
     responses((status = 200, body = PolicyChange), (status = 400, body = ApiError)))]
 pub(super) async fn set_policy(
     State(s): State<ApiState>,
-    Json(change): Json<PolicyChange>,
+    ApiJson(change): ApiJson<PolicyChange>,
 ) -> Result<Json<PolicyChange>, NodeError> {
     let policy = s.node.set_policy(change.policy).await?;
     Ok(Json(PolicyChange { policy }))

@@ -1,6 +1,6 @@
 //! The libp2p host: one swarm (TCP with noise + yamux, and QUIC) whose
 //! behaviour is composed of identify, `/peershare/browse/1`,
-//! `/peershare/transfer/1`, `/peershare/msg/1`, Kademlia and mDNS, driven by one task that reads
+//! `/peershare/transfer/1`, `/peershare/msg/1`, Kademlia, mDNS and ping, driven by one task that reads
 //! like a table of cases: a command from the rest of the daemon, or an event
 //! from the swarm. Every peer it hears of goes into the [`PeerBook`].
 //!
@@ -10,6 +10,12 @@
 //! [`HeldRequests`] until a command answers it or its deadline passes;
 //! a message request goes to the messenger's inbox the same way. Work
 //! for later is a deadline the loop waits on, never a task of its own.
+//!
+//! A connection whose peer stops answering pings (a frozen process, a
+//! hostile peer that accepts and then reads nothing) is closed, so the
+//! requests waiting on it fail within seconds instead of at their own,
+//! longer deadline; such peers are marked as having stopped answering
+//! ([`Host::stopped_answering`]) until a connection to them opens again.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -23,7 +29,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, cbor, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, mdns, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{identify, mdns, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, TransferRequest, TransferResponse, BROWSE_PROTOCOL,
     MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
@@ -41,7 +47,7 @@ use crate::net::deadlines::Deadlines;
 use crate::net::index_advert::{advertised_index_port, agent_version};
 use crate::net::kademlia::{self, DhtSettings};
 use crate::net::peer_book::{FoundBy, PeerBook};
-use crate::net::transfer_requests::{HeldRequests, TransferDesk, Verdict};
+use crate::net::transfer_requests::{HeldRequests, TransferDesk, Verdict, MAX_ASK_TIMEOUT};
 use crate::share::SharedFiles;
 use crate::views::EventKind;
 use crate::NodeError;
@@ -52,8 +58,15 @@ const COMMAND_QUEUE: usize = 64;
 /// How long a growing routing table settles before the records are announced again.
 const REANNOUNCE_DELAY: Duration = Duration::from_secs(10);
 const BROWSE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Long enough for the other side's person to answer an `ask` request.
-const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Long enough for the other side's person to answer an `ask` request (the
+/// sharer holds one at most [`MAX_ASK_TIMEOUT`]), with a margin for the
+/// answer to travel. A peer that stops answering altogether is caught
+/// sooner, by ping.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(MAX_ASK_TIMEOUT.as_secs() + 30);
+/// How often every connection is pinged.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// A ping unanswered this long means the peer stopped answering: its connection is closed.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a message request may take, both ways.
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the messenger may take to answer an inbound message request.
@@ -69,6 +82,7 @@ struct PeerBehaviour {
     message: cbor::Behaviour<MessageRequest, MessageResponse>,
     kad: kad::Behaviour<MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
+    ping: ping::Behaviour,
 }
 
 /// A granted or refused transfer request, with the address the sharer was reached at.
@@ -183,7 +197,12 @@ pub struct Host {
     peer_id: PeerId,
     listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
     book: PeerBook,
+    silent: SilentPeers,
 }
+
+/// Peers that stopped answering (a ping or a request timed out, or a dial
+/// hung), until a connection to them opens again.
+type SilentPeers = Arc<RwLock<HashSet<PeerId>>>;
 
 impl Host {
     /// Starts the swarm listening on `listen` and spawns its task.
@@ -221,6 +240,7 @@ impl Host {
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let listen_addrs = Arc::new(RwLock::new(Vec::new()));
+        let silent = SilentPeers::default();
         let event_loop = EventLoop {
             swarm,
             commands: rx,
@@ -245,6 +265,7 @@ impl Host {
                 .all(|a| ip_of(a).is_some_and(|ip| ip.is_loopback())),
             own_index_port: discovery.own_index_port,
             indexes_heard: HashSet::new(),
+            silent: silent.clone(),
             context: context.clone(),
         };
         let expected = listen.len();
@@ -255,6 +276,7 @@ impl Host {
             peer_id,
             listen_addrs,
             book,
+            silent,
         };
         host.wait_for_listeners(expected).await;
         Ok(host)
@@ -277,6 +299,14 @@ impl Host {
     /// Every peer this host knows of.
     pub fn book(&self) -> &PeerBook {
         &self.book
+    }
+
+    /// Whether `peer` stopped answering: its last connection went silent (no
+    /// ping answered, or a request timed out) or dialling it hung, and no
+    /// connection to it has opened since. A request to it that failed failed
+    /// for that reason, not because the peer refused or is gone.
+    pub fn stopped_answering(&self, peer: &PeerId) -> bool {
+        self.silent.read().expect("silent lock").contains(peer)
     }
 
     /// Announces in the DHT that this peer provides `key` (kept re-announced until withdrawn).
@@ -492,6 +522,11 @@ fn build_swarm(
                 ),
                 kad: kademlia::kad_behaviour(key.public().to_peer_id(), discovery),
                 mdns: kademlia::mdns_behaviour(key.public().to_peer_id(), discovery.mdns),
+                ping: ping::Behaviour::new(
+                    ping::Config::new()
+                        .with_interval(PING_EVERY)
+                        .with_timeout(PING_TIMEOUT),
+                ),
             }
         })
         .map_err(|e| NodeError::Listen(e.to_string()))?
@@ -529,6 +564,8 @@ struct EventLoop {
     own_index_port: Option<u16>,
     /// LAN peers already reported as running an index.
     indexes_heard: HashSet<PeerId>,
+    /// Peers that stopped answering, shared with the [`Host`] handles.
+    silent: SilentPeers,
     context: HostContext,
 }
 
@@ -695,6 +732,7 @@ impl EventLoop {
                 }
                 self.connections.insert(connection_id, remote);
                 self.book.connection(peer_id, true);
+                self.silent.write().expect("silent lock").remove(&peer_id);
                 if num_established.get() == 1 {
                     self.announce_connection(peer_id, true);
                 }
@@ -717,7 +755,29 @@ impl EventLoop {
             SwarmEvent::Behaviour(PeerBehaviourEvent::Identify(event)) => self.on_identify(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Mdns(event)) => self.on_mdns(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Ping(event)) => self.on_ping(event),
+            // The transport's own connection timeout (the builder's, 10 s):
+            // the peer accepted TCP and never finished the handshake. Its
+            // error type is private to the transport, so it is known by its text.
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(peer),
+                error,
+                ..
+            } if error.to_string().contains("Timeout has been reached") => {
+                tracing::debug!(%peer, "dialling a peer timed out: {error}");
+                self.silent.write().expect("silent lock").insert(peer);
+            }
             _ => {}
+        }
+    }
+
+    /// A connection whose peer left a ping unanswered is closed: the requests
+    /// waiting on it fail now rather than at their own deadline.
+    fn on_ping(&mut self, event: ping::Event) {
+        if let Err(ping::Failure::Timeout) = event.result {
+            tracing::info!(peer = %event.peer, "peer stopped answering pings; closing its connection");
+            self.silent.write().expect("silent lock").insert(event.peer);
+            self.swarm.close_connection(event.connection);
         }
     }
 
@@ -1000,6 +1060,14 @@ impl EventLoop {
     }
 
     fn on_transfer(&mut self, event: request_response::Event<TransferRequest, TransferResponse>) {
+        if let request_response::Event::OutboundFailure {
+            peer,
+            error: request_response::OutboundFailure::Timeout,
+            ..
+        } = &event
+        {
+            self.silent.write().expect("silent lock").insert(*peer);
+        }
         let connections = &self.connections;
         let inbound = settle(&mut self.transferring, event, |response, connection| {
             TransferAnswer {

@@ -16,6 +16,11 @@ use peershare_core::FileId;
 use super::deadlines::{DeadlineKey, Deadlines};
 use crate::share::SharedFiles;
 
+/// Longest a sharer holds a request for its person: a downloader gives up
+/// on an unanswered request a little after this (see the host's transfer
+/// timeout), so a longer `--ask-timeout` would only answer nobody.
+pub const MAX_ASK_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// What the desk says about a new request.
 pub enum Verdict {
     /// Answer now.
@@ -51,9 +56,12 @@ impl<C> Default for HeldRequests<C> {
 }
 
 impl<C> HeldRequests<C> {
-    /// Keeps `channel` for `pending_id` until answered, at most `patience`.
+    /// Keeps `channel` for `pending_id` until answered, at most `patience`
+    /// (and never past [`MAX_ASK_TIMEOUT`]).
     pub fn hold(&mut self, pending_id: u64, channel: C, patience: Duration) {
-        let key = self.deadlines.insert(pending_id, patience);
+        let key = self
+            .deadlines
+            .insert(pending_id, patience.min(MAX_ASK_TIMEOUT));
         self.channels.insert(pending_id, (channel, Some(key)));
     }
 

@@ -273,10 +273,7 @@ impl SharedFiles {
             mtime_ns: mtime_ns(&meta),
             identity: file_identity(&meta),
         };
-        let key = file.path.to_string_lossy().into_owned();
-        self.store
-            .put_hash(&key, file.size, file.mtime_ns, &outboard)
-            .await?;
+        self.store.put_hash(&file, &outboard).await?;
         let _one_at_a_time = self.rescan_lock.lock().await;
         let mut files = self.files();
         files.push(shared(file, outboard, ShareOrigin::Download));
@@ -493,11 +490,15 @@ impl SharedFiles {
                 // A download keeps the piece size its sharer chose; a folder file uses ours.
                 Some(c)
                     if same_file
+                        && c.identity.is_none_or(|i| i == file.identity)
                         && c.size == file.size
                         && c.mtime_ns == file.mtime_ns
                         && (origin == ShareOrigin::Download
                             || c.outboard.layout().piece_len() == self.piece_len) =>
                 {
+                    if c.identity.is_none() {
+                        self.store.note_hash_identity(&file).await?;
+                    }
                     fresh.push(shared(file, c.outboard, origin))
                 }
                 _ => to_hash.push((file, origin)),
@@ -506,10 +507,7 @@ impl SharedFiles {
         let hashed = hashing::hash_all(to_hash, self.piece_len, &self.bus).await?;
         let hashed_count = hashed.len();
         for ((file, origin), outboard) in hashed {
-            let key = file.path.to_string_lossy().into_owned();
-            self.store
-                .put_hash(&key, file.size, file.mtime_ns, &outboard)
-                .await?;
+            self.store.put_hash(&file, &outboard).await?;
             fresh.push(shared(file, outboard, origin));
         }
         let keep: Vec<String> = fresh
@@ -729,6 +727,39 @@ mod tests {
         assert!(second
             .get(&FileId::from(blake3::hash(&[2u8; 10_000])))
             .is_some());
+    }
+
+    /// A file swapped while the daemon was stopped for another with the same
+    /// size and mtime (a new inode) is hashed again, not served under the old id.
+    #[tokio::test]
+    async fn a_file_swapped_while_stopped_is_hashed_again() {
+        let share = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let db = data.path().join("peer.db");
+        let path = share.path().join("a");
+        std::fs::write(&path, vec![1u8; 10_000]).unwrap();
+        let first = index(share.path(), &db).await;
+        assert_eq!(first.rescan().await.unwrap().hashed, 1);
+        drop(first);
+
+        let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let other = share.path().join("a.new");
+        std::fs::write(&other, vec![2u8; 10_000]).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(mtime)
+            .unwrap();
+        std::fs::rename(&other, &path).unwrap();
+
+        let second = index(share.path(), &db).await;
+        assert_eq!(second.rescan().await.unwrap().hashed, 1, "hashed again");
+        let swapped = FileId::from(blake3::hash(&[2u8; 10_000]));
+        assert!(second.get(&swapped).is_some());
+        assert!(second
+            .get(&FileId::from(blake3::hash(&[1u8; 10_000])))
+            .is_none());
     }
 
     #[tokio::test]

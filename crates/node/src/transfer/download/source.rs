@@ -7,8 +7,11 @@
 //! Every step has a time limit, a source that sends nothing for a few
 //! seconds has stalled, and the task stops at once when its token fires;
 //! orders it did not fill go back to the download with their buffers, so
-//! another source fetches those pieces. It never verifies or writes: the
-//! download does.
+//! another source fetches those pieces. A source that went silent (a step
+//! or a read timed out, or the host saw it stop answering) says so when it
+//! ends, so the download asks it again later rather than dropping it. It
+//! never verifies or writes: the download does, and it never waits on the
+//! remote side without a time limit.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -36,10 +39,51 @@ use crate::NodeError;
 /// How long a source may go without sending a byte while a piece is due:
 /// past it, its pieces go to the other sources.
 const STALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// Time limit on each step before pieces flow: asking, connecting, opening, the tree.
+/// Time limit on each step before pieces flow: connecting, opening, the
+/// tree, the have-map. (Asking has the host's own limits: ping and the
+/// transfer request's timeout.)
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The most bytes of piece tree set aside before any arrive.
+const TREE_RESERVE: usize = 1 << 20;
 /// Bytes read from the data connection at once (pieces bypass it).
 const READ_BUFFER: usize = 64 * 1024;
+
+/// The time limits a source keeps to.
+#[derive(Debug, Clone, Copy)]
+pub struct Patience {
+    /// Each step before pieces flow, and each write.
+    pub step: Duration,
+    /// Silence while a piece is due.
+    pub stall: Duration,
+}
+
+impl Default for Patience {
+    fn default() -> Self {
+        Self {
+            step: STEP_TIMEOUT,
+            stall: STALL_TIMEOUT,
+        }
+    }
+}
+
+/// Why a source ended early, and whether it went silent (rather than
+/// refusing, closing or breaking the protocol).
+#[derive(Debug)]
+pub struct Failure {
+    /// What happened.
+    pub error: NodeError,
+    /// The source stopped answering: worth asking again later.
+    pub silent: bool,
+}
+
+impl From<NodeError> for Failure {
+    fn from(error: NodeError) -> Self {
+        Self {
+            error,
+            silent: false,
+        }
+    }
+}
 
 /// Presents the ticket and asks for the tree and the have-map; checks the
 /// source names the granted file.
@@ -75,7 +119,8 @@ pub async fn fetch_tree(
     id: &FileId,
 ) -> Result<Outboard, NodeError> {
     let count = layout.piece_count() as usize;
-    let mut leaves = Vec::with_capacity(count * LEAF_LEN);
+    // Memory grows with the leaves that arrive, not with what the size claims.
+    let mut leaves = Vec::with_capacity((count * LEAF_LEN).min(TREE_RESERVE));
     while leaves.len() < count * LEAF_LEN {
         match read_server_frame(stream, layout.piece_len()).await? {
             ServerFrame::Tree { first, leaves: run }
@@ -186,7 +231,7 @@ pub enum Report {
         /// The source.
         peer: PeerId,
         /// Why it ended, unless it was told to stop.
-        error: Option<NodeError>,
+        error: Option<Failure>,
         /// Orders it did not fill.
         unfilled: Vec<Order>,
     },
@@ -217,6 +262,8 @@ pub struct SourceTask {
     pub stop: CancellationToken,
     /// The rate limits it keeps to: the one every download shares, and its download's own.
     pub rates: [Arc<RateLimit>; 2],
+    /// Its time limits.
+    pub patience: Patience,
 }
 
 /// Runs a source until the download stops it or it fails; always ends with [`Report::Ended`].
@@ -245,53 +292,52 @@ pub async fn run_source(mut task: SourceTask) {
         .await;
 }
 
-async fn serve_orders(
-    task: &mut SourceTask,
-    pending: &mut VecDeque<Order>,
-) -> Result<(), NodeError> {
+async fn serve_orders(task: &mut SourceTask, pending: &mut VecDeque<Order>) -> Result<(), Failure> {
     let (stream, layout) = open_source(task).await?;
+    let patience = task.patience;
     let (reader, mut writer) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(READ_BUFFER, reader);
-    let mut stall_at = Instant::now() + STALL_TIMEOUT;
+    let mut stall_at = Instant::now() + patience.stall;
     loop {
         tokio::select! {
             order = task.orders.recv() => {
                 let Some(order) = order else {
-                    let _ = writer.shutdown().await;
+                    // A source that reads nothing would hold the close forever.
+                    let _ = tokio::time::timeout(patience.step, writer.shutdown()).await;
                     return Ok(());
                 };
                 if pending.is_empty() {
-                    stall_at = Instant::now() + STALL_TIMEOUT;
+                    stall_at = Instant::now() + patience.stall;
                 }
-                ask_for(&mut writer, &order).await?;
+                ask_for(&mut writer, &order, patience).await?;
                 pending.push_back(order);
                 while let Ok(order) = task.orders.try_recv() {
-                    ask_for(&mut writer, &order).await?;
+                    ask_for(&mut writer, &order, patience).await?;
                     pending.push_back(order);
                 }
-                timed("asking for pieces", async { writer.flush().await.map_err(NodeError::from) }).await?;
+                timed(patience, "asking for pieces", async { writer.flush().await.map_err(NodeError::from) }).await?;
             }
             // Waiting for bytes is cancel-safe (they stay buffered); the frame is then read whole.
             ended = async { reader.fill_buf().await.map(|b| b.is_empty()) } => {
-                if ended? {
-                    return Err(NodeError::Transfer("the source closed the connection".into()));
+                if ended.map_err(NodeError::from)? {
+                    return Err(NodeError::Transfer("the source closed the connection".into()).into());
                 }
                 if !read_frame(task, &mut reader, layout, pending).await? {
                     return Ok(());
                 }
-                stall_at = Instant::now() + STALL_TIMEOUT;
+                stall_at = Instant::now() + patience.stall;
             }
             Some(index) = task.cancels.recv() => {
                 if pending.iter().any(|o| o.index == index) {
                     let cancel = ClientFrame::Cancel { index }.encode();
-                    timed("withdrawing a piece", async {
+                    timed(patience, "withdrawing a piece", async {
                         writer.write_all(&cancel).await?;
                         writer.flush().await.map_err(NodeError::from)
                     })
                     .await?;
                 }
             }
-            () = tokio::time::sleep_until(stall_at), if !pending.is_empty() => return Err(stalled()),
+            () = tokio::time::sleep_until(stall_at), if !pending.is_empty() => return Err(stalled(patience)),
         }
     }
 }
@@ -303,20 +349,21 @@ async fn read_frame(
     reader: &mut BufReader<ReadHalf<DataStream>>,
     layout: PieceLayout,
     pending: &mut VecDeque<Order>,
-) -> Result<bool, NodeError> {
-    let header = stalling(read_header(reader, layout.piece_len())).await?;
+) -> Result<bool, Failure> {
+    let stall = task.patience.stall;
+    let header = stalling(stall, read_header(reader, layout.piece_len())).await?;
     let report = if header.is_piece() {
         let Some(due) = pending.front_mut() else {
-            return Err(NodeError::Transfer(
-                "source sent a piece nobody asked for".into(),
-            ));
+            return Err(NodeError::Transfer("source sent a piece nobody asked for".into()).into());
         };
-        let index = read_piece_body(reader, header.body_len as usize - 8, &mut due.buffer).await?;
+        let len = header.body_len as usize - 8;
+        let index = read_piece_body(reader, len, &mut due.buffer, stall).await?;
         if index != due.index {
             return Err(NodeError::Transfer(format!(
                 "source answered piece {index} when piece {} was due",
                 due.index
-            )));
+            ))
+            .into());
         }
         for rate in &task.rates {
             rate.pace(due.buffer.len()).await;
@@ -328,7 +375,7 @@ async fn read_frame(
             buffer: order.buffer,
         }
     } else {
-        let body = stalling(read_body(reader, header)).await?;
+        let body = stalling(stall, read_body(reader, header)).await?;
         match ServerFrame::decode(header, &body).map_err(wire_error)? {
             ServerFrame::HaveMore { indices } => Report::Have {
                 peer: task.peer,
@@ -341,84 +388,163 @@ async fn read_frame(
                     order,
                 }
             }
-            other => return Err(unexpected(other)),
+            other => return Err(unexpected(other).into()),
         }
     };
     Ok(task.reports.send(report).await.is_ok())
 }
 
 /// Asks the peer for the file, connects, checks what it offers and fetches the tree.
-async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), NodeError> {
-    let answer = task
+async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Failure> {
+    let answer = match task
         .host
         .request_transfer(task.peer, task.addrs.clone(), task.id)
-        .await?;
-    let Grant {
-        ticket,
-        data_port,
-        piece_len,
-        hints,
-    } = granted(answer.response, task.size)?;
-    let layout =
-        PieceLayout::new(task.size, piece_len).map_err(|e| NodeError::Transfer(e.to_string()))?;
+        .await
+    {
+        Ok(answer) => answer,
+        Err(error) => {
+            // The host knows whether the peer went quiet (pings or the request
+            // timed out, a dial hung) or refused, closed or is gone.
+            let silent = matches!(error, NodeError::PeerUnreachable(_))
+                && task.host.stopped_answering(&task.peer);
+            let error = match silent {
+                true => NodeError::PeerUnreachable(format!(
+                    "{} stopped answering while asked for the file",
+                    task.peer
+                )),
+                false => error,
+            };
+            return Err(Failure { error, silent });
+        }
+    };
+    let grant = granted(answer.response, task.size)?;
     let ip = answer
         .remote_ip
         .or_else(|| task.addrs.iter().find_map(ip_of))
         .ok_or_else(|| NodeError::Transfer("no IP address to open a data connection to".into()))?;
-    let mut stream = timed(
-        "connecting to the source",
-        task.tls.connect(SocketAddr::new(ip, data_port), task.peer),
-    )
-    .await?;
-    timed(
-        "opening the transfer",
-        open_transfer(&mut stream, ticket, &task.id, layout),
-    )
-    .await?;
-    let outboard = timed(
-        "fetching the piece tree",
-        fetch_tree(&mut stream, layout, &task.id),
-    )
-    .await?;
-    let have = timed(
-        "learning which pieces it has",
-        fetch_haves(&mut stream, layout),
-    )
-    .await?;
+    let place = SourcePlace {
+        addr: SocketAddr::new(ip, grant.data_port),
+        peer: task.peer,
+        id: task.id,
+        size: task.size,
+    };
+    let opened = connect_and_open(&task.tls, &place, &grant, task.patience).await?;
     let ready = Report::Ready {
         peer: task.peer,
-        outboard,
-        have,
-        hints,
+        outboard: opened.outboard,
+        have: opened.have,
+        hints: grant.hints,
     };
     task.reports
         .send(ready)
         .await
         .map_err(|_| NodeError::Stopped)?;
-    Ok((stream, layout))
+    Ok((opened.stream, opened.layout))
 }
 
-async fn ask_for(stream: &mut WriteHalf<DataStream>, order: &Order) -> Result<(), NodeError> {
+/// Where a granted transfer is fetched from.
+pub struct SourcePlace {
+    /// The source's data address.
+    pub addr: SocketAddr,
+    /// The source, checked by its certificate.
+    pub peer: PeerId,
+    /// The file.
+    pub id: FileId,
+    /// Its size.
+    pub size: u64,
+}
+
+/// A data connection ready for piece requests.
+pub struct Opened {
+    /// The connection.
+    pub stream: DataStream,
+    /// How the source cuts the file.
+    pub layout: PieceLayout,
+    /// The piece tree, checked against the id.
+    pub outboard: Outboard,
+    /// The pieces the source has now.
+    pub have: PieceSet,
+}
+
+/// Connects to a granted source, presents the ticket, and reads the tree
+/// and the have-map, each step within `patience.step`.
+pub async fn connect_and_open(
+    tls: &DataTls,
+    place: &SourcePlace,
+    grant: &Grant,
+    patience: Patience,
+) -> Result<Opened, Failure> {
+    let layout = PieceLayout::new(place.size, grant.piece_len)
+        .map_err(|e| NodeError::Transfer(e.to_string()))?;
+    let mut stream = timed(
+        patience,
+        "connecting to the source",
+        tls.connect(place.addr, place.peer),
+    )
+    .await?;
+    timed(
+        patience,
+        "opening the transfer",
+        open_transfer(&mut stream, grant.ticket, &place.id, layout),
+    )
+    .await?;
+    let outboard = timed(
+        patience,
+        "fetching the piece tree",
+        fetch_tree(&mut stream, layout, &place.id),
+    )
+    .await?;
+    let have = timed(
+        patience,
+        "learning which pieces it has",
+        fetch_haves(&mut stream, layout),
+    )
+    .await?;
+    Ok(Opened {
+        stream,
+        layout,
+        outboard,
+        have,
+    })
+}
+
+async fn ask_for(
+    stream: &mut WriteHalf<DataStream>,
+    order: &Order,
+    patience: Patience,
+) -> Result<(), Failure> {
     let request = ClientFrame::GetPiece { index: order.index }.encode();
-    timed("asking for a piece", async {
+    timed(patience, "asking for a piece", async {
         stream.write_all(&request).await.map_err(NodeError::from)
     })
     .await
 }
 
-/// Runs one step before pieces flow, or one write, within [`STEP_TIMEOUT`].
+/// Runs one step before pieces flow, or one write, within `patience.step`;
+/// running out of time is going silent.
 async fn timed<T>(
+    patience: Patience,
     what: &str,
     step: impl std::future::Future<Output = Result<T, NodeError>>,
-) -> Result<T, NodeError> {
-    tokio::time::timeout(STEP_TIMEOUT, step)
-        .await
-        .map_err(|_| {
-            NodeError::Transfer(format!(
-                "the source did not answer within {} s while {what}",
-                STEP_TIMEOUT.as_secs()
-            ))
-        })?
+) -> Result<T, Failure> {
+    match tokio::time::timeout(patience.step, step).await {
+        Ok(done) => Ok(done?),
+        Err(_) => Err(Failure {
+            error: NodeError::Transfer(format!(
+                "the source did not answer within {} while {what}",
+                seconds(patience.step)
+            )),
+            silent: true,
+        }),
+    }
+}
+
+/// A duration for people: whole seconds, or milliseconds below one.
+fn seconds(d: Duration) -> String {
+    match d.as_secs() {
+        0 => format!("{} ms", d.as_millis()),
+        s => format!("{s} s"),
+    }
 }
 
 /// What a grant gives the downloader.
@@ -464,21 +590,29 @@ pub fn granted(response: TransferResponse, size: u64) -> Result<Grant, NodeError
     }
 }
 
-fn stalled() -> NodeError {
-    NodeError::Transfer(format!(
-        "the source stopped sending (nothing for {} s)",
-        STALL_TIMEOUT.as_secs()
-    ))
+fn stalled(patience: Patience) -> Failure {
+    Failure {
+        error: NodeError::Transfer(format!(
+            "the source stopped sending (nothing for {})",
+            seconds(patience.stall)
+        )),
+        silent: true,
+    }
 }
 
 /// Runs one read of a frame already begun; a source that sends nothing
-/// for [`STALL_TIMEOUT`] has stalled.
+/// for `stall` has stalled.
 async fn stalling<T>(
+    stall: Duration,
     read: impl std::future::Future<Output = Result<T, NodeError>>,
-) -> Result<T, NodeError> {
-    tokio::time::timeout(STALL_TIMEOUT, read)
-        .await
-        .map_err(|_| stalled())?
+) -> Result<T, Failure> {
+    match tokio::time::timeout(stall, read).await {
+        Ok(done) => Ok(done?),
+        Err(_) => Err(stalled(Patience {
+            stall,
+            ..Patience::default()
+        })),
+    }
 }
 
 /// Reads the rest of a piece frame (its index, then `len` bytes) into `buffer`; returns its index.
@@ -486,19 +620,178 @@ async fn read_piece_body<R: AsyncRead + Unpin>(
     stream: &mut R,
     len: usize,
     buffer: &mut PieceBuffer,
-) -> Result<u64, NodeError> {
+    stall: Duration,
+) -> Result<u64, Failure> {
     let mut index = [0u8; 8];
-    stalling(async { Ok(stream.read_exact(&mut index).await?) }).await?;
+    stalling(stall, async { Ok(stream.read_exact(&mut index).await?) }).await?;
     let body = buffer.fill(len);
     let mut filled = 0;
     while filled < len {
-        let read = stalling(async { Ok(stream.read(&mut body[filled..]).await?) }).await?;
+        let read = stalling(stall, async { Ok(stream.read(&mut body[filled..]).await?) }).await?;
         if read == 0 {
             return Err(NodeError::Transfer(
                 "the source closed the connection in the middle of a piece".into(),
-            ));
+            )
+            .into());
         }
         filled += read;
     }
     Ok(PieceHeader::index(index))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+    use peershare_core::wire::data::HEADER_LEN;
+    use tokio::net::TcpListener;
+
+    const SIZE: u64 = 3 << 20;
+    const PIECE_LEN: u64 = 1 << 20;
+    /// Short limits, so a silent source is caught in a test's time.
+    const QUICK: Patience = Patience {
+        step: Duration::from_millis(500),
+        stall: Duration::from_millis(500),
+    };
+
+    /// What the source does once TLS is up, after reading the client's opening frames.
+    #[derive(Clone, Copy)]
+    enum Then {
+        /// Sends the header of its Ready frame, then nothing.
+        HeaderOnly,
+        /// Sends a whole Ready frame, then nothing (no tree).
+        ReadyOnly,
+    }
+
+    fn place(addr: std::net::SocketAddr, peer: PeerId) -> SourcePlace {
+        SourcePlace {
+            addr,
+            peer,
+            id: FileId::from(blake3::hash(b"a file")),
+            size: SIZE,
+        }
+    }
+
+    fn grant() -> Grant {
+        Grant {
+            ticket: 7,
+            data_port: 0,
+            piece_len: PIECE_LEN,
+            hints: Vec::new(),
+        }
+    }
+
+    /// Opens a transfer with `QUICK` limits; returns the failure and how long it took.
+    async fn open_against(at: SourcePlace) -> (Failure, Duration) {
+        let mine = DataTls::new(&Keypair::generate_ed25519()).expect("tls");
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(
+            Duration::from_secs(20),
+            connect_and_open(&mine, &at, &grant(), QUICK),
+        )
+        .await
+        .expect("the open ends by itself, within its step limits");
+        match outcome {
+            Ok(_) => panic!("a silent source cannot open"),
+            Err(failure) => (failure, started.elapsed()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_that_accepts_and_never_sends_fails_the_connect_step() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Accepts TCP and then says nothing, not even the TLS handshake.
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(socket);
+        });
+        let peer = Keypair::generate_ed25519().public().to_peer_id();
+        let (failure, took) = open_against(place(addr, peer)).await;
+        held.abort();
+        assert!(failure.silent, "silence is reported as such: {failure:?}");
+        let text = failure.error.to_string();
+        assert!(
+            text.contains("connecting to the source"),
+            "the error names the step: {text}"
+        );
+        assert!(
+            took < Duration::from_secs(10),
+            "ended by the step limit: {took:?}"
+        );
+    }
+
+    /// A data listener that completes TLS as `key`, reads the client's
+    /// opening frames, then does `then` and falls silent.
+    async fn silent_source(key: Keypair, then: Then) -> (std::net::SocketAddr, PeerId) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let peer = key.public().to_peer_id();
+        let tls = DataTls::new(&key).expect("tls");
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (mut stream, _) = tls.accept(socket).await.expect("handshake");
+            // Open (8-byte body), GetTree and WatchHaves, all sent at once.
+            let mut opening = vec![0u8; 3 * HEADER_LEN + 8];
+            stream.read_exact(&mut opening).await.unwrap();
+            let ready = ServerFrame::Ready {
+                id: FileId::from(blake3::hash(b"a file")),
+                size: SIZE,
+                piece_len: PIECE_LEN,
+            }
+            .encode();
+            let sent = match then {
+                Then::HeaderOnly => &ready[..HEADER_LEN],
+                Then::ReadyOnly => &ready[..],
+            };
+            stream.write_all(sent).await.unwrap();
+            stream.flush().await.unwrap();
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(stream);
+        });
+        (addr, peer)
+    }
+
+    #[tokio::test]
+    async fn a_source_that_sends_a_header_and_stops_fails_the_open_step() {
+        let (addr, peer) = silent_source(Keypair::generate_ed25519(), Then::HeaderOnly).await;
+        let (failure, took) = open_against(place(addr, peer)).await;
+        assert!(failure.silent, "{failure:?}");
+        let text = failure.error.to_string();
+        assert!(
+            text.contains("opening the transfer") && text.contains("500 ms"),
+            "the error names the step and its limit: {text}"
+        );
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test]
+    async fn a_source_that_grants_and_sends_no_tree_fails_the_tree_step() {
+        let (addr, peer) = silent_source(Keypair::generate_ed25519(), Then::ReadyOnly).await;
+        let (failure, took) = open_against(place(addr, peer)).await;
+        assert!(failure.silent, "{failure:?}");
+        let text = failure.error.to_string();
+        assert!(
+            text.contains("fetching the piece tree"),
+            "the error names the step: {text}"
+        );
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_read_is_silence_after_the_stall_limit() {
+        let (mut quiet, _other_end) = tokio::io::duplex(64);
+        let started = Instant::now();
+        let failure = stalling(STALL_TIMEOUT, async {
+            let mut byte = [0u8; 1];
+            quiet.read_exact(&mut byte).await?;
+            Ok(())
+        })
+        .await
+        .expect_err("nothing arrives");
+        assert!(failure.silent);
+        assert!(failure.error.to_string().contains("nothing for 5 s"));
+        assert_eq!(started.elapsed(), STALL_TIMEOUT);
+    }
 }

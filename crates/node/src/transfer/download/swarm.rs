@@ -18,9 +18,13 @@
 //! one file find each other and trade pieces.
 //!
 //! A source that fails, stalls or disappears gives its pieces back to the
-//! others at once; a busy one is asked again after a growing pause; one that
-//! sends a piece that does not verify is dropped for this file and named in
-//! the log. Holders are looked up again every minute, when sources run low
+//! others at once; a busy one is asked again after a growing pause, and so
+//! is a silent one (a step or a read timed out, or it stopped answering
+//! pings); one that sends a piece that does not verify is dropped for this
+//! file and named in the log. A source that has not answered the request
+//! after [`ASK_NOTICE`] no longer counts against the limit of sources used
+//! at once, so other candidates are asked meanwhile, and its note says
+//! what the download waits for. Holders are looked up again every minute, when sources run low
 //! and at once when they run out; the download fails only when none is
 //! left and none turns up for its patience ([`DEFAULT_SOURCE_PATIENCE`]
 //! unless configured), and then its verified pieces stay for a resume.
@@ -42,7 +46,7 @@ use super::piece_map::open_partial;
 use super::piece_picker::PieceOrder;
 use super::pipeline::{Pipeline, MAX_WINDOW};
 use super::progress::Progress;
-use super::source::{run_source, Order, Report, SourceTask};
+use super::source::{run_source, Failure, Order, Patience, Report, SourceTask};
 use crate::backoff::Backoff;
 use crate::discovery::search::holders_of;
 use crate::discovery::Reach;
@@ -90,6 +94,9 @@ const NOT_FOUND_TRIES: u32 = 3;
 const NOT_FOUND_RETRY: Duration = Duration::from_secs(2);
 /// Reports queued from the sources to the swarm.
 const REPORT_QUEUE: usize = 64;
+/// A source that has not answered the request this long is shown as
+/// waited for, and no longer holds one of the download's source places.
+const ASK_NOTICE: Duration = Duration::from_secs(10);
 
 /// What the swarm needs from the node.
 pub struct SwarmParts {
@@ -142,6 +149,8 @@ enum SourceState {
         stop: CancellationToken,
         ready: bool,
         ordered: Pipeline,
+        /// Asked more than [`ASK_NOTICE`] ago and no answer yet.
+        overdue: bool,
     },
     /// Busy: asked again once its pause is over.
     Waiting,
@@ -174,6 +183,8 @@ enum Due {
     Lookup,
     /// A look for holders while none is left, not sooner than allowed.
     LookupSoon,
+    /// A source asked [`ASK_NOTICE`] ago may still have not answered.
+    AskNotice(PeerId),
 }
 
 /// Fetches every missing piece of `target` from as many sources as it can
@@ -298,10 +309,12 @@ impl Swarm<'_> {
         }
     }
 
+    /// Sources that answered, or were asked lately (one that keeps the
+    /// download waiting for an answer does not count).
     fn running(&self) -> usize {
         self.sources
             .values()
-            .filter(|s| matches!(s.state, SourceState::Running { .. }))
+            .filter(|s| matches!(s.state, SourceState::Running { overdue: false, .. }))
             .count()
     }
 
@@ -342,6 +355,7 @@ impl Swarm<'_> {
             reports: self.reports_tx.clone(),
             stop: stop.clone(),
             rates: [self.parts.rate.clone(), self.parts.own_rate.clone()],
+            patience: Patience::default(),
         };
         source.state = SourceState::Running {
             orders: orders_tx,
@@ -349,7 +363,9 @@ impl Swarm<'_> {
             stop,
             ready: false,
             ordered: Pipeline::default(),
+            overdue: false,
         };
+        self.due.insert(Due::AskNotice(peer), ASK_NOTICE);
         self.sourceless_since = None;
         self.progress.source_phase(peer, SourcePhase::Asking, None);
         self.progress.source_found(peer, source.found);
@@ -696,7 +712,7 @@ impl Swarm<'_> {
         Ok(())
     }
 
-    fn on_source_ended(&mut self, peer: PeerId, error: Option<NodeError>) {
+    fn on_source_ended(&mut self, peer: PeerId, error: Option<Failure>) {
         self.forget_pieces_of(peer);
         let Some(source) = self.sources.get_mut(&peer) else {
             return;
@@ -705,7 +721,29 @@ impl Swarm<'_> {
             self.progress.source_changed(false);
         }
         let was_dropped = matches!(source.state, SourceState::Dropped);
-        match error {
+        if let Some(Failure {
+            error,
+            silent: true,
+        }) = error
+        {
+            if was_dropped {
+                return;
+            }
+            // Silence is not refusal: the peer may be frozen for a while, or
+            // its network down; it is asked again after a growing pause, and
+            // with no other source the download is queued with this reason.
+            let pause = source.busy.next_pause();
+            let reason = format!("{peer} stopped answering: {error}");
+            tracing::info!(%peer, ?pause, "source silent: {error}");
+            source.state = SourceState::Waiting;
+            let note = format!("{error}; asking again in {} s", pause.as_secs());
+            self.progress
+                .source_phase(peer, SourcePhase::Silent, Some(note));
+            self.last_error = Some(NodeError::Busy(reason));
+            self.due.insert(Due::Retry(peer), pause);
+            return;
+        }
+        match error.map(|f| f.error) {
             Some(NodeError::Busy(reason)) => {
                 let pause = source.busy.next_pause();
                 tracing::info!(%peer, ?pause, "source busy; asking again later");
@@ -839,7 +877,39 @@ impl Swarm<'_> {
                     self.look_up_holders();
                 }
             }
+            Due::AskNotice(peer) => self.on_ask_overdue(peer),
         }
+    }
+
+    /// A source asked [`ASK_NOTICE`] ago: if it has not answered, the
+    /// download says what it waits for and frees its place for another
+    /// source (a sharer that asks its person may hold the request a
+    /// minute or two; a frozen one is caught by ping sooner).
+    fn on_ask_overdue(&mut self, peer: PeerId) {
+        let Some(SourceState::Running {
+            ready: false,
+            overdue,
+            ..
+        }) = self.sources.get_mut(&peer).map(|s| &mut s.state)
+        else {
+            return;
+        };
+        *overdue = true;
+        let others = self
+            .sources
+            .iter()
+            .any(|(p, s)| *p != peer && !matches!(s.state, SourceState::Dropped));
+        let note = format!(
+            "no answer after {} s: waiting for it to accept{}",
+            ASK_NOTICE.as_secs(),
+            match others {
+                true => "; trying the other sources meanwhile",
+                false => " (a sharer that asks its person may take a minute or two)",
+            }
+        );
+        tracing::info!(%peer, "source has not answered yet: {note}");
+        self.progress
+            .source_phase(peer, SourcePhase::Asking, Some(note));
     }
 
     /// Asks the index and the DHT for holders of the file, in the background.

@@ -35,7 +35,7 @@ use super::offer::Offer;
 use crate::events::EventBus;
 use crate::messaging::Roster;
 use crate::net::peer_book::PeerBook;
-use crate::net::transfer_requests::{TransferDesk, Verdict};
+use crate::net::transfer_requests::{TransferDesk, Verdict, MAX_ASK_TIMEOUT};
 use crate::share::SharedFiles;
 use crate::transfer::partial::PartialFiles;
 use crate::views::EventKind;
@@ -201,9 +201,16 @@ impl UploadGate {
         data_port: u16,
         parts: GateParts,
     ) -> Self {
+        if ask_timeout > MAX_ASK_TIMEOUT {
+            tracing::warn!(
+                "--ask-timeout {} s is longer than downloaders wait for an answer; using {} s",
+                ask_timeout.as_secs(),
+                MAX_ASK_TIMEOUT.as_secs()
+            );
+        }
         Self {
             piece_slots: Arc::new(tokio::sync::Semaphore::new(max_uploads.max(1))),
-            ask_timeout,
+            ask_timeout: ask_timeout.min(MAX_ASK_TIMEOUT),
             data_port,
             bus: parts.bus,
             partials: parts.partials,

@@ -1,0 +1,3 @@
+#![no_main]
+// Fuzzes peershare_fuzz::outboard, which says what it decodes and checks.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| peershare_fuzz::outboard(data));
