@@ -7,7 +7,6 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use support::*;
@@ -131,20 +130,11 @@ fn a_lone_frozen_source_is_waited_for_with_a_reason_and_the_download_completes()
 
     // `get` as a person runs it (no --json): it follows the download and
     // says on stderr why it waits.
-    let mut get = Client(Some(
-        Command::new(BIN)
-            .arg("--data-dir")
-            .arg(&bob.data_dir)
-            .args(["get", &alice.addr(), "film.mkv"])
-            .env_remove("PEERSHARE_API")
-            .env_remove("PEERSHARE_DATA_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn get"),
-    ));
+    let mut get = Client(Some(bob.spawn_person_client(&[
+        "get",
+        &alice.addr(),
+        "film.mkv",
+    ])));
     let dl = wait_until("the download to appear", WAIT, || {
         let list = bob.cli_ok(&["downloads"]);
         list.as_array()

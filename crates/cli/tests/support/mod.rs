@@ -478,19 +478,23 @@ impl Daemon {
 
     /// Starts a client command in the background (stdin empty, stdout piped, `--json`).
     pub fn spawn_client(&self, args: &[&str]) -> Child {
-        peershare(self.netns.as_deref())
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .arg("--json")
-            .args(args)
-            .env_remove("PEERSHARE_API")
-            .env_remove("PEERSHARE_DATA_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn a peershare client")
+        let mut json = vec!["--json"];
+        json.extend_from_slice(args);
+        self.spawn_person_client(&json)
+    }
+
+    /// Starts `peershare ARGS` against this daemon as a person runs it
+    /// (no `--json`), with its output captured.
+    #[allow(dead_code)]
+    pub fn spawn_person_client(&self, args: &[&str]) -> Child {
+        captured(
+            peershare(self.netns.as_deref())
+                .arg("--data-dir")
+                .arg(&self.data_dir)
+                .args(args),
+        )
+        .spawn()
+        .expect("spawn a peershare client")
     }
 
     /// The partial file of a download of `file_id`.
@@ -605,15 +609,7 @@ fn kill_and_reap(child: &mut Option<Child>) {
 /// start: its output once it exited by itself; panics if it is still running after 30 s.
 #[allow(dead_code)]
 pub fn run_refusing(cmd: &mut Command) -> std::process::Output {
-    let mut child = cmd
-        .env_remove("PEERSHARE_API")
-        .env_remove("PEERSHARE_DATA_DIR")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn peershare");
+    let mut child = captured(cmd).spawn().expect("spawn peershare");
     for _ in 0..300 {
         if child.try_wait().unwrap().is_some() {
             let out = child.wait_with_output().unwrap();
@@ -632,6 +628,17 @@ pub fn run_refusing(cmd: &mut Command) -> std::process::Output {
         "peershare started instead of refusing: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `cmd` cut off from the caller: no daemon address or data folder
+/// inherited from the environment, no colour, no input, output captured.
+fn captured(cmd: &mut Command) -> &mut Command {
+    cmd.env_remove("PEERSHARE_API")
+        .env_remove("PEERSHARE_DATA_DIR")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.
