@@ -2,8 +2,10 @@
 # Index benchmark: fills a `peershare index` on 127.0.0.1 through its HTTP API
 # (register, login, challenge + signed join, heartbeats) with PEERS x FILES
 # file rows, then measures searches at several concurrency levels and, in the
-# same run, the same SQL run directly on index.db with python3's sqlite3 (the
-# baseline), printing both and the ratio. Not run in CI.
+# same run, the same queries on the raw search structure (the baseline:
+# crates/index/examples/raw_search.rs loads the catalogue and text index from
+# index.db and searches in-process on one thread), printing both and the
+# ratio. Not run in CI.
 #
 #   bench/index.sh                                   # 1000 peers x 1000 files
 #   PEERS=50 FILES=200 DURATION=2 GRACE=3 bench/index.sh   # quick run (~1 min)
@@ -19,7 +21,7 @@
 #   GRACE         extra seconds in-flight searches get before they are
 #                 cancelled and counted as unfinished (default 10)
 #   MAX_REQUESTS  cap on searches per query kind and level (default 50000)
-#   RAW_DURATION  seconds of the raw SQLite baseline per kind (default DURATION/2)
+#   RAW_DURATION  seconds of the raw baseline per kind (default DURATION/2)
 #   BENCH_DIR     where the temporary folder goes (default: $TMPDIR or /tmp)
 #   SKIP_BUILD=1  use the existing release binary instead of building it
 #
@@ -50,6 +52,12 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- build
 build_peershare
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    (cd "$ROOT" && cargo build --release -p peershare-index --example raw_search)
+fi
+RAW_SEARCH=$(dirname "$BIN")/examples/raw_search
+[ -x "$RAW_SEARCH" ] || die "no raw_search example at $RAW_SEARCH"
+export RAW_SEARCH
 
 # 1000 client connections plus the index's own.
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

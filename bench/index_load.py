@@ -15,7 +15,7 @@ import asyncio
 import json
 import os
 import random
-import sqlite3
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -409,103 +409,16 @@ async def http_level(host, port, token, queries, clients):
             "max_wait": DURATION + GRACE}
 
 
-COUNT_LIMIT = 1000       # crates/index/src/search.rs COUNT_LIMIT
-BROAD_MATCHES_MIN = 2000  # crates/index/src/search.rs BROAD_MATCHES_MIN
-
-
-class RawSearch:
-    """The SQL of crates/index/src/search.rs::find (plan choice, matching rows
-    streamed in name order until the page and COUNT_LIMIT distinct ids are
-    found, then the page's sources), run with Python's sqlite3."""
-
-    def __init__(self, db_path):
-        self.db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, check_same_thread=False)
-
-    @staticmethod
-    def fts(q, mode):
-        if mode == "words":
-            words = [w for w in q.split() if any(c.isalnum() for c in w)]
-            return "files_words", " AND ".join('"' + w.replace('"', '""') + '"' for w in words)
-        if mode == "substring" and len(q) >= 3:
-            return "files_trigrams", '"' + q.replace('"', '""') + '"'
-        return None
-
-    def plan(self, q, mode, ext, fts):
-        if fts is None:
-            return "names" if mode == "substring" and not ext else "matches"
-        if ext:
-            return "matches"
-        rows = self.db.execute("SELECT COALESCE(MAX(row_id), 0) FROM files").fetchone()[0]
-        threshold = max(int((2000.0 * rows) ** 0.5), BROAD_MATCHES_MIN)
-        table, text = fts
-        matches = self.db.execute(
-            f"SELECT COUNT(*) FROM (SELECT rowid FROM {table} WHERE {table} MATCH ? LIMIT ?)",
-            (text, threshold)).fetchone()[0]
-        return "names" if matches >= threshold else "matches"
-
-    def matches(self, q, mode, ext, cutoff, fts, plan):
-        sql = " FROM files f " + ("INDEXED BY files_name " if plan == "names" else "")
-        sql += "JOIN peers p ON p.peer_id = f.peer_id WHERE p.left_at IS NULL AND p.last_seen >= ?"
-        args = [cutoff]
-        if mode == "exact":
-            sql += " AND f.name = ?"
-            args.append(q)
-        elif fts is not None:
-            table, text = fts
-            sql += f" AND f.row_id IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
-            args.append(text)
-        else:
-            escaped = "".join("\\" + c if c in "\\%_" else c for c in q)
-            sql += " AND f.name LIKE ? ESCAPE '\\'"
-            args.append(f"%{escaped}%")
-        if ext:
-            sql += " AND f.ext = ?"
-            args.append(ext)
-        return sql, args
-
-    def find(self, q, mode, ext, limit=50, offset=0):
-        cutoff = int(time.time() * 1000) - PEER_TIMEOUT_S * 1000
-        fts = self.fts(q, mode)
-        if mode == "words" and not fts[1]:
-            return 0, []
-        plan = self.plan(q, mode, ext, fts)
-        where, args = self.matches(q, mode, ext, cutoff, fts, plan)
-        enough = max(COUNT_LIMIT, offset + limit)
-        ids, seen = [], set()
-        for (file_id,) in self.db.execute("SELECT f.file_id" + where + " ORDER BY f.name, f.file_id", args):
-            if file_id not in seen:
-                seen.add(file_id)
-                ids.append(file_id)
-                if len(ids) > enough:
-                    break
-        total = min(len(ids), enough)
-        ids = ids[offset:min(offset + limit, total)]
-        if not ids:
-            return total, []
-        rows = self.db.execute(
-            "SELECT f.file_id, f.name, f.size, u.name, p.peer_id, p.addrs "
-            "FROM files f JOIN peers p ON p.peer_id = f.peer_id JOIN users u ON u.id = p.user_id "
-            "WHERE p.left_at IS NULL AND p.last_seen >= ? AND f.file_id IN (" +
-            ", ".join("?" * len(ids)) + ") ORDER BY u.name, p.peer_id, f.name",
-            [cutoff] + ids).fetchall()
-        return total, rows
-
-
-def raw_level(raw, queries):
-    latencies = []
-    start = time.perf_counter()
-    k = 0
-    # RAW_DURATION seconds (at most MAX_REQUESTS queries), and at least 5 queries
-    while (time.perf_counter() - start < RAW_DURATION and len(latencies) < MAX_REQUESTS) or k < 5:
-        q = queries[k % len(queries)]
-        k += 1
-        t = time.perf_counter()
-        raw.find(*q)
-        latencies.append(time.perf_counter() - t)
-    elapsed = time.perf_counter() - start
-    latencies.sort()
-    return {"n": len(latencies), "qps": len(latencies) / elapsed,
-            "p50": pct(latencies, 50), "p99": pct(latencies, 99)}
+def raw_baseline(db_path, kinds):
+    """The same queries on the raw search structure (crates/index/examples/
+    raw_search.rs: the catalogue and text index loaded from index.db, no
+    HTTP, one thread), RAW_DURATION seconds per kind."""
+    queries = os.path.join(os.path.dirname(db_path), "bench-queries.json")
+    with open(queries, "w") as f:
+        json.dump({k: [list(q) for q in v] for k, v in kinds.items()}, f)
+    out = subprocess.run([os.environ["RAW_SEARCH"], db_path, queries, str(RAW_DURATION),
+                          str(MAX_REQUESTS)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
 
 
 def ms(v):
@@ -528,34 +441,27 @@ async def wait_idle(host, port, token, probe):
         conn.close()
 
 
-def hit_counts(raw, kinds):
-    out = {}
-    for kind, queries in kinds.items():
-        totals = [raw.find(*q, limit=1)[0] for q in queries[:20]]
-        totals.sort()
-        out[kind] = (totals[0], totals[len(totals) // 2], totals[-1])
-    return out
-
-
 async def search_bench(host, port, db_path, token, pid):
     kinds = build_queries()
-    raw = RawSearch(db_path)
+    raw = raw_baseline(db_path, kinds)
     probe = search_path(*kinds["exact"][0])
     say("")
-    say("matching file ids per query (min / median / max of up to 20 queries):")
-    for kind, (lo, mid, hi) in hit_counts(raw, kinds).items():
+    say(f"raw structure loaded from index.db in {raw['load_secs']:.1f} s")
+    say("matching file ids per query (min / median / max of up to 20 queries; estimates past a page):")
+    for kind in kinds:
+        lo, mid, hi = raw["kinds"][kind]["totals"]
         say(f"  {kind:<18} {lo:>8} {mid:>8} {hi:>8}")
     say("")
     say("p50/raw, p99/raw: index latency over the raw query's; cost/raw: wall time per answered")
     say("search (1 / req/s) over the raw query's (1 / qps); unfin: requests cancelled after the grace;")
     say("shed: answered 503 Retry-After (the client then waits 1-2 s); latencies are of answered searches")
-    say(f"search: {DURATION:g} s per level (+{GRACE:g} s grace), default page (50); raw = same SQL "
-        f"via python sqlite3, 1 thread, {RAW_DURATION:g} s")
+    say(f"search: {DURATION:g} s per level (+{GRACE:g} s grace), default page (50); raw = same "
+        f"query on the search structure in-process, 1 thread, {RAW_DURATION:g} s")
     say(f"{'kind':<18} {'clients':>7} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
         f"{'errors':>6} {'shed':>6} {'unfin':>5} {'p50/raw':>8} {'p99/raw':>8} {'cost/raw':>8}")
     summary = []
     for kind, queries in kinds.items():
-        base = raw_level(raw, queries)
+        base = raw["kinds"][kind]
         say(f"{kind:<18} {'raw':>7} {base['n']:>9} {base['qps']:9.1f} {ms(base['p50'])} "
             f"{ms(base['p99'])}")
         for clients in LEVELS:

@@ -237,6 +237,7 @@ pub async fn unregister(
     let audit = event.ok_row();
     audited_write(state.audit(), event, async {
         state.store().delete_user(user.id, &audit).await?;
+        state.catalogue().remove_user(&user.name);
         state.tokens().forget_user(user.id);
         Ok(StatusCode::NO_CONTENT)
     })

@@ -45,7 +45,7 @@ pub struct IndexConfig {
     pub tls_key: Option<PathBuf>,
     /// Accounts one client address may register per minute (0: no limit).
     pub registrations_per_minute: u32,
-    /// Searches run at once (each holds one read connection of the database).
+    /// Searches run at once.
     pub search_slots: u32,
     /// Searches waiting for a slot; past that, searches are answered 503.
     pub search_queue: u32,
@@ -65,6 +65,12 @@ pub struct IndexConfig {
     pub mailbox_per_recipient: u32,
     /// Letters from one user waiting for one recipient peer, at most.
     pub mailbox_per_sender: u32,
+    /// Files (one per peer, id and name) the online catalogue may list at
+    /// once; joins and publishes past it are answered 503.
+    pub max_files: u64,
+    /// Resident memory (MiB) past which joins and publishes are answered
+    /// 503 (0: no limit); searches and everything else go on.
+    pub memory_limit_mib: u64,
 }
 
 impl IndexConfig {
@@ -72,8 +78,8 @@ impl IndexConfig {
     /// 90 s timeout, 7-day tokens, no admins, 10 registrations per address a
     /// minute, 4 searches at once and 16 waiting (of those at most 2 of one
     /// user and 6 from one address), audit records kept 90 days, letters kept 14 days, at
-    /// most 1000 waiting per recipient peer and 200 of those from one sender)
-    /// with the given data folder.
+    /// most 1000 waiting per recipient peer and 200 of those from one sender,
+    /// 20 million files listed, no memory limit) with the given data folder.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
@@ -93,6 +99,8 @@ impl IndexConfig {
             mail_ttl: Duration::from_secs(14 * 24 * 3600),
             mailbox_per_recipient: 1000,
             mailbox_per_sender: 200,
+            max_files: 20_000_000,
+            memory_limit_mib: 0,
         }
     }
 

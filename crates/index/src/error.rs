@@ -35,6 +35,9 @@ pub enum IndexError {
     /// The schema could not be brought up to date.
     #[error("cannot update the index database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The search catalogue could not be built.
+    #[error("cannot build the search index: {0}")]
+    Search(String),
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {path}: {message}")]
     Tls {

@@ -18,6 +18,7 @@ use crate::auth::AuthUser;
 use crate::error::{refused, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ClientAddr};
 use crate::gate::ListSlot;
+use crate::search;
 use crate::state::AppState;
 use crate::store::FileRow;
 use crate::validate;
@@ -122,11 +123,13 @@ pub async fn publish(
     audited_write(state.audit(), event, async {
         let peer_id = validate::peer_id(&peer_id)?.to_string();
         let rows = check_files(&body.files)?;
+        search::room_for_files(&state, &peer_id, rows.len(), false)?;
         state
             .store()
             .publish(user.id, &peer_id, &rows, &audit)
             .await?
             .map_err(refused(&peer_id))?;
+        search::searchable(state.catalogue().publish(&peer_id, &rows)).await?;
         Ok(Json(Published {
             peer_id,
             files: rows.len(),
@@ -168,6 +171,7 @@ pub async fn unpublish(
             .unpublish(user.id, &peer_id, &file_id, &audit)
             .await?
             .map_err(refused(&peer_id))?;
+        state.catalogue().unpublish(&peer_id, &file_id);
         if removed == 0 {
             return Err(ApiError::NotFound(format!(
                 "peer {peer_id} does not list file {file_id}; nothing changed"

@@ -4,7 +4,7 @@
 //! [`state`] is what handlers reach, [`extract`] turns bad requests into
 //! JSON errors) and everything behind it: accounts and login tokens
 //! ([`accounts`], [`auth`]), peers joining, sending heartbeats and leaving
-//! ([`peers`]), the files they publish ([`files`]), search ([`search`]), the
+//! ([`peers`]; heartbeats share commits through [`heartbeats`]), the files they publish ([`files`]), search over the in-memory catalogue of online files ([`search`]), the
 //! users list, browsing and users' peers with their messaging keys
 //! ([`users`]), mailboxes of sealed letters ([`mail`]), the audit log ([`audit`], read by
 //! [`admin`]s), admission control under load ([`gate`]), allocator settings
@@ -25,6 +25,7 @@ pub mod error;
 pub mod extract;
 pub mod files;
 pub mod gate;
+pub mod heartbeats;
 pub mod mail;
 pub mod memory;
 pub mod openapi;

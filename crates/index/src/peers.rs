@@ -28,6 +28,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ClientAddr};
 use crate::files::{self, FileInput};
 use crate::gate::ListSlot;
+use crate::search::{self, catalogue::OnlinePeer};
 use crate::state::AppState;
 use crate::store::{now_ms, JoiningPeer};
 use crate::validate;
@@ -317,6 +318,8 @@ pub async fn join(
                 "the signature does not verify with this peer's key; sign the challenge's message with the peer key and request a new challenge".into(),
             ));
         }
+        search::room_for_files(&state, &peer_id, files.len(), true)?;
+        let now = now_ms();
         state
             .store()
             .join_peer(
@@ -327,11 +330,18 @@ pub async fn join(
                     message_key,
                 },
                 &files,
-                now_ms(),
+                now,
                 &audit,
             )
             .await?
             .map_err(refused(&peer_id))?;
+        let online = OnlinePeer {
+            peer_id: peer_id.clone(),
+            user: user.name.clone(),
+            addrs: serde_json::from_str(&addrs_json).unwrap_or_default(),
+            last_seen: now,
+        };
+        search::searchable(state.catalogue().join(online, &files)).await?;
         let bootstrap = bootstrap_addrs(&state, &peer_id).await?;
         Ok(Json(Joined {
             bootstrap,
@@ -362,11 +372,24 @@ pub async fn heartbeat(
 ) -> Result<StatusCode, ApiError> {
     // Heartbeats are frequent and change nothing but a time: not audited.
     let peer_id = validate::peer_id(&peer_id)?.to_string();
-    state
-        .store()
-        .heartbeat(user.id, &peer_id, now_ms())
-        .await?
-        .map_err(refused(&peer_id))?;
+    let (hit, now) = state
+        .heartbeats()
+        .beat(user.id, &peer_id)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    if !hit {
+        // A peer that left or changed hands between the two statements.
+        let refusal = state.store().heartbeat_refusal(user.id, &peer_id).await?;
+        return Err(refused(&peer_id)(refusal.unwrap_or(PeerRefusal::Left)));
+    }
+    if !state.catalogue().heartbeat(&peer_id, now) {
+        // It had timed out: back in search with the files the store has.
+        if let Some((user_name, peer)) = state.store().peer_with_user(&peer_id).await? {
+            let files = state.store().peer_files(&peer_id).await?;
+            let online = search::online_peer(&user_name, &peer);
+            search::searchable(state.catalogue().join(online, &files)).await?;
+        }
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -397,6 +420,7 @@ pub async fn leave(
             .leave(user.id, &peer_id, now_ms(), &audit)
             .await?
             .map_err(refused(&peer_id))?;
+        state.catalogue().remove_peer(&peer_id);
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
@@ -23,12 +24,19 @@ use crate::audit::Audit;
 use crate::config::IndexConfig;
 use crate::error::IndexError;
 use crate::extract::RemoteAddr;
+use crate::heartbeats::HeartbeatLine;
+use crate::search::catalogue::Catalogue;
 use crate::state::AppState;
 use crate::store::{now_ms, Store};
 use crate::tls::{self, TlsListener};
 
 /// How often expired sessions, challenges, letters and login counters are swept, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Peers whose heartbeats stopped are looked for at most this often…
+const TIMEOUT_CHECK_MIN: Duration = Duration::from_millis(100);
+/// …and at least this often (a quarter of the peer timeout in between), so
+/// a timed-out peer leaves search results well within one heartbeat.
+const TIMEOUT_CHECK_MAX: Duration = Duration::from_secs(1);
 /// The index may use a quarter of the process's file descriptors for
 /// connections (it may share them with a daemon's listeners).
 const FD_SHARE: u64 = 4;
@@ -170,6 +178,13 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     })?;
     let secret = load_or_create_instance_secret(&config.data_dir)?;
     let store = Store::open(&config.database_path(), config.search_slots.max(1)).await?;
+    let catalogue = match load_catalogue(&store, &config).await {
+        Ok(catalogue) => catalogue,
+        Err(e) => {
+            store.close().await;
+            return Err(e);
+        }
+    };
     let listener = match TcpListener::bind(config.listen).await {
         Ok(l) => l,
         Err(source) => {
@@ -191,7 +206,9 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     let sweep_every = config
         .peer_timeout
         .clamp(Duration::from_secs(1), SWEEP_EVERY);
-    let state = AppState::new(store.clone(), config, audit);
+    let timeout_every = (config.peer_timeout / 4).clamp(TIMEOUT_CHECK_MIN, TIMEOUT_CHECK_MAX);
+    let (heartbeats, heartbeat_task) = HeartbeatLine::start(store.clone());
+    let state = AppState::new(store.clone(), config, audit, catalogue.clone(), heartbeats);
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = with_instance_proof(api::router(state.clone()), secret);
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -201,7 +218,8 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     // idle sockets or a slowloris cannot use up the descriptors.
     let limits = ConnLimits::budgeted(FD_SHARE);
     let task = tokio::spawn(async move {
-        let sweeper = tokio::spawn(sweep(state, sweep_every, stop_rx.clone()));
+        let sweeper = tokio::spawn(sweep(state.clone(), sweep_every, stop_rx.clone()));
+        let timeouts = tokio::spawn(time_out_peers(state, timeout_every, stop_rx.clone()));
         let served = match tls {
             Some(tls) => match TlsListener::with_limits(listener, tls, limits) {
                 Ok(listener) => serve(listener, app, stop_rx).await,
@@ -213,6 +231,12 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
             tracing::error!("index server stopped: {e}");
         }
         let _ = sweeper.await;
+        let _ = timeouts.await;
+        // Every sender is gone with the router and the tasks above.
+        let _ = heartbeat_task.await;
+        tokio::task::spawn_blocking(move || catalogue.close())
+            .await
+            .ok();
         let _ = audit_task.await;
         store.close().await;
         tracing::info!("index on {addr} stopped");
@@ -267,5 +291,47 @@ async fn sweep(state: AppState, every: Duration, mut stop: watch::Receiver<bool>
         }
         state.limiter().sweep();
         state.tokens().sweep();
+    }
+}
+
+/// Opens the online catalogue in `<data_dir>/search` and fills it from the
+/// store's online peers.
+async fn load_catalogue(store: &Store, config: &IndexConfig) -> Result<Arc<Catalogue>, IndexError> {
+    let folder = config.data_dir.join("search");
+    let catalogue = tokio::task::spawn_blocking({
+        let budget = config.max_files;
+        move || Catalogue::open(&folder, budget)
+    })
+    .await
+    .map_err(|e| IndexError::Search(e.to_string()))?
+    .map_err(|e| IndexError::Search(e.to_string()))?;
+    let catalogue = Arc::new(catalogue);
+    let began = std::time::Instant::now();
+    let cutoff = now_ms().saturating_sub(crate::store::ms(config.peer_timeout));
+    let loaded = crate::search::load_online(store, &catalogue, cutoff)
+        .await
+        .map_err(|e| IndexError::Search(e.to_string()))?;
+    if loaded > 0 {
+        tracing::info!(
+            "search catalogue rebuilt: {loaded} online peers in {:.1} s",
+            began.elapsed().as_secs_f64()
+        );
+    }
+    Ok(catalogue)
+}
+
+/// Takes peers whose heartbeats stopped out of search, every `every`.
+async fn time_out_peers(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let (gone, _) = state.catalogue().sweep(state.online_cutoff(now_ms()));
+        if !gone.is_empty() {
+            tracing::debug!("{} peers timed out", gone.len());
+        }
     }
 }

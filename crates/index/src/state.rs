@@ -1,4 +1,5 @@
-//! What every handler can reach: the store, the settings, the login
+//! What every handler can reach: the store, the online catalogue, the
+//! heartbeat line, the settings, the login
 //! limiter and token cache, the audit log writer, the admission gates and
 //! the status board, bundled once per server.
 //!
@@ -15,6 +16,8 @@ use crate::audit::Audit;
 use crate::auth::{LoginLimiter, Sessions, TokenCache};
 use crate::config::IndexConfig;
 use crate::gate::{Admission, Gate, KeyedGates};
+use crate::heartbeats::HeartbeatLine;
+use crate::search::catalogue::Catalogue;
 use crate::status_page::StatusBoard;
 use crate::store::Store;
 
@@ -36,10 +39,12 @@ struct StateInner {
     search_address_gates: KeyedGates,
     list_gate: Gate,
     status: StatusBoard,
+    catalogue: Arc<Catalogue>,
+    heartbeats: HeartbeatLine,
 }
 
 /// Joins and publishes (whole file lists) handled at once.
-const LIST_SLOTS: usize = 2;
+const LIST_SLOTS: usize = 8;
 /// Joins and publishes waiting for a slot before more are answered 503.
 const LIST_QUEUE: usize = 32;
 /// Longest wait for a join or publish slot.
@@ -49,7 +54,13 @@ const SEARCH_MAX_WAIT: Duration = Duration::from_secs(2);
 
 impl AppState {
     /// Bundles the parts handlers need.
-    pub fn new(store: Store, config: IndexConfig, audit: Audit) -> Self {
+    pub fn new(
+        store: Store,
+        config: IndexConfig,
+        audit: Audit,
+        catalogue: Arc<Catalogue>,
+        heartbeats: HeartbeatLine,
+    ) -> Self {
         let search_gate = Gate::new(
             "searches",
             config.search_slots as usize,
@@ -69,7 +80,7 @@ impl AppState {
             config.search_queue as usize,
             SEARCH_MAX_WAIT,
         );
-        let status = StatusBoard::new(store.clone(), config.peer_timeout);
+        let status = StatusBoard::new(catalogue.clone());
         let admins = AdminNames::start(&config.admins, &store);
         Self {
             inner: Arc::new(StateInner {
@@ -84,6 +95,8 @@ impl AppState {
                 search_address_gates,
                 list_gate: Gate::new("joins and publishes", LIST_SLOTS, LIST_QUEUE, LIST_MAX_WAIT),
                 status,
+                catalogue,
+                heartbeats,
             }),
         }
     }
@@ -131,6 +144,16 @@ impl AppState {
     /// The public figures (users and peers online, files listed, uptime).
     pub fn status(&self) -> &StatusBoard {
         &self.inner.status
+    }
+
+    /// The online peers and their files, as search sees them.
+    pub fn catalogue(&self) -> &Arc<Catalogue> {
+        &self.inner.catalogue
+    }
+
+    /// The line heartbeats are group-committed through.
+    pub fn heartbeats(&self) -> &HeartbeatLine {
+        &self.inner.heartbeats
     }
 
     /// The oldest `last_seen` (ms) that still counts as online at `now`.

@@ -20,17 +20,14 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use tokio::sync::OwnedMutexGuard;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::store::{ms, now_ms, OnlineCounts, Store};
+use crate::search::catalogue::Catalogue;
+use crate::store::{now_ms, OnlineCounts};
 
 /// Counts are reused for at least this long.
 pub const MIN_REFRESH: Duration = Duration::from_secs(5);
-/// Counts are also reused for this many times as long as the last one took,
-/// so a slow count on a large index takes at most 1/20 of one read connection.
-const REFRESH_FACTOR: u32 = 20;
 /// The index's version, as built.
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Where the index serves its OpenAPI document.
@@ -58,117 +55,66 @@ pub struct IndexStatus {
     pub version: String,
 }
 
-/// Counts the figures on demand, at most one count at a time, and keeps the last one.
-#[derive(Clone, Debug)]
+/// Reads the figures from the online catalogue, at most every
+/// [`MIN_REFRESH`], and keeps the last reading.
+#[derive(Clone)]
 pub struct StatusBoard {
     inner: Arc<Board>,
 }
 
-#[derive(Debug)]
 struct Board {
-    store: Store,
-    peer_timeout: Duration,
+    catalogue: Arc<Catalogue>,
     started: Instant,
     min_refresh: Duration,
     latest: Mutex<Option<Counted>>,
-    counting: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// One finished count.
+/// One reading.
 #[derive(Clone, Copy, Debug)]
 struct Counted {
     counts: OnlineCounts,
     at_ms: i64,
-    /// Not recounted before this.
+    /// Not read again before this.
     next: Instant,
 }
 
 impl StatusBoard {
-    /// A board counting `store`'s peers seen within `peer_timeout`; uptime starts now.
-    pub fn new(store: Store, peer_timeout: Duration) -> Self {
-        Self::with_refresh(store, peer_timeout, MIN_REFRESH)
+    /// A board reading `catalogue`; uptime starts now.
+    pub fn new(catalogue: Arc<Catalogue>) -> Self {
+        Self::with_refresh(catalogue, MIN_REFRESH)
     }
 
-    fn with_refresh(store: Store, peer_timeout: Duration, min_refresh: Duration) -> Self {
+    fn with_refresh(catalogue: Arc<Catalogue>, min_refresh: Duration) -> Self {
         Self {
             inner: Arc::new(Board {
-                store,
-                peer_timeout,
+                catalogue,
                 started: Instant::now(),
                 min_refresh,
                 latest: Mutex::new(None),
-                counting: Arc::new(tokio::sync::Mutex::new(())),
             }),
         }
     }
 
-    /// The current figures: the last count, recounted in the background when
-    /// it is due (only the very first request waits for a count).
-    pub async fn status(&self) -> Result<IndexStatus, ApiError> {
-        if let Some(last) = self.latest() {
-            if Instant::now() >= last.next {
-                if let Ok(guard) = self.inner.counting.clone().try_lock_owned() {
-                    let board = self.clone();
-                    // Errors are logged by `count`; the old figures stay.
-                    tokio::spawn(async move { board.count(guard).await });
-                }
-            }
-            return Ok(self.figures(last));
-        }
-        let guard = self.inner.counting.clone().lock_owned().await;
-        // Another request may have counted while this one waited.
-        if let Some(last) = self.latest() {
-            return Ok(self.figures(last));
-        }
-        let counted = self.count(guard).await?;
-        Ok(self.figures(counted))
-    }
-
-    fn latest(&self) -> Option<Counted> {
-        *self
-            .inner
-            .latest
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Counts now (the caller holds the counting lock) and keeps the result.
-    async fn count(&self, _counting: OwnedMutexGuard<()>) -> Result<Counted, sqlx::Error> {
-        let began = Instant::now();
-        let at_ms = now_ms();
-        let cutoff = at_ms.saturating_sub(ms(self.inner.peer_timeout));
-        let result = self.inner.store.online_counts(cutoff).await;
-        let took = began.elapsed();
+    /// The current figures: the last reading while it is fresh.
+    pub fn status(&self) -> IndexStatus {
         let mut latest = self
             .inner
             .latest
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match result {
-            Ok(counts) => {
-                let wait = self
-                    .inner
-                    .min_refresh
-                    .max(took.saturating_mul(REFRESH_FACTOR));
-                if took > Duration::from_secs(1) {
-                    tracing::debug!("status figures took {took:?} to count; next in {wait:?}");
-                }
+        let counted = match *latest {
+            Some(last) if Instant::now() < last.next => last,
+            _ => {
                 let counted = Counted {
-                    counts,
-                    at_ms,
-                    next: began + wait,
+                    counts: self.inner.catalogue.counts(),
+                    at_ms: now_ms(),
+                    next: Instant::now() + self.inner.min_refresh,
                 };
                 *latest = Some(counted);
-                Ok(counted)
+                counted
             }
-            Err(e) => {
-                tracing::warn!("cannot count the status figures: {e}");
-                if let Some(last) = latest.as_mut() {
-                    last.next = Instant::now() + self.inner.min_refresh;
-                }
-                Err(e)
-            }
-        }
+        };
+        self.figures(counted)
     }
 
     fn figures(&self, counted: Counted) -> IndexStatus {
@@ -191,12 +137,12 @@ impl StatusBoard {
         (status = 500, description = "They could not be counted", body = ErrorBody),
     ))]
 pub async fn stats(State(board): State<StatusBoard>) -> Result<Json<IndexStatus>, ApiError> {
-    Ok(Json(board.status().await?))
+    Ok(Json(board.status()))
 }
 
 /// The status page at `/`: the figures as a small self-contained HTML page.
 pub async fn page(State(board): State<StatusBoard>) -> Result<Response, ApiError> {
-    let status = board.status().await?;
+    let status = board.status();
     let headers = [
         (
             header::CONTENT_TYPE,
@@ -345,7 +291,6 @@ fn human_duration(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{AuditRow, FileRow, JoiningPeer};
 
     #[test]
     fn durations_read_like_a_person_would_say_them() {
@@ -418,107 +363,5 @@ mod tests {
         ] {
             assert!(page.contains(needle), "{needle} missing from {page}");
         }
-    }
-
-    async fn store_with_user() -> (tempfile::TempDir, Store, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("index.db"), 1).await.unwrap();
-        let audit = AuditRow::default();
-        let user = store
-            .create_user("alice", "hash", now_ms(), &audit)
-            .await
-            .unwrap()
-            .unwrap();
-        (dir, store, user)
-    }
-
-    async fn join(store: &Store, user: i64, peer_id: &str, files: &[&str]) {
-        let files: Vec<FileRow> = files
-            .iter()
-            .map(|id| FileRow {
-                file_id: id.to_string(),
-                name: format!("{id}.txt"),
-                size: 1,
-                ext: "txt".into(),
-            })
-            .collect();
-        let peer = JoiningPeer {
-            peer_id,
-            addrs_json: "[]",
-            message_key: None,
-        };
-        store
-            .join_peer(user, &peer, &files, now_ms(), &AuditRow::default())
-            .await
-            .unwrap()
-            .unwrap();
-    }
-
-    #[tokio::test]
-    async fn counts_are_shared_until_due_then_refreshed_in_the_background() {
-        let (_dir, store, alice) = store_with_user().await;
-        join(&store, alice, "p1", &["a", "b"]).await;
-        let timeout = Duration::from_secs(60);
-
-        let cached = StatusBoard::new(store.clone(), timeout);
-        let first = cached.status().await.unwrap();
-        assert_eq!(
-            (first.users_online, first.peers_online),
-            (1, 1),
-            "{first:?}"
-        );
-        assert_eq!((first.files_listed, first.listings), (2, 2));
-        join(&store, alice, "p2", &["b", "c"]).await;
-        // Within the refresh interval: the same count, not a new one.
-        let again = cached.status().await.unwrap();
-        assert_eq!(
-            (again.peers_online, again.counted_at),
-            (1, first.counted_at)
-        );
-
-        // Due at once: the stale figures are answered while a recount runs.
-        let eager = StatusBoard::with_refresh(store.clone(), timeout, Duration::ZERO);
-        let before = eager.status().await.unwrap();
-        assert_eq!((before.users_online, before.peers_online), (1, 2));
-        assert_eq!((before.files_listed, before.listings), (3, 4));
-        join(&store, alice, "p3", &["d"]).await;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let now = eager.status().await.unwrap();
-            if now.peers_online == 3 {
-                assert_eq!(
-                    (now.users_online, now.files_listed, now.listings),
-                    (1, 4, 5)
-                );
-                break;
-            }
-            assert!(Instant::now() < deadline, "never recounted: {now:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        store.close().await;
-    }
-
-    #[tokio::test]
-    async fn only_online_peers_count() {
-        let (_dir, store, alice) = store_with_user().await;
-        join(&store, alice, "p1", &["a"]).await;
-        let board =
-            StatusBoard::with_refresh(store.clone(), Duration::from_secs(60), Duration::ZERO);
-        store
-            .leave(alice, "p1", now_ms(), &AuditRow::default())
-            .await
-            .unwrap()
-            .unwrap();
-        let status = board.status().await.unwrap();
-        assert_eq!(
-            (
-                status.users_online,
-                status.peers_online,
-                status.files_listed,
-                status.listings
-            ),
-            (0, 0, 0, 0)
-        );
-        store.close().await;
     }
 }

@@ -9,8 +9,9 @@
 //! `synchronous=NORMAL` with WAL keeps every committed transaction when the
 //! process dies (kill -9 included: the WAL is in the OS's hands); only a power
 //! loss or OS crash can drop the last transactions before a checkpoint.
-//! Reads use a separate pool. All SQL except search lives here, written as plain
-//! SQL a PostgreSQL store could share. This module never checks permissions
+//! Reads use a separate pool. All SQL lives here, written as plain SQL a
+//! PostgreSQL store could share (search reads the in-memory catalogue,
+//! which is filled from [`Store::online_peers`] and [`Store::peer_files`]). This module never checks permissions
 //! or validates input: callers pass it values that are already checked. It
 //! stores letters' envelopes as the bytes it is given and never looks inside;
 //! mailbox limits are counted in the transaction that stores the letters, so
@@ -170,7 +171,8 @@ pub struct MailLimits {
     pub per_sender: u32,
 }
 
-/// Aggregate figures about the online peers, for the public status page.
+/// Aggregate figures about the online peers, for the public status page
+/// (counted by the search catalogue).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct OnlineCounts {
     /// Users with at least one online peer.
@@ -266,11 +268,6 @@ impl Store {
     pub async fn close(&self) {
         self.read.close().await;
         self.write.close().await;
-    }
-
-    /// The pool for read-only queries (search uses it).
-    pub fn reader(&self) -> &SqlitePool {
-        &self.read
     }
 
     // ----- users and sessions -------------------------------------------
@@ -564,6 +561,48 @@ impl Store {
         }))
     }
 
+    /// Every online peer (not left, seen at or after `cutoff`) with the
+    /// name of its user, for rebuilding the search catalogue.
+    pub async fn online_peers(&self, cutoff: i64) -> Result<Vec<(String, PeerRow)>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
+             FROM peers p JOIN users u ON u.id = p.user_id \
+             WHERE p.left_at IS NULL AND p.last_seen >= $1 ORDER BY p.peer_id",
+        )
+        .bind(cutoff)
+        .fetch_all(&self.read)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let peer = PeerRow {
+                    peer_id: r.get(1),
+                    addrs_json: r.get(2),
+                    last_seen: r.get(3),
+                    left_at: r.get(4),
+                };
+                (r.get(0), peer)
+            })
+            .collect())
+    }
+
+    /// Every file a peer lists.
+    pub async fn peer_files(&self, peer_id: &str) -> Result<Vec<FileRow>, sqlx::Error> {
+        let rows = sqlx::query("SELECT file_id, name, size, ext FROM files WHERE peer_id = $1")
+            .bind(peer_id)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| FileRow {
+                file_id: r.get(0),
+                name: r.get(1),
+                size: r.get(2),
+                ext: r.get(3),
+            })
+            .collect())
+    }
+
     /// Opens (or replaces) the join challenge of a user for a peer id.
     pub async fn put_challenge(
         &self,
@@ -677,30 +716,45 @@ impl Store {
         })
     }
 
-    /// Records a heartbeat of one of the user's peers: one statement on the
-    /// common path, the reason looked up only when it changed nothing.
-    pub async fn heartbeat(
+    /// Records many heartbeats in one transaction, one commit for all:
+    /// for each (user id, peer id), whether it was that user's peer online
+    /// (not left); the reason for a miss is looked up by
+    /// [`Store::heartbeat_refusal`].
+    pub async fn heartbeats(
+        &self,
+        beats: &[(i64, &str)],
+        now: i64,
+    ) -> Result<Vec<bool>, sqlx::Error> {
+        let mut tx = self.write.begin().await?;
+        let mut hits = Vec::with_capacity(beats.len());
+        for (user_id, peer_id) in beats {
+            let updated = sqlx::query(
+                "UPDATE peers SET last_seen = $1 \
+                 WHERE peer_id = $2 AND user_id = $3 AND left_at IS NULL",
+            )
+            .bind(now)
+            .bind(*peer_id)
+            .bind(*user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            hits.push(updated == 1);
+        }
+        tx.commit().await?;
+        Ok(hits)
+    }
+
+    /// Why a heartbeat of `peer_id` by `user_id` changed nothing, if it
+    /// should not have been accepted.
+    pub async fn heartbeat_refusal(
         &self,
         user_id: i64,
         peer_id: &str,
-        now: i64,
-    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
-        let updated = sqlx::query(
-            "UPDATE peers SET last_seen = ? WHERE peer_id = ? AND user_id = ? AND left_at IS NULL",
-        )
-        .bind(now)
-        .bind(peer_id)
-        .bind(user_id)
-        .execute(&self.write)
-        .await?
-        .rows_affected();
-        if updated == 1 {
-            return Ok(Ok(()));
-        }
+    ) -> Result<Option<PeerRefusal>, sqlx::Error> {
         let mut tx = self.write.begin().await?;
-        let refusal = Self::check_peer(&mut tx, user_id, peer_id, false).await?;
-        // A peer that left or changed hands between the two statements.
-        Ok(Err(refusal.err().unwrap_or(PeerRefusal::Left)))
+        Ok(Self::check_peer(&mut tx, user_id, peer_id, false)
+            .await?
+            .err())
     }
 
     /// Marks one of the user's peers as gone now (its files stay, offline).
@@ -907,38 +961,6 @@ impl Store {
                 })
                 .collect(),
         ))
-    }
-
-    /// Counts online users, peers (not left, seen at or after `cutoff`) and
-    /// the files they share, in one read transaction. Reads every entry of
-    /// the files table once, in file id order through its index (constant
-    /// memory, no temporary b-tree of ids; the `INDEXED BY` hint is SQLite's,
-    /// a PostgreSQL store would drop it): callers cache the result.
-    pub async fn online_counts(&self, cutoff: i64) -> Result<OnlineCounts, sqlx::Error> {
-        let mut tx = self.read.begin().await?;
-        let peers = sqlx::query(
-            "SELECT COUNT(*), COUNT(DISTINCT user_id) FROM peers \
-             WHERE left_at IS NULL AND last_seen >= ?",
-        )
-        .bind(cutoff)
-        .fetch_one(&mut *tx)
-        .await?;
-        let files = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(n), 0) FROM ( \
-             SELECT COUNT(*) AS n FROM files INDEXED BY files_file_id \
-             WHERE peer_id IN (SELECT peer_id FROM peers WHERE left_at IS NULL AND last_seen >= ?) \
-             GROUP BY file_id)",
-        )
-        .bind(cutoff)
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.rollback().await?;
-        Ok(OnlineCounts {
-            peers: peers.get(0),
-            users: peers.get(1),
-            files: files.get(0),
-            listings: files.get(1),
-        })
     }
 
     // ----- mail -----------------------------------------------------------

@@ -268,6 +268,21 @@ fn fake_hash(bytes: &[u8]) -> String {
 }
 
 /// The search results' ids, in order.
+/// The result ids, sorted (for checks that do not care about rank).
+pub fn sorted_ids(results: &Value) -> Vec<String> {
+    let mut ids = ids(results);
+    ids.sort();
+    ids
+}
+
+/// The sorted ids of these names.
+pub fn sorted_ids_of(names: &[&str]) -> Vec<String> {
+    let mut ids: Vec<String> = names.iter().map(|n| id_of(n)).collect();
+    ids.sort();
+    ids
+}
+
+/// The result ids in rank order.
 pub fn ids(results: &Value) -> Vec<String> {
     results["results"]
         .as_array()

@@ -2,7 +2,7 @@ use libp2p_identity::Keypair;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::common::{file, id_of, ids, Index};
+use crate::common::{file, id_of, ids, sorted_ids, sorted_ids_of, Index};
 
 #[tokio::test]
 async fn publish_and_unpublish_without_rejoining() {
@@ -29,8 +29,8 @@ async fn publish_and_unpublish_without_rejoining() {
     assert_eq!(body["files"], 2);
     let r = ix.search(&alice, "q=txt&mode=substring").await;
     assert_eq!(
-        ids(&r),
-        vec![id_of("more.txt"), id_of("new.txt"), id_of("old.txt")]
+        sorted_ids(&r),
+        sorted_ids_of(&["more.txt", "new.txt", "old.txt"])
     );
 
     // Publishing the same entry again updates it instead of duplicating it.
@@ -56,7 +56,7 @@ async fn publish_and_unpublish_without_rejoining() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let r = ix.search(&alice, "q=txt&mode=substring").await;
-    assert_eq!(ids(&r), vec![id_of("more.txt"), id_of("new.txt")]);
+    assert_eq!(sorted_ids(&r), sorted_ids_of(&["more.txt", "new.txt"]));
     // Unpublishing what is not there is a 404 that changes nothing.
     let (status, body) = ix
         .call(

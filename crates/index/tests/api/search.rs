@@ -5,7 +5,7 @@ use libp2p_identity::Keypair;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::common::{assert_error_shape, file, id_of, ids, Index};
+use crate::common::{assert_error_shape, file, id_of, ids, sorted_ids, sorted_ids_of, Index};
 
 /// Alice and Bob on two peers with overlapping files.
 async fn two_users() -> (Index, String) {
@@ -59,12 +59,17 @@ async fn exact_substring_and_words() {
     let r = ix.search(&t, "q=ULA%20&mode=substring").await;
     assert_eq!(r["total"], 3, "{r}");
 
-    // Words: every word, any order, case-insensitive, whole words only.
+    // Words: every word, any order, case-insensitive, each a whole word or
+    // the start of one.
     let r = ix.search(&t, "q=aula&mode=words").await;
     assert_eq!(r["total"], 4, "{r}");
+    assert_eq!(r["total_is_estimate"], false, "{r}");
     let r = ix.search(&t, "q=MP4%20aula").await;
-    assert_eq!(ids(&r), vec![id_of("aula 1.mp4"), id_of("aula 2.mp4")]);
-    assert_eq!(ix.search(&t, "q=aul").await["total"], 0);
+    assert_eq!(sorted_ids(&r), sorted_ids_of(&["aula 1.mp4", "aula 2.mp4"]));
+    assert_eq!(ix.search(&t, "q=aul").await["total"], 4);
+    assert_eq!(ix.search(&t, "q=AUL%20no").await["total"], 1);
+    // Only the start of a word: the middle of one is substring mode's job.
+    assert_eq!(ix.search(&t, "q=ula").await["total"], 0);
     let r = ix.search(&t, "q=lecture%20aula").await;
     assert_eq!(ids(&r), vec![id_of("lecture aula.mkv")]);
 }
@@ -80,13 +85,13 @@ async fn extension_and_size_filters_and_pages() {
     assert_eq!(ids(&r), vec![id_of("aula 1.mp4")]);
     let r = ix.search(&t, "q=aula&min_size=400&max_size=900").await;
     assert_eq!(
-        ids(&r),
-        vec![id_of("aula 2.mp4"), id_of("lecture aula.mkv")]
+        sorted_ids(&r),
+        sorted_ids_of(&["aula 2.mp4", "lecture aula.mkv"])
     );
     let (status, body) = ix.get("/search?q=aula&min_size=10&max_size=5", &t).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 
-    // Pages of two, ordered by name, together cover everything once.
+    // Pages of two, in rank order, together cover everything once.
     let mut seen = Vec::new();
     for offset in [0, 2, 4] {
         let r = ix
@@ -95,14 +100,15 @@ async fn extension_and_size_filters_and_pages() {
         assert_eq!(r["total"], 4);
         seen.extend(ids(&r));
     }
+    seen.sort();
     assert_eq!(
         seen,
-        vec![
-            id_of("Aula Notes.PDF"),
-            id_of("aula 1.mp4"),
-            id_of("aula 2.mp4"),
-            id_of("lecture aula.mkv")
-        ]
+        sorted_ids_of(&[
+            "Aula Notes.PDF",
+            "aula 1.mp4",
+            "aula 2.mp4",
+            "lecture aula.mkv"
+        ])
     );
 }
 
@@ -415,4 +421,289 @@ async fn one_users_loop_of_searches_cannot_starve_another_users_search() {
     }
     // Mallory is slowed down, not locked out.
     assert!(mallory_ok > 0);
+}
+
+/// One simulated peer of the brute-force test and what the test knows of it.
+struct SimPeer {
+    user: usize,
+    key: Keypair,
+    peer_id: String,
+    /// (name, id, size) as the index should list them.
+    files: Vec<(String, String, u64)>,
+    joined: bool,
+    /// Sending heartbeats (a joined peer that stops times out).
+    beating: bool,
+}
+
+/// The brute-force answer: sorted ids of online files matching `query`.
+fn brute_force(peers: &[SimPeer], query: &BruteQuery) -> Vec<String> {
+    let mut ids: Vec<String> = peers
+        .iter()
+        .filter(|p| p.joined && p.beating)
+        .flat_map(|p| p.files.iter())
+        .filter(|(name, _, size)| query.matches(name, *size))
+        .map(|(_, id, _)| id.clone())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+enum BruteQuery {
+    Words(Vec<&'static str>),
+    Substring(&'static str),
+    Exact(String),
+    WordsWithExt(&'static str, &'static str),
+    WordsAtLeast(&'static str, u64),
+}
+
+impl BruteQuery {
+    fn matches(&self, name: &str, size: u64) -> bool {
+        let lower = name.to_lowercase();
+        let name_words: Vec<&str> = lower
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let word_ok = |q: &str| name_words.iter().any(|w| w.starts_with(q));
+        match self {
+            Self::Words(words) => words.iter().all(|q| word_ok(q)),
+            Self::Substring(text) => lower.contains(&text.to_lowercase()),
+            Self::Exact(text) => name == text,
+            Self::WordsWithExt(q, ext) => word_ok(q) && lower.ends_with(&format!(".{ext}")),
+            Self::WordsAtLeast(q, min) => word_ok(q) && size >= *min,
+        }
+    }
+
+    fn params(&self) -> Vec<(String, String)> {
+        let p = |k: &str, v: &str| (k.to_string(), v.to_string());
+        match self {
+            Self::Words(words) => vec![p("q", &words.join(" "))],
+            Self::Substring(text) => vec![p("q", text), p("mode", "substring")],
+            Self::Exact(text) => vec![p("q", text), p("mode", "exact")],
+            Self::WordsWithExt(q, ext) => vec![p("q", q), p("ext", ext)],
+            Self::WordsAtLeast(q, min) => vec![p("q", q), p("min_size", &min.to_string())],
+        }
+    }
+}
+
+#[tokio::test]
+async fn results_match_a_brute_force_scan_while_peers_come_and_go() {
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let ix = Arc::new(Index::start_with(|c| c.peer_timeout = TIMEOUT).await);
+    let mut tokens = Vec::new();
+    for u in 0..4 {
+        tokens.push(ix.user(&format!("user{u}")).await);
+    }
+    let vocabulary = [
+        "aula", "lecture", "notes", "holiday", "report", "draft", "final", "song", "video", "aulas",
+    ];
+    let exts = ["mp4", "pdf", "txt", "mkv"];
+    let mut rng = StdRng::seed_from_u64(14);
+    let random_file = |rng: &mut StdRng| {
+        let a = vocabulary[rng.gen_range(0..vocabulary.len())];
+        let b = vocabulary[rng.gen_range(0..vocabulary.len())];
+        let name = format!(
+            "{a} {b} {}.{}",
+            rng.gen_range(0..40),
+            exts[rng.gen_range(0..exts.len())]
+        );
+        // A tenth of the names share their id with another name.
+        let id = if rng.gen_bool(0.1) {
+            id_of(&format!("{a} shared"))
+        } else {
+            id_of(&name)
+        };
+        // Sizes follow ids, as they do for real content hashes.
+        let size = u64::from_str_radix(&id[..4], 16).unwrap() % 10_000 + 1;
+        (name, id, size)
+    };
+    let mut peers: Vec<SimPeer> = (0..12)
+        .map(|i| {
+            let key = Keypair::generate_ed25519();
+            SimPeer {
+                user: i % 4,
+                peer_id: key.public().to_peer_id().to_string(),
+                key,
+                files: Vec::new(),
+                joined: false,
+                beating: false,
+            }
+        })
+        .collect();
+
+    // Live peers send a heartbeat every 200 ms, ten to a timeout.
+    let beating: Arc<std::sync::Mutex<Vec<(String, String)>>> = Arc::default();
+    let beats = {
+        let (ix, beating) = (ix.clone(), beating.clone());
+        tokio::spawn(async move {
+            loop {
+                let live = beating.lock().unwrap().clone();
+                for (token, peer) in live {
+                    let (status, body) = ix
+                        .call(
+                            reqwest::Method::POST,
+                            &format!("/peers/{peer}/heartbeat"),
+                            Some(&token),
+                            None,
+                        )
+                        .await;
+                    assert!(
+                        status.is_success() || status == StatusCode::CONFLICT,
+                        "{status} {body}"
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+
+    let mut answered = 0;
+    for round in 0..6 {
+        let mut stopped_beating = false;
+        let mut writes = Vec::new();
+        for p in peers.iter_mut() {
+            let token = tokens[p.user].clone();
+            let ix = ix.clone();
+            let roll = rng.gen_range(0..10);
+            if !p.joined || roll < 3 {
+                // Join (again): the whole list is replaced.
+                p.files = (0..rng.gen_range(0..40))
+                    .map(|_| random_file(&mut rng))
+                    .collect();
+                // The index keeps one entry per (id, name): the last size wins.
+                let listed: Vec<Value> = p
+                    .files
+                    .iter()
+                    .map(|(name, id, size)| json!({"name": name, "size": size, "id": id}))
+                    .collect();
+                p.joined = true;
+                p.beating = true;
+                let key = p.key.clone();
+                writes.push(tokio::spawn(async move {
+                    ix.join(&token, &key, json!(listed)).await;
+                }));
+            } else if roll < 5 {
+                let more: Vec<_> = (0..5).map(|_| random_file(&mut rng)).collect();
+                let listed: Vec<Value> = more
+                    .iter()
+                    .map(|(name, id, size)| json!({"name": name, "size": size, "id": id}))
+                    .collect();
+                p.files.extend(more);
+                let path = format!("/peers/{}/files", p.peer_id);
+                writes.push(tokio::spawn(async move {
+                    let (status, body) = ix
+                        .call(
+                            reqwest::Method::POST,
+                            &path,
+                            Some(&token),
+                            Some(json!({"files": listed})),
+                        )
+                        .await;
+                    assert!(
+                        status.is_success() || status == StatusCode::CONFLICT,
+                        "{status} {body}"
+                    );
+                }));
+            } else if roll < 7 && !p.files.is_empty() {
+                let id = p.files[rng.gen_range(0..p.files.len())].1.clone();
+                p.files.retain(|f| f.1 != id);
+                let path = format!("/peers/{}/files/{id}", p.peer_id);
+                writes.push(tokio::spawn(async move {
+                    let (status, body) = ix
+                        .call(reqwest::Method::DELETE, &path, Some(&token), None)
+                        .await;
+                    assert!(
+                        status.is_success() || status == StatusCode::NOT_FOUND,
+                        "{status} {body}"
+                    );
+                }));
+            } else if roll == 7 {
+                p.joined = false;
+                p.beating = false;
+                let path = format!("/peers/{}", p.peer_id);
+                writes.push(tokio::spawn(async move {
+                    let (status, body) = ix
+                        .call(reqwest::Method::DELETE, &path, Some(&token), None)
+                        .await;
+                    assert!(status.is_success(), "{status} {body}");
+                }));
+            } else if roll == 8 && p.beating {
+                // Goes silent: it must drop out of search by itself.
+                p.beating = false;
+                stopped_beating = true;
+            }
+        }
+        // A peer that left and publishes gets 409 and lists nothing new.
+        for p in peers.iter_mut().filter(|p| !p.joined) {
+            p.files.clear();
+        }
+        for w in writes {
+            w.await.unwrap();
+        }
+        *beating.lock().unwrap() = peers
+            .iter()
+            .filter(|p| p.beating)
+            .map(|p| (tokens[p.user].clone(), p.peer_id.clone()))
+            .collect();
+        if stopped_beating {
+            // The timeout, plus one check interval and a margin.
+            tokio::time::sleep(TIMEOUT + Duration::from_millis(1500)).await;
+        }
+
+        let some_name = peers
+            .iter()
+            .filter(|p| p.beating)
+            .flat_map(|p| p.files.first())
+            .map(|f| f.0.clone())
+            .next()
+            .unwrap_or_else(|| "none.txt".into());
+        let queries = [
+            BruteQuery::Words(vec!["aula"]),
+            BruteQuery::Words(vec!["au"]),
+            BruteQuery::Words(vec!["lec", "notes"]),
+            BruteQuery::Words(vec!["song", "video", "mp4"]),
+            BruteQuery::Substring("ula"),
+            BruteQuery::Substring("s v"),
+            BruteQuery::Substring("e"),
+            BruteQuery::Exact(some_name),
+            BruteQuery::WordsWithExt("report", "pdf"),
+            BruteQuery::WordsAtLeast("holiday", 5_000),
+        ];
+        for query in &queries {
+            let want = brute_force(&peers, query);
+            let resp = ix
+                .http
+                .get(format!("{}/search", ix.base))
+                .query(&query.params())
+                .query(&[("limit", "500")])
+                .bearer_auth(&tokens[0])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            let got: Value = resp.json().await.unwrap();
+            assert_eq!(
+                sorted_ids(&got),
+                want,
+                "round {round}, query {:?}",
+                query.params()
+            );
+            assert_eq!(
+                got["total"],
+                want.len(),
+                "round {round}, query {:?}",
+                query.params()
+            );
+            answered += usize::from(!want.is_empty());
+        }
+    }
+    beats.abort();
+    // The comparison is not vacuous: most queries found something.
+    assert!(
+        answered >= 40,
+        "only {answered} of 60 queries found anything"
+    );
 }

@@ -1,0 +1,106 @@
+//! The baseline of bench/index.sh: the same searches run straight on the
+//! search structure (the online catalogue and its text index), with no HTTP,
+//! on one thread, after loading an index's database the way the index does
+//! at start. Not a test; bench/index.sh builds and runs it beside a live
+//! index.
+//!
+//! Usage: `raw_search INDEX_DB QUERIES_JSON SECONDS MAX_QUERIES`, where the
+//! queries file is `{"kind": [[q, mode, ext or null], ...], ...}`. Prints one
+//! JSON object: per kind, queries run, queries/s, p50 and p99 (seconds) and
+//! the min/median/max totals of its first 20 queries; and the load time.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use peershare_index::search::catalogue::Catalogue;
+use peershare_index::search::{self, SearchMode, SearchParams, SearchQuery};
+use peershare_index::store::Store;
+
+type Kinds = BTreeMap<String, Vec<(String, String, Option<String>)>>;
+
+fn query(q: &str, mode: &str, ext: &Option<String>) -> SearchQuery {
+    let mode = match mode {
+        "exact" => SearchMode::Exact,
+        "substring" => SearchMode::Substring,
+        "id" => SearchMode::Id,
+        _ => SearchMode::Words,
+    };
+    SearchQuery::from_params(SearchParams {
+        q: q.to_string(),
+        mode: Some(mode),
+        ext: ext.clone(),
+        min_size: None,
+        max_size: None,
+        offset: None,
+        limit: None,
+    })
+    .expect("bench queries are valid")
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[at]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, db, queries, seconds, max] = args.as_slice() else {
+        return Err("usage: raw_search INDEX_DB QUERIES_JSON SECONDS MAX_QUERIES".into());
+    };
+    let seconds: f64 = seconds.parse()?;
+    let max: usize = max.parse()?;
+    let kinds: Kinds = serde_json::from_str(&std::fs::read_to_string(queries)?)?;
+    let folder = tempfile::tempdir()?;
+
+    let began = Instant::now();
+    let store = Store::open(&PathBuf::from(db), 1).await?;
+    let catalogue = Catalogue::open(folder.path(), u64::from(u32::MAX))?;
+    // Every peer that has not left, whenever it was last seen.
+    search::load_online(&store, &catalogue, 0)
+        .await
+        .map_err(|e| e.to_string())?;
+    store.close().await;
+    let load_secs = began.elapsed().as_secs_f64();
+
+    let mut out = serde_json::Map::new();
+    for (kind, list) in &kinds {
+        let prepared: Vec<SearchQuery> = list.iter().map(|(q, m, e)| query(q, m, e)).collect();
+        let mut totals: Vec<i64> = prepared
+            .iter()
+            .take(20)
+            .map(|q| search::find(&catalogue, q).map(|r| r.total))
+            .collect::<Result<_, _>>()?;
+        totals.sort_unstable();
+        let mut latencies = Vec::new();
+        let start = Instant::now();
+        let mut k = 0;
+        while (start.elapsed().as_secs_f64() < seconds && latencies.len() < max) || k < 5 {
+            let q = &prepared[k % prepared.len()];
+            k += 1;
+            let t = Instant::now();
+            search::find(&catalogue, q)?;
+            latencies.push(t.elapsed().as_secs_f64());
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        out.insert(
+            kind.clone(),
+            serde_json::json!({
+                "n": latencies.len(),
+                "qps": latencies.len() as f64 / elapsed,
+                "p50": percentile(&latencies, 50.0),
+                "p99": percentile(&latencies, 99.0),
+                "totals": [totals.first(), totals.get(totals.len() / 2), totals.last()],
+            }),
+        );
+    }
+    let report = serde_json::json!({ "load_secs": load_secs, "kinds": out });
+    println!("{report}");
+    catalogue.close();
+    Ok(())
+}

@@ -1,0 +1,671 @@
+//! The online catalogue: in memory, every online peer (its user, addresses,
+//! last heartbeat and listings) and the files and titles (a file id with one
+//! of its names) they make findable, with the [`TextIndex`] over the titles
+//! and the [`HolderBoard`] that ranks and filters them.
+//!
+//! It is a view, never the truth: the store commits every change first and
+//! the catalogue follows (a join, publish, unpublish, leave, heartbeat,
+//! timeout or deleted account), and at start it is rebuilt from the store.
+//! A title is added to the text index when its first online holder appears
+//! and deleted when its last one goes; peers coming back or timing out only
+//! change counts on the board. Its size is bounded by a listing budget
+//! ([`Catalogue::room_for`] refuses before the store is written). It never
+//! validates input: the rows it gets were checked and stored already.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use super::text::Pending;
+use super::text::{
+    FileFilter, HolderBoard, NameMatch, Ranked, TextChange, TextIndex, TextIndexError, TitleDoc,
+};
+use super::{SearchHit, Source};
+use crate::store::{FileRow, OnlineCounts};
+
+/// A file's BLAKE3 id as bytes.
+type FileKey = [u8; 32];
+
+/// An online peer as the catalogue lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlinePeer {
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// The user running it.
+    pub user: String,
+    /// Where to reach it.
+    pub addrs: Vec<String>,
+    /// Its last join or heartbeat, in ms.
+    pub last_seen: i64,
+}
+
+/// The listing budget is used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the index lists {listed} files and may list at most {budget}")]
+pub struct BudgetFull {
+    /// Listings now.
+    pub listed: u64,
+    /// The budget.
+    pub budget: u64,
+}
+
+struct PeerEntry {
+    peer_id: Arc<str>,
+    user: Arc<str>,
+    addrs: Arc<[String]>,
+    last_seen: AtomicI64,
+    /// Title ordinals, one per listing, sorted.
+    titles: Vec<u32>,
+}
+
+struct FileEntry {
+    key: FileKey,
+    size: u64,
+    /// Titles of this file with online holders.
+    titles: Vec<u32>,
+    /// Peer slots, one per online listing of this file.
+    holders: Vec<u32>,
+}
+
+struct TitleEntry {
+    file: u32,
+    name: Arc<str>,
+    ext: Box<str>,
+    /// Online listings of this title.
+    holders: u32,
+}
+
+/// Slots reused as soon as they are freed.
+struct Slots<T> {
+    items: Vec<Option<T>>,
+    free: Vec<u32>,
+}
+
+impl<T> Default for Slots<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<T> Slots<T> {
+    fn insert(&mut self, item: T) -> u32 {
+        match self.free.pop() {
+            Some(slot) => {
+                self.items[slot as usize] = Some(item);
+                slot
+            }
+            None => {
+                self.items.push(Some(item));
+                (self.items.len() - 1) as u32
+            }
+        }
+    }
+
+    fn remove(&mut self, slot: u32) -> Option<T> {
+        let item = self.items.get_mut(slot as usize)?.take();
+        if item.is_some() {
+            self.free.push(slot);
+        }
+        item
+    }
+
+    fn get(&self, slot: u32) -> Option<&T> {
+        self.items.get(slot as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, slot: u32) -> Option<&mut T> {
+        self.items.get_mut(slot as usize)?.as_mut()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    peers: Slots<PeerEntry>,
+    peer_slots: HashMap<Arc<str>, u32>,
+    files: Slots<FileEntry>,
+    file_slots: HashMap<FileKey, u32>,
+    /// Indexed by title ordinal; `None` once the title went offline.
+    titles: Vec<Option<TitleEntry>>,
+    /// (file slot, hash of the name) → title ordinal.
+    title_slots: HashMap<(u32, u64), u32>,
+    hasher: RandomState,
+    listings: u64,
+}
+
+/// The online catalogue and its text index.
+pub struct Catalogue {
+    state: RwLock<State>,
+    board: Arc<HolderBoard>,
+    text: TextIndex,
+    /// Title ordinals whose deletion is committed, free to reuse.
+    released: Arc<Mutex<Vec<u32>>>,
+    budget: u64,
+}
+
+fn file_key(id: &str) -> Option<FileKey> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(id, &mut key).ok()?;
+    Some(key)
+}
+
+impl Catalogue {
+    /// An empty catalogue listing at most `budget` files (listings), with
+    /// its text index in `folder` (emptied first).
+    pub fn open(folder: &Path, budget: u64) -> Result<Self, TextIndexError> {
+        let released = Arc::new(Mutex::new(Vec::new()));
+        let text = TextIndex::open(folder, released.clone())?;
+        // Titles are at most listings, plus ordinals waiting for release.
+        let capacity = budget.saturating_add(budget / 8).saturating_add(4096);
+        Ok(Self {
+            state: RwLock::new(State::default()),
+            board: Arc::new(HolderBoard::new(
+                usize::try_from(capacity.min(u64::from(u32::MAX))).unwrap_or(usize::MAX),
+            )),
+            text,
+            released,
+            budget,
+        })
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The listing budget.
+    pub fn budget(&self) -> u64 {
+        self.budget
+    }
+
+    /// Checks that `peer_id` may list `adding` more files (after dropping
+    /// `replacing` of its current ones) within the budget.
+    pub fn room_for(
+        &self,
+        peer_id: &str,
+        adding: usize,
+        replacing: bool,
+    ) -> Result<(), BudgetFull> {
+        let state = self.read();
+        let current = if replacing {
+            state
+                .peer_slots
+                .get(peer_id)
+                .and_then(|&s| state.peers.get(s))
+                .map_or(0, |p| p.titles.len() as u64)
+        } else {
+            0
+        };
+        let after = state.listings - current + adding as u64;
+        if after > self.budget {
+            return Err(BudgetFull {
+                listed: state.listings,
+                budget: self.budget,
+            });
+        }
+        Ok(())
+    }
+
+    /// A peer joined (or joined again): it is online with exactly `files`.
+    pub fn join(&self, peer: OnlinePeer, files: &[FileRow]) -> Pending {
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        // The old listings go after the new ones are counted, so titles the
+        // peer keeps never drop to zero holders and leave the text index.
+        let old = state
+            .peer_slots
+            .remove(peer.peer_id.as_str())
+            .and_then(|slot| Some((slot, state.peers.remove(slot)?)));
+        let peer_id: Arc<str> = peer.peer_id.into();
+        let slot = state.peers.insert(PeerEntry {
+            peer_id: peer_id.clone(),
+            user: peer.user.into(),
+            addrs: peer.addrs.into(),
+            last_seen: AtomicI64::new(peer.last_seen),
+            titles: Vec::with_capacity(files.len()),
+        });
+        state.peer_slots.insert(peer_id, slot);
+        self.add_listings(&mut state, slot, files, &mut changes);
+        if let Some((old_slot, old)) = old {
+            for title in old.titles {
+                self.drop_listing(&mut state, old_slot, title, &mut changes);
+            }
+        }
+        self.text.submit(changes)
+    }
+
+    /// Adds files to an online peer (ignored when it is not online here).
+    pub fn publish(&self, peer_id: &str, files: &[FileRow]) -> Pending {
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        if let Some(&slot) = state.peer_slots.get(peer_id) {
+            self.add_listings(&mut state, slot, files, &mut changes);
+        }
+        self.text.submit(changes)
+    }
+
+    /// Removes a file id, under every name, from an online peer.
+    pub fn unpublish(&self, peer_id: &str, file_id: &str) -> Pending {
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        let (Some(&slot), Some(key)) = (state.peer_slots.get(peer_id), file_key(file_id)) else {
+            return Pending::none();
+        };
+        let Some(&file) = state.file_slots.get(&key) else {
+            return Pending::none();
+        };
+        let titles: Vec<u32> = state.peers.get(slot).map_or_else(Vec::new, |p| {
+            p.titles
+                .iter()
+                .copied()
+                .filter(|&t| {
+                    state.titles[t as usize]
+                        .as_ref()
+                        .is_some_and(|e| e.file == file)
+                })
+                .collect()
+        });
+        if let Some(peer) = state.peers.get_mut(slot) {
+            peer.titles.retain(|t| !titles.contains(t));
+        }
+        for title in titles {
+            self.drop_listing(&mut state, slot, title, &mut changes);
+        }
+        self.text.submit(changes)
+    }
+
+    /// A peer left, timed out or lost its account: its files go offline.
+    pub fn remove_peer(&self, peer_id: &str) -> Pending {
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        self.drop_peer(&mut state, peer_id, &mut changes);
+        self.text.submit(changes)
+    }
+
+    /// Every peer of a deleted account goes offline.
+    pub fn remove_user(&self, user: &str) -> Pending {
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        let peers: Vec<Arc<str>> = state
+            .peers
+            .items
+            .iter()
+            .flatten()
+            .filter(|p| &*p.user == user)
+            .map(|p| p.peer_id.clone())
+            .collect();
+        for peer_id in peers {
+            self.drop_peer(&mut state, &peer_id, &mut changes);
+        }
+        self.text.submit(changes)
+    }
+
+    /// Records a heartbeat; false when the peer is not online here (it timed
+    /// out, so the caller reloads it from the store).
+    pub fn heartbeat(&self, peer_id: &str, now: i64) -> bool {
+        let state = self.read();
+        let Some(peer) = state
+            .peer_slots
+            .get(peer_id)
+            .and_then(|&s| state.peers.get(s))
+        else {
+            return false;
+        };
+        peer.last_seen.fetch_max(now, AtomicOrdering::Relaxed);
+        true
+    }
+
+    /// Takes offline every peer last seen before `cutoff` (ms); returns their ids.
+    pub fn sweep(&self, cutoff: i64) -> (Vec<String>, Pending) {
+        let stale: Vec<Arc<str>> = {
+            let state = self.read();
+            state
+                .peers
+                .items
+                .iter()
+                .flatten()
+                .filter(|p| p.last_seen.load(AtomicOrdering::Relaxed) < cutoff)
+                .map(|p| p.peer_id.clone())
+                .collect()
+        };
+        if stale.is_empty() {
+            return (Vec::new(), Pending::none());
+        }
+        let mut changes = Vec::new();
+        let mut state = self.write();
+        let mut gone = Vec::new();
+        for peer_id in stale {
+            // A heartbeat may have come in between the two locks.
+            let still_stale = state
+                .peer_slots
+                .get(&peer_id)
+                .and_then(|&s| state.peers.get(s))
+                .is_some_and(|p| p.last_seen.load(AtomicOrdering::Relaxed) < cutoff);
+            if still_stale {
+                self.drop_peer(&mut state, &peer_id, &mut changes);
+                gone.push(peer_id.to_string());
+            }
+        }
+        (gone, self.text.submit(changes))
+    }
+
+    /// Online peers (of all users) in the catalogue.
+    pub fn peer_ids(&self) -> Vec<String> {
+        self.read()
+            .peer_slots
+            .keys()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    fn drop_peer(&self, state: &mut State, peer_id: &str, changes: &mut Vec<TextChange>) {
+        let Some(slot) = state.peer_slots.remove(peer_id) else {
+            return;
+        };
+        let Some(peer) = state.peers.remove(slot) else {
+            return;
+        };
+        for title in peer.titles {
+            self.drop_listing(state, slot, title, changes);
+        }
+    }
+
+    fn add_listings(
+        &self,
+        state: &mut State,
+        peer: u32,
+        files: &[FileRow],
+        changes: &mut Vec<TextChange>,
+    ) {
+        let mut added = Vec::with_capacity(files.len());
+        let mut added_set = std::collections::HashSet::with_capacity(files.len());
+        for row in files {
+            let Some(key) = file_key(&row.file_id) else {
+                continue;
+            };
+            let size = u64::try_from(row.size).unwrap_or(0);
+            let file = match state.file_slots.get(&key) {
+                Some(&f) => {
+                    self.resize(state, f, size, changes);
+                    f
+                }
+                None => {
+                    let f = state.files.insert(FileEntry {
+                        key,
+                        size,
+                        titles: Vec::new(),
+                        holders: Vec::new(),
+                    });
+                    state.file_slots.insert(key, f);
+                    f
+                }
+            };
+            let name_hash = state.hasher.hash_one(row.name.as_str());
+            let title = match state.title_slots.get(&(file, name_hash)) {
+                Some(&t) => t,
+                None => {
+                    let Some(t) = self.new_title(state, file, row, changes) else {
+                        tracing::warn!(
+                            "the search index has no room for {} ({}); raise the file budget",
+                            row.name,
+                            row.file_id
+                        );
+                        self.forget_file_if_unused(state, file);
+                        continue;
+                    };
+                    state.title_slots.insert((file, name_hash), t);
+                    t
+                }
+            };
+            // A listing the peer already has is an update, not a new holder.
+            let already = state
+                .peers
+                .get(peer)
+                .is_some_and(|p| p.titles.binary_search(&title).is_ok());
+            if already || !added_set.insert(title) {
+                continue;
+            }
+            added.push(title);
+            if let Some(entry) = state.titles[title as usize].as_mut() {
+                entry.holders += 1;
+            }
+            if let Some(f) = state.files.get_mut(file) {
+                f.holders.push(peer);
+            }
+            state.listings += 1;
+            self.post_counts(state, file);
+        }
+        if let Some(p) = state.peers.get_mut(peer) {
+            p.titles.extend(added);
+            p.titles.sort_unstable();
+        }
+    }
+
+    /// Gives a file the size its latest listing says (ids are content
+    /// hashes, so only a faulty peer disagrees), rewriting its titles'
+    /// documents so size filters see it.
+    fn resize(&self, state: &mut State, file: u32, size: u64, changes: &mut Vec<TextChange>) {
+        let Some(f) = state.files.get_mut(file) else {
+            return;
+        };
+        if f.size == size {
+            return;
+        }
+        f.size = size;
+        for &t in &f.titles {
+            if let Some(entry) = &state.titles[t as usize] {
+                changes.push(TextChange::Replace(TitleDoc {
+                    ord: t,
+                    name: entry.name.clone(),
+                    ext: entry.ext.to_string(),
+                    size,
+                }));
+            }
+        }
+    }
+
+    fn new_title(
+        &self,
+        state: &mut State,
+        file: u32,
+        row: &FileRow,
+        changes: &mut Vec<TextChange>,
+    ) -> Option<u32> {
+        let reused = self
+            .released
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let ord = match reused {
+            Some(ord) => ord,
+            None if state.titles.len() < self.board.capacity() => {
+                state.titles.push(None);
+                (state.titles.len() - 1) as u32
+            }
+            None => return None,
+        };
+        let name: Arc<str> = row.name.as_str().into();
+        state.titles[ord as usize] = Some(TitleEntry {
+            file,
+            name: name.clone(),
+            ext: row.ext.as_str().into(),
+            holders: 0,
+        });
+        let size = state.files.get_mut(file).map_or(0, |f| {
+            f.titles.push(ord);
+            f.size
+        });
+        changes.push(TextChange::Add(TitleDoc {
+            ord,
+            name,
+            ext: row.ext.clone(),
+            size,
+        }));
+        Some(ord)
+    }
+
+    fn drop_listing(
+        &self,
+        state: &mut State,
+        peer: u32,
+        title: u32,
+        changes: &mut Vec<TextChange>,
+    ) {
+        let Some(entry) = state.titles[title as usize].as_mut() else {
+            return;
+        };
+        entry.holders = entry.holders.saturating_sub(1);
+        let (file, emptied) = (entry.file, entry.holders == 0);
+        state.listings = state.listings.saturating_sub(1);
+        if let Some(f) = state.files.get_mut(file) {
+            if let Some(at) = f.holders.iter().position(|&h| h == peer) {
+                f.holders.swap_remove(at);
+            }
+        }
+        if emptied {
+            if let Some(gone) = state.titles[title as usize].take() {
+                let hash = state.hasher.hash_one(&*gone.name);
+                state.title_slots.remove(&(file, hash));
+            }
+            self.board.set(title, 0, 0);
+            if let Some(f) = state.files.get_mut(file) {
+                f.titles.retain(|&t| t != title);
+            }
+            changes.push(TextChange::Delete(title));
+        }
+        self.post_counts(state, file);
+        self.forget_file_if_unused(state, file);
+    }
+
+    fn forget_file_if_unused(&self, state: &mut State, file: u32) {
+        if state.files.get(file).is_some_and(|f| f.titles.is_empty()) {
+            if let Some(f) = state.files.remove(file) {
+                state.file_slots.remove(&f.key);
+            }
+        }
+    }
+
+    /// Writes the counts of every title of `file` to the board.
+    fn post_counts(&self, state: &State, file: u32) {
+        let Some(f) = state.files.get(file) else {
+            return;
+        };
+        let file_holders = f.holders.len() as u32;
+        for &t in &f.titles {
+            if let Some(entry) = &state.titles[t as usize] {
+                self.board.set(t, entry.holders, file_holders);
+            }
+        }
+    }
+
+    /// The best `wanted` online titles for a query (blocking: call off the async threads).
+    pub fn rank(
+        &self,
+        name: &NameMatch,
+        filter: &FileFilter,
+        wanted: usize,
+    ) -> Result<Ranked, TextIndexError> {
+        self.text.rank(name, filter, &self.board, wanted)
+    }
+
+    /// The distinct files of `ranked` titles in order, as (file slot) list.
+    pub fn files_of(&self, titles: &[(f32, u32)]) -> Vec<u32> {
+        let state = self.read();
+        let mut seen = HashSet::new();
+        titles
+            .iter()
+            .filter_map(|&(_, t)| state.titles.get(t as usize)?.as_ref().map(|e| e.file))
+            .filter(|f| seen.insert(*f))
+            .collect()
+    }
+
+    /// The search result for each file slot (skipping any gone since).
+    pub fn hits(&self, files: &[u32]) -> Vec<SearchHit> {
+        let state = self.read();
+        files.iter().filter_map(|&f| Self::hit(&state, f)).collect()
+    }
+
+    /// The online file with this id, if it passes `filter`.
+    pub fn by_id(&self, file_id: &str, filter: &FileFilter) -> Option<SearchHit> {
+        let state = self.read();
+        let &slot = state.file_slots.get(&file_key(file_id)?)?;
+        let file = state.files.get(slot)?;
+        let size_ok = filter.min_size.is_none_or(|m| file.size >= m)
+            && filter.max_size.is_none_or(|m| file.size <= m);
+        let ext_ok = filter.ext.as_deref().is_none_or(|ext| {
+            file.titles.iter().any(|&t| {
+                state.titles[t as usize]
+                    .as_ref()
+                    .is_some_and(|e| &*e.ext == ext)
+            })
+        });
+        (size_ok && ext_ok)
+            .then(|| Self::hit(&state, slot))
+            .flatten()
+    }
+
+    fn hit(state: &State, slot: u32) -> Option<SearchHit> {
+        let file = state.files.get(slot)?;
+        if file.holders.is_empty() {
+            return None;
+        }
+        let mut names: Vec<String> = file
+            .titles
+            .iter()
+            .filter_map(|&t| state.titles[t as usize].as_ref())
+            .map(|e| e.name.to_string())
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut peers: Vec<u32> = file.holders.clone();
+        peers.sort_unstable();
+        peers.dedup();
+        let mut sources: Vec<Source> = peers
+            .into_iter()
+            .filter_map(|p| state.peers.get(p))
+            .map(|p| Source {
+                user: p.user.to_string(),
+                peer_id: p.peer_id.to_string(),
+                addrs: p.addrs.to_vec(),
+            })
+            .collect();
+        sources.sort_by(|a, b| (&a.user, &a.peer_id).cmp(&(&b.user, &b.peer_id)));
+        Some(SearchHit {
+            id: hex::encode(file.key),
+            names,
+            size: i64::try_from(file.size).unwrap_or(i64::MAX),
+            sources,
+        })
+    }
+
+    /// Users, peers, distinct files and listings online now.
+    pub fn counts(&self) -> OnlineCounts {
+        let state = self.read();
+        let users: HashSet<&str> = state
+            .peers
+            .items
+            .iter()
+            .flatten()
+            .map(|p| &*p.user)
+            .collect();
+        OnlineCounts {
+            users: users.len() as i64,
+            peers: state.peer_slots.len() as i64,
+            files: state.file_slots.len() as i64,
+            listings: state.listings as i64,
+        }
+    }
+
+    /// Stops the indexer after it committed what is queued.
+    pub fn close(&self) {
+        self.text.close();
+    }
+}
