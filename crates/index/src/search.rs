@@ -13,9 +13,8 @@
 //! then says `total_is_lower_bound`); when the matches are many, the names
 //! are walked in index order instead of sorting the matches.
 //!
-//! All search SQL lives here, behind [`find`]; a PostgreSQL store would swap
-//! only this module's matching (FTS5 → tsvector, trigrams → pg_trgm, the
-//! `INDEXED BY` hint → its planner). The query text is always bound as a
+//! All search SQL lives here, behind [`find`], and it is SQLite's: on an
+//! index whose store is PostgreSQL, [`find`] finds nothing. The query text is always bound as a
 //! parameter and never becomes SQL or FTS syntax, and control characters
 //! (NUL among them; no file name has any) are refused with 400, so no input
 //! can cause a server error.
@@ -370,7 +369,12 @@ pub async fn find(
     if query.mode == SearchMode::Words && fts.is_none() {
         return Ok(results);
     }
-    let mut conn = store.reader().acquire().await?;
+    // The SQL below is SQLite's; on PostgreSQL search finds nothing until
+    // search moves out of the database.
+    let Some(reader) = store.sqlite_reader() else {
+        return Ok(results);
+    };
+    let mut conn = reader.acquire().await?;
     let plan = choose_plan(&mut conn, query, fts.as_ref()).await?;
 
     // Distinct ids in order of their first (smallest) matching name: the
