@@ -57,6 +57,20 @@ const WRITE_CACHE_KIB: &str = "-65536";
 /// Page cache of each read connection (negative: KiB); the OS caches the rest.
 const READ_CACHE_KIB: &str = "-16384";
 
+/// Whether `text` holds a NUL character. PostgreSQL's text cannot hold one
+/// (it refuses such a parameter), and nothing the store keeps has one: a
+/// lookup by such text finds nothing, on both engines, without asking.
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// Audit text as stored: each NUL (which PostgreSQL's text cannot hold; a
+/// rejected request may carry one) becomes U+2400 SYMBOL FOR NULL, on both
+/// engines, so the record reads the same everywhere.
+fn audit_text(text: &Option<String>) -> Option<String> {
+    text.as_ref().map(|t| t.replace('\0', "\u{2400}"))
+}
+
 /// Milliseconds since the Unix epoch, the unit of every stored time.
 pub fn now_ms() -> i64 {
     SystemTime::now()
@@ -286,6 +300,9 @@ pub struct AuditRow {
 /// the lock.
 macro_rules! check_peer {
     ($tx:ident, $user_id:expr, $peer_id:expr, $allow_left:expr, $lock:expr) => {{
+        if has_nul($peer_id) {
+            return Ok(Err(PeerRefusal::Unknown));
+        }
         let sql = format!(
             "SELECT user_id, left_at FROM peers WHERE peer_id = $1{}",
             $lock
@@ -323,12 +340,12 @@ macro_rules! insert_audit_rows {
             );
             q.push_values(chunk, |mut b, row: &AuditRow| {
                 b.push_bind(row.at)
-                    .push_bind(&row.user_name)
-                    .push_bind(&row.peer_id)
-                    .push_bind(&row.action)
-                    .push_bind(&row.outcome)
-                    .push_bind(&row.detail)
-                    .push_bind(&row.client);
+                    .push_bind(audit_text(&row.user_name))
+                    .push_bind(audit_text(&row.peer_id))
+                    .push_bind(row.action.replace('\0', "\u{2400}"))
+                    .push_bind(row.outcome.replace('\0', "\u{2400}"))
+                    .push_bind(audit_text(&row.detail))
+                    .push_bind(audit_text(&row.client));
             });
             q.build().execute(&mut *$tx).await?;
         }
@@ -579,6 +596,9 @@ impl Store {
 
     /// The name of the user whose name has this confusable skeleton.
     pub async fn user_with_skeleton(&self, skeleton: &str) -> Result<Option<String>, sqlx::Error> {
+        if has_nul(skeleton) {
+            return Ok(None);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query("SELECT name FROM users WHERE skeleton = $1")
                 .bind(skeleton)
@@ -659,6 +679,9 @@ impl Store {
     /// The account the admin rights of `name` are bound to, if any (it may
     /// have been deleted since).
     pub async fn admin_account(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
+        if has_nul(name) {
+            return Ok(None);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query("SELECT user_id FROM admins WHERE name = $1")
                 .bind(name)
@@ -670,6 +693,9 @@ impl Store {
 
     /// The id and password hash of the named user.
     pub async fn credentials(&self, name: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
+        if has_nul(name) {
+            return Ok(None);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
                 .bind(name)
@@ -681,6 +707,9 @@ impl Store {
 
     /// Whether a user of this name exists.
     pub async fn user_exists(&self, name: &str) -> Result<bool, sqlx::Error> {
+        if has_nul(name) {
+            return Ok(false);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query("SELECT 1 FROM users WHERE name = $1")
                 .bind(name)
@@ -752,6 +781,9 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<(User, i64)>, sqlx::Error> {
+        if has_nul(token_hash) {
+            return Ok(None);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query(
                 "SELECT u.id, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
@@ -807,6 +839,9 @@ impl Store {
 
     /// The id of the user owning `peer_id`, if it ever joined.
     pub async fn peer_owner(&self, peer_id: &str) -> Result<Option<i64>, sqlx::Error> {
+        if has_nul(peer_id) {
+            return Ok(None);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query("SELECT user_id FROM peers WHERE peer_id = $1")
                 .bind(peer_id)
@@ -821,6 +856,9 @@ impl Store {
         &self,
         peer_id: &str,
     ) -> Result<Option<(String, PeerRow)>, sqlx::Error> {
+        if has_nul(peer_id) {
+            return Ok(None);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query(
                 "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
@@ -878,6 +916,9 @@ impl Store {
         peer_id: &str,
         now: i64,
     ) -> Result<Option<String>, sqlx::Error> {
+        if has_nul(peer_id) {
+            return Ok(None);
+        }
         with_db!(self, |DB, write, read, lock| {
             let row = sqlx::query(
                 "DELETE FROM join_challenges WHERE user_id = $1 AND peer_id = $2 \
@@ -958,6 +999,9 @@ impl Store {
         peer_id: &str,
         now: i64,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        if has_nul(peer_id) {
+            return Ok(Err(PeerRefusal::Unknown));
+        }
         with_db!(self, |DB, write, read, lock| {
             let updated = sqlx::query(
                 "UPDATE peers SET last_seen = $1 \
