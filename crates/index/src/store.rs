@@ -34,9 +34,9 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
 use crate::config::{describe_postgres, StoreLocation};
 use crate::error::{IndexError, MailRefusal, PeerRefusal};
@@ -455,6 +455,11 @@ impl Store {
             source,
         };
         let options = PgConnectOptions::from_str(url).map_err(err)?;
+        // One connection first: its error says what is wrong (no server,
+        // a wrong password, no such database), where the pool would retry
+        // until it timed out.
+        let first = PgConnection::connect_with(&options).await.map_err(err)?;
+        first.close().await.map_err(err)?;
         let pool = PgPoolOptions::new()
             .max_connections(readers.max(1) + PG_WRITERS)
             .acquire_timeout(Duration::from_secs(30))

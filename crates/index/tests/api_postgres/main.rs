@@ -33,6 +33,7 @@ mod openapi;
 mod peers;
 #[path = "../api/search.rs"]
 mod search;
+mod shared;
 #[path = "../api/status.rs"]
 mod status;
 #[path = "../api/tls.rs"]
