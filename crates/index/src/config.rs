@@ -231,4 +231,46 @@ mod tests {
         let round: IndexConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(round, c);
     }
+
+    #[test]
+    fn the_database_setting_takes_postgresql_urls_only() {
+        let mut c = IndexConfig::new("/d");
+        assert_eq!(
+            c.store_location(),
+            Ok(StoreLocation::Sqlite(PathBuf::from("/d/index.db")))
+        );
+        for url in ["postgres://u:pw@h:5433/db", "PostgreSQL://u@h/db"] {
+            c.database = Some(url.to_string());
+            assert_eq!(c.store_location(), Ok(StoreLocation::Postgres(url.into())));
+        }
+        for other in [
+            "mysql://u@h/db",
+            "index.db",
+            "sqlite://x.db",
+            "",
+            "postgres:/x",
+        ] {
+            c.database = Some(other.to_string());
+            let e = c.store_location().unwrap_err();
+            assert!(e.contains("postgres://") && e.contains("SQLite"), "{e}");
+        }
+        let parsed: IndexConfig =
+            serde_json::from_str(r#"{"database": "postgres://u@h/db"}"#).unwrap();
+        assert_eq!(parsed.database.as_deref(), Some("postgres://u@h/db"));
+        assert_eq!(IndexConfig::default().database, None);
+    }
+
+    #[test]
+    fn postgresql_urls_are_shown_without_their_password() {
+        let shown =
+            StoreLocation::Postgres("postgres://ix:hunter2@db:5433/peers?sslmode=require".into())
+                .to_string();
+        assert_eq!(shown, "PostgreSQL postgres://ix@db:5433/peers");
+        let shown = describe_postgres("postgresql://ix@db/peers?password=hunter2");
+        assert_eq!(shown, "postgres://ix@db:5432/peers");
+        assert_eq!(
+            StoreLocation::Sqlite(PathBuf::from("/d/index.db")).to_string(),
+            "SQLite /d/index.db"
+        );
+    }
 }

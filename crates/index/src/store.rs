@@ -731,6 +731,14 @@ impl Store {
     pub async fn delete_user(&self, user_id: i64, audit: &AuditRow) -> Result<(), sqlx::Error> {
         with_db!(self, |DB, write, read, lock| {
             let mut tx = write.begin().await?;
+            // The user's peers first, in peer id order, as sends lock them:
+            // a send and an unregistration never wait on each other in a cycle.
+            sqlx::query(&format!(
+                "SELECT peer_id FROM peers WHERE user_id = $1 ORDER BY peer_id{lock}"
+            ))
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?;
             sqlx::query("DELETE FROM letters WHERE from_user_id = $1 OR to_user_id = $1")
                 .bind(user_id)
                 .execute(&mut *tx)

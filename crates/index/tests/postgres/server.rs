@@ -19,7 +19,7 @@
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -36,6 +36,8 @@ struct Server {
     folder: PathBuf,
     /// The write end of the watchdog's standard input, held until exit.
     _lifeline: Mutex<ChildStdin>,
+    /// The watchdog, never waited for: it ends after this process.
+    _watchdog: Mutex<Child>,
 }
 
 static SERVER: OnceLock<Server> = OnceLock::new();
@@ -247,5 +249,6 @@ rm -rf "$folder"
         password,
         folder,
         _lifeline: Mutex::new(lifeline),
+        _watchdog: Mutex::new(watchdog),
     }
 }
