@@ -6,7 +6,7 @@
 //! and brought up to date by [`Store::open`] / [`Store::open_postgres`].
 //!
 //! Each method's SQL is written once, with `$1, $2…` placeholders that both
-//! engines read, and compiled for both through [`with_db!`]; the few
+//! engines read, and compiled for both through `with_db!`; the few
 //! differences (row locks, SQLite's planner hint) are spelled out where they
 //! are. Search's SQL (SQLite only) is not here.
 //!
