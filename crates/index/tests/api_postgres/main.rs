@@ -3,10 +3,9 @@
 //! database of a real PostgreSQL server (one per run of this binary, see
 //! tests/postgres/server.rs), real HTTP requests.
 //!
-//! Left out: `durability` (the SQLite file: where it is, what survives a
-//! restart and a kill -9 of the process writing it). Search (tests/api/search.rs,
-//! and the searches other modules make) finds nothing on PostgreSQL until
-//! search moves out of the database.
+//! Search (tests/api/search.rs, and the searches other modules make) finds
+//! nothing on PostgreSQL until search moves out of the database. `shared`
+//! is PostgreSQL's own: several indexes on one database.
 
 /// This binary's indexes keep their data in PostgreSQL.
 const POSTGRES: bool = true;
@@ -23,6 +22,8 @@ mod accounts;
 mod audit;
 #[path = "../api/bad_input.rs"]
 mod bad_input;
+#[path = "../api/durability.rs"]
+mod durability;
 #[path = "../api/files.rs"]
 mod files;
 #[path = "../api/mail.rs"]
