@@ -53,8 +53,7 @@ pub async fn fresh_database() -> String {
         match PgConnection::connect(&admin).await {
             Ok(conn) => break conn,
             // Still starting up.
-            Err(e) if started.elapsed() < Duration::from_secs(60) => {
-                let _ = e;
+            Err(_) if started.elapsed() < Duration::from_secs(60) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             Err(e) => panic!(
