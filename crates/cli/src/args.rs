@@ -491,10 +491,11 @@ pub struct IndexArgs {
     /// A TOML file with index settings (listen, data_dir, heartbeat, peer_timeout, token_lifetime, admins,
     /// tls_cert, tls_key, registrations_per_minute, search_slots, search_queue, searches_per_user,
     /// searches_per_address, audit_retention_days; mail_ttl in seconds, mailbox_per_recipient,
-    /// mailbox_per_sender).
+    /// mailbox_per_sender; database).
     #[arg(long, env = "PEERSHARE_INDEX_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The index's data folder, holding index.db (default: --data-dir, else `index` in the default data folder).
+    /// The index's data folder, holding index.db unless --database is given (default: --data-dir, else
+    /// `index` in the default data folder).
     #[arg(
         long = "index-data-dir",
         env = "PEERSHARE_INDEX_DATA_DIR",
@@ -557,6 +558,11 @@ pub struct IndexArgs {
         value_name = "DAYS"
     )]
     pub audit_retention_days: Option<u32>,
+    /// Keep the index's data in this PostgreSQL database instead of index.db in the data folder:
+    /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (the index creates and migrates its tables;
+    /// prefer the variable, so the password is not on the command line).
+    #[arg(long, env = "PEERSHARE_INDEX_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
 }
 
 /// The byte rate given to `--flag` (like 500K, 8M, 1G; 0 means no limit), if any.
@@ -637,6 +643,20 @@ mod tests {
             Cli::try_parse_from(["peershare", "index", "--audit-retention-days", "30"]).unwrap();
         match cli.command {
             Command::Index(args) => assert_eq!(args.audit_retention_days, Some(30)),
+            other => panic!("parsed as {other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "peershare",
+            "index",
+            "--database",
+            "postgres://ix@db.example/peershare",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Index(args) => assert_eq!(
+                args.database.as_deref(),
+                Some("postgres://ix@db.example/peershare")
+            ),
             other => panic!("parsed as {other:?}"),
         }
     }

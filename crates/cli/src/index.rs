@@ -13,13 +13,21 @@ use crate::process::{init_logging, wait_for_stop};
 pub async fn run(cli: &Cli, args: &IndexArgs) -> Result<()> {
     init_logging();
     let config = config_from_args(cli, args)?;
+    // Checked again (and refused with the same message) by start.
+    let data = config
+        .store_location()
+        .map(|location| location.to_string())
+        .unwrap_or_default();
     let running = peershare_index::start(config)
         .await
         .context("the index could not start")?;
     if cli.json {
         println!("{}", serde_json::json!({ "url": running.url() }));
     } else {
-        println!("peershare index is up on {} (Ctrl-C stops)", running.url());
+        println!(
+            "peershare index is up on {}, data in {data} (Ctrl-C stops)",
+            running.url()
+        );
     }
     wait_for_stop().await;
     tracing::info!("stopping the index");
@@ -66,6 +74,9 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
     }
     if let Some(n) = args.search_queue {
         config.search_queue = n;
+    }
+    if let Some(url) = &args.database {
+        config.database = Some(url.clone());
     }
     if let Some(days) = args.audit_retention_days {
         config.audit_retention_days = days;

@@ -1,5 +1,5 @@
 //! The index's settings: where it listens (and with which TLS certificate),
-//! where it keeps its database, how long peers and tokens stay valid, who may
+//! where it keeps its data (a SQLite file, or a PostgreSQL database), how long peers and tokens stay valid, who may
 //! read the audit log, how much load it takes before turning requests away,
 //! and how long and how many sealed letters wait in mailboxes.
 //!
@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -26,8 +27,15 @@ pub const DEFAULT_PORT: u16 = 1099;
 pub struct IndexConfig {
     /// Address to listen on; port 0 picks a free port (see [`crate::RunningIndex::addr`]).
     pub listen: SocketAddr,
-    /// Folder holding `index.db`; created if missing.
+    /// Folder holding `index.db` (unless `database` is set) and the
+    /// instance secret; created if missing.
     pub data_dir: PathBuf,
+    /// A PostgreSQL database to keep the index's data in instead of
+    /// `index.db`: a `postgres://` or `postgresql://` URL, e.g.
+    /// `postgres://peershare:secret@db.example:5432/peershare` (any other
+    /// text is refused at start). The index creates and migrates its schema
+    /// there; several indexes may share one database. `None`: SQLite.
+    pub database: Option<String>,
     /// How often peers are asked to send a heartbeat.
     #[serde(with = "seconds")]
     pub heartbeat: Duration,
@@ -84,6 +92,7 @@ impl IndexConfig {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
             data_dir: data_dir.into(),
+            database: None,
             heartbeat: Duration::from_secs(30),
             peer_timeout: Duration::from_secs(90),
             token_lifetime: Duration::from_secs(7 * 24 * 3600),
@@ -104,9 +113,66 @@ impl IndexConfig {
         }
     }
 
-    /// The path of the SQLite database inside the data folder.
+    /// The path of the SQLite database inside the data folder (used unless
+    /// `database` is set).
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("index.db")
+    }
+
+    /// Where the index keeps its data: the PostgreSQL database of
+    /// `database`, else the SQLite file in the data folder. Errs (saying
+    /// what is accepted) when `database` is not a PostgreSQL URL.
+    pub fn store_location(&self) -> Result<StoreLocation, String> {
+        match self.database.as_deref().map(str::trim) {
+            None => Ok(StoreLocation::Sqlite(self.database_path())),
+            Some(url)
+                if ["postgres://", "postgresql://"].iter().any(|scheme| {
+                    url.get(..scheme.len())
+                        .is_some_and(|s| s.eq_ignore_ascii_case(scheme))
+                }) =>
+            {
+                Ok(StoreLocation::Postgres(url.to_string()))
+            }
+            Some(_) => Err("the database setting is not a PostgreSQL URL: give \
+                 postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgresql://…), or leave \
+                 it out to keep the index in SQLite (index.db in the data folder)"
+                .to_string()),
+        }
+    }
+}
+
+/// Where an index keeps its data.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL URL.
+    Postgres(String),
+}
+
+impl std::fmt::Display for StoreLocation {
+    /// The engine and where, never a password: `SQLite /path/index.db` or
+    /// `PostgreSQL postgres://user@host:port/database`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => write!(f, "SQLite {}", path.display()),
+            Self::Postgres(url) => write!(f, "PostgreSQL {}", describe_postgres(url)),
+        }
+    }
+}
+
+/// A PostgreSQL URL as it may be shown: user, host, port and database, no
+/// password nor other parameters.
+pub fn describe_postgres(url: &str) -> String {
+    match sqlx::postgres::PgConnectOptions::from_str(url) {
+        Ok(o) => format!(
+            "postgres://{}@{}:{}/{}",
+            o.get_username(),
+            o.get_host(),
+            o.get_port(),
+            o.get_database().unwrap_or(o.get_username())
+        ),
+        Err(_) => "(a PostgreSQL URL that cannot be read)".to_string(),
     }
 }
 
@@ -172,5 +238,47 @@ mod tests {
         assert_eq!(tls.tls_key, Some(PathBuf::from("k.pem")));
         let round: IndexConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(round, c);
+    }
+
+    #[test]
+    fn the_database_setting_takes_postgresql_urls_only() {
+        let mut c = IndexConfig::new("/d");
+        assert_eq!(
+            c.store_location(),
+            Ok(StoreLocation::Sqlite(PathBuf::from("/d/index.db")))
+        );
+        for url in ["postgres://u:pw@h:5433/db", "PostgreSQL://u@h/db"] {
+            c.database = Some(url.to_string());
+            assert_eq!(c.store_location(), Ok(StoreLocation::Postgres(url.into())));
+        }
+        for other in [
+            "mysql://u@h/db",
+            "index.db",
+            "sqlite://x.db",
+            "",
+            "postgres:/x",
+        ] {
+            c.database = Some(other.to_string());
+            let e = c.store_location().unwrap_err();
+            assert!(e.contains("postgres://") && e.contains("SQLite"), "{e}");
+        }
+        let parsed: IndexConfig =
+            serde_json::from_str(r#"{"database": "postgres://u@h/db"}"#).unwrap();
+        assert_eq!(parsed.database.as_deref(), Some("postgres://u@h/db"));
+        assert_eq!(IndexConfig::default().database, None);
+    }
+
+    #[test]
+    fn postgresql_urls_are_shown_without_their_password() {
+        let shown =
+            StoreLocation::Postgres("postgres://ix:hunter2@db:5433/peers?sslmode=require".into())
+                .to_string();
+        assert_eq!(shown, "PostgreSQL postgres://ix@db:5433/peers");
+        let shown = describe_postgres("postgresql://ix@db/peers?password=hunter2");
+        assert_eq!(shown, "postgres://ix@db:5432/peers");
+        assert_eq!(
+            StoreLocation::Sqlite(PathBuf::from("/d/index.db")).to_string(),
+            "SQLite /d/index.db"
+        );
     }
 }

@@ -24,7 +24,7 @@ pub enum IndexError {
         /// What the OS said.
         source: std::io::Error,
     },
-    /// The database could not be opened.
+    /// The SQLite database could not be opened.
     #[error("cannot open the index database {path}: {source}")]
     Database {
         /// The database file.
@@ -32,6 +32,17 @@ pub enum IndexError {
         /// What SQLite said.
         source: sqlx::Error,
     },
+    /// The PostgreSQL database could not be reached or used.
+    #[error("cannot open the index database {database}: {source}")]
+    Postgres {
+        /// The database's URL without its password.
+        database: String,
+        /// What PostgreSQL (or the connection to it) said.
+        source: sqlx::Error,
+    },
+    /// The `database` setting (`--database`) is not one the index accepts.
+    #[error("{0}")]
+    DatabaseSetting(String),
     /// The schema could not be brought up to date.
     #[error("cannot update the index database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

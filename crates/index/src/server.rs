@@ -164,7 +164,8 @@ impl RunningIndex {
     }
 }
 
-/// Opens the database in `config.data_dir`, binds `config.listen` and serves
+/// Opens the database (the SQLite file in `config.data_dir`, or the
+/// PostgreSQL database of `config.database`), binds `config.listen` and serves
 /// the API in a background task (HTTPS when `tls_cert` and `tls_key` are set).
 pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     let tls = match (&config.tls_cert, &config.tls_key) {
@@ -172,12 +173,15 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
         (None, None) => None,
         _ => return Err(IndexError::TlsHalfConfigured),
     };
+    let location = config
+        .store_location()
+        .map_err(IndexError::DatabaseSetting)?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| IndexError::DataDir {
         path: config.data_dir.clone(),
         source,
     })?;
     let secret = load_or_create_instance_secret(&config.data_dir)?;
-    let store = Store::open(&config.database_path(), config.search_slots.max(1)).await?;
+    let store = Store::connect(&location, config.search_slots.max(1)).await?;
     let catalogue = match load_catalogue(&store, &config).await {
         Ok(catalogue) => catalogue,
         Err(e) => {
@@ -212,7 +216,7 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     let (stop_tx, stop_rx) = watch::channel(false);
     let app = with_instance_proof(api::router(state.clone()), secret);
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!("index listening on {scheme}://{addr}");
+    tracing::info!("index listening on {scheme}://{addr}, data in {location}");
 
     // Caps on connections (in total and per address) and idle timeouts, so
     // idle sockets or a slowloris cannot use up the descriptors.

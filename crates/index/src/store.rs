@@ -1,33 +1,55 @@
 //! The index's durable state: users, sessions, join challenges, peers (with
 //! their messaging key cards), their files, the mailboxes of sealed letters
-//! and the audit log, in SQLite through sqlx (WAL, schema from
-//! `migrations/`).
+//! and the audit log, in SQLite (the default: a WAL file in the data folder,
+//! schema from `migrations/`) or PostgreSQL (`IndexConfig::database`, schema
+//! from `migrations_postgres/`), both through sqlx. The schema is created
+//! and brought up to date by [`Store::open`] / [`Store::open_postgres`].
 //!
-//! Every write goes through one writer connection and returns only after its
-//! transaction committed, so an acknowledged request survives a crash; a
-//! write that is audited commits its audit record in the same transaction.
-//! `synchronous=NORMAL` with WAL keeps every committed transaction when the
-//! process dies (kill -9 included: the WAL is in the OS's hands); only a power
-//! loss or OS crash can drop the last transactions before a checkpoint.
-//! Reads use a separate pool. All SQL lives here, written as plain SQL a
-//! PostgreSQL store could share (search reads the in-memory catalogue,
-//! which is filled from [`Store::online_peers`] and [`Store::peer_files`]). This module never checks permissions
-//! or validates input: callers pass it values that are already checked. It
-//! stores letters' envelopes as the bytes it is given and never looks inside;
-//! mailbox limits are counted in the transaction that stores the letters, so
-//! concurrent sends cannot pass them together.
+//! Each method's SQL is written once, with `$1, $2…` placeholders that both
+//! engines read, and compiled for both through `with_db!`; the few
+//! differences (row locks) are spelled out where they are. Search reads the
+//! in-memory catalogue, filled from [`Store::online_peers`] and
+//! [`Store::peer_files`], so no search SQL is here.
+//!
+//! Every write returns only after its transaction committed, so an
+//! acknowledged request survives a crash; a write that is audited commits
+//! its audit record in the same transaction. On SQLite every write goes
+//! through one writer connection, with `synchronous=NORMAL` and WAL: every
+//! committed transaction survives the process dying (kill -9 included: the
+//! WAL is in the OS's hands); only a power loss or OS crash can drop the
+//! last transactions before a checkpoint. Reads use a separate pool. On
+//! PostgreSQL one pool serves both, and several index processes may write
+//! the same database at once: the checks a write makes before changing
+//! anything (peer ownership, mailbox limits) lock the rows they depend on
+//! (`SELECT … FOR UPDATE`) or are folded into the statement that writes, so
+//! they hold as they do under SQLite's single writer; each such place says
+//! why.
+//!
+//! This module never checks permissions or validates input: callers pass it
+//! values that are already checked. It stores letters' envelopes as the
+//! bytes it is given and never looks inside; mailbox limits are counted in
+//! the transaction that stores the letters, so concurrent sends cannot pass
+//! them together.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite, SqlitePool};
 
+use crate::config::{describe_postgres, StoreLocation};
 use crate::error::{IndexError, MailRefusal, PeerRefusal};
 
-/// The database the store runs on.
+/// The engine search's SQL is written for (search runs on SQLite only).
 pub type Db = Sqlite;
+
+/// Connections a PostgreSQL store keeps for writes, besides one per reader.
+const PG_WRITERS: u32 = 4;
+/// The advisory lock (a transaction's, on PostgreSQL) that lets one index
+/// process at a time bring the admin bindings up to date.
+const SYNC_ADMINS_LOCK: i64 = 0x7065_6572_7368_0001;
 
 /// Rows per multi-row INSERT; keeps bound parameters far below SQLite's limit.
 const INSERT_CHUNK: usize = 400;
@@ -35,6 +57,20 @@ const INSERT_CHUNK: usize = 400;
 const WRITE_CACHE_KIB: &str = "-65536";
 /// Page cache of each read connection (negative: KiB); the OS caches the rest.
 const READ_CACHE_KIB: &str = "-16384";
+
+/// Whether `text` holds a NUL character. PostgreSQL's text cannot hold one
+/// (it refuses such a parameter), and nothing the store keeps has one: a
+/// lookup by such text finds nothing, on both engines, without asking.
+fn has_nul(text: &str) -> bool {
+    text.contains('\0')
+}
+
+/// Audit text as stored: each NUL (which PostgreSQL's text cannot hold; a
+/// rejected request may carry one) becomes U+2400 SYMBOL FOR NULL, on both
+/// engines, so the record reads the same everywhere.
+fn audit_text(text: &Option<String>) -> Option<String> {
+    text.as_ref().map(|t| t.replace('\0', "\u{2400}"))
+}
 
 /// Milliseconds since the Unix epoch, the unit of every stored time.
 pub fn now_ms() -> i64 {
@@ -52,8 +88,59 @@ pub fn ms(d: Duration) -> i64 {
 /// Open handles to the index database.
 #[derive(Clone, Debug)]
 pub struct Store {
-    write: SqlitePool,
-    read: SqlitePool,
+    pools: Pools,
+}
+
+/// The pools of one engine.
+#[derive(Clone, Debug)]
+enum Pools {
+    /// One writer connection and a pool of read-only ones.
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    /// One pool for reads and writes.
+    Postgres(PgPool),
+}
+
+/// The engine a [`Store`] runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// A SQLite file.
+    Sqlite,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+/// Runs `$body` against whichever engine `$store` has, with `$db` naming the
+/// engine's type (for `QueryBuilder::<$db>`), `$write` and `$read` its pools
+/// (the same pool on PostgreSQL) and `$lock` the suffix that locks the rows
+/// a `SELECT` reads until the transaction ends (`" FOR UPDATE"` on
+/// PostgreSQL; empty on SQLite, whose single writer already excludes every
+/// other write). The body is compiled once per engine.
+macro_rules! with_db {
+    ($store:expr, |$db:ident, $write:ident, $read:ident, $lock:ident| $body:expr) => {
+        match &$store.pools {
+            #[allow(unused_variables)]
+            Pools::Sqlite {
+                write: $write,
+                read: $read,
+            } => {
+                #[allow(dead_code)]
+                type $db = sqlx::Sqlite;
+                #[allow(unused_variables)]
+                let $lock: &str = "";
+                $body
+            }
+            #[allow(unused_variables)]
+            Pools::Postgres(pool) => {
+                #[allow(dead_code)]
+                type $db = sqlx::Postgres;
+                #[allow(unused_variables)]
+                let ($write, $read) = (pool, pool);
+                #[allow(unused_variables)]
+                let $lock: &str = " FOR UPDATE";
+                $body
+            }
+        }
+    };
 }
 
 /// What [`Store::create_user`] did.
@@ -206,9 +293,117 @@ pub struct AuditRow {
     pub client: Option<String>,
 }
 
+/// Checks, inside the transaction `$tx`, that `$peer_id` is a joined peer of
+/// `$user_id` (or one that left, with `$allow_left`); evaluates to
+/// `Result<(), PeerRefusal>`. With `$lock` `" FOR UPDATE"` (PostgreSQL) the
+/// peer's row stays locked until the transaction ends: a peer's owner never
+/// changes (see [`Store::join_peer`]), and whether it left cannot change
+/// under the write that follows, since joins and leaves of the peer wait for
+/// the lock.
+macro_rules! check_peer {
+    ($tx:ident, $user_id:expr, $peer_id:expr, $allow_left:expr, $lock:expr) => {{
+        if has_nul($peer_id) {
+            return Ok(Err(PeerRefusal::Unknown));
+        }
+        let sql = format!(
+            "SELECT user_id, left_at FROM peers WHERE peer_id = $1{}",
+            $lock
+        );
+        let row = sqlx::query(&sql)
+            .bind($peer_id)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        match row {
+            None => Err(PeerRefusal::Unknown),
+            Some(r) if r.get::<i64, _>(0) != $user_id => Err(PeerRefusal::NotYours),
+            Some(r) if !$allow_left && r.get::<Option<i64>, _>(1).is_some() => {
+                Err(PeerRefusal::Left)
+            }
+            Some(_) => Ok(()),
+        }
+    }};
+}
+
+/// A (user name, peer) from a row of `u.name, p.peer_id, p.addrs,
+/// p.last_seen, p.left_at`.
+macro_rules! user_and_peer {
+    ($r:expr) => {{
+        let r = $r;
+        let peer = PeerRow {
+            peer_id: r.get(1),
+            addrs_json: r.get(2),
+            last_seen: r.get(3),
+            left_at: r.get(4),
+        };
+        (r.get::<String, _>(0), peer)
+    }};
+}
+
+/// Appends `$audit` to the write's transaction `$tx` and commits both
+/// together (`?` on failure).
+macro_rules! commit_audited {
+    ($db:ident, $tx:ident, $audit:expr) => {{
+        insert_audit_rows!($db, $tx, std::slice::from_ref($audit));
+        $tx.commit().await?;
+    }};
+}
+
+/// Inserts audit records inside the transaction `$tx`, in batches.
+macro_rules! insert_audit_rows {
+    ($db:ident, $tx:ident, $rows:expr) => {{
+        for chunk in $rows.chunks(INSERT_CHUNK / 2) {
+            let mut q = QueryBuilder::<$db>::new(
+                "INSERT INTO audit (at, user_name, peer_id, action, outcome, detail, client) ",
+            );
+            q.push_values(chunk, |mut b, row: &AuditRow| {
+                b.push_bind(row.at)
+                    .push_bind(audit_text(&row.user_name))
+                    .push_bind(audit_text(&row.peer_id))
+                    .push_bind(row.action.replace('\0', "\u{2400}"))
+                    .push_bind(row.outcome.replace('\0', "\u{2400}"))
+                    .push_bind(audit_text(&row.detail))
+                    .push_bind(audit_text(&row.client));
+            });
+            q.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+/// Inserts or updates `$files` of `$peer_id` inside the transaction `$tx`, in batches.
+macro_rules! insert_files {
+    ($db:ident, $tx:ident, $peer_id:expr, $files:expr) => {{
+        for chunk in $files.chunks(INSERT_CHUNK) {
+            let mut q =
+                QueryBuilder::<$db>::new("INSERT INTO files (peer_id, file_id, name, size, ext) ");
+            q.push_values(chunk, |mut b, f: &FileRow| {
+                b.push_bind($peer_id)
+                    .push_bind(&f.file_id)
+                    .push_bind(&f.name)
+                    .push_bind(f.size)
+                    .push_bind(&f.ext);
+            });
+            q.push(
+                " ON CONFLICT (peer_id, file_id, name) DO UPDATE SET size = excluded.size, \
+                 ext = excluded.ext",
+            );
+            q.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 impl Store {
-    /// Opens (creating if needed) `path` with `readers` read connections and
-    /// brings its schema up to date.
+    /// Opens the database `location` names: [`Store::open`] for a SQLite file
+    /// (`readers` read connections), [`Store::open_postgres`] for a
+    /// PostgreSQL URL.
+    pub async fn connect(location: &StoreLocation, readers: u32) -> Result<Self, IndexError> {
+        match location {
+            StoreLocation::Sqlite(path) => Self::open(path, readers).await,
+            StoreLocation::Postgres(url) => Self::open_postgres(url, readers).await,
+        }
+    }
+
+    /// Opens (creating if needed) the SQLite file `path` with `readers` read
+    /// connections and brings its schema up to date.
     pub async fn open(path: &Path, readers: u32) -> Result<Self, IndexError> {
         const START_OVER: &str = "a new empty index (every account is lost)";
         let refuse = |why: String| IndexError::Database {
@@ -261,13 +456,59 @@ impl Store {
             .connect_with(options.read_only(true).pragma("cache_size", READ_CACHE_KIB))
             .await
             .map_err(db_err)?;
-        Ok(Self { write, read })
+        Ok(Self {
+            pools: Pools::Sqlite { write, read },
+        })
     }
 
-    /// Closes every connection (checkpointing the WAL); later calls fail.
+    /// Connects to the PostgreSQL database at `url` (`postgres://…`) with
+    /// `readers` connections for reads plus a few for writes, and brings its
+    /// schema up to date. Several index processes may do this at once on one
+    /// database: sqlx's migrator holds a PostgreSQL advisory lock (one per
+    /// database) while it checks and applies migrations, so they take turns.
+    pub async fn open_postgres(url: &str, readers: u32) -> Result<Self, IndexError> {
+        let err = |source: sqlx::Error| IndexError::Postgres {
+            database: describe_postgres(url),
+            source,
+        };
+        let options = PgConnectOptions::from_str(url).map_err(err)?;
+        // One connection first: its error says what is wrong (no server,
+        // a wrong password, no such database), where the pool would retry
+        // until it timed out.
+        let first = PgConnection::connect_with(&options).await.map_err(err)?;
+        first.close().await.map_err(err)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(readers.max(1) + PG_WRITERS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(err)?;
+        if let Err(e) = sqlx::migrate!("./migrations_postgres").run(&pool).await {
+            pool.close().await;
+            return Err(e.into());
+        }
+        Ok(Self {
+            pools: Pools::Postgres(pool),
+        })
+    }
+
+    /// The engine this store runs on.
+    pub fn engine(&self) -> Engine {
+        match self.pools {
+            Pools::Sqlite { .. } => Engine::Sqlite,
+            Pools::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Closes every connection (checkpointing a SQLite WAL); later calls fail.
     pub async fn close(&self) {
-        self.read.close().await;
-        self.write.close().await;
+        match &self.pools {
+            Pools::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Pools::Postgres(pool) => pool.close().await,
+        }
     }
 
     // ----- users and sessions -------------------------------------------
@@ -295,6 +536,14 @@ impl Store {
     /// admin rights are bound to the new account in the same transaction,
     /// unless the name is still bound to an account that was deleted: then
     /// nothing is created ([`NewUser::Reserved`]).
+    ///
+    /// With several writers (PostgreSQL): a name or skeleton taken by a
+    /// concurrent registration fails the INSERT on the unique index, which
+    /// waits for the other transaction to end, so it is [`NewUser::Taken`]
+    /// as under a single writer; the admin binding is inserted with `ON
+    /// CONFLICT DO NOTHING`, so a binding another transaction committed
+    /// after our check also ends in [`NewUser::Reserved`], never in two
+    /// bindings.
     pub async fn create_account(
         &self,
         name: &str,
@@ -304,49 +553,72 @@ impl Store {
         admin: bool,
         audit: &AuditRow,
     ) -> Result<NewUser, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        if admin {
-            let bound = sqlx::query("SELECT 1 FROM admins WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if bound.is_some() && !user_exists_in(&mut tx, name).await? {
-                return Ok(NewUser::Reserved);
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            if admin {
+                let bound = sqlx::query("SELECT 1 FROM admins WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if bound.is_some() {
+                    let exists = sqlx::query("SELECT 1 FROM users WHERE name = $1")
+                        .bind(name)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if exists.is_none() {
+                        return Ok(NewUser::Reserved);
+                    }
+                }
             }
-        }
-        let result = sqlx::query(
-            "INSERT INTO users (name, skeleton, password_hash, created_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(name)
-        .bind(skeleton)
-        .bind(password_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        let id = match result {
-            Ok(r) => r.last_insert_rowid(),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(NewUser::Taken),
-            Err(e) => return Err(e),
-        };
-        if admin {
-            sqlx::query("INSERT INTO admins (name, user_id, bound_at) VALUES (?, ?, ?)")
+            let result = sqlx::query(
+                "INSERT INTO users (name, skeleton, password_hash, created_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(name)
+            .bind(skeleton)
+            .bind(password_hash)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await;
+            let id: i64 = match result {
+                Ok(r) => r.get(0),
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    return Ok(NewUser::Taken)
+                }
+                Err(e) => return Err(e),
+            };
+            if admin {
+                let bound = sqlx::query(
+                    "INSERT INTO admins (name, user_id, bound_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
                 .bind(name)
                 .bind(id)
                 .bind(now)
                 .execute(&mut *tx)
-                .await?;
-        }
-        commit_audited(tx, audit).await?;
-        Ok(NewUser::Created(id))
+                .await?
+                .rows_affected();
+                if bound == 0 {
+                    return Ok(NewUser::Reserved);
+                }
+            }
+            commit_audited!(DB, tx, audit);
+            Ok(NewUser::Created(id))
+        })
     }
 
     /// The name of the user whose name has this confusable skeleton.
     pub async fn user_with_skeleton(&self, skeleton: &str) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query("SELECT name FROM users WHERE skeleton = ?")
-            .bind(skeleton)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        if has_nul(skeleton) {
+            return Ok(None);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query("SELECT name FROM users WHERE skeleton = $1")
+                .bind(skeleton)
+                .fetch_optional(read)
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     /// Brings the admin bindings in line with the configured admin names
@@ -355,104 +627,147 @@ impl Store {
     /// next holder), and binds each configured name that has an account but
     /// no binding yet to that account. Also fills in the skeletons of
     /// accounts made before skeletons were kept (a clash leaves it empty).
+    ///
+    /// On PostgreSQL several index processes may start at once: the
+    /// transaction first takes an advisory lock, so they run this one at a
+    /// time and each sees the bindings the one before committed.
     pub async fn sync_admins(
         &self,
         admins: &[String],
         now: i64,
         skeleton: impl Fn(&str) -> String,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        let bound: Vec<String> = sqlx::query("SELECT name FROM admins")
-            .fetch_all(&mut *tx)
-            .await?
-            .into_iter()
-            .map(|r| r.get(0))
-            .collect();
-        for name in bound.iter().filter(|n| !admins.contains(n)) {
-            sqlx::query("DELETE FROM admins WHERE name = ?")
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
-        }
-        for name in admins.iter().filter(|n| !bound.contains(n)) {
-            sqlx::query(
-                "INSERT INTO admins (name, user_id, bound_at) \
-                 SELECT name, id, ? FROM users WHERE name = ?",
-            )
-            .bind(now)
-            .bind(name)
-            .execute(&mut *tx)
-            .await?;
-        }
-        let legacy: Vec<(i64, String)> =
-            sqlx::query("SELECT id, name FROM users WHERE skeleton IS NULL")
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            if self.engine() == Engine::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(SYNC_ADMINS_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let bound: Vec<String> = sqlx::query("SELECT name FROM admins")
                 .fetch_all(&mut *tx)
                 .await?
                 .into_iter()
-                .map(|r| (r.get(0), r.get(1)))
+                .map(|r| r.get(0))
                 .collect();
-        for (id, name) in legacy {
-            sqlx::query("UPDATE OR IGNORE users SET skeleton = ? WHERE id = ?")
+            for name in bound.iter().filter(|n| !admins.contains(n)) {
+                sqlx::query("DELETE FROM admins WHERE name = $1")
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for name in admins.iter().filter(|n| !bound.contains(n)) {
+                sqlx::query(
+                    "INSERT INTO admins (name, user_id, bound_at) \
+                     SELECT name, id, $1 FROM users WHERE name = $2",
+                )
+                .bind(now)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let legacy: Vec<(i64, String)> =
+                sqlx::query("SELECT id, name FROM users WHERE skeleton IS NULL")
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .map(|r| (r.get(0), r.get(1)))
+                    .collect();
+            for (id, name) in legacy {
+                // Left empty when another account has the skeleton already.
+                sqlx::query(
+                    "UPDATE users SET skeleton = $1 WHERE id = $2 \
+                     AND NOT EXISTS (SELECT 1 FROM users WHERE skeleton = $1)",
+                )
                 .bind(skeleton(&name))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await
+            }
+            tx.commit().await
+        })
     }
 
     /// The account the admin rights of `name` are bound to, if any (it may
     /// have been deleted since).
     pub async fn admin_account(&self, name: &str) -> Result<Option<i64>, sqlx::Error> {
-        let row = sqlx::query("SELECT user_id FROM admins WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        if has_nul(name) {
+            return Ok(None);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query("SELECT user_id FROM admins WHERE name = $1")
+                .bind(name)
+                .fetch_optional(read)
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     /// The id and password hash of the named user.
     pub async fn credentials(&self, name: &str) -> Result<Option<(i64, String)>, sqlx::Error> {
-        let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+        if has_nul(name) {
+            return Ok(None);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query("SELECT id, password_hash FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(read)
+                .await?;
+            Ok(row.map(|r| (r.get(0), r.get(1))))
+        })
     }
 
     /// Whether a user of this name exists.
     pub async fn user_exists(&self, name: &str) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query("SELECT 1 FROM users WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.is_some())
+        if has_nul(name) {
+            return Ok(false);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query("SELECT 1 FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(read)
+                .await?;
+            Ok(row.is_some())
+        })
     }
 
     /// Removes a user with all their sessions, challenges, peers, files and
-    /// the letters they sent or were sent.
+    /// the letters they sent or were sent. (On PostgreSQL, rows another
+    /// transaction adds for the user meanwhile go with it: every table that
+    /// refers to a user or a peer does so with `ON DELETE CASCADE`.)
     pub async fn delete_user(&self, user_id: i64, audit: &AuditRow) -> Result<(), sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM letters WHERE from_user_id = ? OR to_user_id = ?")
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            // The user's peers first, in peer id order, as sends lock them:
+            // a send and an unregistration never wait on each other in a cycle.
+            sqlx::query(&format!(
+                "SELECT peer_id FROM peers WHERE user_id = $1 ORDER BY peer_id{lock}"
+            ))
             .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM letters WHERE from_user_id = $1 OR to_user_id = $1")
+                .bind(user_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "DELETE FROM files WHERE peer_id IN (SELECT peer_id FROM peers WHERE user_id = $1)",
+            )
             .bind(user_id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query(
-            "DELETE FROM files WHERE peer_id IN (SELECT peer_id FROM peers WHERE user_id = ?)",
-        )
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-        for sql in [
-            "DELETE FROM peers WHERE user_id = ?",
-            "DELETE FROM join_challenges WHERE user_id = ?",
-            "DELETE FROM sessions WHERE user_id = ?",
-            "DELETE FROM users WHERE id = ?",
-        ] {
-            sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
-        }
-        commit_audited(tx, audit).await
+            for sql in [
+                "DELETE FROM peers WHERE user_id = $1",
+                "DELETE FROM join_challenges WHERE user_id = $1",
+                "DELETE FROM sessions WHERE user_id = $1",
+                "DELETE FROM users WHERE id = $1",
+            ] {
+                sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+            }
+            commit_audited!(DB, tx, audit);
+            Ok(())
+        })
     }
 
     /// Stores a session under the hash of its token.
@@ -464,17 +779,21 @@ impl Store {
         expires_at: i64,
         audit: &AuditRow,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(now)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        commit_audited(tx, audit).await
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            commit_audited!(DB, tx, audit);
+            Ok(())
+        })
     }
 
     /// The user owning an unexpired session with this token hash, and when it expires.
@@ -483,21 +802,26 @@ impl Store {
         token_hash: &str,
         now: i64,
     ) -> Result<Option<(User, i64)>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT u.id, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
-             WHERE s.token_hash = ? AND s.expires_at > ?",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(|r| {
-            let user = User {
-                id: r.get(0),
-                name: r.get(1),
-            };
-            (user, r.get(2))
-        }))
+        if has_nul(token_hash) {
+            return Ok(None);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query(
+                "SELECT u.id, u.name, s.expires_at FROM sessions s JOIN users u ON u.id = s.user_id \
+                 WHERE s.token_hash = $1 AND s.expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(read)
+            .await?;
+            Ok(row.map(|r| {
+                let user = User {
+                    id: r.get(0),
+                    name: r.get(1),
+                };
+                (user, r.get(2))
+            }))
+        })
     }
 
     /// Revokes one session.
@@ -506,36 +830,46 @@ impl Store {
         token_hash: &str,
         audit: &AuditRow,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
-        commit_audited(tx, audit).await
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?;
+            commit_audited!(DB, tx, audit);
+            Ok(())
+        })
     }
 
     /// Deletes expired sessions, challenges and letters.
     pub async fn purge_expired(&self, now: i64) -> Result<(), sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        for sql in [
-            "DELETE FROM sessions WHERE expires_at <= ?",
-            "DELETE FROM join_challenges WHERE expires_at <= ?",
-            "DELETE FROM letters WHERE expires_at <= ?",
-        ] {
-            sqlx::query(sql).bind(now).execute(&mut *tx).await?;
-        }
-        tx.commit().await
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            for sql in [
+                "DELETE FROM sessions WHERE expires_at <= $1",
+                "DELETE FROM join_challenges WHERE expires_at <= $1",
+                "DELETE FROM letters WHERE expires_at <= $1",
+            ] {
+                sqlx::query(sql).bind(now).execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
     }
 
     // ----- peers ----------------------------------------------------------
 
     /// The id of the user owning `peer_id`, if it ever joined.
     pub async fn peer_owner(&self, peer_id: &str) -> Result<Option<i64>, sqlx::Error> {
-        let row = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
-            .bind(peer_id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| r.get(0)))
+        if has_nul(peer_id) {
+            return Ok(None);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query("SELECT user_id FROM peers WHERE peer_id = $1")
+                .bind(peer_id)
+                .fetch_optional(read)
+                .await?;
+            Ok(row.map(|r| r.get(0)))
+        })
     }
 
     /// A peer that ever joined, with the name of the user owning it.
@@ -543,64 +877,57 @@ impl Store {
         &self,
         peer_id: &str,
     ) -> Result<Option<(String, PeerRow)>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
-             FROM peers p JOIN users u ON u.id = p.user_id WHERE p.peer_id = ?",
-        )
-        .bind(peer_id)
-        .fetch_optional(&self.read)
-        .await?;
-        Ok(row.map(|r| {
-            let peer = PeerRow {
-                peer_id: r.get(1),
-                addrs_json: r.get(2),
-                last_seen: r.get(3),
-                left_at: r.get(4),
-            };
-            (r.get(0), peer)
-        }))
+        if has_nul(peer_id) {
+            return Ok(None);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query(
+                "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
+                 FROM peers p JOIN users u ON u.id = p.user_id WHERE p.peer_id = $1",
+            )
+            .bind(peer_id)
+            .fetch_optional(read)
+            .await?;
+            Ok(row.map(|r| user_and_peer!(r)))
+        })
     }
 
     /// Every online peer (not left, seen at or after `cutoff`) with the
     /// name of its user, for rebuilding the search catalogue.
     pub async fn online_peers(&self, cutoff: i64) -> Result<Vec<(String, PeerRow)>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
-             FROM peers p JOIN users u ON u.id = p.user_id \
-             WHERE p.left_at IS NULL AND p.last_seen >= $1 ORDER BY p.peer_id",
-        )
-        .bind(cutoff)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let peer = PeerRow {
-                    peer_id: r.get(1),
-                    addrs_json: r.get(2),
-                    last_seen: r.get(3),
-                    left_at: r.get(4),
-                };
-                (r.get(0), peer)
-            })
-            .collect())
+        with_db!(self, |DB, write, read, lock| {
+            let rows = sqlx::query(
+                "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
+                 FROM peers p JOIN users u ON u.id = p.user_id \
+                 WHERE p.left_at IS NULL AND p.last_seen >= $1 ORDER BY p.peer_id",
+            )
+            .bind(cutoff)
+            .fetch_all(read)
+            .await?;
+            Ok(rows.iter().map(|r| user_and_peer!(r)).collect())
+        })
     }
 
     /// Every file a peer lists.
     pub async fn peer_files(&self, peer_id: &str) -> Result<Vec<FileRow>, sqlx::Error> {
-        let rows = sqlx::query("SELECT file_id, name, size, ext FROM files WHERE peer_id = $1")
-            .bind(peer_id)
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| FileRow {
-                file_id: r.get(0),
-                name: r.get(1),
-                size: r.get(2),
-                ext: r.get(3),
-            })
-            .collect())
+        if has_nul(peer_id) {
+            return Ok(Vec::new());
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let rows = sqlx::query("SELECT file_id, name, size, ext FROM files WHERE peer_id = $1")
+                .bind(peer_id)
+                .fetch_all(read)
+                .await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| FileRow {
+                    file_id: r.get(0),
+                    name: r.get(1),
+                    size: r.get(2),
+                    ext: r.get(3),
+                })
+                .collect())
+        })
     }
 
     /// Opens (or replaces) the join challenge of a user for a peer id.
@@ -612,43 +939,64 @@ impl Store {
         expires_at: i64,
         audit: &AuditRow,
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO join_challenges (user_id, peer_id, nonce, expires_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (user_id, peer_id) DO UPDATE SET nonce = excluded.nonce, expires_at = excluded.expires_at",
-        )
-        .bind(user_id)
-        .bind(peer_id)
-        .bind(nonce)
-        .bind(expires_at)
-        .execute(&mut *tx)
-        .await?;
-        commit_audited(tx, audit).await
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            sqlx::query(
+                "INSERT INTO join_challenges (user_id, peer_id, nonce, expires_at) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (user_id, peer_id) DO UPDATE SET nonce = excluded.nonce, \
+                 expires_at = excluded.expires_at",
+            )
+            .bind(user_id)
+            .bind(peer_id)
+            .bind(nonce)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            commit_audited!(DB, tx, audit);
+            Ok(())
+        })
     }
 
-    /// Removes and returns the open, unexpired challenge nonce of a user for a peer id.
+    /// Removes and returns the open, unexpired challenge nonce of a user for
+    /// a peer id. One statement: of two concurrent takers (two processes on
+    /// PostgreSQL included) only one gets the row.
     pub async fn take_challenge(
         &self,
         user_id: i64,
         peer_id: &str,
         now: i64,
     ) -> Result<Option<String>, sqlx::Error> {
-        let row = sqlx::query(
-            "DELETE FROM join_challenges WHERE user_id = ? AND peer_id = ? RETURNING nonce, expires_at",
-        )
-        .bind(user_id)
-        .bind(peer_id)
-        .fetch_optional(&self.write)
-        .await?;
-        Ok(row.and_then(|r| {
-            let expires: i64 = r.get(1);
-            (expires > now).then(|| r.get(0))
-        }))
+        if has_nul(peer_id) {
+            return Ok(None);
+        }
+        with_db!(self, |DB, write, read, lock| {
+            let row = sqlx::query(
+                "DELETE FROM join_challenges WHERE user_id = $1 AND peer_id = $2 \
+                 RETURNING nonce, expires_at",
+            )
+            .bind(user_id)
+            .bind(peer_id)
+            .fetch_optional(write)
+            .await?;
+            Ok(row.and_then(|r| {
+                let expires: i64 = r.get(1);
+                (expires > now).then(|| r.get(0))
+            }))
+        })
     }
 
     /// Joins a peer for `user_id`: stores its addresses and messaging key card
     /// (`None` clears it), marks it seen now and replaces its file list.
     /// Refused if another user owns the peer id.
+    ///
+    /// The ownership check is part of the upsert (it updates only a row of
+    /// the same user): on PostgreSQL, of two users joining the same new peer
+    /// id at once, the second waits on the first's row and then updates
+    /// nothing, so it is refused as it would be after the first committed.
+    /// The upsert keeps the peer's row locked until commit, so joins and
+    /// writes of one peer ([`Store::publish`] and others lock it too) take
+    /// turns.
     pub async fn join_peer(
         &self,
         user_id: i64,
@@ -662,57 +1010,35 @@ impl Store {
             addrs_json,
             message_key,
         } = *peer;
-        let mut tx = self.write.begin().await?;
-        let owner: Option<i64> = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            let stored = sqlx::query(
+                "INSERT INTO peers \
+                 (peer_id, user_id, addrs, message_key, joined_at, last_seen, left_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, NULL) \
+                 ON CONFLICT (peer_id) DO UPDATE SET addrs = excluded.addrs, \
+                 message_key = excluded.message_key, joined_at = excluded.joined_at, \
+                 last_seen = excluded.last_seen, left_at = NULL \
+                 WHERE peers.user_id = excluded.user_id",
+            )
             .bind(peer_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.get(0));
-        if owner.is_some_and(|o| o != user_id) {
-            return Ok(Err(PeerRefusal::NotYours));
-        }
-        sqlx::query(
-            "INSERT INTO peers (peer_id, user_id, addrs, message_key, joined_at, last_seen, left_at) \
-             VALUES (?, ?, ?, ?, ?, ?, NULL) \
-             ON CONFLICT (peer_id) DO UPDATE SET addrs = excluded.addrs, \
-             message_key = excluded.message_key, joined_at = excluded.joined_at, \
-             last_seen = excluded.last_seen, left_at = NULL",
-        )
-        .bind(peer_id)
-        .bind(user_id)
-        .bind(addrs_json)
-        .bind(message_key)
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM files WHERE peer_id = ?")
-            .bind(peer_id)
+            .bind(user_id)
+            .bind(addrs_json)
+            .bind(message_key)
+            .bind(now)
             .execute(&mut *tx)
-            .await?;
-        insert_files(&mut tx, peer_id, files).await?;
-        commit_audited(tx, audit).await?;
-        Ok(Ok(()))
-    }
-
-    /// Checks that `peer_id` is a joined peer of `user_id` (inside a transaction).
-    async fn check_peer(
-        tx: &mut sqlx::Transaction<'_, Db>,
-        user_id: i64,
-        peer_id: &str,
-        allow_left: bool,
-    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
-        let row = sqlx::query("SELECT user_id, left_at FROM peers WHERE peer_id = ?")
-            .bind(peer_id)
-            .fetch_optional(&mut **tx)
-            .await?;
-        Ok(match row {
-            None => Err(PeerRefusal::Unknown),
-            Some(r) if r.get::<i64, _>(0) != user_id => Err(PeerRefusal::NotYours),
-            Some(r) if !allow_left && r.get::<Option<i64>, _>(1).is_some() => {
-                Err(PeerRefusal::Left)
+            .await?
+            .rows_affected();
+            if stored == 0 {
+                return Ok(Err(PeerRefusal::NotYours));
             }
-            Some(_) => Ok(()),
+            sqlx::query("DELETE FROM files WHERE peer_id = $1")
+                .bind(peer_id)
+                .execute(&mut *tx)
+                .await?;
+            insert_files!(DB, tx, peer_id, files);
+            commit_audited!(DB, tx, audit);
+            Ok(Ok(()))
         })
     }
 
@@ -725,23 +1051,29 @@ impl Store {
         beats: &[(i64, &str)],
         now: i64,
     ) -> Result<Vec<bool>, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        let mut hits = Vec::with_capacity(beats.len());
-        for (user_id, peer_id) in beats {
-            let updated = sqlx::query(
-                "UPDATE peers SET last_seen = $1 \
-                 WHERE peer_id = $2 AND user_id = $3 AND left_at IS NULL",
-            )
-            .bind(now)
-            .bind(*peer_id)
-            .bind(*user_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            hits.push(updated == 1);
-        }
-        tx.commit().await?;
-        Ok(hits)
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            let mut hits = Vec::with_capacity(beats.len());
+            for (user_id, peer_id) in beats {
+                if has_nul(peer_id) {
+                    hits.push(false);
+                    continue;
+                }
+                let updated = sqlx::query(
+                    "UPDATE peers SET last_seen = $1 \
+                     WHERE peer_id = $2 AND user_id = $3 AND left_at IS NULL",
+                )
+                .bind(now)
+                .bind(*peer_id)
+                .bind(*user_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                hits.push(updated == 1);
+            }
+            tx.commit().await?;
+            Ok(hits)
+        })
     }
 
     /// Why a heartbeat of `peer_id` by `user_id` changed nothing, if it
@@ -751,10 +1083,19 @@ impl Store {
         user_id: i64,
         peer_id: &str,
     ) -> Result<Option<PeerRefusal>, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        Ok(Self::check_peer(&mut tx, user_id, peer_id, false)
-            .await?
-            .err())
+        Ok(self.peer_check(user_id, peer_id).await?.err())
+    }
+
+    /// Whether `peer_id` is an online (not left) peer of `user_id`.
+    async fn peer_check(
+        &self,
+        user_id: i64,
+        peer_id: &str,
+    ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            Ok(check_peer!(tx, user_id, peer_id, false, ""))
+        })
     }
 
     /// Marks one of the user's peers as gone now (its files stay, offline).
@@ -765,17 +1106,19 @@ impl Store {
         now: i64,
         audit: &AuditRow,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
-            return Ok(Err(refusal));
-        }
-        sqlx::query("UPDATE peers SET left_at = ? WHERE peer_id = ? AND left_at IS NULL")
-            .bind(now)
-            .bind(peer_id)
-            .execute(&mut *tx)
-            .await?;
-        commit_audited(tx, audit).await?;
-        Ok(Ok(()))
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            if let Err(refusal) = check_peer!(tx, user_id, peer_id, true, lock) {
+                return Ok(Err(refusal));
+            }
+            sqlx::query("UPDATE peers SET left_at = $1 WHERE peer_id = $2 AND left_at IS NULL")
+                .bind(now)
+                .bind(peer_id)
+                .execute(&mut *tx)
+                .await?;
+            commit_audited!(DB, tx, audit);
+            Ok(Ok(()))
+        })
     }
 
     // ----- files ----------------------------------------------------------
@@ -788,13 +1131,15 @@ impl Store {
         files: &[FileRow],
         audit: &AuditRow,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, false).await? {
-            return Ok(Err(refusal));
-        }
-        insert_files(&mut tx, peer_id, files).await?;
-        commit_audited(tx, audit).await?;
-        Ok(Ok(()))
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            if let Err(refusal) = check_peer!(tx, user_id, peer_id, false, lock) {
+                return Ok(Err(refusal));
+            }
+            insert_files!(DB, tx, peer_id, files);
+            commit_audited!(DB, tx, audit);
+            Ok(Ok(()))
+        })
     }
 
     /// Removes a file id (under every name) from one of the user's peers;
@@ -807,20 +1152,22 @@ impl Store {
         file_id: &str,
         audit: &AuditRow,
     ) -> Result<Result<u64, PeerRefusal>, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
-            return Ok(Err(refusal));
-        }
-        let removed = sqlx::query("DELETE FROM files WHERE peer_id = ? AND file_id = ?")
-            .bind(peer_id)
-            .bind(file_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if removed > 0 {
-            commit_audited(tx, audit).await?;
-        }
-        Ok(Ok(removed))
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            if let Err(refusal) = check_peer!(tx, user_id, peer_id, true, lock) {
+                return Ok(Err(refusal));
+            }
+            let removed = sqlx::query("DELETE FROM files WHERE peer_id = $1 AND file_id = $2")
+                .bind(peer_id)
+                .bind(file_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if removed > 0 {
+                commit_audited!(DB, tx, audit);
+            }
+            Ok(Ok(removed))
+        })
     }
 
     /// Up to `limit` online peers other than `peer_id`, most recently seen first:
@@ -831,16 +1178,18 @@ impl Store {
         peer_id: &str,
         limit: i64,
     ) -> Result<Vec<(String, String)>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT peer_id, addrs FROM peers \
-             WHERE left_at IS NULL AND last_seen >= ? AND peer_id <> ? \
-             ORDER BY last_seen DESC LIMIT ?",
-        )
-        .bind(cutoff)
-        .bind(peer_id)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await
+        with_db!(self, |DB, write, read, lock| {
+            sqlx::query_as(
+                "SELECT peer_id, addrs FROM peers \
+                 WHERE left_at IS NULL AND last_seen >= $1 AND peer_id <> $2 \
+                 ORDER BY last_seen DESC LIMIT $3",
+            )
+            .bind(cutoff)
+            .bind(peer_id)
+            .bind(limit)
+            .fetch_all(read)
+            .await
+        })
     }
 
     // ----- users and browse -----------------------------------------------
@@ -858,25 +1207,27 @@ impl Store {
         } else {
             "SELECT u.name, p.peer_id, p.addrs, p.last_seen, p.left_at \
              FROM users u JOIN peers p ON p.user_id = u.id \
-             WHERE p.left_at IS NULL AND p.last_seen >= ? ORDER BY u.name, p.peer_id"
+             WHERE p.left_at IS NULL AND p.last_seen >= $1 ORDER BY u.name, p.peer_id"
         };
-        let mut query = sqlx::query(sql);
-        if !all {
-            query = query.bind(cutoff);
-        }
-        let rows = query.fetch_all(&self.read).await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                let peer = r.get::<Option<String>, _>(1).map(|peer_id| PeerRow {
-                    peer_id,
-                    addrs_json: r.get(2),
-                    last_seen: r.get(3),
-                    left_at: r.get(4),
-                });
-                (r.get(0), peer)
-            })
-            .collect())
+        with_db!(self, |DB, write, read, lock| {
+            let mut query = sqlx::query(sql);
+            if !all {
+                query = query.bind(cutoff);
+            }
+            let rows = query.fetch_all(read).await?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let peer = r.get::<Option<String>, _>(1).map(|peer_id| PeerRow {
+                        peer_id,
+                        addrs_json: r.get(2),
+                        last_seen: r.get(3),
+                        left_at: r.get(4),
+                    });
+                    (r.get(0), peer)
+                })
+                .collect())
+        })
     }
 
     /// One page of a user's shared files (online peers only unless `all`),
@@ -892,39 +1243,42 @@ impl Store {
         if !self.user_exists(name).await? {
             return Ok(None);
         }
-        let mut q: QueryBuilder<Db> = QueryBuilder::new(
-            "SELECT f.file_id, f.name, f.size, f.ext, p.peer_id, p.addrs, p.last_seen, p.left_at \
-             FROM files f JOIN peers p ON p.peer_id = f.peer_id JOIN users u ON u.id = p.user_id \
-             WHERE u.name = ",
-        );
-        q.push_bind(name);
-        if !all {
-            q.push(" AND p.left_at IS NULL AND p.last_seen >= ")
-                .push_bind(cutoff);
-        }
-        q.push(" ORDER BY f.name, f.file_id, p.peer_id LIMIT ")
-            .push_bind(limit)
-            .push(" OFFSET ")
-            .push_bind(offset);
-        let rows = q.build().fetch_all(&self.read).await?;
-        Ok(Some(
-            rows.into_iter()
-                .map(|r| SharedFileRow {
-                    file: FileRow {
-                        file_id: r.get(0),
-                        name: r.get(1),
-                        size: r.get(2),
-                        ext: r.get(3),
-                    },
-                    peer: PeerRow {
-                        peer_id: r.get(4),
-                        addrs_json: r.get(5),
-                        last_seen: r.get(6),
-                        left_at: r.get(7),
-                    },
-                })
-                .collect(),
-        ))
+        with_db!(self, |DB, write, read, lock| {
+            let mut q = QueryBuilder::<DB>::new(
+                "SELECT f.file_id, f.name, f.size, f.ext, p.peer_id, p.addrs, p.last_seen, \
+                 p.left_at \
+                 FROM files f JOIN peers p ON p.peer_id = f.peer_id \
+                 JOIN users u ON u.id = p.user_id WHERE u.name = ",
+            );
+            q.push_bind(name);
+            if !all {
+                q.push(" AND p.left_at IS NULL AND p.last_seen >= ")
+                    .push_bind(cutoff);
+            }
+            q.push(" ORDER BY f.name, f.file_id, p.peer_id LIMIT ")
+                .push_bind(limit)
+                .push(" OFFSET ")
+                .push_bind(offset);
+            let rows = q.build().fetch_all(read).await?;
+            Ok(Some(
+                rows.into_iter()
+                    .map(|r| SharedFileRow {
+                        file: FileRow {
+                            file_id: r.get(0),
+                            name: r.get(1),
+                            size: r.get(2),
+                            ext: r.get(3),
+                        },
+                        peer: PeerRow {
+                            peer_id: r.get(4),
+                            addrs_json: r.get(5),
+                            last_seen: r.get(6),
+                            left_at: r.get(7),
+                        },
+                    })
+                    .collect(),
+            ))
+        })
     }
 
     /// Every peer a user ever joined with its key card, online ones (seen at
@@ -938,29 +1292,31 @@ impl Store {
         if !self.user_exists(name).await? {
             return Ok(None);
         }
-        let rows = sqlx::query(
-            "SELECT p.peer_id, p.addrs, p.last_seen, p.left_at, p.message_key \
-             FROM peers p JOIN users u ON u.id = p.user_id WHERE u.name = ? \
-             ORDER BY CASE WHEN p.left_at IS NULL AND p.last_seen >= ? THEN 0 ELSE 1 END, \
-             p.last_seen DESC, p.peer_id",
-        )
-        .bind(name)
-        .bind(cutoff)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(Some(
-            rows.into_iter()
-                .map(|r| UserPeerRow {
-                    peer: PeerRow {
-                        peer_id: r.get(0),
-                        addrs_json: r.get(1),
-                        last_seen: r.get(2),
-                        left_at: r.get(3),
-                    },
-                    message_key: r.get(4),
-                })
-                .collect(),
-        ))
+        with_db!(self, |DB, write, read, lock| {
+            let rows = sqlx::query(
+                "SELECT p.peer_id, p.addrs, p.last_seen, p.left_at, p.message_key \
+                 FROM peers p JOIN users u ON u.id = p.user_id WHERE u.name = $1 \
+                 ORDER BY CASE WHEN p.left_at IS NULL AND p.last_seen >= $2 THEN 0 ELSE 1 END, \
+                 p.last_seen DESC, p.peer_id",
+            )
+            .bind(name)
+            .bind(cutoff)
+            .fetch_all(read)
+            .await?;
+            Ok(Some(
+                rows.into_iter()
+                    .map(|r| UserPeerRow {
+                        peer: PeerRow {
+                            peer_id: r.get(0),
+                            addrs_json: r.get(1),
+                            last_seen: r.get(2),
+                            left_at: r.get(3),
+                        },
+                        message_key: r.get(4),
+                    })
+                    .collect(),
+            ))
+        })
     }
 
     // ----- mail -----------------------------------------------------------
@@ -968,6 +1324,15 @@ impl Store {
     /// Stores `letters` from `sender`, in order, all or none: refused if a
     /// recipient never joined or a mailbox limit would be passed (counting
     /// only unexpired letters). Returns the new ids in order.
+    ///
+    /// On PostgreSQL several transactions (of several index processes) may
+    /// send to one peer at once. Each first locks the recipients' `peers`
+    /// rows (`FOR UPDATE`, in peer id order so two batches never wait on
+    /// each other in a cycle) and only then counts the letters waiting: a
+    /// second sender to the same peer waits for the first to commit, and
+    /// its count (a new snapshot per statement under READ COMMITTED) sees
+    /// the first one's letters. So the limits hold as under SQLite's single
+    /// writer, and a mailbox's ids are handed out in commit order.
     pub async fn send_letters(
         &self,
         sender: &User,
@@ -985,72 +1350,84 @@ impl Store {
                 None => recipients.push((&letter.to_peer, 1)),
             }
         }
-        let mut tx = self.write.begin().await?;
-        let mut owners = Vec::with_capacity(recipients.len());
-        for &(peer_id, adding) in &recipients {
-            let owner: Option<i64> = sqlx::query("SELECT user_id FROM peers WHERE peer_id = ?")
+        let mut in_lock_order: Vec<&str> = recipients.iter().map(|&(p, _)| p).collect();
+        in_lock_order.sort_unstable();
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            let owner_sql = format!("SELECT user_id FROM peers WHERE peer_id = $1{lock}");
+            let mut known: Vec<(&str, i64)> = Vec::with_capacity(recipients.len());
+            for peer_id in in_lock_order {
+                let owner: Option<i64> = sqlx::query(&owner_sql)
+                    .bind(peer_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.get(0));
+                if let Some(owner) = owner {
+                    known.push((peer_id, owner));
+                }
+            }
+            let mut owners = Vec::with_capacity(recipients.len());
+            for &(peer_id, adding) in &recipients {
+                let Some(&(_, owner)) = known.iter().find(|(p, _)| *p == peer_id) else {
+                    return Ok(Err(MailRefusal::UnknownRecipient(peer_id.to_string())));
+                };
+                owners.push((peer_id, owner));
+                let row = sqlx::query(
+                    "SELECT COUNT(*), \
+                     COALESCE(SUM(CASE WHEN from_user_id = $1 THEN 1 ELSE 0 END), 0) \
+                     FROM letters WHERE to_peer = $2 AND expires_at > $3",
+                )
+                .bind(from_user_id)
                 .bind(peer_id)
-                .fetch_optional(&mut *tx)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?;
+                let (waiting, from_sender): (i64, i64) = (row.get(0), row.get(1));
+                let more = adding as i64;
+                if waiting + more > i64::from(limits.per_recipient) {
+                    return Ok(Err(MailRefusal::RecipientFull {
+                        peer_id: peer_id.to_string(),
+                        waiting,
+                        adding,
+                        limit: limits.per_recipient,
+                    }));
+                }
+                if from_sender + more > i64::from(limits.per_sender) {
+                    return Ok(Err(MailRefusal::SenderFull {
+                        peer_id: peer_id.to_string(),
+                        waiting: from_sender,
+                        adding,
+                        limit: limits.per_sender,
+                    }));
+                }
+            }
+            let mut ids = Vec::with_capacity(letters.len());
+            for letter in letters {
+                let to_user_id = owners
+                    .iter()
+                    .find(|(p, _)| *p == letter.to_peer)
+                    .map(|&(_, owner)| owner)
+                    .expect("every recipient was looked up above");
+                let id: i64 = sqlx::query(
+                    "INSERT INTO letters \
+                     (to_peer, to_user_id, from_user_id, from_user, envelope, stored_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                )
+                .bind(&letter.to_peer)
+                .bind(to_user_id)
+                .bind(from_user_id)
+                .bind(from_user)
+                .bind(letter.envelope.as_slice())
+                .bind(now)
+                .bind(expires_at)
+                .fetch_one(&mut *tx)
                 .await?
-                .map(|r| r.get(0));
-            let Some(owner) = owner else {
-                return Ok(Err(MailRefusal::UnknownRecipient(peer_id.to_string())));
-            };
-            owners.push((peer_id, owner));
-            let row = sqlx::query(
-                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN from_user_id = ? THEN 1 ELSE 0 END), 0) \
-                 FROM letters WHERE to_peer = ? AND expires_at > ?",
-            )
-            .bind(from_user_id)
-            .bind(peer_id)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-            let (waiting, from_sender): (i64, i64) = (row.get(0), row.get(1));
-            let more = adding as i64;
-            if waiting + more > i64::from(limits.per_recipient) {
-                return Ok(Err(MailRefusal::RecipientFull {
-                    peer_id: peer_id.to_string(),
-                    waiting,
-                    adding,
-                    limit: limits.per_recipient,
-                }));
+                .get(0);
+                ids.push(id);
             }
-            if from_sender + more > i64::from(limits.per_sender) {
-                return Ok(Err(MailRefusal::SenderFull {
-                    peer_id: peer_id.to_string(),
-                    waiting: from_sender,
-                    adding,
-                    limit: limits.per_sender,
-                }));
-            }
-        }
-        let mut ids = Vec::with_capacity(letters.len());
-        for letter in letters {
-            let to_user_id = owners
-                .iter()
-                .find(|(p, _)| *p == letter.to_peer)
-                .map(|&(_, owner)| owner)
-                .expect("every recipient was looked up above");
-            let id: i64 = sqlx::query(
-                "INSERT INTO letters \
-                 (to_peer, to_user_id, from_user_id, from_user, envelope, stored_at, expires_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            )
-            .bind(&letter.to_peer)
-            .bind(to_user_id)
-            .bind(from_user_id)
-            .bind(from_user)
-            .bind(letter.envelope.as_slice())
-            .bind(now)
-            .bind(expires_at)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-            ids.push(id);
-        }
-        commit_audited(tx, audit).await?;
-        Ok(Ok(ids))
+            commit_audited!(DB, tx, audit);
+            Ok(Ok(ids))
+        })
     }
 
     /// Up to `limit` unexpired letters for one of the user's peers (joined
@@ -1068,28 +1445,30 @@ impl Store {
             Some(owner) if owner != user_id => return Ok(Err(PeerRefusal::NotYours)),
             Some(_) => {}
         }
-        let rows = sqlx::query(
-            "SELECT id, from_user, envelope, stored_at, expires_at FROM letters \
-             WHERE to_peer = ? AND to_user_id = ? AND id > ? AND expires_at > ? \
-             ORDER BY id LIMIT ?",
-        )
-        .bind(peer_id)
-        .bind(user_id)
-        .bind(after)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(Ok(rows
-            .into_iter()
-            .map(|r| LetterRow {
-                id: r.get(0),
-                from_user: r.get(1),
-                envelope: r.get(2),
-                stored_at: r.get(3),
-                expires_at: r.get(4),
-            })
-            .collect()))
+        with_db!(self, |DB, write, read, lock| {
+            let rows = sqlx::query(
+                "SELECT id, from_user, envelope, stored_at, expires_at FROM letters \
+                 WHERE to_peer = $1 AND to_user_id = $2 AND id > $3 AND expires_at > $4 \
+                 ORDER BY id LIMIT $5",
+            )
+            .bind(peer_id)
+            .bind(user_id)
+            .bind(after)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(read)
+            .await?;
+            Ok(Ok(rows
+                .into_iter()
+                .map(|r| LetterRow {
+                    id: r.get(0),
+                    from_user: r.get(1),
+                    envelope: r.get(2),
+                    stored_at: r.get(3),
+                    expires_at: r.get(4),
+                })
+                .collect()))
+        })
     }
 
     /// Deletes the letters with these ids waiting for one of the user's
@@ -1101,26 +1480,28 @@ impl Store {
         ids: &[i64],
         audit: &AuditRow,
     ) -> Result<Result<u64, PeerRefusal>, sqlx::Error> {
-        let mut tx = self.write.begin().await?;
-        if let Err(refusal) = Self::check_peer(&mut tx, user_id, peer_id, true).await? {
-            return Ok(Err(refusal));
-        }
-        let mut deleted = 0;
-        for chunk in ids.chunks(INSERT_CHUNK) {
-            let mut q: QueryBuilder<Db> = QueryBuilder::new("DELETE FROM letters WHERE to_peer = ");
-            q.push_bind(peer_id)
-                .push(" AND to_user_id = ")
-                .push_bind(user_id)
-                .push(" AND id IN (");
-            let mut list = q.separated(", ");
-            for id in chunk {
-                list.push_bind(*id);
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            if let Err(refusal) = check_peer!(tx, user_id, peer_id, true, lock) {
+                return Ok(Err(refusal));
             }
-            q.push(")");
-            deleted += q.build().execute(&mut *tx).await?.rows_affected();
-        }
-        commit_audited(tx, audit).await?;
-        Ok(Ok(deleted))
+            let mut deleted = 0;
+            for chunk in ids.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::<DB>::new("DELETE FROM letters WHERE to_peer = ");
+                q.push_bind(peer_id)
+                    .push(" AND to_user_id = ")
+                    .push_bind(user_id)
+                    .push(" AND id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(*id);
+                }
+                q.push(")");
+                deleted += q.build().execute(&mut *tx).await?.rows_affected();
+            }
+            commit_audited!(DB, tx, audit);
+            Ok(Ok(deleted))
+        })
     }
 
     // ----- audit ----------------------------------------------------------
@@ -1130,29 +1511,33 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write.begin().await?;
-        insert_audit_rows(&mut tx, rows).await?;
-        tx.commit().await
+        with_db!(self, |DB, write, read, lock| {
+            let mut tx = write.begin().await?;
+            insert_audit_rows!(DB, tx, rows);
+            tx.commit().await
+        })
     }
 
     /// Deletes audit records older than `before` (ms), a few thousand per
     /// transaction so writers are never held up long; returns how many.
     pub async fn prune_audit(&self, before: i64) -> Result<u64, sqlx::Error> {
-        let mut deleted = 0;
-        loop {
-            let n = sqlx::query(
-                "DELETE FROM audit WHERE id IN \
-                 (SELECT id FROM audit WHERE at < ? ORDER BY at LIMIT 5000)",
-            )
-            .bind(before)
-            .execute(&self.write)
-            .await?
-            .rows_affected();
-            deleted += n;
-            if n < 5000 {
-                return Ok(deleted);
+        with_db!(self, |DB, write, read, lock| {
+            let mut deleted = 0;
+            loop {
+                let n = sqlx::query(
+                    "DELETE FROM audit WHERE id IN \
+                     (SELECT id FROM audit WHERE at < $1 ORDER BY at LIMIT 5000)",
+                )
+                .bind(before)
+                .execute(write)
+                .await?
+                .rows_affected();
+                deleted += n;
+                if n < 5000 {
+                    return Ok(deleted);
+                }
             }
-        }
+        })
     }
 
     /// One page of the audit log, newest first, and the total number of records.
@@ -1161,98 +1546,33 @@ impl Store {
         offset: i64,
         limit: i64,
     ) -> Result<(Vec<AuditRow>, i64), sqlx::Error> {
-        let total: i64 = sqlx::query("SELECT COUNT(*) FROM audit")
-            .fetch_one(&self.read)
-            .await?
-            .get(0);
-        let rows = sqlx::query(
-            "SELECT id, at, user_name, peer_id, action, outcome, detail, client FROM audit \
-             ORDER BY id DESC LIMIT ? OFFSET ?",
-        )
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.read)
-        .await?;
-        let rows = rows
-            .into_iter()
-            .map(|r| AuditRow {
-                id: r.get(0),
-                at: r.get(1),
-                user_name: r.get(2),
-                peer_id: r.get(3),
-                action: r.get(4),
-                outcome: r.get(5),
-                detail: r.get(6),
-                client: r.get(7),
-            })
-            .collect();
-        Ok((rows, total))
+        with_db!(self, |DB, write, read, lock| {
+            let total: i64 = sqlx::query("SELECT COUNT(*) FROM audit")
+                .fetch_one(read)
+                .await?
+                .get(0);
+            let rows = sqlx::query(
+                "SELECT id, at, user_name, peer_id, action, outcome, detail, client FROM audit \
+                 ORDER BY id DESC LIMIT $1 OFFSET $2",
+            )
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(read)
+            .await?;
+            let rows = rows
+                .into_iter()
+                .map(|r| AuditRow {
+                    id: r.get(0),
+                    at: r.get(1),
+                    user_name: r.get(2),
+                    peer_id: r.get(3),
+                    action: r.get(4),
+                    outcome: r.get(5),
+                    detail: r.get(6),
+                    client: r.get(7),
+                })
+                .collect();
+            Ok((rows, total))
+        })
     }
-}
-
-/// Appends `audit` to a write's transaction and commits both together.
-async fn user_exists_in(
-    tx: &mut sqlx::Transaction<'_, Sqlite>,
-    name: &str,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query("SELECT 1 FROM users WHERE name = ?")
-        .bind(name)
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(row.is_some())
-}
-
-async fn commit_audited(
-    mut tx: sqlx::Transaction<'_, Db>,
-    audit: &AuditRow,
-) -> Result<(), sqlx::Error> {
-    insert_audit_rows(&mut tx, std::slice::from_ref(audit)).await?;
-    tx.commit().await
-}
-
-/// Inserts audit records inside a transaction, in batches.
-async fn insert_audit_rows(
-    tx: &mut sqlx::Transaction<'_, Db>,
-    rows: &[AuditRow],
-) -> Result<(), sqlx::Error> {
-    for chunk in rows.chunks(INSERT_CHUNK / 2) {
-        let mut q: QueryBuilder<Db> = QueryBuilder::new(
-            "INSERT INTO audit (at, user_name, peer_id, action, outcome, detail, client) ",
-        );
-        q.push_values(chunk, |mut b, row| {
-            b.push_bind(row.at)
-                .push_bind(&row.user_name)
-                .push_bind(&row.peer_id)
-                .push_bind(&row.action)
-                .push_bind(&row.outcome)
-                .push_bind(&row.detail)
-                .push_bind(&row.client);
-        });
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
-}
-
-/// Inserts or updates `files` of `peer_id` in batches.
-async fn insert_files(
-    tx: &mut sqlx::Transaction<'_, Db>,
-    peer_id: &str,
-    files: &[FileRow],
-) -> Result<(), sqlx::Error> {
-    for chunk in files.chunks(INSERT_CHUNK) {
-        let mut q: QueryBuilder<Db> =
-            QueryBuilder::new("INSERT INTO files (peer_id, file_id, name, size, ext) ");
-        q.push_values(chunk, |mut b, f| {
-            b.push_bind(peer_id)
-                .push_bind(&f.file_id)
-                .push_bind(&f.name)
-                .push_bind(f.size)
-                .push_bind(&f.ext);
-        });
-        q.push(
-            " ON CONFLICT (peer_id, file_id, name) DO UPDATE SET size = excluded.size, ext = excluded.ext",
-        );
-        q.build().execute(&mut **tx).await?;
-    }
-    Ok(())
 }

@@ -249,22 +249,16 @@ async fn records_past_the_retention_are_deleted_at_start() {
     ix.running.take().unwrap().stop().await;
 
     // Age every record by 100 days, then add one 89 days old.
-    let url = format!("sqlite://{}", ix.config.database_path().display());
-    let db = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let mut db = ix.db().await;
     let day: i64 = 24 * 3600 * 1000;
-    sqlx::query("UPDATE audit SET at = at - ?")
-        .bind(100 * day)
-        .execute(&db)
-        .await
-        .unwrap();
-    sqlx::query(
+    db.execute("UPDATE audit SET at = at - $1", &[100 * day])
+        .await;
+    db.execute(
         "INSERT INTO audit (at, user_name, action, outcome, client) \
-         SELECT MAX(at) + 11 * ?, 'recent', 'login', 'bad_credentials', '127.0.0.1' FROM audit",
+         SELECT MAX(at) + 11 * $1, 'recent', 'login', 'bad_credentials', '127.0.0.1' FROM audit",
+        &[day],
     )
-    .bind(day)
-    .execute(&db)
-    .await
-    .unwrap();
+    .await;
     db.close().await;
 
     let running = peershare_index::start(ix.config.clone()).await.unwrap();

@@ -1,5 +1,6 @@
 //! Shared helpers: a real index on 127.0.0.1:0 over a real SQLite file in a
-//! temporary folder, a real HTTP client, and ed25519 peer keys.
+//! temporary folder (or, in the api_postgres tests, a fresh database on a
+//! real PostgreSQL server), a real HTTP client, and ed25519 peer keys.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -8,6 +9,8 @@ use libp2p_identity::Keypair;
 use peershare_index::{start, IndexConfig, RunningIndex};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Connection, PgConnection, Row, SqliteConnection};
 
 /// The password every helper-made user has.
 pub const PASSWORD: &str = "correct horse";
@@ -51,6 +54,9 @@ impl Index {
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = config(dir.path().join("index"));
+        if crate::POSTGRES {
+            cfg.database = Some(crate::postgres::fresh_database().await);
+        }
         tweak(&mut cfg);
         let running = start(cfg.clone()).await.unwrap();
         let base = format!("{}/api/v1", running.url());
@@ -69,6 +75,17 @@ impl Index {
         let running = start(self.config.clone()).await.unwrap();
         self.base = format!("{}/api/v1", running.url());
         self.running = Some(running);
+    }
+
+    /// A connection to the index's database, next to the server.
+    pub async fn db(&self) -> Db {
+        match &self.config.database {
+            Some(url) => Db::Postgres(PgConnection::connect(url).await.unwrap()),
+            None => {
+                let options = SqliteConnectOptions::new().filename(self.config.database_path());
+                Db::Sqlite(SqliteConnection::connect_with(&options).await.unwrap())
+            }
+        }
     }
 
     /// Sends a request with an optional token and JSON body; returns status and JSON body.
@@ -226,6 +243,102 @@ impl Index {
         let (status, body) = self.get(&format!("/search?{query}"), token).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body
+    }
+}
+
+/// A connection to an index's database, for SQL written with `$1, $2…`
+/// placeholders (both engines read them) and integer arguments.
+pub enum Db {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+impl Db {
+    /// The first column of the first row of `sql`, an integer.
+    pub async fn number(&mut self, sql: &str, args: &[i64]) -> i64 {
+        match self {
+            Db::Sqlite(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_one(c).await.unwrap().get(0)
+            }
+            Db::Postgres(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_one(c).await.unwrap().get(0)
+            }
+        }
+    }
+
+    /// Runs `sql`; returns the rows it changed.
+    pub async fn execute(&mut self, sql: &str, args: &[i64]) -> u64 {
+        match self {
+            Db::Sqlite(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.execute(c).await.unwrap().rows_affected()
+            }
+            Db::Postgres(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.execute(c).await.unwrap().rows_affected()
+            }
+        }
+    }
+
+    /// The first column of the first row of `sql`, bytes.
+    pub async fn bytes(&mut self, sql: &str, args: &[i64]) -> Vec<u8> {
+        match self {
+            Db::Sqlite(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_one(c).await.unwrap().get(0)
+            }
+            Db::Postgres(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_one(c).await.unwrap().get(0)
+            }
+        }
+    }
+
+    /// The first column of the first row of `sql`, text.
+    pub async fn text(&mut self, sql: &str, args: &[i64]) -> String {
+        match self {
+            Db::Sqlite(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_one(c).await.unwrap().get(0)
+            }
+            Db::Postgres(c) => {
+                let mut q = sqlx::query(sql);
+                for a in args {
+                    q = q.bind(*a);
+                }
+                q.fetch_one(c).await.unwrap().get(0)
+            }
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            Db::Sqlite(c) => c.close().await.unwrap(),
+            Db::Postgres(c) => c.close().await.unwrap(),
+        }
     }
 }
 

@@ -54,11 +54,15 @@ async fn everything_acknowledged_survives_a_restart() {
     assert!(before_ids.iter().all(|id| after_ids.contains(id)));
     assert!(before_ids.len() >= 6, "{before}");
     // The database file is where the config says.
-    assert!(ix.config.database_path().exists());
+    if !crate::POSTGRES {
+        assert!(ix.config.database_path().exists());
+    }
 }
 
 /// Set in the child process that runs the index for the crash test.
 const CHILD_DIR: &str = "PEERSHARE_INDEX_CRASH_CHILD_DIR";
+/// Set with [`CHILD_DIR`] when the child's index keeps its data in PostgreSQL.
+const CHILD_DATABASE: &str = "PEERSHARE_INDEX_CRASH_CHILD_DATABASE";
 
 /// Not a test on its own: when the crash test starts this binary again with
 /// [`CHILD_DIR`] set, this runs an index in that folder until it is killed.
@@ -70,9 +74,9 @@ fn crash_child() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let dir = std::path::PathBuf::from(dir);
-        let running = peershare_index::start(crate::common::config(dir.clone()))
-            .await
-            .unwrap();
+        let mut config = crate::common::config(dir.clone());
+        config.database = std::env::var(CHILD_DATABASE).ok();
+        let running = peershare_index::start(config).await.unwrap();
         // Told through a file: the test harness may capture this process's stdout.
         std::fs::write(dir.join("addr.tmp"), running.addr().to_string()).unwrap();
         std::fs::rename(dir.join("addr.tmp"), dir.join("addr")).unwrap();
@@ -88,7 +92,14 @@ async fn kill_9_during_a_burst_loses_nothing_acknowledged() {
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("index");
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut config = crate::common::config(data.clone());
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    if crate::POSTGRES {
+        let database = crate::postgres::fresh_database().await;
+        child.env(CHILD_DATABASE, &database);
+        config.database = Some(database);
+    }
+    let mut child = child
         .args(["--exact", "durability::crash_child", "--test-threads=1"])
         .env(CHILD_DIR, &data)
         .stdout(Stdio::null())
@@ -213,10 +224,8 @@ async fn kill_9_during_a_burst_loses_nothing_acknowledged() {
         "the kill came too late to test anything"
     );
 
-    // A new index on the same folder has every acknowledged write.
-    let running = peershare_index::start(crate::common::config(data))
-        .await
-        .unwrap();
+    // A new index on the same folder (or database) has every acknowledged write.
+    let running = peershare_index::start(config).await.unwrap();
     let base = format!("{}/api/v1", running.url());
     let session: serde_json::Value = http
         .post(format!("{base}/sessions"))

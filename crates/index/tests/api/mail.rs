@@ -6,8 +6,6 @@ use libp2p_identity::Keypair;
 use rand::RngCore;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, Row, SqliteConnection};
 
 use crate::common::{eventually, Index};
 
@@ -55,21 +53,11 @@ fn ids_of(letters: &[Value]) -> Vec<i64> {
     letters.iter().map(|l| l["id"].as_i64().unwrap()).collect()
 }
 
-/// A read-only connection to the index's database file, next to the server.
-async fn database(ix: &Index) -> SqliteConnection {
-    let options = SqliteConnectOptions::new()
-        .filename(ix.config.database_path())
-        .read_only(true);
-    SqliteConnection::connect_with(&options).await.unwrap()
-}
-
 async fn letters_in_database(ix: &Index) -> i64 {
-    let mut db = database(ix).await;
-    sqlx::query("SELECT COUNT(*) FROM letters")
-        .fetch_one(&mut db)
-        .await
-        .unwrap()
-        .get(0)
+    let mut db = ix.db().await;
+    let n = db.number("SELECT COUNT(*) FROM letters", &[]).await;
+    db.close().await;
+    n
 }
 
 #[tokio::test]
@@ -427,14 +415,12 @@ async fn expired_letters_are_never_returned_and_are_purged() {
     let first = sent["stored"][0].as_i64().unwrap();
     assert!(
         eventually(Duration::from_secs(10), || async {
-            let mut db = database(&ix).await;
-            sqlx::query("SELECT COUNT(*) FROM letters WHERE id = ?")
-                .bind(first)
-                .fetch_one(&mut db)
-                .await
-                .unwrap()
-                .get::<i64, _>(0)
-                == 0
+            let mut db = ix.db().await;
+            let n = db
+                .number("SELECT COUNT(*) FROM letters WHERE id = $1", &[first])
+                .await;
+            db.close().await;
+            n == 0
         })
         .await,
         "the expired letter was not purged"
@@ -455,29 +441,41 @@ async fn the_database_holds_exactly_the_bytes_sent() {
     let (status, sent) = send(&ix, &alice, vec![letter(&b1, &envelope)]).await;
     assert_eq!(status, StatusCode::CREATED, "{sent}");
 
-    // The database files (the WAL holds what is not checkpointed yet) contain
-    // the raw bytes, not their base64 text.
-    let path = ix.config.database_path();
-    let mut files = std::fs::read(&path).unwrap();
-    files.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
-    let contains = |needle: &[u8]| files.windows(needle.len()).any(|w| w == needle);
-    assert!(
-        contains(&marker),
-        "the marker bytes are not in the database"
-    );
-    assert!(
-        !contains(STANDARD.encode(&envelope).as_bytes()),
-        "the envelope was stored as base64 text"
-    );
-
-    let mut db = database(&ix).await;
-    let row = sqlx::query("SELECT typeof(envelope), envelope FROM letters WHERE id = ?")
-        .bind(sent["stored"][0].as_i64().unwrap())
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
-    assert_eq!(row.get::<String, _>(0), "blob");
-    assert_eq!(row.get::<Vec<u8>, _>(1), envelope);
+    let id = sent["stored"][0].as_i64().unwrap();
+    let mut db = ix.db().await;
+    if crate::POSTGRES {
+        let kind = db
+            .text(
+                "SELECT pg_typeof(envelope)::text FROM letters WHERE id = $1",
+                &[id],
+            )
+            .await;
+        assert_eq!(kind, "bytea");
+    } else {
+        // The database files (the WAL holds what is not checkpointed yet)
+        // contain the raw bytes, not their base64 text.
+        let path = ix.config.database_path();
+        let mut files = std::fs::read(&path).unwrap();
+        files.extend(std::fs::read(path.with_extension("db-wal")).unwrap_or_default());
+        let contains = |needle: &[u8]| files.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            contains(&marker),
+            "the marker bytes are not in the database"
+        );
+        assert!(
+            !contains(STANDARD.encode(&envelope).as_bytes()),
+            "the envelope was stored as base64 text"
+        );
+        let kind = db
+            .text("SELECT typeof(envelope) FROM letters WHERE id = $1", &[id])
+            .await;
+        assert_eq!(kind, "blob");
+    }
+    let stored = db
+        .bytes("SELECT envelope FROM letters WHERE id = $1", &[id])
+        .await;
+    assert_eq!(stored, envelope);
+    db.close().await;
 }
 
 #[tokio::test]
