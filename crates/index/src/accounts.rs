@@ -238,6 +238,10 @@ pub async fn unregister(
     audited_write(state.audit(), event, async {
         state.store().delete_user(user.id, &audit).await?;
         state.catalogue().remove_user(&user.name);
+        state
+            .cluster()
+            .announce(crate::cluster::Change::UserGone(&user.name))
+            .await;
         state.tokens().forget_user(user.id);
         Ok(StatusCode::NO_CONTENT)
     })

@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::AuthUser;
+use crate::cluster::Change;
 use crate::error::{refused, ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ClientAddr};
 use crate::gate::ListSlot;
@@ -130,6 +131,7 @@ pub async fn publish(
             .await?
             .map_err(refused(&peer_id))?;
         search::searchable(state.catalogue().publish(&peer_id, &rows)).await?;
+        state.cluster().announce(Change::Peer(&peer_id)).await;
         Ok(Json(Published {
             peer_id,
             files: rows.len(),
@@ -172,6 +174,12 @@ pub async fn unpublish(
             .await?
             .map_err(refused(&peer_id))?;
         state.catalogue().unpublish(&peer_id, &file_id);
+        if removed > 0 {
+            state
+                .cluster()
+                .announce(Change::Unpublished(&peer_id, &file_id))
+                .await;
+        }
         if removed == 0 {
             return Err(ApiError::NotFound(format!(
                 "peer {peer_id} does not list file {file_id}; nothing changed"

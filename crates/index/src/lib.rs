@@ -4,7 +4,7 @@
 //! [`state`] is what handlers reach, [`extract`] turns bad requests into
 //! JSON errors) and everything behind it: accounts and login tokens
 //! ([`accounts`], [`auth`]), peers joining, sending heartbeats and leaving
-//! ([`peers`]; heartbeats share commits through [`heartbeats`]), the files they publish ([`files`]), search over the in-memory catalogue of online files ([`search`]), the
+//! ([`peers`]; heartbeats share commits through [`heartbeats`]), the files they publish ([`files`]), search over the in-memory catalogue of online files ([`search`]), kept in step across index processes on one PostgreSQL ([`cluster`]), the
 //! users list, browsing and users' peers with their messaging keys
 //! ([`users`]), mailboxes of sealed letters ([`mail`]), the audit log ([`audit`], read by
 //! [`admin`]s), admission control under load ([`gate`]), allocator settings
@@ -20,6 +20,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -23,6 +23,7 @@ use utoipa::ToSchema;
 
 use crate::audit::{audited_write, Action, AuditEvent};
 use crate::auth::AuthUser;
+use crate::cluster::Change;
 use crate::error::{refused, PeerRefusal};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, ClientAddr};
@@ -342,6 +343,7 @@ pub async fn join(
             last_seen: now,
         };
         search::searchable(state.catalogue().join(online, &files)).await?;
+        state.cluster().announce(Change::Peer(&peer_id)).await;
         let bootstrap = bootstrap_addrs(&state, &peer_id).await?;
         Ok(Json(Joined {
             bootstrap,
@@ -383,12 +385,10 @@ pub async fn heartbeat(
         return Err(refused(&peer_id)(refusal.unwrap_or(PeerRefusal::Left)));
     }
     if !state.catalogue().heartbeat(&peer_id, now) {
-        // It had timed out: back in search with the files the store has.
-        if let Some((user_name, peer)) = state.store().peer_with_user(&peer_id).await? {
-            let files = state.store().peer_files(&peer_id).await?;
-            let online = search::online_peer(&user_name, &peer);
-            search::searchable(state.catalogue().join(online, &files)).await?;
-        }
+        // It had timed out (or joined through another index process): back
+        // in search with the files the store has.
+        crate::cluster::reload_peer(&state, &peer_id).await?;
+        state.cluster().announce(Change::Peer(&peer_id)).await;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -421,6 +421,7 @@ pub async fn leave(
             .await?
             .map_err(refused(&peer_id))?;
         state.catalogue().remove_peer(&peer_id);
+        state.cluster().announce(Change::Peer(&peer_id)).await;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -223,6 +223,7 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
     let limits = ConnLimits::budgeted(FD_SHARE);
     let task = tokio::spawn(async move {
         let sweeper = tokio::spawn(sweep(state.clone(), sweep_every, stop_rx.clone()));
+        let follower = tokio::spawn(crate::cluster::follow(state.clone(), stop_rx.clone()));
         let timeouts = tokio::spawn(time_out_peers(state, timeout_every, stop_rx.clone()));
         let served = match tls {
             Some(tls) => match TlsListener::with_limits(listener, tls, limits) {
@@ -236,6 +237,7 @@ pub async fn start(config: IndexConfig) -> Result<RunningIndex, IndexError> {
         }
         let _ = sweeper.await;
         let _ = timeouts.await;
+        let _ = follower.await;
         // Every sender is gone with the router and the tasks above.
         let _ = heartbeat_task.await;
         tokio::task::spawn_blocking(move || catalogue.close())
@@ -333,7 +335,9 @@ async fn time_out_peers(state: AppState, every: Duration, mut stop: watch::Recei
             _ = ticker.tick() => {}
             _ = stop.wait_for(|s| *s) => break,
         }
-        let (gone, _) = state.catalogue().sweep(state.online_cutoff(now_ms()));
+        let cutoff = state.online_cutoff(now_ms());
+        crate::cluster::refresh_stale(state.store(), state.catalogue(), cutoff).await;
+        let (gone, _) = state.catalogue().sweep(cutoff);
         if !gone.is_empty() {
             tracing::debug!("{} peers timed out", gone.len());
         }

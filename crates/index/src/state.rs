@@ -14,6 +14,7 @@ use axum::extract::FromRef;
 use crate::admin::AdminNames;
 use crate::audit::Audit;
 use crate::auth::{LoginLimiter, Sessions, TokenCache};
+use crate::cluster::Cluster;
 use crate::config::IndexConfig;
 use crate::gate::{Admission, Gate, KeyedGates};
 use crate::heartbeats::HeartbeatLine;
@@ -41,6 +42,7 @@ struct StateInner {
     status: StatusBoard,
     catalogue: Arc<Catalogue>,
     heartbeats: HeartbeatLine,
+    cluster: Cluster,
 }
 
 /// Joins and publishes (whole file lists) handled at once.
@@ -82,6 +84,7 @@ impl AppState {
         );
         let status = StatusBoard::new(catalogue.clone());
         let admins = AdminNames::start(&config.admins, &store);
+        let cluster = Cluster::new(store.clone());
         Self {
             inner: Arc::new(StateInner {
                 store,
@@ -97,6 +100,7 @@ impl AppState {
                 status,
                 catalogue,
                 heartbeats,
+                cluster,
             }),
         }
     }
@@ -154,6 +158,11 @@ impl AppState {
     /// The line heartbeats are group-committed through.
     pub fn heartbeats(&self) -> &HeartbeatLine {
         &self.inner.heartbeats
+    }
+
+    /// How this process tells the others on one PostgreSQL database.
+    pub fn cluster(&self) -> &Cluster {
+        &self.inner.cluster
     }
 
     /// The oldest `last_seen` (ms) that still counts as online at `now`.

@@ -908,6 +908,58 @@ impl Store {
         })
     }
 
+    /// The last heartbeat (ms) of each of these peers that has not left.
+    pub async fn last_seen_of(
+        &self,
+        peer_ids: &[String],
+    ) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        let mut seen = Vec::with_capacity(peer_ids.len());
+        for chunk in peer_ids.chunks(INSERT_CHUNK) {
+            let chunk: Vec<&str> = chunk
+                .iter()
+                .map(String::as_str)
+                .filter(|p| !has_nul(p))
+                .collect();
+            if chunk.is_empty() {
+                continue;
+            }
+            with_db!(self, |DB, write, read, lock| {
+                let mut q = QueryBuilder::<DB>::new(
+                    "SELECT peer_id, last_seen FROM peers WHERE left_at IS NULL AND peer_id IN (",
+                );
+                let mut list = q.separated(", ");
+                for peer_id in &chunk {
+                    list.push_bind(*peer_id);
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(read).await?;
+                seen.extend(rows.into_iter().map(|r| (r.get(0), r.get(1))));
+            });
+        }
+        Ok(seen)
+    }
+
+    /// Tells the other index processes on this PostgreSQL database (see
+    /// [`crate::cluster`]); does nothing on SQLite.
+    pub async fn notify(&self, channel: &str, payload: &str) -> Result<(), sqlx::Error> {
+        if let Pools::Postgres(pool) = &self.pools {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(channel)
+                .bind(payload)
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The PostgreSQL pool, to listen for notifications; `None` on SQLite.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pools {
+            Pools::Postgres(pool) => Some(pool),
+            Pools::Sqlite { .. } => None,
+        }
+    }
+
     /// Every file a peer lists.
     pub async fn peer_files(&self, peer_id: &str) -> Result<Vec<FileRow>, sqlx::Error> {
         if has_nul(peer_id) {

@@ -323,6 +323,18 @@ impl Catalogue {
         true
     }
 
+    /// The peers last seen here before `cutoff` (ms).
+    pub fn stale_peers(&self, cutoff: i64) -> Vec<String> {
+        self.read()
+            .peers
+            .items
+            .iter()
+            .flatten()
+            .filter(|p| p.last_seen.load(AtomicOrdering::Relaxed) < cutoff)
+            .map(|p| p.peer_id.to_string())
+            .collect()
+    }
+
     /// Takes offline every peer last seen before `cutoff` (ms); returns their ids.
     pub fn sweep(&self, cutoff: i64) -> (Vec<String>, Pending) {
         let stale: Vec<Arc<str>> = {

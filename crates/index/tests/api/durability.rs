@@ -84,24 +84,21 @@ fn crash_child() {
     });
 }
 
-#[tokio::test]
-async fn kill_9_during_a_burst_loses_nothing_acknowledged() {
+/// Runs an index in another process (this test binary again, see
+/// [`crash_child`]) over `data` (and `database`, on PostgreSQL); returns it
+/// and its address once it listens.
+pub(crate) async fn spawn_index_process(
+    data: &std::path::Path,
+    database: Option<&str>,
+) -> (std::process::Child, String) {
     use std::process::{Command, Stdio};
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("index");
-    let mut config = crate::common::config(data.clone());
     let mut child = Command::new(std::env::current_exe().unwrap());
-    if crate::POSTGRES {
-        let database = crate::postgres::fresh_database().await;
-        child.env(CHILD_DATABASE, &database);
-        config.database = Some(database);
+    if let Some(database) = database {
+        child.env(CHILD_DATABASE, database);
     }
     let mut child = child
         .args(["--exact", "durability::crash_child", "--test-threads=1"])
-        .env(CHILD_DIR, &data)
+        .env(CHILD_DIR, data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -121,6 +118,24 @@ async fn kill_9_during_a_burst_loses_nothing_acknowledged() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
+    (child, addr)
+}
+
+#[tokio::test]
+async fn kill_9_during_a_burst_loses_nothing_acknowledged() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("index");
+    let mut config = crate::common::config(data.clone());
+    let database = if crate::POSTGRES {
+        Some(crate::postgres::fresh_database().await)
+    } else {
+        None
+    };
+    config.database = database.clone();
+    let (mut child, addr) = spawn_index_process(&data, database.as_deref()).await;
     let base = format!("http://{addr}/api/v1");
     let http = crate::common::http_client();
 

@@ -180,3 +180,212 @@ async fn a_setting_that_is_not_a_postgresql_url_is_refused_saying_what_is_accept
     );
     assert!(!text.contains("hunter2"), "{text}");
 }
+
+/// A login token of the existing user `name` on `ix`.
+async fn token(ix: &Index, name: &str) -> String {
+    let (status, body) = ix.login(name, crate::common::PASSWORD).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body["token"].as_str().unwrap().to_string()
+}
+
+/// The sorted ids `ix` finds for `query` with `token`.
+async fn found(ix: &Index, token: &str, query: &str) -> Vec<String> {
+    crate::common::sorted_ids(&ix.search(token, query).await)
+}
+
+#[tokio::test]
+async fn what_one_index_changes_is_searchable_on_the_other_within_a_second() {
+    use std::time::{Duration, Instant};
+
+    let a = Index::start().await;
+    let b = beside(&a, |_| {}).await;
+    let alice = a.user("alice").await;
+    let on_b = token(&b, "alice").await;
+    let key = Keypair::generate_ed25519();
+    let peer = key.public().to_peer_id().to_string();
+    let files = |names: &[&str]| -> Vec<serde_json::Value> {
+        names.iter().map(|n| crate::common::file(n, 5)).collect()
+    };
+
+    // Each change made through A is seen by a search on B; the time it
+    // takes is printed (bench/index.sh measures it under load).
+    let mut slowest = Duration::ZERO;
+    let expect_on_b = |want: Vec<String>, query: &'static str| {
+        let (b, on_b) = (&b, on_b.clone());
+        async move {
+            let began = Instant::now();
+            let seen = crate::common::eventually(Duration::from_secs(5), || {
+                let (want, on_b) = (want.clone(), on_b.clone());
+                async move { found(b, &on_b, query).await == want }
+            })
+            .await;
+            assert!(seen, "B never saw {want:?} for {query}");
+            began.elapsed()
+        }
+    };
+    a.join(
+        &alice,
+        &key,
+        json!(files(&["harbour lights.flac", "notes.txt"])),
+    )
+    .await;
+    slowest = slowest.max(
+        expect_on_b(
+            crate::common::sorted_ids_of(&["harbour lights.flac"]),
+            "q=harb",
+        )
+        .await,
+    );
+    let (status, body) = a
+        .call(
+            Method::POST,
+            &format!("/peers/{peer}/files"),
+            Some(&alice),
+            Some(json!({"files": files(&["harbour nights.flac"])})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    slowest = slowest.max(
+        expect_on_b(
+            crate::common::sorted_ids_of(&["harbour lights.flac", "harbour nights.flac"]),
+            "q=harb",
+        )
+        .await,
+    );
+    let gone = crate::common::id_of("harbour lights.flac");
+    let (status, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/peers/{peer}/files/{gone}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    slowest = slowest.max(
+        expect_on_b(
+            crate::common::sorted_ids_of(&["harbour nights.flac"]),
+            "q=harb",
+        )
+        .await,
+    );
+    let (status, _) = a
+        .call(
+            Method::DELETE,
+            &format!("/peers/{peer}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    slowest = slowest.max(expect_on_b(Vec::new(), "q=harb").await);
+    eprintln!("slowest change seen on the other index: {slowest:?}");
+}
+
+#[tokio::test]
+async fn heartbeats_through_one_index_keep_a_peer_online_on_the_other() {
+    use std::time::Duration;
+
+    let timeout = Duration::from_secs(2);
+    let a = Index::start_with(|c| c.peer_timeout = timeout).await;
+    let b = beside(&a, move |c| c.peer_timeout = timeout).await;
+    let alice = a.user("alice").await;
+    let on_b = token(&b, "alice").await;
+    let key = Keypair::generate_ed25519();
+    let peer = a
+        .join(
+            &alice,
+            &key,
+            json!([crate::common::file("lighthouse.iso", 9)]),
+        )
+        .await;
+    // Three timeouts long, the peer's heartbeats reach only B.
+    for _ in 0..12 {
+        let (status, body) = b
+            .call(
+                Method::POST,
+                &format!("/peers/{peer}/heartbeat"),
+                Some(&on_b),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(
+            found(&a, &alice, "q=lighthouse").await.len(),
+            1,
+            "A timed out a peer that B hears from"
+        );
+    }
+    // Silent everywhere: both drop it.
+    tokio::time::sleep(timeout + Duration::from_millis(1500)).await;
+    assert!(found(&a, &alice, "q=lighthouse").await.is_empty());
+    assert!(found(&b, &on_b, "q=lighthouse").await.is_empty());
+}
+
+#[tokio::test]
+async fn an_index_killed_with_9_leaves_the_other_serving_everything_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = Index::start().await;
+    let database = b.config.database.clone().unwrap();
+    let (mut child, addr) =
+        crate::durability::spawn_index_process(&dir.path().join("a"), Some(&database)).await;
+    // A client of the process that will die: register, join, publish.
+    let a_base = format!("http://{addr}/api/v1");
+    let http = crate::common::http_client();
+    let ok = http
+        .post(format!("{a_base}/users"))
+        .json(&json!({"name": "carol", "password": crate::common::PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let session: serde_json::Value = http
+        .post(format!("{a_base}/sessions"))
+        .json(&json!({"name": "carol", "password": crate::common::PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let carol_on_a = session["token"].as_str().unwrap().to_string();
+    let a_view = Index {
+        running: None,
+        _dir: tempfile::tempdir().unwrap(),
+        config: b.config.clone(),
+        http: http.clone(),
+        base: a_base,
+    };
+    let key = Keypair::generate_ed25519();
+    let names: Vec<String> = (0..50).map(|i| format!("tide table {i}.pdf")).collect();
+    let listed: Vec<_> = names.iter().map(|n| crate::common::file(n, 100)).collect();
+    a_view.join(&carol_on_a, &key, json!(listed)).await;
+
+    child.kill().unwrap();
+    let _ = child.wait();
+
+    // B has every acknowledged write: the account, the session, the files.
+    let carol_on_b = token(&b, "carol").await;
+    let wanted: Vec<&str> = names.iter().map(String::as_str).collect();
+    let want = crate::common::sorted_ids_of(&wanted);
+    let seen = crate::common::eventually(std::time::Duration::from_secs(5), || {
+        let (b, token, want) = (&b, carol_on_b.clone(), want.clone());
+        async move { found(b, &token, "q=tide&limit=100").await == want }
+    })
+    .await;
+    assert!(seen, "B lost what A acknowledged");
+    let (status, body) = b.get("/users/carol/files", &carol_on_a).await;
+    assert_eq!(status, StatusCode::OK, "A's session works on B: {body}");
+    // And B goes on taking writes.
+    let peer = key.public().to_peer_id().to_string();
+    let (status, body) = b
+        .call(
+            Method::POST,
+            &format!("/peers/{peer}/heartbeat"),
+            Some(&carol_on_b),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+}
