@@ -47,14 +47,16 @@ PASSWORD = "bench-password-1"
 class Conn:
     """One keep-alive HTTP/1.1 connection."""
 
-    def __init__(self, host, port):
-        self.host, self.port = host, port
+    def __init__(self, host, port, source=None):
+        self.host, self.port, self.source = host, port, source
         self.reader = self.writer = None
 
     async def open(self):
         for attempt in range(50):
             try:
-                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                local = (self.source, 0) if self.source else None
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port,
+                                                                         local_addr=local)
                 return self
             except OSError:
                 await asyncio.sleep(0.05 * (attempt + 1))
@@ -320,6 +322,7 @@ async def fill(host, port, state):
     say(f"heartbeat  {HEARTBEATS:>8} beats    {dt:8.2f} s  {HEARTBEATS / dt:10.1f} /s   (64 clients, "
         f"p50 {pct(beat_lat, 50) * 1000:.1f} ms p99 {pct(beat_lat, 99) * 1000:.1f} ms)")
     state["token"] = tokens[users[0]]
+    state["tokens"] = [tokens[u] for u in users]
 
 
 # ---------------------------------------------------------------- queries
@@ -362,10 +365,19 @@ def search_path(q, mode, ext):
     return "/api/v1/search?" + urllib.parse.urlencode(params)
 
 
-async def http_level(host, port, token, queries, clients):
-    """Searches for DURATION seconds with `clients` connections."""
+def client_source(i):
+    """Client i's own loopback address (127.0.x.y), as many people have many
+    addresses: the index limits connections and searches per address."""
+    n = i + 2
+    return f"127.0.{n // 250}.{n % 250 + 1}"
+
+
+async def http_level(host, port, tokens, queries, clients):
+    """Searches for DURATION seconds with `clients` connections, each from
+    its own address and logged in as one of the users (round robin), as
+    people searching at once would be."""
     paths = [search_path(*q) for q in queries]
-    conns = await asyncio.gather(*(Conn(host, port).open() for _ in range(clients)))
+    conns = await asyncio.gather(*(Conn(host, port, client_source(i)).open() for i in range(clients)))
     latencies, errors, shed, sent = [], [0], [0], [0]
     deadline = [0.0]
     rng = random.Random(clients)
@@ -378,7 +390,7 @@ async def http_level(host, port, token, queries, clients):
             k += clients
             start = time.perf_counter()
             try:
-                status, _ = await conn.request("GET", path, token=token)
+                status, _ = await conn.request("GET", path, token=tokens[i % len(tokens)])
                 if status == 503:
                     # Turned away: wait as told (Retry-After, 1 s), with jitter, like a polite client.
                     shed[0] += 1
@@ -441,7 +453,7 @@ async def wait_idle(host, port, token, probe):
         conn.close()
 
 
-async def search_bench(host, port, db_path, token, pid):
+async def search_bench(host, port, db_path, token, tokens, pid):
     kinds = build_queries()
     raw = raw_baseline(db_path, kinds)
     probe = search_path(*kinds["exact"][0])
@@ -466,7 +478,7 @@ async def search_bench(host, port, db_path, token, pid):
             f"{ms(base['p99'])}")
         for clients in LEVELS:
             await wait_idle(host, port, token, probe)
-            r = await http_level(host, port, token, queries, clients)
+            r = await http_level(host, port, tokens, queries, clients)
             r50 = r["p50"] / base["p50"] if base["p50"] > 0 else float("nan")
             r99 = r["p99"] / base["p99"] if base["p99"] > 0 else float("nan")
             # wall time per answered search vs one raw query on one thread
@@ -497,7 +509,7 @@ async def main():
     say(f"fill total {time.perf_counter() - t:.1f} s; index VmHWM after fill: {vm_hwm(pid)}; "
         f"index.db {os.path.getsize(db_path) / 2**20:.0f} MiB "
         f"(+ WAL {os.path.getsize(db_path + '-wal') / 2**20 if os.path.exists(db_path + '-wal') else 0:.0f} MiB)")
-    await search_bench(host, port, db_path, state["token"], pid)
+    await search_bench(host, port, db_path, state["token"], state["tokens"], pid)
     say("")
     say(f"index peak RSS (VmHWM): {vm_hwm(pid)}")
 

@@ -1,5 +1,5 @@
-//! Search by file name over the online catalogue: all words (each a whole
-//! word or a word prefix, case- and accent-insensitive; the default),
+//! Search by file name over the online catalogue: all words (whole words,
+//! the last one also a word prefix, case- and accent-insensitive; the default),
 //! substring, exact name, or file id; filtered by extension and size;
 //! ranked by how well the name matches times how many online holders the
 //! file has; paged. Each result is one file id with its names, its size and
@@ -60,8 +60,9 @@ pub enum SearchMode {
     Exact,
     /// The name contains the query (case-insensitive).
     Substring,
-    /// Every word of the query is a word of the name or the start of one
-    /// (case- and accent-insensitive): `aula` finds `aula1.mp4`.
+    /// Every word of the query is a word of the name, the last one also
+    /// the start of one, as in a search box (case- and accent-insensitive):
+    /// `aula` finds `aula1.mp4`.
     #[default]
     Words,
     /// The file's BLAKE3 id (64 hex digits) equals the query.

@@ -146,7 +146,7 @@ pub enum TextChange {
 /// How the name is matched.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NameMatch {
-    /// Every folded word, each as a whole word or a word prefix.
+    /// Every folded word as a whole word; the last one also as the start of one.
     Words(Vec<String>),
     /// The text anywhere in the name, ignoring case.
     Substring(String),
@@ -280,11 +280,20 @@ impl Fields {
         match name {
             NameMatch::Exact(text) => Some(term(self.exact, text, IndexRecordOption::Basic)),
             NameMatch::Words(words) => {
+                let last = words.len().saturating_sub(1);
                 let clauses: Vec<(Occur, Box<dyn Query>)> = words
                     .iter()
-                    .map(|w| {
+                    .enumerate()
+                    .map(|(i, w)| {
                         let whole = term(self.words, w, IndexRecordOption::WithFreqs);
-                        let either: Box<dyn Query> = match tokens::prefix_term(w) {
+                        // Only the last word may be unfinished, as in a
+                        // search box: earlier ones are whole words.
+                        let prefix = if i == last {
+                            tokens::prefix_term(w)
+                        } else {
+                            None
+                        };
+                        let either: Box<dyn Query> = match prefix {
                             Some(prefix) => Box::new(BooleanQuery::new(vec![
                                 (
                                     Occur::Should,

@@ -253,85 +253,52 @@ pub enum Db {
     Postgres(PgConnection),
 }
 
+/// Binds `$args` to `$sql` and runs `$run` with the query `$q` on the
+/// connection `$c`, whichever engine `$db` is.
+macro_rules! bound {
+    ($db:expr, $sql:expr, $args:expr, |$q:ident, $c:ident| $run:expr) => {
+        match $db {
+            Db::Sqlite($c) => {
+                let mut $q = sqlx::query($sql);
+                for a in $args {
+                    $q = $q.bind(*a);
+                }
+                $run
+            }
+            Db::Postgres($c) => {
+                let mut $q = sqlx::query($sql);
+                for a in $args {
+                    $q = $q.bind(*a);
+                }
+                $run
+            }
+        }
+    };
+}
+
 impl Db {
     /// The first column of the first row of `sql`, an integer.
     pub async fn number(&mut self, sql: &str, args: &[i64]) -> i64 {
-        match self {
-            Db::Sqlite(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.fetch_one(c).await.unwrap().get(0)
-            }
-            Db::Postgres(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.fetch_one(c).await.unwrap().get(0)
-            }
-        }
+        bound!(self, sql, args, |q, c| q.fetch_one(c).await.unwrap().get(0))
     }
 
     /// Runs `sql`; returns the rows it changed.
     pub async fn execute(&mut self, sql: &str, args: &[i64]) -> u64 {
-        match self {
-            Db::Sqlite(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.execute(c).await.unwrap().rows_affected()
-            }
-            Db::Postgres(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.execute(c).await.unwrap().rows_affected()
-            }
-        }
+        bound!(self, sql, args, |q, c| q
+            .execute(c)
+            .await
+            .unwrap()
+            .rows_affected())
     }
 
     /// The first column of the first row of `sql`, bytes.
     pub async fn bytes(&mut self, sql: &str, args: &[i64]) -> Vec<u8> {
-        match self {
-            Db::Sqlite(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.fetch_one(c).await.unwrap().get(0)
-            }
-            Db::Postgres(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.fetch_one(c).await.unwrap().get(0)
-            }
-        }
+        bound!(self, sql, args, |q, c| q.fetch_one(c).await.unwrap().get(0))
     }
 
     /// The first column of the first row of `sql`, text.
     pub async fn text(&mut self, sql: &str, args: &[i64]) -> String {
-        match self {
-            Db::Sqlite(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.fetch_one(c).await.unwrap().get(0)
-            }
-            Db::Postgres(c) => {
-                let mut q = sqlx::query(sql);
-                for a in args {
-                    q = q.bind(*a);
-                }
-                q.fetch_one(c).await.unwrap().get(0)
-            }
-        }
+        bound!(self, sql, args, |q, c| q.fetch_one(c).await.unwrap().get(0))
     }
 
     pub async fn close(self) {

@@ -148,3 +148,78 @@ async fn an_announced_download_makes_the_downloader_a_source() {
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn past_the_file_budget_joins_and_publishes_are_503_and_change_nothing() {
+    let ix = Index::start_with(|c| c.max_files = 10).await;
+    let alice = ix.user("alice").await;
+    let bob = ix.user("bob").await;
+    let names = |prefix: &str, n: usize| -> Vec<serde_json::Value> {
+        (0..n)
+            .map(|i| file(&format!("{prefix} {i}.txt"), 1))
+            .collect()
+    };
+    let first = Keypair::generate_ed25519();
+    let peer = ix.join(&alice, &first, json!(names("ledger", 8))).await;
+
+    // Bob's join of 5 would list 13 files: refused, nothing stored.
+    let second = Keypair::generate_ed25519();
+    let (status, body) = ix
+        .join_signed(&bob, &second, &second, json!(names("harvest", 5)))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "busy");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("the index is full") && message.contains("max_files"),
+        "{message}"
+    );
+    assert_eq!(ix.search(&bob, "q=harvest").await["total"], 0);
+    let (_, listed) = ix.get("/users/bob/files?all=true", &bob).await;
+    assert_eq!(listed["files"].as_array().unwrap().len(), 0, "{listed}");
+
+    // A publish past it is refused the same way; one within it is taken.
+    let path = format!("/peers/{peer}/files");
+    let (status, body) = ix
+        .call(
+            Method::POST,
+            &path,
+            Some(&alice),
+            Some(json!({"files": names("extra", 3)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    let (status, body) = ix
+        .call(
+            Method::POST,
+            &path,
+            Some(&alice),
+            Some(json!({"files": names("extra", 2)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Joining again replaces the list, so it counts only the new one.
+    ix.join(&alice, &first, json!(names("ledger", 10))).await;
+    assert_eq!(ix.search(&alice, "q=ledger").await["total"], 10);
+    assert_eq!(ix.search(&alice, "q=extra").await["total"], 0);
+    // Searches go on; the status page counts what is listed.
+    let (_, stats) = ix.get("/stats", &alice).await;
+    assert_eq!(stats["listings"], 10, "{stats}");
+}
+
+#[tokio::test]
+async fn over_the_memory_limit_joins_are_503_and_searches_go_on() {
+    // One MiB: any running index is over it.
+    let ix = Index::start_with(|c| c.memory_limit_mib = 1).await;
+    let alice = ix.user("alice").await;
+    let key = Keypair::generate_ed25519();
+    let (status, body) = ix
+        .join_signed(&alice, &key, &key, json!([file("a.txt", 1)]))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("memory limit"),
+        "{body}"
+    );
+    assert_eq!(ix.search(&alice, "q=a.txt&mode=exact").await["total"], 0);
+}

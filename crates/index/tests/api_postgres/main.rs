@@ -3,9 +3,10 @@
 //! database of a real PostgreSQL server (one per run of this binary, see
 //! tests/postgres/server.rs), real HTTP requests.
 //!
-//! Search (tests/api/search.rs, and the searches other modules make) finds
-//! nothing on PostgreSQL until search moves out of the database. `shared`
-//! is PostgreSQL's own: several indexes on one database.
+//! `shared` is PostgreSQL's own: several indexes on one database, kept in
+//! step (a change made through one is searchable on the other, heartbeats
+//! through one keep a peer online on the other, one killed with -9 leaves
+//! the other serving everything acknowledged).
 
 /// This binary's indexes keep their data in PostgreSQL.
 const POSTGRES: bool = true;

@@ -330,33 +330,15 @@ async fn an_index_killed_with_9_leaves_the_other_serving_everything_acknowledged
     let database = b.config.database.clone().unwrap();
     let (mut child, addr) =
         crate::durability::spawn_index_process(&dir.path().join("a"), Some(&database)).await;
-    // A client of the process that will die: register, join, publish.
-    let a_base = format!("http://{addr}/api/v1");
-    let http = crate::common::http_client();
-    let ok = http
-        .post(format!("{a_base}/users"))
-        .json(&json!({"name": "carol", "password": crate::common::PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ok.status(), StatusCode::CREATED);
-    let session: serde_json::Value = http
-        .post(format!("{a_base}/sessions"))
-        .json(&json!({"name": "carol", "password": crate::common::PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let carol_on_a = session["token"].as_str().unwrap().to_string();
+    // A client of the process that will die: register, log in, join.
     let a_view = Index {
         running: None,
         _dir: tempfile::tempdir().unwrap(),
         config: b.config.clone(),
-        http: http.clone(),
-        base: a_base,
+        http: crate::common::http_client(),
+        base: format!("http://{addr}/api/v1"),
     };
+    let carol_on_a = a_view.user("carol").await;
     let key = Keypair::generate_ed25519();
     let names: Vec<String> = (0..50).map(|i| format!("tide table {i}.pdf")).collect();
     let listed: Vec<_> = names.iter().map(|n| crate::common::file(n, 100)).collect();
