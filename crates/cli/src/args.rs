@@ -491,7 +491,7 @@ pub struct IndexArgs {
     /// A TOML file with index settings (listen, data_dir, heartbeat, peer_timeout, token_lifetime, admins,
     /// tls_cert, tls_key, registrations_per_minute, search_slots, search_queue, searches_per_user,
     /// searches_per_address, audit_retention_days; mail_ttl in seconds, mailbox_per_recipient,
-    /// mailbox_per_sender; database).
+    /// mailbox_per_sender; database, max_files, memory_limit_mib).
     #[arg(long, env = "PEERSHARE_INDEX_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The index's data folder, holding index.db unless --database is given (default: --data-dir, else
@@ -558,6 +558,14 @@ pub struct IndexArgs {
         value_name = "DAYS"
     )]
     pub audit_retention_days: Option<u32>,
+    /// Files (one per peer, id and name) listed at once, at most; joins and publishes past it are
+    /// answered 503 (default 20000000).
+    #[arg(long, env = "PEERSHARE_INDEX_MAX_FILES", value_name = "N")]
+    pub max_files: Option<u64>,
+    /// Resident memory in MiB past which joins and publishes are answered 503 (0: no limit,
+    /// the default); searches go on.
+    #[arg(long, env = "PEERSHARE_INDEX_MEMORY_LIMIT_MIB", value_name = "MIB")]
+    pub memory_limit_mib: Option<u64>,
     /// Keep the index's data in this PostgreSQL database instead of index.db in the data folder:
     /// postgres://USER:PASSWORD@HOST:PORT/DATABASE (the index creates and migrates its tables;
     /// prefer the variable, so the password is not on the command line).

@@ -75,6 +75,12 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
     if let Some(n) = args.search_queue {
         config.search_queue = n;
     }
+    if let Some(n) = args.max_files {
+        config.max_files = n;
+    }
+    if let Some(mib) = args.memory_limit_mib {
+        config.memory_limit_mib = mib;
+    }
     if let Some(url) = &args.database {
         config.database = Some(url.clone());
     }
