@@ -1,6 +1,11 @@
-//! Running the index: open the store, bind the socket, serve the router
-//! (over TLS when a certificate is configured) and a background sweeper (expired tokens, challenges and letters), and stop cleanly
-//! (in-flight requests finish, the audit queue is written, the database is
+//! Running the index: open the store, fill the search catalogue from it,
+//! bind the socket, serve the router (over TLS when a certificate is
+//! configured) beside its background tasks (the sweeper of expired tokens,
+//! challenges and letters; the check that takes silent peers out of search;
+//! the heartbeat writer; on PostgreSQL the follower of other index
+//! processes; the catalogue's indexer thread), and stop cleanly (in-flight
+//! requests finish, the tasks end on the stop signal, queued heartbeats and
+//! the audit queue are written, the indexer commits, the database is
 //! closed) when asked.
 //!
 //! This module owns the process-level lifecycle only; it never handles a
