@@ -24,6 +24,8 @@
 #   RAW_DURATION  seconds of the raw baseline per kind (default DURATION/2)
 #   BENCH_DIR     where the temporary folder goes (default: $TMPDIR or /tmp)
 #   SKIP_BUILD=1  use the existing release binary instead of building it
+#   KEEP=1        keep the temporary folder (index.db, bench-queries.json) to
+#                 rerun the raw baseline on: raw_search DB QUERIES SECONDS MAX
 #
 # Needs python3 (3.11, standard library) with the `cryptography` package for
 # the ed25519 join signatures. All traffic goes to 127.0.0.1 only.

@@ -3,7 +3,7 @@
 # Source it after setting CLEANUP_WAIT_TENTHS (default 50 = 5 s of grace).
 
 PIDS=()   # every process the script started
-T=""      # the script's temporary folder, removed on exit
+T=""      # the script's temporary folder, removed on exit unless KEEP=1
 
 alive() { # running and not a zombie
     local state
@@ -30,7 +30,11 @@ cleanup() {
         if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
     done
     wait 2>/dev/null || true
-    if [ -n "$T" ]; then rm -rf "$T"; fi
+    if [ -n "$T" ] && [ "${KEEP:-0}" = 1 ]; then
+        echo "kept $T (KEEP=1)" >&2
+    elif [ -n "$T" ]; then
+        rm -rf "$T"
+    fi
 }
 trap cleanup EXIT
 

@@ -45,18 +45,32 @@ pub trait Admission {
 pub struct Gate {
     what: &'static str,
     slots: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    max_waiting: usize,
+    /// Requests running or waiting. Counted from entry until the request
+    /// is done, not until its slot is handed over: a waiter that was just
+    /// handed a slot but not yet woken still holds its place, so the line
+    /// never looks longer than it is.
+    places: Arc<AtomicUsize>,
+    max_places: usize,
     max_wait: Duration,
 }
 
-/// Counts one waiter for as long as it lives.
-struct Waiting<'a>(&'a AtomicUsize);
+/// One place in a [`Gate`], given back when dropped.
+#[derive(Debug)]
+struct Place(Arc<AtomicUsize>);
 
-impl Drop for Waiting<'_> {
+impl Drop for Place {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// A slot of a [`Gate`], held while the request runs.
+#[derive(Debug)]
+pub struct GatePermit {
+    // The place goes first, so a request arriving as this one ends finds
+    // room in line and then the slot.
+    _place: Place,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Gate {
@@ -66,26 +80,33 @@ impl Gate {
         Self {
             what,
             slots: Arc::new(Semaphore::new(slots.max(1))),
-            waiting: AtomicUsize::new(0),
-            max_waiting,
+            places: Arc::default(),
+            max_places: slots.max(1).saturating_add(max_waiting),
             max_wait,
         }
     }
 
     /// A slot, after waiting in line if the line is short; 503 otherwise.
-    pub async fn enter(&self) -> Result<OwnedSemaphorePermit, ApiError> {
-        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
-            return Ok(permit);
-        }
-        let ahead = self.waiting.fetch_add(1, Ordering::AcqRel);
-        let _waiting = Waiting(&self.waiting);
-        if ahead >= self.max_waiting {
+    pub async fn enter(&self) -> Result<GatePermit, ApiError> {
+        let taken = self.places.fetch_add(1, Ordering::AcqRel);
+        let place = Place(self.places.clone());
+        if taken >= self.max_places {
             return Err(self.busy());
         }
-        match tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Ok(permit),
-            _ => Err(self.busy()),
-        }
+        let permit = match self.slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                match tokio::time::timeout(self.max_wait, self.slots.clone().acquire_owned()).await
+                {
+                    Ok(Ok(permit)) => permit,
+                    _ => return Err(self.busy()),
+                }
+            }
+        };
+        Ok(GatePermit {
+            _place: place,
+            _permit: permit,
+        })
     }
 
     fn busy(&self) -> ApiError {
@@ -119,7 +140,7 @@ pub struct KeyedGates {
 /// was the last one, the key's entry.
 pub struct KeyPermit {
     // Dropped first: the place is freed before the entry is looked at.
-    _permit: OwnedSemaphorePermit,
+    _permit: GatePermit,
     _held: Held,
 }
 
@@ -211,7 +232,7 @@ pub fn address_key(ip: Option<IpAddr>) -> String {
 /// and the shared search gate, taken in that order (so a user's own loop
 /// waits behind itself before it reaches the shared line).
 pub struct SearchSlot {
-    _shared: OwnedSemaphorePermit,
+    _shared: GatePermit,
     _address: KeyPermit,
     _user: KeyPermit,
 }
@@ -240,7 +261,7 @@ impl SearchSlot {
 /// A running join's or publish's slot (they carry whole file lists);
 /// extracting it waits for one or answers 503.
 pub struct ListSlot {
-    _permit: OwnedSemaphorePermit,
+    _permit: GatePermit,
 }
 
 impl<S: Admission + Send + Sync> FromRequestParts<S> for ListSlot {

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use super::text::Pending;
 use super::text::{
-    FileFilter, HolderBoard, NameMatch, Ranked, TextChange, TextIndex, TextIndexError, TitleDoc,
+    self, FileFilter, HolderBoard, NameMatch, Ranked, TextChange, TextIndex, TextIndexError,
+    TitleDoc,
 };
 use super::{SearchHit, Source};
 use crate::store::{FileRow, OnlineCounts};
@@ -68,6 +69,8 @@ struct FileEntry {
     titles: Vec<u32>,
     /// Peer slots, one per online listing of this file.
     holders: Vec<u32>,
+    /// The popularity tier its titles are indexed under.
+    tier: u8,
 }
 
 struct TitleEntry {
@@ -138,6 +141,10 @@ struct State {
     listings: u64,
 }
 
+/// Most sources listed per result; the rest are counted in
+/// `sources_total`.
+pub const MAX_SOURCES_LISTED: usize = 10;
+
 /// The online catalogue and its text index.
 pub struct Catalogue {
     state: RwLock<State>,
@@ -146,6 +153,17 @@ pub struct Catalogue {
     /// Title ordinals whose deletion is committed, free to reuse.
     released: Arc<Mutex<Vec<u32>>>,
     budget: u64,
+}
+
+/// A file id in lowercase hex (one allocation; results list many).
+fn file_id_hex(key: &FileKey) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(key.len() * 2);
+    for byte in key {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0xf)]));
+    }
+    out
 }
 
 fn file_key(id: &str) -> Option<FileKey> {
@@ -415,6 +433,7 @@ impl Catalogue {
                         size,
                         titles: Vec::new(),
                         holders: Vec::new(),
+                        tier: 0,
                     });
                     state.file_slots.insert(key, f);
                     f
@@ -453,7 +472,7 @@ impl Catalogue {
                 f.holders.push(peer);
             }
             state.listings += 1;
-            self.post_counts(state, file);
+            self.post_counts(state, file, changes);
         }
         if let Some(p) = state.peers.get_mut(peer) {
             p.titles.extend(added);
@@ -472,16 +491,30 @@ impl Catalogue {
             return;
         }
         f.size = size;
+        Self::reindex(state, file, changes);
+    }
+
+    /// Writes every title of `file` to the text index again.
+    fn reindex(state: &State, file: u32, changes: &mut Vec<TextChange>) {
+        let Some(f) = state.files.get(file) else {
+            return;
+        };
         for &t in &f.titles {
-            if let Some(entry) = &state.titles[t as usize] {
-                changes.push(TextChange::Replace(TitleDoc {
-                    ord: t,
-                    name: entry.name.clone(),
-                    ext: entry.ext.to_string(),
-                    size,
-                }));
-            }
+            changes.extend(Self::title_doc(state, t).map(TextChange::Replace));
         }
+    }
+
+    /// What the text index holds for title `t`.
+    fn title_doc(state: &State, t: u32) -> Option<TitleDoc> {
+        let entry = state.titles.get(t as usize)?.as_ref()?;
+        let file = state.files.get(entry.file)?;
+        Some(TitleDoc {
+            ord: t,
+            name: entry.name.clone(),
+            ext: entry.ext.to_string(),
+            size: file.size,
+            tier: file.tier,
+        })
     }
 
     fn new_title(
@@ -511,16 +544,10 @@ impl Catalogue {
             ext: row.ext.as_str().into(),
             holders: 0,
         });
-        let size = state.files.get_mut(file).map_or(0, |f| {
+        if let Some(f) = state.files.get_mut(file) {
             f.titles.push(ord);
-            f.size
-        });
-        changes.push(TextChange::Add(TitleDoc {
-            ord,
-            name,
-            ext: row.ext.clone(),
-            size,
-        }));
+        }
+        changes.extend(Self::title_doc(state, ord).map(TextChange::Add));
         Some(ord)
     }
 
@@ -553,7 +580,7 @@ impl Catalogue {
             }
             changes.push(TextChange::Delete(title));
         }
-        self.post_counts(state, file);
+        self.post_counts(state, file, changes);
         self.forget_file_if_unused(state, file);
     }
 
@@ -565,16 +592,31 @@ impl Catalogue {
         }
     }
 
-    /// Writes the counts of every title of `file` to the board.
-    fn post_counts(&self, state: &State, file: u32) {
-        let Some(f) = state.files.get(file) else {
+    /// Writes the counts of every title of `file` to the board, and
+    /// indexes its titles again when the file moved to another popularity
+    /// tier: at once when it rose (ranking relies on no title holding
+    /// more than its tier allows), two tiers down when it fell (so a file
+    /// at a tier's edge does not rewrite its titles at every leave).
+    fn post_counts(&self, state: &mut State, file: u32, changes: &mut Vec<TextChange>) {
+        let Some(f) = state.files.get_mut(file) else {
             return;
         };
         let file_holders = f.holders.len() as u32;
+        let tier = text::popularity_tier(file_holders);
+        let retier = tier > f.tier || tier.saturating_add(1) < f.tier;
+        if retier {
+            f.tier = tier;
+        }
+        let Some(f) = state.files.get(file) else {
+            return;
+        };
         for &t in &f.titles {
             if let Some(entry) = &state.titles[t as usize] {
                 self.board.set(t, entry.holders, file_holders);
             }
+        }
+        if retier {
+            Self::reindex(state, file, changes);
         }
     }
 
@@ -629,32 +671,45 @@ impl Catalogue {
         if file.holders.is_empty() {
             return None;
         }
-        let mut names: Vec<String> = file
+        let mut names: Vec<&str> = file
             .titles
             .iter()
             .filter_map(|&t| state.titles[t as usize].as_ref())
-            .map(|e| e.name.to_string())
+            .map(|e| &*e.name)
             .collect();
-        names.sort();
+        names.sort_unstable();
         names.dedup();
         let mut peers: Vec<u32> = file.holders.clone();
         peers.sort_unstable();
         peers.dedup();
-        let mut sources: Vec<Source> = peers
+        let sources_total = peers.len();
+        if peers.len() > MAX_SOURCES_LISTED {
+            // A different sample each time spreads downloads over holders.
+            let mut rng = rand::thread_rng();
+            peers = rand::seq::index::sample(&mut rng, peers.len(), MAX_SOURCES_LISTED)
+                .into_iter()
+                .map(|i| peers[i])
+                .collect();
+        }
+        let mut holders: Vec<&PeerEntry> = peers
             .into_iter()
             .filter_map(|p| state.peers.get(p))
+            .collect();
+        holders.sort_unstable_by(|a, b| (&a.user, &a.peer_id).cmp(&(&b.user, &b.peer_id)));
+        let sources = holders
+            .into_iter()
             .map(|p| Source {
                 user: p.user.to_string(),
                 peer_id: p.peer_id.to_string(),
                 addrs: p.addrs.to_vec(),
             })
             .collect();
-        sources.sort_by(|a, b| (&a.user, &a.peer_id).cmp(&(&b.user, &b.peer_id)));
         Some(SearchHit {
-            id: hex::encode(file.key),
-            names,
+            id: file_id_hex(&file.key),
+            names: names.into_iter().map(str::to_string).collect(),
             size: i64::try_from(file.size).unwrap_or(i64::MAX),
             sources,
+            sources_total: sources_total as i64,
         })
     }
 

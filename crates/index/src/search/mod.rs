@@ -130,8 +130,14 @@ pub struct SearchHit {
     pub names: Vec<String>,
     /// Size in bytes.
     pub size: i64,
-    /// Every online peer holding it.
+    /// Online peers holding it: all of them, or for a popular file a
+    /// sample of [`catalogue::MAX_SOURCES_LISTED`] that differs between
+    /// searches (so downloads spread over its holders).
     pub sources: Vec<Source>,
+    /// How many online peers hold it (more than `sources` lists when it is
+    /// popular).
+    #[serde(default)]
+    pub sources_total: i64,
 }
 
 /// A page of results.
@@ -262,11 +268,16 @@ pub fn find(catalogue: &Catalogue, query: &SearchQuery) -> Result<SearchResults,
         }
         return Ok(results);
     };
-    let mut wanted = end.saturating_mul(2).saturating_add(16).min(MAX_RANKED);
+    // Most files have one name: a quarter more titles than the page needs
+    // usually give enough files, and fewer make skipping work better.
+    let mut wanted = end
+        .saturating_add(end / 4)
+        .saturating_add(8)
+        .min(MAX_RANKED);
     loop {
         let ranked = catalogue.rank(&name, &filter, wanted)?;
         let files = catalogue.files_of(&ranked.best);
-        let seen_all = ranked.best.len() as u64 >= ranked.matches;
+        let seen_all = !ranked.estimated && ranked.best.len() as u64 >= ranked.matches;
         if files.len() >= end || seen_all || wanted >= MAX_RANKED {
             results.total = if seen_all {
                 files.len() as i64

@@ -13,26 +13,27 @@
 //! keeps its files in a folder it owns, emptied at every start, since the
 //! durable store is the truth it is rebuilt from.
 
+use std::cell::RefCell;
 use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-use std::ops::Bound;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::ColumnValues;
+use tantivy::fastfield::AliveBitSet;
+use tantivy::index::SegmentId;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhraseQuery, Query, RangeQuery, RegexQuery,
-    TermQuery,
+    Bm25StatisticsProvider, BooleanQuery, EnableScoring, Occur, PhraseQuery, Query, RegexQuery,
+    TermQuery, Weight,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
 };
-use tantivy::tokenizer::{PreTokenizedString, Token};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use tantivy::{
-    DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument,
-    Term,
+    DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader,
+    TantivyDocument, Term, TERMINATED,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,8 +48,10 @@ const WRITER_THREADS: usize = 2;
 const MAX_CHANGES_PER_COMMIT: usize = 200_000;
 /// Titles per lazily allocated chunk of the [`HolderBoard`].
 const BOARD_CHUNK: usize = 1 << 16;
-/// Weight of a whole-word match over a prefix-only match.
-const WHOLE_WORD_BOOST: Score = 2.0;
+/// Matches ranked one by one, in index order, before a query counts as
+/// broad: up to this many, every match is ranked and counted exactly;
+/// past it, the total is estimated and words queries skip what cannot rank.
+const EXACT_MATCHES: u64 = 1024;
 
 /// A text index failure (I/O in its folder, or the indexer is gone).
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +81,9 @@ pub enum TextIndexError {
 /// popularity, for ranking). Chunks are allocated when first written.
 pub struct HolderBoard {
     chunks: Box<[OnceLock<Box<[AtomicU64]>>]>,
+    /// The most online listings any file has had (it never goes down, so
+    /// it bounds every file's popularity).
+    most_file_holders: AtomicU32,
 }
 
 impl HolderBoard {
@@ -86,6 +92,7 @@ impl HolderBoard {
         let chunks = capacity.div_ceil(BOARD_CHUNK).max(1);
         Self {
             chunks: (0..chunks).map(|_| OnceLock::new()).collect(),
+            most_file_holders: AtomicU32::new(0),
         }
     }
 
@@ -116,6 +123,13 @@ impl HolderBoard {
         let chunk = cell.get_or_init(|| (0..BOARD_CHUNK).map(|_| AtomicU64::new(0)).collect());
         let slot = u64::from(title_holders) | (u64::from(file_holders) << 32);
         chunk[i % BOARD_CHUNK].store(slot, AtomicOrdering::Relaxed);
+        self.most_file_holders
+            .fetch_max(file_holders, AtomicOrdering::Relaxed);
+    }
+
+    /// At least as many online listings as any file has.
+    pub fn most_file_holders(&self) -> u32 {
+        self.most_file_holders.load(AtomicOrdering::Relaxed)
     }
 }
 
@@ -130,6 +144,27 @@ pub struct TitleDoc {
     pub ext: String,
     /// The file's size in bytes.
     pub size: u64,
+    /// Its file's popularity tier ([`popularity_tier`]).
+    pub tier: u8,
+}
+
+/// Highest popularity tier.
+const MAX_TIER: u8 = 20;
+
+/// The popularity tier of a file with `holders` online listings: the
+/// binary logarithm (1 holder: 0, 2–3: 1, 4–7: 2, …), at most [`MAX_TIER`].
+pub fn popularity_tier(holders: u32) -> u8 {
+    (holders.max(1).ilog2() as u8).min(MAX_TIER)
+}
+
+/// Most online listings a file indexed under `tier` has (a file that
+/// rises is indexed again at once; see the catalogue).
+fn tier_ceiling(tier: u8) -> u32 {
+    if tier >= MAX_TIER {
+        u32::MAX
+    } else {
+        (2u32 << tier) - 1
+    }
 }
 
 /// One change to the index, in the catalogue's order.
@@ -168,8 +203,11 @@ pub struct FileFilter {
 /// The best online titles for a query.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ranked {
-    /// Online titles that match (each counted once).
+    /// Online titles that match (each counted once); estimated when
+    /// `estimated` says so.
     pub matches: u64,
+    /// True when `matches` is extrapolated from the first matches found.
+    pub estimated: bool,
     /// The best of them, best first: (rank, title ordinal).
     pub best: Vec<(Score, u32)>,
 }
@@ -188,12 +226,14 @@ struct Fields {
     exact: Field,
     ext: Field,
     size: Field,
+    tier: Field,
 }
 
 /// The text index and its indexer thread.
 pub struct TextIndex {
     fields: Fields,
     reader: IndexReader,
+    columns: ColumnCache,
     batches: Mutex<Option<mpsc::UnboundedSender<Batch>>>,
     indexer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -218,152 +258,262 @@ impl Pending {
 
 fn schema() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let terms = |option: IndexRecordOption| {
+    let terms = |tokenizer: &str, option: IndexRecordOption| {
         TextOptions::default().set_indexing_options(
             TextFieldIndexing::default()
-                .set_tokenizer("raw")
+                .set_tokenizer(tokenizer)
                 .set_index_option(option),
         )
     };
+    use IndexRecordOption::{WithFreqs, WithFreqsAndPositions};
     let fields = Fields {
         title: b.add_u64_field("title", INDEXED | FAST),
-        words: b.add_text_field("words", terms(IndexRecordOption::WithFreqs)),
-        prefixes: b.add_text_field("prefixes", terms(IndexRecordOption::WithFreqs)),
-        grams: b.add_text_field("grams", terms(IndexRecordOption::WithFreqsAndPositions)),
+        words: b.add_text_field("words", terms(NameTerms::Words.name(), WithFreqs)),
+        prefixes: b.add_text_field("prefixes", terms(NameTerms::Prefixes.name(), WithFreqs)),
+        grams: b.add_text_field(
+            "grams",
+            terms(NameTerms::Grams.name(), WithFreqsAndPositions),
+        ),
         exact: b.add_text_field("exact", STRING),
-        ext: b.add_text_field("ext", STRING),
+        // With frequencies, so a filtered words query stays a plain
+        // intersection of terms (which can skip what cannot rank).
+        ext: b.add_text_field("ext", terms("raw", WithFreqs)),
         size: b.add_u64_field("size", INDEXED | FAST),
+        // A term per tier, so ranking can visit popular titles first.
+        tier: b.add_text_field("tier", terms("raw", WithFreqs)),
     };
     (b.build(), fields)
 }
 
-/// Tokens at consecutive positions, for a pre-tokenized field.
-fn pre_tokenized(texts: impl IntoIterator<Item = String>) -> PreTokenizedString {
-    PreTokenizedString {
-        text: String::new(),
-        tokens: texts
-            .into_iter()
-            .enumerate()
-            .map(|(position, text)| Token {
-                offset_from: 0,
-                offset_to: 0,
-                position,
-                text,
-                position_length: 1,
-            })
-            .collect(),
+/// Which terms of a name a field holds; each is a tantivy tokenizer over
+/// [`tokens`], so a name is indexed straight from its text.
+#[derive(Debug, Clone, Copy)]
+enum NameTerms {
+    /// [`tokens::name_words`].
+    Words,
+    /// Every word's [`tokens::prefixes`], and each whole word a second
+    /// time, so that the prefix term alone ranks "aula" above "aulas" for
+    /// the query "aula".
+    Prefixes,
+    /// [`tokens::grams`], at their character offsets.
+    Grams,
+}
+
+impl NameTerms {
+    const ALL: [NameTerms; 3] = [NameTerms::Words, NameTerms::Prefixes, NameTerms::Grams];
+
+    fn name(self) -> &'static str {
+        match self {
+            NameTerms::Words => "name_words",
+            NameTerms::Prefixes => "name_prefixes",
+            NameTerms::Grams => "name_grams",
+        }
+    }
+
+    fn terms(self, name: &str) -> Vec<String> {
+        match self {
+            NameTerms::Words => tokens::name_words(name),
+            NameTerms::Prefixes => tokens::name_words(name)
+                .iter()
+                .flat_map(|w| {
+                    let whole = tokens::prefix_term(w).filter(|p| p.len() == w.len());
+                    tokens::prefixes(w).chain(whole).map(str::to_string)
+                })
+                .collect(),
+            NameTerms::Grams => tokens::grams(name),
+        }
+    }
+}
+
+impl Tokenizer for NameTerms {
+    type TokenStream<'a> = NameTokens;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> NameTokens {
+        NameTokens {
+            terms: self.terms(text).into_iter(),
+            position: None,
+            token: Token::default(),
+        }
+    }
+}
+
+/// The terms of one name, at consecutive positions.
+struct NameTokens {
+    terms: std::vec::IntoIter<String>,
+    position: Option<usize>,
+    token: Token,
+}
+
+impl TokenStream for NameTokens {
+    fn advance(&mut self) -> bool {
+        let Some(text) = self.terms.next() else {
+            return false;
+        };
+        let position = self.position.map_or(0, |p| p + 1);
+        self.position = Some(position);
+        self.token = Token {
+            offset_from: 0,
+            offset_to: 0,
+            position,
+            text,
+            position_length: 1,
+        };
+        true
+    }
+
+    fn token(&self) -> &Token {
+        &self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        &mut self.token
     }
 }
 
 impl Fields {
     fn document(&self, doc: &TitleDoc) -> TantivyDocument {
-        let words = tokens::name_words(&doc.name);
-        let prefixes: Vec<String> = words
-            .iter()
-            .flat_map(|w| tokens::prefixes(w).map(str::to_string))
-            .collect();
         let mut d = TantivyDocument::new();
         d.add_u64(self.title, u64::from(doc.ord));
-        d.add_pre_tokenized_text(self.words, pre_tokenized(words));
-        d.add_pre_tokenized_text(self.prefixes, pre_tokenized(prefixes));
-        d.add_pre_tokenized_text(self.grams, pre_tokenized(tokens::grams(&doc.name)));
+        d.add_text(self.words, &doc.name);
+        d.add_text(self.prefixes, &doc.name);
+        d.add_text(self.grams, &doc.name);
         d.add_text(self.exact, &doc.name);
         d.add_text(self.ext, &doc.ext);
         d.add_u64(self.size, doc.size);
+        d.add_text(self.tier, doc.tier.to_string());
         d
     }
 
-    fn name_query(&self, name: &NameMatch) -> Option<Box<dyn Query>> {
-        let term = |field, text: &str, option| -> Box<dyn Query> {
-            Box::new(TermQuery::new(Term::from_field_text(field, text), option))
+    /// The terms of a words query: earlier words whole, the last one also
+    /// as the start of a word (as in a search box). Plain terms, so the
+    /// query is an intersection of terms, which can skip what cannot rank.
+    fn word_terms(&self, words: &[String]) -> Vec<Box<dyn Query>> {
+        let last = words.len().saturating_sub(1);
+        words
+            .iter()
+            .enumerate()
+            .map(
+                |(i, w)| match tokens::prefix_term(w).filter(|_| i == last) {
+                    Some(prefix) => term_query(self.prefixes, prefix, IndexRecordOption::WithFreqs),
+                    None => term_query(self.words, w, IndexRecordOption::WithFreqs),
+                },
+            )
+            .collect()
+    }
+
+    /// The query of a substring match: grams in a phrase, or for text
+    /// shorter than a gram, every gram containing it.
+    fn substring_query(&self, text: &str) -> Option<Box<dyn Query>> {
+        let chars = tokens::substring_chars(text);
+        let count = chars.chars().count();
+        if count == 0 {
+            return None;
+        }
+        if count < tokens::GRAM_CHARS {
+            // Every gram (or short name) containing the text.
+            let pattern = format!(".*{}.*", regex_literal(&chars));
+            return RegexQuery::from_pattern(&pattern, self.grams)
+                .ok()
+                .map(|q| Box::new(q) as Box<dyn Query>);
+        }
+        let grams = tokens::grams(&chars);
+        if grams.len() == 1 {
+            return Some(term_query(
+                self.grams,
+                &grams[0],
+                IndexRecordOption::WithFreqs,
+            ));
+        }
+        // Grams that cover the text without overlap (and the last
+        // one), at their offsets: fewer postings to intersect.
+        let last = grams.len() - 1;
+        let terms = grams
+            .iter()
+            .enumerate()
+            .filter(|(at, _)| at % tokens::GRAM_CHARS == 0 || *at == last)
+            .map(|(at, g)| (at, Term::from_field_text(self.grams, g)))
+            .collect();
+        Some(Box::new(PhraseQuery::new_with_offset(terms)))
+    }
+
+    /// The queries a match must satisfy: the name's, and the extension's
+    /// term (sizes are checked on the fast field while ranking).
+    fn clauses(&self, name: &NameMatch, filter: &FileFilter) -> Option<Vec<Box<dyn Query>>> {
+        let mut must = match name {
+            NameMatch::Words(words) => self.word_terms(words),
+            NameMatch::Exact(text) => vec![term_query(self.exact, text, IndexRecordOption::Basic)],
+            NameMatch::Substring(text) => vec![self.substring_query(text)?],
         };
-        match name {
-            NameMatch::Exact(text) => Some(term(self.exact, text, IndexRecordOption::Basic)),
-            NameMatch::Words(words) => {
-                let last = words.len().saturating_sub(1);
-                let clauses: Vec<(Occur, Box<dyn Query>)> = words
-                    .iter()
-                    .enumerate()
-                    .map(|(i, w)| {
-                        let whole = term(self.words, w, IndexRecordOption::WithFreqs);
-                        // Only the last word may be unfinished, as in a
-                        // search box: earlier ones are whole words.
-                        let prefix = if i == last {
-                            tokens::prefix_term(w)
-                        } else {
-                            None
-                        };
-                        let either: Box<dyn Query> = match prefix {
-                            Some(prefix) => Box::new(BooleanQuery::new(vec![
-                                (
-                                    Occur::Should,
-                                    Box::new(BoostQuery::new(whole, WHOLE_WORD_BOOST)),
-                                ),
-                                (
-                                    Occur::Should,
-                                    term(self.prefixes, prefix, IndexRecordOption::WithFreqs),
-                                ),
-                            ])),
-                            None => whole,
-                        };
-                        (Occur::Must, either)
-                    })
-                    .collect();
-                (!clauses.is_empty())
-                    .then(|| Box::new(BooleanQuery::new(clauses)) as Box<dyn Query>)
-            }
-            NameMatch::Substring(text) => {
-                let chars = tokens::substring_chars(text);
-                let count = chars.chars().count();
-                if count == 0 {
-                    return None;
-                }
-                if count < tokens::GRAM_CHARS {
-                    // Every gram (or short name) containing the text.
-                    let pattern = format!(".*{}.*", regex_literal(&chars));
-                    return RegexQuery::from_pattern(&pattern, self.grams)
-                        .ok()
-                        .map(|q| Box::new(q) as Box<dyn Query>);
-                }
-                let grams = tokens::grams(&chars);
-                if grams.len() == 1 {
-                    return Some(term(self.grams, &grams[0], IndexRecordOption::WithFreqs));
-                }
-                let terms = grams
-                    .iter()
-                    .map(|g| Term::from_field_text(self.grams, g))
-                    .collect();
-                Some(Box::new(PhraseQuery::new(terms)))
-            }
+        if must.is_empty() {
+            return None;
+        }
+        if let Some(ext) = &filter.ext {
+            must.push(term_query(self.ext, ext, IndexRecordOption::WithFreqs));
+        }
+        Some(must)
+    }
+
+    /// The term of popularity tier `tier`.
+    fn tier_term(&self, tier: u8) -> Box<dyn Query> {
+        term_query(self.tier, &tier.to_string(), IndexRecordOption::WithFreqs)
+    }
+}
+
+/// All of `must`, as one query (a single clause stays itself, so a one-word
+/// query is a term query, which can skip what cannot rank).
+fn all_of(mut must: Vec<Box<dyn Query>>) -> Box<dyn Query> {
+    if must.len() == 1 {
+        if let Some(only) = must.pop() {
+            return only;
+        }
+    }
+    Box::new(BooleanQuery::new(
+        must.into_iter().map(|q| (Occur::Must, q)).collect(),
+    ))
+}
+
+/// Scoring statistics under which a tier term weighs (next to) nothing, so
+/// a query restricted to a tier scores each match as the unrestricted
+/// query does.
+struct TiersWeighNothing<'a> {
+    searcher: &'a Searcher,
+    tier: Field,
+    /// Each tier's pass asks again for the words' frequencies.
+    doc_freqs: RefCell<HashMap<Term, u64>>,
+}
+
+impl Bm25StatisticsProvider for TiersWeighNothing<'_> {
+    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
+        if field == self.tier {
+            // Documents hold one tier term each; saying the field is nearly
+            // empty makes that one term count as a vanishing share of a
+            // very long field, so its score is about a billionth.
+            Ok(1)
+        } else {
+            self.searcher.total_num_tokens(field)
         }
     }
 
-    fn query(&self, name: &NameMatch, filter: &FileFilter) -> Option<Box<dyn Query>> {
-        let mut clauses = vec![(Occur::Must, self.name_query(name)?)];
-        let filter_clause = |q: Box<dyn Query>| {
-            (
-                Occur::Must,
-                Box::new(ConstScoreQuery::new(q, 0.0)) as Box<dyn Query>,
-            )
-        };
-        if let Some(ext) = &filter.ext {
-            clauses.push(filter_clause(Box::new(TermQuery::new(
-                Term::from_field_text(self.ext, ext),
-                IndexRecordOption::Basic,
-            ))));
-        }
-        if filter.min_size.is_some() || filter.max_size.is_some() {
-            let bound = |v: Option<u64>| match v {
-                Some(v) => Bound::Included(Term::from_field_u64(self.size, v)),
-                None => Bound::Unbounded,
-            };
-            clauses.push(filter_clause(Box::new(RangeQuery::new(
-                bound(filter.min_size),
-                bound(filter.max_size),
-            ))));
-        }
-        Some(Box::new(BooleanQuery::new(clauses)))
+    fn total_num_docs(&self) -> tantivy::Result<u64> {
+        self.searcher.total_num_docs()
     }
+
+    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
+        if term.field() == self.tier {
+            return self.searcher.total_num_docs();
+        }
+        if let Some(&known) = self.doc_freqs.borrow().get(term) {
+            return Ok(known);
+        }
+        let doc_freq = self.searcher.doc_freq(term)?;
+        self.doc_freqs.borrow_mut().insert(term.clone(), doc_freq);
+        Ok(doc_freq)
+    }
+}
+
+/// One term, as a query.
+fn term_query(field: Field, text: &str, option: IndexRecordOption) -> Box<dyn Query> {
+    Box::new(TermQuery::new(Term::from_field_text(field, text), option))
 }
 
 /// Escapes every character a regular expression could read as syntax.
@@ -395,6 +545,9 @@ impl TextIndex {
         let (schema, fields) = schema();
         let directory = ScratchDirectory::open(folder)?;
         let index = Index::open_or_create(directory, schema)?;
+        for terms in NameTerms::ALL {
+            index.tokenizers().register(terms.name(), terms);
+        }
         let writer: IndexWriter = index.writer_with_num_threads(WRITER_THREADS, WRITER_MEMORY)?;
         let reader = index
             .reader_builder()
@@ -409,6 +562,7 @@ impl TextIndex {
         Ok(Self {
             fields,
             reader,
+            columns: ColumnCache::default(),
             batches: Mutex::new(Some(tx)),
             indexer: Mutex::new(Some(indexer)),
         })
@@ -442,22 +596,113 @@ impl TextIndex {
     /// The best `wanted` online titles matching, ranked by match quality
     /// times popularity (whole-word matches over prefix matches, short names
     /// over long, many holders over few). Runs on the caller's thread.
+    ///
+    /// Matches are first ranked one by one in index order. Past
+    /// [`EXACT_MATCHES`], the total is extrapolated from how far into the
+    /// index they reached, and a words query goes on over the whole index
+    /// skipping blocks that cannot rank; other modes rank what was seen.
     pub fn rank(
         &self,
         name: &NameMatch,
         filter: &FileFilter,
-        board: &Arc<HolderBoard>,
+        board: &HolderBoard,
         wanted: usize,
     ) -> Result<Ranked, TextIndexError> {
-        let Some(query) = self.fields.query(name, filter) else {
+        self.rank_within(name, filter, board, wanted, EXACT_MATCHES)
+    }
+
+    /// [`rank`](Self::rank), ranking up to `exact_limit` matches one by one.
+    fn rank_within(
+        &self,
+        name: &NameMatch,
+        filter: &FileFilter,
+        board: &HolderBoard,
+        wanted: usize,
+        exact_limit: u64,
+    ) -> Result<Ranked, TextIndexError> {
+        let Some(must) = self.fields.clauses(name, filter) else {
             return Ok(Ranked::default());
         };
         let searcher = self.reader.searcher();
-        let collector = RankCollector {
-            board: board.clone(),
-            wanted: wanted.max(1),
+        let query = all_of(must.iter().map(|q| q.box_clone()).collect());
+        // Every exact match matches equally well: only popularity ranks them.
+        let scoring = match name {
+            NameMatch::Exact(_) => EnableScoring::disabled_from_searcher(&searcher),
+            _ => EnableScoring::enabled_from_searcher(&searcher),
         };
-        Ok(searcher.search(&*query, &collector)?)
+        let weight = query.weight(scoring)?;
+        let mut best = Best::new(wanted);
+        let views = segment_views(&searcher, &self.columns, board, filter)?;
+        let walk = walk_matches(&views, &*weight, &mut best, exact_limit)?;
+        let (matches, estimated) = match walk {
+            Walk::Complete(matches) => (matches, false),
+            Walk::Broad { matches, share } => {
+                if matches!(name, NameMatch::Words(_)) {
+                    self.rank_by_tier(&searcher, &views, &must, &*weight, board, &mut best)?;
+                }
+                ((matches as f64 / share.max(f64::MIN_POSITIVE)) as u64, true)
+            }
+        };
+        Ok(Ranked {
+            matches,
+            estimated,
+            best: best.into_sorted(),
+        })
+    }
+
+    /// Ranks a broad words query tier by tier, most popular first: within
+    /// a tier, popularity is bounded by the tier's ceiling, so once the best
+    /// titles are found, whole blocks of less popular ones are skipped.
+    ///
+    /// The lowest tier comes last and without its term: titles of higher
+    /// tiers were ranked with their own ceilings already, so one more pass
+    /// over every match with the lowest ceiling finishes the ranking,
+    /// without intersecting with the largest tier's postings.
+    fn rank_by_tier(
+        &self,
+        searcher: &Searcher,
+        views: &[SegmentView<'_>],
+        must: &[Box<dyn Query>],
+        every_match: &dyn Weight,
+        board: &HolderBoard,
+        best: &mut Best,
+    ) -> tantivy::Result<()> {
+        let most = board.most_file_holders();
+        let stats = TiersWeighNothing {
+            searcher,
+            tier: self.fields.tier,
+            doc_freqs: RefCell::default(),
+        };
+        for tier in (1..=popularity_tier(most)).rev() {
+            let mut in_tier: Vec<Box<dyn Query>> = must.iter().map(|q| q.box_clone()).collect();
+            in_tier.push(self.fields.tier_term(tier));
+            let weight = all_of(in_tier).weight(
+                EnableScoring::enabled_from_statistics_provider(&stats, searcher),
+            )?;
+            let ceiling = popularity(tier_ceiling(tier).min(most));
+            let tier_term = Term::from_field_text(self.fields.tier, &tier.to_string());
+            let mut holding = Vec::new();
+            for view in views {
+                // Most segments hold few tiers: skip the others before
+                // opening the query's postings in them.
+                if view
+                    .reader
+                    .inverted_index(self.fields.tier)?
+                    .doc_freq(&tier_term)?
+                    > 0
+                {
+                    holding.push(view);
+                }
+            }
+            prune_matches(&holding, &*weight, best, ceiling)?;
+        }
+        let all: Vec<&SegmentView<'_>> = views.iter().collect();
+        prune_matches(
+            &all,
+            every_match,
+            best,
+            popularity(tier_ceiling(0).min(most)),
+        )
     }
 
     /// Stops the indexer after it committed everything queued.
@@ -548,11 +793,11 @@ fn run_indexer(
     }
 }
 
-/// Collects the online matches: counts them and keeps the best `wanted` by
-/// score × popularity, reading holders from the board.
-struct RankCollector {
-    board: Arc<HolderBoard>,
+/// The titles kept for a page: the best `wanted` by rank, each once.
+struct Best {
     wanted: usize,
+    heap: BinaryHeap<Candidate>,
+    kept: HashSet<u32>,
 }
 
 /// A ranked title in a heap whose top is the worst kept one.
@@ -577,80 +822,388 @@ impl PartialOrd for Candidate {
     }
 }
 
+impl Best {
+    fn new(wanted: usize) -> Self {
+        Self {
+            wanted: wanted.max(1),
+            heap: BinaryHeap::with_capacity(wanted.max(1) + 1),
+            kept: HashSet::with_capacity(wanted.max(1) + 1),
+        }
+    }
+
+    /// Keeps `title` if it ranks among the best (a title already kept, seen
+    /// again by a second pass, is not kept twice).
+    fn offer(&mut self, rank: Score, title: u32) {
+        let candidate = Candidate(rank, title);
+        if self.heap.len() >= self.wanted {
+            if self.heap.peek().is_none_or(|worst| candidate >= *worst) {
+                return;
+            }
+            if self.kept.contains(&title) {
+                return;
+            }
+            if let Some(worst) = self.heap.pop() {
+                self.kept.remove(&worst.1);
+            }
+        } else if self.kept.contains(&title) {
+            return;
+        }
+        self.kept.insert(title);
+        self.heap.push(candidate);
+    }
+
+    /// The rank a title must beat to be kept, once the heap is full.
+    fn bar(&self) -> Option<Score> {
+        (self.heap.len() >= self.wanted)
+            .then(|| self.heap.peek().map(|worst| worst.0))
+            .flatten()
+    }
+
+    fn into_sorted(self) -> Vec<(Score, u32)> {
+        let mut best: Vec<(Score, u32)> = self.heap.into_iter().map(|c| (c.0, c.1)).collect();
+        best.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+        best
+    }
+}
+
 /// Popularity weight of a file with `holders` online listings.
 fn popularity(holders: u32) -> Score {
     1.0 + (holders as Score).ln_1p()
 }
 
-struct RankSegment {
+/// What a segment needs to tell an online match that passes the filter.
+struct SegmentView<'a> {
+    reader: &'a SegmentReader,
     titles: Arc<dyn ColumnValues<u64>>,
-    board: Arc<HolderBoard>,
-    wanted: usize,
-    matches: u64,
-    best: BinaryHeap<Candidate>,
+    /// Opened only when the filter has sizes.
+    sizes: Option<Arc<dyn ColumnValues<u64>>>,
+    alive: Option<&'a AliveBitSet>,
+    board: &'a HolderBoard,
+    filter: &'a FileFilter,
 }
 
-impl Collector for RankCollector {
-    type Fruit = Ranked;
-    type Child = RankSegment;
+/// A segment's fast-field columns.
+#[derive(Clone)]
+struct SegmentColumns {
+    titles: Arc<dyn ColumnValues<u64>>,
+    sizes: Arc<dyn ColumnValues<u64>>,
+}
 
-    fn for_segment(&self, _segment: u32, reader: &SegmentReader) -> tantivy::Result<Self::Child> {
-        Ok(RankSegment {
-            titles: reader
-                .fast_fields()
-                .u64("title")?
-                .first_or_default_col(u64::MAX),
-            board: self.board.clone(),
-            wanted: self.wanted,
-            matches: 0,
-            best: BinaryHeap::with_capacity(self.wanted + 1),
-        })
-    }
+/// The columns of the segments being searched, opened once per segment
+/// (opening one reads its block index, which costs more than a search's
+/// use of it) and forgotten when the segment is merged away.
+#[derive(Default)]
+struct ColumnCache {
+    by_segment: Mutex<HashMap<SegmentId, SegmentColumns>>,
+}
 
-    fn requires_scoring(&self) -> bool {
-        true
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Ranked>) -> tantivy::Result<Ranked> {
-        let mut matches = 0;
-        let mut best: Vec<(Score, u32)> = Vec::new();
-        for fruit in fruits {
-            matches += fruit.matches;
-            best.extend(fruit.best);
+impl ColumnCache {
+    fn of(&self, reader: &SegmentReader) -> tantivy::Result<SegmentColumns> {
+        let id = reader.segment_id();
+        if let Some(columns) = self.lock().get(&id) {
+            return Ok(columns.clone());
         }
-        best.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        best.truncate(self.wanted);
-        Ok(Ranked { matches, best })
+        let fast = reader.fast_fields();
+        let columns = SegmentColumns {
+            titles: fast.u64("title")?.first_or_default_col(u64::MAX),
+            sizes: fast.u64("size")?.first_or_default_col(0),
+        };
+        self.lock().insert(id, columns.clone());
+        Ok(columns)
+    }
+
+    /// Forgets segments `searcher` no longer has, once they pile up.
+    fn keep_only(&self, searcher: &Searcher) {
+        let readers = searcher.segment_readers();
+        let mut cache = self.lock();
+        if cache.len() > readers.len() * 2 + 8 {
+            let live: HashSet<SegmentId> = readers.iter().map(SegmentReader::segment_id).collect();
+            cache.retain(|id, _| live.contains(id));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SegmentId, SegmentColumns>> {
+        self.by_segment.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-impl SegmentCollector for RankSegment {
-    type Fruit = Ranked;
+impl<'a> SegmentView<'a> {
+    fn new(
+        reader: &'a SegmentReader,
+        columns: SegmentColumns,
+        board: &'a HolderBoard,
+        filter: &'a FileFilter,
+    ) -> Self {
+        let sized = filter.min_size.is_some() || filter.max_size.is_some();
+        Self {
+            reader,
+            titles: columns.titles,
+            sizes: sized.then_some(columns.sizes),
+            alive: reader.alive_bitset(),
+            board,
+            filter,
+        }
+    }
 
-    fn collect(&mut self, doc: DocId, score: Score) {
-        let Ok(title) = u32::try_from(self.titles.get_val(doc)) else {
-            return;
-        };
+    /// (title, its file's online listings) when `doc` is a live, online
+    /// title within the size filter.
+    fn online(&self, doc: DocId) -> Option<(u32, u32)> {
+        if self.alive.is_some_and(|alive| alive.is_deleted(doc)) {
+            return None;
+        }
+        let title = u32::try_from(self.titles.get_val(doc)).ok()?;
         let (title_holders, file_holders) = self.board.get(title);
         if title_holders == 0 {
-            return;
+            return None;
         }
-        self.matches += 1;
-        let candidate = Candidate(score * popularity(file_holders), title);
-        if self.best.len() < self.wanted {
-            self.best.push(candidate);
-        } else if self.best.peek().is_some_and(|worst| candidate < *worst) {
-            self.best.pop();
-            self.best.push(candidate);
+        if let Some(sizes) = &self.sizes {
+            let size = sizes.get_val(doc);
+            if self.filter.min_size.is_some_and(|m| size < m)
+                || self.filter.max_size.is_some_and(|m| size > m)
+            {
+                return None;
+            }
         }
+        Some((title, file_holders))
+    }
+}
+
+/// How the first pass over the matches ended.
+enum Walk {
+    /// Every match was seen and ranked: this many.
+    Complete(u64),
+    /// [`EXACT_MATCHES`] were seen in this share of the documents.
+    Broad { matches: u64, share: f64 },
+}
+
+/// The views of every segment of `searcher`.
+fn segment_views<'a>(
+    searcher: &'a Searcher,
+    columns: &ColumnCache,
+    board: &'a HolderBoard,
+    filter: &'a FileFilter,
+) -> tantivy::Result<Vec<SegmentView<'a>>> {
+    columns.keep_only(searcher);
+    searcher
+        .segment_readers()
+        .iter()
+        .map(|reader| Ok(SegmentView::new(reader, columns.of(reader)?, board, filter)))
+        .collect()
+}
+
+/// Ranks matches in document order, each scored, until all are seen or
+/// `limit` are.
+fn walk_matches(
+    views: &[SegmentView<'_>],
+    weight: &dyn Weight,
+    best: &mut Best,
+    limit: u64,
+) -> tantivy::Result<Walk> {
+    let all_docs: u64 = views.iter().map(|v| u64::from(v.reader.max_doc())).sum();
+    let mut matches = 0;
+    let mut passed_docs = 0;
+    for view in views {
+        let reader = view.reader;
+        let mut scorer = weight.scorer(reader, 1.0)?;
+        let mut doc = scorer.doc();
+        while doc != TERMINATED {
+            if let Some((title, holders)) = view.online(doc) {
+                matches += 1;
+                best.offer(scorer.score() * popularity(holders), title);
+                if matches >= limit {
+                    let seen = passed_docs + u64::from(doc) + 1;
+                    return Ok(Walk::Broad {
+                        matches,
+                        share: seen as f64 / all_docs.max(1) as f64,
+                    });
+                }
+            }
+            doc = scorer.advance();
+        }
+        passed_docs += u64::from(reader.max_doc());
+    }
+    Ok(Walk::Complete(matches))
+}
+
+/// Ranks every match that could still be kept, skipping blocks of
+/// postings that cannot (block-max WAND): a title is kept when its match
+/// score times its popularity beats the worst kept one, so with no match
+/// more popular than `ceiling`, a score below that bar over `ceiling`
+/// cannot be.
+fn prune_matches(
+    views: &[&SegmentView<'_>],
+    weight: &dyn Weight,
+    best: &mut Best,
+    ceiling: Score,
+) -> tantivy::Result<()> {
+    let threshold = |best: &Best| best.bar().map_or(Score::MIN, |bar| bar / ceiling);
+    for view in views {
+        weight.for_each_pruning(threshold(best), view.reader, &mut |doc, score| {
+            if let Some((title, holders)) = view.online(doc) {
+                best.offer(score * popularity(holders), title);
+            }
+            threshold(best)
+        })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TITLES: u32 = 12_000;
+
+    /// A name of a varying length (so match scores differ) and a
+    /// popularity spread over every tier.
+    fn title(ord: u32) -> (TitleDoc, u32) {
+        let filler = ["alpha", "beta", "gamma", "delta"];
+        let mut name = format!("lecture {:02} topic{}", ord % 40, ord % 7);
+        for w in filler.iter().take((ord % 5) as usize) {
+            name.push(' ');
+            name.push_str(w);
+        }
+        let ext = if ord.is_multiple_of(3) { "mp4" } else { "mkv" };
+        name.push('.');
+        name.push_str(ext);
+        let holders = match ord % 97 {
+            0 => 1 + ord % 700,
+            1..=9 => 1 + ord % 30,
+            _ => 1 + ord % 3,
+        };
+        let doc = TitleDoc {
+            ord,
+            name: name.into(),
+            ext: ext.into(),
+            size: u64::from(ord * 7919 % TITLES) * 1000,
+            tier: popularity_tier(holders),
+        };
+        (doc, holders)
     }
 
-    fn harvest(self) -> Ranked {
-        let mut best: Vec<(Score, u32)> = self.best.into_iter().map(|c| (c.0, c.1)).collect();
-        best.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-        Ranked {
-            matches: self.matches,
-            best,
+    async fn filled() -> (tempfile::TempDir, TextIndex, HolderBoard) {
+        let folder = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(folder.path(), Arc::default()).unwrap();
+        let board = HolderBoard::new(TITLES as usize);
+        let mut adds = Vec::new();
+        for ord in 0..TITLES {
+            let (doc, holders) = title(ord);
+            board.set(ord, 1, holders);
+            adds.push(TextChange::Add(doc));
+            // Several commits, so several segments.
+            if adds.len() == 3000 {
+                index
+                    .submit(std::mem::take(&mut adds))
+                    .searchable()
+                    .await
+                    .unwrap();
+            }
+        }
+        index.submit(adds).searchable().await.unwrap();
+        (folder, index, board)
+    }
+
+    fn words(text: &str) -> NameMatch {
+        NameMatch::Words(tokens::words(text))
+    }
+
+    #[tokio::test]
+    async fn skipping_what_cannot_rank_finds_the_same_best_as_ranking_every_match() {
+        let (_folder, index, board) = filled().await;
+        let queries = [
+            (words("lecture"), FileFilter::default()),
+            (words("topic3"), FileFilter::default()),
+            (words("lecture alp"), FileFilter::default()),
+            (
+                words("lect"),
+                FileFilter {
+                    ext: Some("mp4".into()),
+                    ..FileFilter::default()
+                },
+            ),
+            (
+                words("lecture"),
+                FileFilter {
+                    min_size: Some(2_000_000),
+                    max_size: Some(9_000_000),
+                    ..FileFilter::default()
+                },
+            ),
+        ];
+        for (name, filter) in &queries {
+            for wanted in [1, 50, 300] {
+                let every = index
+                    .rank_within(name, filter, &board, wanted, u64::MAX)
+                    .unwrap();
+                let pruned = index
+                    .rank_within(name, filter, &board, wanted, 500)
+                    .unwrap();
+                assert!(!every.estimated);
+                assert!(every.matches > 1000, "{name:?} matches {}", every.matches);
+                assert!(pruned.estimated, "{name:?} should be broad");
+                assert_eq!(pruned.best.len(), wanted, "{name:?}");
+                // Ties may pick other titles; the ranks must be the same.
+                for (k, (a, b)) in every.best.iter().zip(&pruned.best).enumerate() {
+                    assert!(
+                        (a.0 - b.0).abs() <= 1e-3 * a.0,
+                        "{name:?} {filter:?} rank {k}: {} ranked, {} pruned",
+                        a.0,
+                        b.0
+                    );
+                }
+                // The best are the popular ones, not the first in the index.
+                let (_, top) = every.best[0];
+                assert!(
+                    board.get(top).1 > 100,
+                    "{name:?} best has {:?}",
+                    board.get(top)
+                );
+                let ratio = pruned.matches as f64 / every.matches as f64;
+                assert!(
+                    (0.5..2.0).contains(&ratio),
+                    "{name:?} {filter:?} estimate off by {ratio}: {} for {}",
+                    pruned.matches,
+                    every.matches
+                );
+            }
+        }
+        index.close();
+    }
+
+    #[tokio::test]
+    async fn a_file_that_becomes_popular_is_ranked_in_its_new_tier() {
+        let (_folder, index, board) = filled().await;
+        // A plain title (holders 1–3) of the longest kind becomes the most popular.
+        let ord = 4;
+        let (mut doc, _) = title(ord);
+        doc.tier = popularity_tier(5000);
+        board.set(ord, 1, 5000);
+        index
+            .submit(vec![TextChange::Replace(doc)])
+            .searchable()
+            .await
+            .unwrap();
+        let ranked = index
+            .rank_within(&words("lecture"), &FileFilter::default(), &board, 10, 500)
+            .unwrap();
+        assert!(ranked.estimated);
+        assert_eq!(ranked.best[0].1, ord, "{:?}", ranked.best);
+        index.close();
+    }
+
+    #[test]
+    fn tiers_double_and_their_ceilings_bound_them() {
+        assert_eq!(popularity_tier(0), 0);
+        assert_eq!(popularity_tier(1), 0);
+        assert_eq!(popularity_tier(2), 1);
+        assert_eq!(popularity_tier(3), 1);
+        assert_eq!(popularity_tier(4), 2);
+        assert_eq!(popularity_tier(u32::MAX), MAX_TIER);
+        for holders in [1, 2, 3, 4, 7, 8, 1000, 1 << 19, (1 << 21) - 1, u32::MAX] {
+            assert!(
+                holders <= tier_ceiling(popularity_tier(holders)),
+                "{holders}"
+            );
         }
     }
 }
