@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tantivy::columnar::ColumnValues;
 use tantivy::fastfield::AliveBitSet;
-use tantivy::index::SegmentId;
+use tantivy::index::{IndexSettings, IndexSortByField, Order, SegmentId};
 use tantivy::query::{
     Bm25StatisticsProvider, BooleanQuery, EnableScoring, Occur, PhraseQuery, Query, RegexQuery,
     TermQuery, Weight,
@@ -43,7 +43,7 @@ use super::tokens;
 /// Memory the writer buffers before it writes a segment.
 const WRITER_MEMORY: usize = 96 << 20;
 /// Writer threads (each gets an equal share of [`WRITER_MEMORY`]).
-const WRITER_THREADS: usize = 2;
+const WRITER_THREADS: usize = 1;
 /// Most changes folded into one commit; more wait for the next one.
 const MAX_CHANGES_PER_COMMIT: usize = 200_000;
 /// Titles per lazily allocated chunk of the [`HolderBoard`].
@@ -150,6 +150,19 @@ pub struct TitleDoc {
 
 /// Highest popularity tier.
 const MAX_TIER: u8 = 20;
+/// The fast field every segment is sorted by ([`TitleDoc::order`]).
+const ORDER_FIELD: &str = "order";
+
+impl TitleDoc {
+    /// Where the title sorts within a segment: more popular tiers first,
+    /// then shorter names. The best matches of a tier then sit in the first
+    /// blocks of postings, and later blocks (longer names, which score
+    /// lower) are skipped whole once the best are found.
+    fn order(&self) -> u64 {
+        let length = self.name.chars().count() as u64;
+        (u64::from(MAX_TIER - self.tier.min(MAX_TIER)) << 32) | length.min(u64::from(u32::MAX))
+    }
+}
 
 /// The popularity tier of a file with `holders` online listings: the
 /// binary logarithm (1 holder: 0, 2–3: 1, 4–7: 2, …), at most [`MAX_TIER`].
@@ -227,6 +240,7 @@ struct Fields {
     ext: Field,
     size: Field,
     tier: Field,
+    order: Field,
 }
 
 /// The text index and its indexer thread.
@@ -278,9 +292,10 @@ fn schema() -> (Schema, Fields) {
         // With frequencies, so a filtered words query stays a plain
         // intersection of terms (which can skip what cannot rank).
         ext: b.add_text_field("ext", terms("raw", WithFreqs)),
-        size: b.add_u64_field("size", INDEXED | FAST),
+        size: b.add_u64_field("size", FAST),
         // A term per tier, so ranking can visit popular titles first.
         tier: b.add_text_field("tier", terms("raw", WithFreqs)),
+        order: b.add_u64_field(ORDER_FIELD, FAST),
     };
     (b.build(), fields)
 }
@@ -381,6 +396,7 @@ impl Fields {
         d.add_text(self.ext, &doc.ext);
         d.add_u64(self.size, doc.size);
         d.add_text(self.tier, doc.tier.to_string());
+        d.add_u64(self.order, doc.order());
         d
     }
 
@@ -544,7 +560,16 @@ impl TextIndex {
         std::fs::create_dir_all(folder).map_err(folder_err)?;
         let (schema, fields) = schema();
         let directory = ScratchDirectory::open(folder)?;
-        let index = Index::open_or_create(directory, schema)?;
+        let index = Index::builder()
+            .schema(schema)
+            .settings(IndexSettings {
+                sort_by_field: Some(IndexSortByField {
+                    field: ORDER_FIELD.into(),
+                    order: Order::Asc,
+                }),
+                ..IndexSettings::default()
+            })
+            .open_or_create(directory)?;
         for terms in NameTerms::ALL {
             index.tokenizers().register(terms.name(), terms);
         }
@@ -636,11 +661,11 @@ impl TextIndex {
         let walk = walk_matches(&views, &*weight, &mut best, exact_limit)?;
         let (matches, estimated) = match walk {
             Walk::Complete(matches) => (matches, false),
-            Walk::Broad { matches, share } => {
+            Walk::Broad => {
                 if matches!(name, NameMatch::Words(_)) {
                     self.rank_by_tier(&searcher, &views, &must, &*weight, board, &mut best)?;
                 }
-                ((matches as f64 / share.max(f64::MIN_POSITIVE)) as u64, true)
+                (estimate_matches(&views, &*weight)?.max(exact_limit), true)
             }
         };
         Ok(Ranked {
@@ -972,8 +997,8 @@ impl<'a> SegmentView<'a> {
 enum Walk {
     /// Every match was seen and ranked: this many.
     Complete(u64),
-    /// [`EXACT_MATCHES`] were seen in this share of the documents.
-    Broad { matches: u64, share: f64 },
+    /// The limit was reached: there are more.
+    Broad,
 }
 
 /// The views of every segment of `searcher`.
@@ -999,9 +1024,7 @@ fn walk_matches(
     best: &mut Best,
     limit: u64,
 ) -> tantivy::Result<Walk> {
-    let all_docs: u64 = views.iter().map(|v| u64::from(v.reader.max_doc())).sum();
     let mut matches = 0;
-    let mut passed_docs = 0;
     for view in views {
         let reader = view.reader;
         let mut scorer = weight.scorer(reader, 1.0)?;
@@ -1011,18 +1034,83 @@ fn walk_matches(
                 matches += 1;
                 best.offer(scorer.score() * popularity(holders), title);
                 if matches >= limit {
-                    let seen = passed_docs + u64::from(doc) + 1;
-                    return Ok(Walk::Broad {
-                        matches,
-                        share: seen as f64 / all_docs.max(1) as f64,
-                    });
+                    return Ok(Walk::Broad);
                 }
             }
             doc = scorer.advance();
         }
-        passed_docs += u64::from(reader.max_doc());
     }
     Ok(Walk::Complete(matches))
+}
+
+/// Windows the documents are cut into for [`estimate_matches`].
+const SAMPLE_WINDOWS: u32 = 1024;
+/// Matches counted before an estimate is good enough.
+const SAMPLE_MATCHES: u64 = 512;
+/// Most windows counted (an eighth of the documents), for sparse matches.
+const SAMPLE_MAX_WINDOWS: u32 = SAMPLE_WINDOWS / 8;
+
+/// Estimates the online matches of a broad query by counting them in a
+/// sample of the documents: equal windows, taken in an order that spreads
+/// them over the whole index (bit-reversed: 0, ½, ¼, ¾, …), in rounds that
+/// double until enough matches or an eighth of the documents are counted.
+/// Segments are sorted (popular, short names first), so matches cluster,
+/// and the first ones found say little about the rest.
+fn estimate_matches(views: &[SegmentView<'_>], weight: &dyn Weight) -> tantivy::Result<u64> {
+    let all_docs: u64 = views.iter().map(|v| u64::from(v.reader.max_doc())).sum();
+    let width = all_docs.div_ceil(u64::from(SAMPLE_WINDOWS)).max(1);
+    let bits = SAMPLE_WINDOWS.trailing_zeros();
+    let spread = |i: u32| i.reverse_bits() >> (32 - bits);
+    let (mut counted, mut visited, mut round) = (0u64, 0u32, 16u32);
+    while visited < SAMPLE_WINDOWS && counted < SAMPLE_MATCHES && visited < SAMPLE_MAX_WINDOWS {
+        let end = (visited + round).min(SAMPLE_WINDOWS);
+        let mut windows: Vec<u64> = (visited..end).map(|i| u64::from(spread(i))).collect();
+        windows.sort_unstable();
+        counted += count_in_windows(views, weight, &windows, width)?;
+        visited = end;
+        round = round.saturating_mul(2);
+    }
+    let share = f64::from(visited) / f64::from(SAMPLE_WINDOWS);
+    Ok((counted as f64 / share) as u64)
+}
+
+/// Online matches in the given windows (sorted) of `width` documents,
+/// numbering documents across segments in order.
+fn count_in_windows(
+    views: &[SegmentView<'_>],
+    weight: &dyn Weight,
+    windows: &[u64],
+    width: u64,
+) -> tantivy::Result<u64> {
+    let mut counted = 0;
+    let mut first = 0u64;
+    for view in views {
+        let last = first + u64::from(view.reader.max_doc());
+        let mut scorer = None;
+        for &w in windows {
+            let (lo, hi) = ((w * width).max(first), ((w + 1) * width).min(last));
+            if lo >= hi {
+                continue;
+            }
+            let scorer = match &mut scorer {
+                Some(scorer) => scorer,
+                None => scorer.insert(weight.scorer(view.reader, 1.0)?),
+            };
+            let (lo, hi) = ((lo - first) as DocId, (hi - first) as DocId);
+            let mut doc = scorer.doc();
+            if doc < lo {
+                doc = scorer.seek(lo);
+            }
+            while doc < hi {
+                if view.online(doc).is_some() {
+                    counted += 1;
+                }
+                doc = scorer.advance();
+            }
+        }
+        first = last;
+    }
+    Ok(counted)
 }
 
 /// Ranks every match that could still be kept, skipping blocks of

@@ -1,6 +1,6 @@
 use libp2p_identity::Keypair;
 use reqwest::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{file, hex, Index};
 
@@ -254,21 +254,18 @@ async fn large_file_lists_fit_the_join_limit_and_larger_ones_are_413() {
         .collect();
     let peer = ix.join(&alice, &key, json!(many)).await;
     // Past what one page ranks, the total is an estimate, and says so.
+    // The estimate counts a sample spread over the index: within a tenth.
+    let near_12_000 = |r: &Value| {
+        let total = r["total"].as_i64().unwrap();
+        assert!((10_800..=13_200).contains(&total), "estimate {total}: {r}");
+        assert_eq!(r["total_is_estimate"], true, "{r}");
+    };
     let r = ix.search(&alice, "q=number&limit=1").await;
-    assert_eq!(
-        (
-            &r["total"],
-            &r["total_is_estimate"],
-            &r["total_is_lower_bound"]
-        ),
-        (&json!(12_000), &json!(true), &json!(false))
-    );
+    near_12_000(&r);
+    assert_eq!(r["total_is_lower_bound"], false);
     // Pages reach the first 1000 results; deeper ones are refused (narrow the search).
     let r = ix.search(&alice, "q=number&limit=5&offset=995").await;
-    assert_eq!(
-        (&r["total"], &r["total_is_estimate"]),
-        (&json!(12_000), &json!(true))
-    );
+    near_12_000(&r);
     assert_eq!(r["results"].as_array().unwrap().len(), 5, "{r}");
     let (status, body) = ix
         .get("/search?q=number&limit=5&offset=11998", &alice)
@@ -298,7 +295,7 @@ async fn large_file_lists_fit_the_join_limit_and_larger_ones_are_413() {
         .await;
     assert_eq!(r["total"], 1, "{r}");
     let r = ix.search(&alice, "q=number&limit=1").await;
-    assert_eq!(r["total"], 12_000);
+    near_12_000(&r);
 }
 
 /// Found by bench/api_schema.sh (schemathesis): serde reads a struct from an
