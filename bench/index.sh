@@ -14,7 +14,7 @@
 #   PEERS         simulated peers (default 1000)
 #   FILES         files per peer (default 1000)
 #   USERS         users the peers are spread over (default PEERS/10)
-#   JOIN_CLIENTS  concurrent joining clients (default 4)
+#   JOIN_CLIENTS  concurrent joining clients (default 16)
 #   HEARTBEATS    heartbeats in the burst, 64 clients (default max(1000, 5 x PEERS))
 #   LEVELS        search concurrency levels (default 1,64,1000)
 #   DURATION      seconds of searching per query kind and level (default 8)

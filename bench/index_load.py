@@ -29,7 +29,7 @@ from benchlib import env_float, env_int, status_kib
 PEERS = env_int("PEERS", 1000)
 FILES = env_int("FILES", 1000)
 USERS = env_int("USERS", max(1, PEERS // 10))
-JOIN_CLIENTS = env_int("JOIN_CLIENTS", 4)
+JOIN_CLIENTS = env_int("JOIN_CLIENTS", 16)
 HEARTBEATS = env_int("HEARTBEATS", max(1000, PEERS * 5))
 DURATION = env_float("DURATION", 8.0)          # seconds per (query kind, concurrency)
 GRACE = env_float("GRACE", 10.0)               # extra seconds for in-flight requests
