@@ -26,6 +26,16 @@ def status_kib(pid, field):
     return None
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) PID has used, in seconds, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def fd_count(pid):
     """Open file descriptors of a process (entries of /proc/PID/fd), or None once it is gone."""
     try:

@@ -23,7 +23,7 @@ import urllib.parse
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from benchlib import env_float, env_int, status_kib
+from benchlib import cpu_seconds, env_float, env_int, status_kib
 
 
 PEERS = env_int("PEERS", 1000)
@@ -466,11 +466,13 @@ async def search_bench(host, port, db_path, token, tokens, pid):
     say("")
     say("p50/raw, p99/raw: index latency over the raw query's; cost/raw: wall time per answered")
     say("search (1 / req/s) over the raw query's (1 / qps); unfin: requests cancelled after the grace;")
-    say("shed: answered 503 Retry-After (the client then waits 1-2 s); latencies are of answered searches")
+    say("shed: answered 503 Retry-After (the client then waits 1-2 s); latencies are of answered searches;")
+    say("cpu ms: the index's CPU time per answered search (this load generator shares the cores)")
     say(f"search: {DURATION:g} s per level (+{GRACE:g} s grace), default page (50); raw = same "
         f"query on the search structure in-process, 1 thread, {RAW_DURATION:g} s")
     say(f"{'kind':<18} {'clients':>7} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
-        f"{'errors':>6} {'shed':>6} {'unfin':>5} {'p50/raw':>8} {'p99/raw':>8} {'cost/raw':>8}")
+        f"{'errors':>6} {'shed':>6} {'unfin':>5} {'p50/raw':>8} {'p99/raw':>8} {'cost/raw':>8} "
+        f"{'cpu ms':>8}")
     summary = []
     for kind, queries in kinds.items():
         base = raw["kinds"][kind]
@@ -478,13 +480,20 @@ async def search_bench(host, port, db_path, token, tokens, pid):
             f"{ms(base['p99'])}")
         for clients in LEVELS:
             await wait_idle(host, port, token, probe)
+            cpu_before = cpu_seconds(pid)
             r = await http_level(host, port, tokens, queries, clients)
+            cpu_after = cpu_seconds(pid)
+            # The index's own CPU per answered search (the load generator
+            # shares the cores, so req/s alone mixes both).
+            cpu_ms = ((cpu_after - cpu_before) * 1000 / r["n"]
+                      if None not in (cpu_before, cpu_after) and r["n"] else float("nan"))
             r50 = r["p50"] / base["p50"] if base["p50"] > 0 else float("nan")
             r99 = r["p99"] / base["p99"] if base["p99"] > 0 else float("nan")
             # wall time per answered search vs one raw query on one thread
             cost = base["qps"] / r["rps"] if r["rps"] > 0 else float("inf")
             say(f"{kind:<18} {clients:>7} {r['n']:>9} {r['rps']:9.1f} {ms(r['p50'])} {ms(r['p99'])} "
-                f"{r['errors']:>6} {r['shed']:>6} {r['unfinished']:>5} {r50:8.2f} {r99:8.2f} {cost:8.2f}")
+                f"{r['errors']:>6} {r['shed']:>6} {r['unfinished']:>5} {r50:8.2f} {r99:8.2f} {cost:8.2f} "
+                f"{cpu_ms:8.2f}")
             summary.append((kind, clients, r, base))
         say(f"{'':<18} {'':>7} index VmHWM so far: {vm_hwm(pid)}")
     return summary

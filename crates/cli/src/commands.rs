@@ -443,11 +443,16 @@ async fn search(cli: &Cli, client: &DaemonClient, args: &SearchArgs) -> Result<(
         }
         for hit in &v.results {
             let n = hit.sources.len();
+            let total = hit.sources_total.max(n);
+            let count = if total > n {
+                format!("{n} of {total} sources")
+            } else {
+                format!("{n} source{}", if n == 1 { "" } else { "s" })
+            };
             out += &format!(
-                "{}  ({}, {n} source{})\n  id {}\n",
+                "{}  ({}, {count})\n  id {}\n",
                 hit.names.join(" | "),
                 human_bytes(hit.size),
-                if n == 1 { "" } else { "s" },
                 hit.id,
             );
             for src in &hit.sources {

@@ -807,6 +807,10 @@ pub struct Hit {
     pub size: u64,
     /// Holders from every source.
     pub sources: Vec<Holder>,
+    /// How many holders are known: more than `sources` lists when the
+    /// index listed a sample of a popular file's holders.
+    #[serde(default)]
+    pub sources_total: usize,
 }
 
 impl Holder {
@@ -829,6 +833,7 @@ impl Hit {
             names: Vec::new(),
             size: 0,
             sources: vec![holder],
+            sources_total: 1,
         }
     }
 }

@@ -1,15 +1,18 @@
 //! The text index over the names of online files: one tantivy document per
 //! title (a file id with one of its names), keyed by the title's ordinal in
 //! the [`Catalogue`](super::catalogue::Catalogue), with fields for whole
-//! words, word prefixes, substring grams, the exact name, the extension and
-//! the size.
+//! words, word prefixes, substring grams, the exact name, the extension,
+//! the size and the file's popularity tier. Segments are sorted by tier,
+//! then name length, and broad words queries are ranked tier by tier with
+//! block-max pruning (see `rank`).
 //!
 //! One indexer thread owns the writer. Batches of additions and deletions
 //! arrive in the order the catalogue decided them, are committed together
 //! (group commit), and each sender learns when its batch is searchable.
-//! Holders are not indexed: ranking and the online filter read the
-//! [`HolderBoard`] at search time, so peers coming, going and timing out
-//! never touch this index. It stores no names (the catalogue has them) and
+//! Holder counts are not indexed (only the tier, rewritten when a file
+//! changes tier): ranking and the online filter read the [`HolderBoard`]
+//! at search time, so peers coming, going and timing out almost never
+//! touch this index. It stores no names (the catalogue has them) and
 //! keeps its files in a folder it owns, emptied at every start, since the
 //! durable store is the truth it is rebuilt from.
 
@@ -622,10 +625,11 @@ impl TextIndex {
     /// times popularity (whole-word matches over prefix matches, short names
     /// over long, many holders over few). Runs on the caller's thread.
     ///
-    /// Matches are first ranked one by one in index order. Past
-    /// [`EXACT_MATCHES`], the total is extrapolated from how far into the
-    /// index they reached, and a words query goes on over the whole index
-    /// skipping blocks that cannot rank; other modes rank what was seen.
+    /// Matches are first ranked one by one in index order (most popular
+    /// and shortest first, as segments are sorted). Past [`EXACT_MATCHES`],
+    /// the total is estimated from a sample ([`estimate_matches`]), and a
+    /// words query goes on over the whole index skipping blocks that cannot
+    /// rank; other modes keep the best of what was seen.
     pub fn rank(
         &self,
         name: &NameMatch,

@@ -226,6 +226,7 @@ pub async fn search_words(
                 names: vec![entry.name],
                 size: entry.size,
                 sources: vec![Holder::found(peer.to_string(), &addrs, Origin::Dht)],
+                sources_total: 1,
             });
         }
     }

@@ -37,6 +37,12 @@ impl Findings {
         for holder in found.sources {
             merge_holder(&mut hit.sources, holder);
         }
+        // Each part counted its own holders; the merge knows at least the
+        // most any part knew, and every holder it lists.
+        hit.sources_total = hit
+            .sources_total
+            .max(found.sources_total)
+            .max(hit.sources.len());
     }
 
     /// Adds every hit.
@@ -79,8 +85,43 @@ mod tests {
             id: FileId::from_bytes([id; 32]),
             names: vec![name.to_string()],
             size: 10,
+            sources_total: holders.len(),
             sources: holders,
         }
+    }
+
+    #[test]
+    fn a_sampled_count_of_holders_survives_the_merge() {
+        let listed = |n: usize| {
+            (0..n)
+                .map(|i| {
+                    Holder::found(format!("peer-{i}"), &["/ip4/10.0.0.1/tcp/1"], Origin::Index)
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut popular = hit(2, "song.flac", listed(10));
+        popular.sources_total = 400;
+        let mut found = Findings::default();
+        found.add(popular);
+        let from_dht = Holder::found("dht-peer".into(), &["/ip4/10.0.0.9/tcp/1"], Origin::Dht);
+        found.add(hit(2, "song.flac", vec![from_dht]));
+        let hits = found.into_hits();
+        assert_eq!(hits[0].sources.len(), 11);
+        assert_eq!(hits[0].sources_total, 400);
+
+        // Without a sampled count, the merged holders are the count.
+        let mut found = Findings::default();
+        found.add(hit(3, "a", listed(2)));
+        found.add(hit(
+            3,
+            "a",
+            vec![Holder::found(
+                "other".into(),
+                &["/ip4/10.0.0.2/tcp/1"],
+                Origin::Lan,
+            )],
+        ));
+        assert_eq!(found.into_hits()[0].sources_total, 3);
     }
 
     #[test]

@@ -233,6 +233,9 @@ struct ListedFile {
     names: Vec<String>,
     size: u64,
     sources: Vec<ListedHolder>,
+    /// Absent from indexes older than the sources cap.
+    #[serde(default)]
+    sources_total: usize,
 }
 
 #[derive(Deserialize)]
@@ -252,6 +255,7 @@ impl From<ResultsPage> for IndexResults {
 
 impl ListedFile {
     fn into_hit(self) -> Hit {
+        let sources_total = self.sources_total.max(self.sources.len());
         let sources = self
             .sources
             .into_iter()
@@ -265,6 +269,7 @@ impl ListedFile {
             names: self.names,
             size: self.size,
             sources,
+            sources_total,
         }
     }
 }

@@ -17,6 +17,11 @@ const FETCH = 500;
 const PAGE = 50;
 const MIB = 1024 * 1024;
 
+// "3 holders", or "10 of 400 holders" when the index listed a sample.
+function holderCount(listed, total) {
+  return total > listed ? `${listed} of ${plural(total, 'holder')}` : plural(listed, 'holder');
+}
+
 export class SearchPage extends Page {
   constructor() {
     super('search', 'Search');
@@ -191,7 +196,7 @@ export class SearchPage extends Page {
       others.length ? h('p', { class: 'also' }, 'Also shared as: ', others.join(', ')) : null,
       h('p', { class: 'meta' },
         h('span', {}, bytes(hit.size)), ' · ',
-        h('span', { dataset: { field: 'holders' } }, plural(holders.length, 'holder')), ' · ',
+        h('span', { dataset: { field: 'holders' } }, holderCount(holders.length, hit.sources_total)), ' · ',
         h('code', { title: hit.id }, shortId(hit.id))),
       details);
   }
