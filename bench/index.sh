@@ -26,6 +26,14 @@
 #   SKIP_BUILD=1  use the existing release binary instead of building it
 #   KEEP=1        keep the temporary folder (index.db, bench-queries.json) to
 #                 rerun the raw baseline on: raw_search DB QUERIES SECONDS MAX
+#   DATABASE      sqlite (default) or postgres: the index keeps its data in a
+#                 PostgreSQL server this script starts in the temporary folder
+#                 (127.0.0.1 only; installed through
+#                 crates/index/tests/postgres/setup.sh when missing)
+#   PAIR=1        with DATABASE=postgres: a second index process on the same
+#                 database; after the single-process levels, each kind is
+#                 searched again with the clients split over both processes
+#   PG_SHARED_BUFFERS  PostgreSQL's shared_buffers (default 1GB)
 #
 # Needs python3 (3.11, standard library) with the `cryptography` package for
 # the ed25519 join signatures. All traffic goes to 127.0.0.1 only.
@@ -65,31 +73,65 @@ export RAW_SEARCH
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- index
+DATABASE=${DATABASE:-sqlite}
+case "$DATABASE" in sqlite | postgres) ;; *) die "DATABASE must be sqlite or postgres" ;; esac
+[ "${PAIR:-0}" != 1 ] || [ "$DATABASE" = postgres ] || die "PAIR=1 needs DATABASE=postgres"
 T=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/tmp}}/peershare-index-bench.XXXXXX")
 mkdir -p "$T/data"
-# Peers stay online for the whole run (the fill can take minutes).
-RUST_LOG=${RUST_LOG:-warn} "$BIN" --json --data-dir "$T/data" index \
-    --listen 127.0.0.1:0 --peer-timeout 86400 --registrations-per-minute 0 >"$T/index.out" 2>"$T/index.err" &
-INDEX_PID=$!
-PIDS+=("$INDEX_PID")
-URL=""
-for ((i = 0; i < 200; i++)); do
-    if [ -s "$T/index.out" ]; then
-        URL=$(head -n 1 "$T/index.out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
-        break
-    fi
-    alive "$INDEX_PID" || { cat "$T/index.err" >&2; die "the index exited"; }
-    sleep 0.05
-done
-[ -n "$URL" ] || die "the index printed no URL"
-case "$URL" in http://127.0.0.1:*) ;; *) die "unexpected index URL $URL" ;; esac
-echo "index $URL (pid $INDEX_PID), data in $T/data"
+STORE=$T/data/index.db
+DATABASE_ARGS=()
+if [ "$DATABASE" = postgres ]; then
+    # PostgreSQL runs as its own user, which must reach its folder in here.
+    chmod 711 "$T"
+    start_postgres "$T/pg"
+    STORE=$PG_URL
+    DATABASE_ARGS=(--database "$PG_URL")
+    echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') (pid $PG_PID), data in $T/pg"
+fi
+
+# start_index NAME: starts an index process whose data folder is $T/NAME
+# (its database is $STORE); sets URL and INDEX_PID.
+start_index() {
+    local name=$1 i
+    mkdir -p "$T/$name"
+    # Peers stay online for the whole run (the fill can take minutes).
+    RUST_LOG=${RUST_LOG:-warn} "$BIN" --json --data-dir "$T/$name" index "${DATABASE_ARGS[@]}" \
+        --listen 127.0.0.1:0 --peer-timeout 86400 --registrations-per-minute 0 \
+        >"$T/$name.out" 2>"$T/$name.err" &
+    INDEX_PID=$!
+    PIDS+=("$INDEX_PID")
+    URL=""
+    for ((i = 0; i < 6000; i++)); do
+        if [ -s "$T/$name.out" ]; then
+            URL=$(head -n 1 "$T/$name.out" | python3 -c 'import json, sys; print(json.load(sys.stdin)["url"])')
+            break
+        fi
+        alive "$INDEX_PID" || { cat "$T/$name.err" >&2; die "the index exited"; }
+        sleep 0.05
+    done
+    [ -n "$URL" ] || die "the index printed no URL"
+    case "$URL" in http://127.0.0.1:*) ;; *) die "unexpected index URL $URL" ;; esac
+    echo "index $URL (pid $INDEX_PID), data in $T/$name"
+}
+start_index data
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), $(uname -sr)"
 
-PEER_TIMEOUT=86400 python3 "$SCRIPT_DIR/index_load.py" "$URL" "$T/data/index.db" "$INDEX_PID" &
+if [ "${PAIR:-0}" = 1 ]; then
+    # The second process is started before the fill, so it follows every
+    # join through PostgreSQL as it happens.
+    FIRST_URL=$URL FIRST_PID=$INDEX_PID
+    start_index second
+    export INDEX2_URL=$URL INDEX2_PID=$INDEX_PID
+    URL=$FIRST_URL INDEX_PID=$FIRST_PID
+fi
+
+PEER_TIMEOUT=86400 BENCH_DATA=$T/data python3 "$SCRIPT_DIR/index_load.py" "$URL" "$STORE" "$INDEX_PID" &
 LOAD_PID=$!
 PIDS+=("$LOAD_PID")
 status=0
 wait "$LOAD_PID" || status=$?
-alive "$INDEX_PID" || { cat "$T/index.err" >&2; die "the index died during the run"; }
-[ "$status" = 0 ] || { tail -n 20 "$T/index.err" >&2; die "the load generator failed ($status)"; }
+alive "$INDEX_PID" || { cat "$T/data.err" >&2; die "the index died during the run"; }
+[ "$status" = 0 ] || { tail -n 20 "$T/data.err" >&2; die "the load generator failed ($status)"; }
+if [ "$DATABASE" = postgres ]; then
+    echo "PostgreSQL database size: $(du -sm "$T/pg/data" | cut -f1) MiB"
+fi

@@ -2,13 +2,16 @@
 """Load generator for bench/index.sh (Python 3.11 standard library plus the
 `cryptography` package for ed25519 join signatures).
 
-    index_load.py URL DB_PATH INDEX_PID
+    index_load.py URL STORE INDEX_PID
 
 Fills a running index through its HTTP API (register, login, challenge,
 signed join, heartbeats), then measures searches over HTTP at several
-concurrency levels and the same SQL run directly on the SQLite file (the
-baseline). Settings come from the environment (see bench/index.sh).
-Only talks to the URL it is given (127.0.0.1).
+concurrency levels and the same queries on the raw search structure loaded
+from STORE (index.db, or a PostgreSQL URL), the baseline. With INDEX2_URL
+and INDEX2_PID set (a second index process on the same PostgreSQL), it
+also waits for the second one to list what the fill joined, and searches
+each kind with the clients split over both. Settings come from the
+environment (see bench/index.sh). Only talks to loopback URLs.
 """
 
 import asyncio
@@ -372,12 +375,14 @@ def client_source(i):
     return f"127.0.{n // 250}.{n % 250 + 1}"
 
 
-async def http_level(host, port, tokens, queries, clients):
+async def http_level(targets, tokens, queries, clients):
     """Searches for DURATION seconds with `clients` connections, each from
     its own address and logged in as one of the users (round robin), as
-    people searching at once would be."""
+    people searching at once would be; connection i goes to index
+    targets[i % len(targets)] ((host, port) pairs)."""
     paths = [search_path(*q) for q in queries]
-    conns = await asyncio.gather(*(Conn(host, port, client_source(i)).open() for i in range(clients)))
+    conns = await asyncio.gather(*(Conn(*targets[i % len(targets)], client_source(i)).open()
+                                   for i in range(clients)))
     latencies, errors, shed, sent = [], [0], [0], [0]
     deadline = [0.0]
     rng = random.Random(clients)
@@ -421,14 +426,14 @@ async def http_level(host, port, tokens, queries, clients):
             "max_wait": DURATION + GRACE}
 
 
-def raw_baseline(db_path, kinds):
+def raw_baseline(store, kinds):
     """The same queries on the raw search structure (crates/index/examples/
-    raw_search.rs: the catalogue and text index loaded from index.db, no
+    raw_search.rs: the catalogue and text index loaded from the store, no
     HTTP, one thread), RAW_DURATION seconds per kind."""
-    queries = os.path.join(os.path.dirname(db_path), "bench-queries.json")
+    queries = os.path.join(os.environ["BENCH_DATA"], "bench-queries.json")
     with open(queries, "w") as f:
         json.dump({k: [list(q) for q in v] for k, v in kinds.items()}, f)
-    out = subprocess.run([os.environ["RAW_SEARCH"], db_path, queries, str(RAW_DURATION),
+    out = subprocess.run([os.environ["RAW_SEARCH"], store, queries, str(RAW_DURATION),
                           str(MAX_REQUESTS)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
 
@@ -453,12 +458,42 @@ async def wait_idle(host, port, token, probe):
         conn.close()
 
 
-async def search_bench(host, port, db_path, token, tokens, pid):
+def cpu_of(pids):
+    """CPU seconds used so far by all of `pids`, or None."""
+    used = [cpu_seconds(p) for p in pids]
+    return None if None in used else sum(used)
+
+
+async def search_level(targets, pids, token, tokens, queries, clients, probe):
+    """One level after the indexes are idle; adds `cpu_ms`, the indexes' CPU
+    per answered search (this load generator shares the cores, so req/s
+    alone mixes both)."""
+    for target in targets:
+        await wait_idle(*target, token, probe)
+    cpu_before = cpu_of(pids)
+    r = await http_level(targets, tokens, queries, clients)
+    cpu_after = cpu_of(pids)
+    r["cpu_ms"] = ((cpu_after - cpu_before) * 1000 / r["n"]
+                   if None not in (cpu_before, cpu_after) and r["n"] else float("nan"))
+    return r
+
+
+def level_row(kind, label, r, base):
+    r50 = r["p50"] / base["p50"] if base["p50"] > 0 else float("nan")
+    r99 = r["p99"] / base["p99"] if base["p99"] > 0 else float("nan")
+    # wall time per answered search vs one raw query on one thread
+    cost = base["qps"] / r["rps"] if r["rps"] > 0 else float("inf")
+    say(f"{kind:<18} {label:>7} {r['n']:>9} {r['rps']:9.1f} {ms(r['p50'])} {ms(r['p99'])} "
+        f"{r['errors']:>6} {r['shed']:>6} {r['unfinished']:>5} {r50:8.2f} {r99:8.2f} {cost:8.2f} "
+        f"{r['cpu_ms']:8.2f}")
+
+
+async def search_bench(target, store, token, tokens, pid, second):
     kinds = build_queries()
-    raw = raw_baseline(db_path, kinds)
+    raw = raw_baseline(store, kinds)
     probe = search_path(*kinds["exact"][0])
     say("")
-    say(f"raw structure loaded from index.db in {raw['load_secs']:.1f} s")
+    say(f"raw structure loaded from the store in {raw['load_secs']:.1f} s")
     say("matching file ids per query (min / median / max of up to 20 queries; estimates past a page):")
     for kind in kinds:
         lo, mid, hi = raw["kinds"][kind]["totals"]
@@ -479,22 +514,16 @@ async def search_bench(host, port, db_path, token, tokens, pid):
         say(f"{kind:<18} {'raw':>7} {base['n']:>9} {base['qps']:9.1f} {ms(base['p50'])} "
             f"{ms(base['p99'])}")
         for clients in LEVELS:
-            await wait_idle(host, port, token, probe)
-            cpu_before = cpu_seconds(pid)
-            r = await http_level(host, port, tokens, queries, clients)
-            cpu_after = cpu_seconds(pid)
-            # The index's own CPU per answered search (the load generator
-            # shares the cores, so req/s alone mixes both).
-            cpu_ms = ((cpu_after - cpu_before) * 1000 / r["n"]
-                      if None not in (cpu_before, cpu_after) and r["n"] else float("nan"))
-            r50 = r["p50"] / base["p50"] if base["p50"] > 0 else float("nan")
-            r99 = r["p99"] / base["p99"] if base["p99"] > 0 else float("nan")
-            # wall time per answered search vs one raw query on one thread
-            cost = base["qps"] / r["rps"] if r["rps"] > 0 else float("inf")
-            say(f"{kind:<18} {clients:>7} {r['n']:>9} {r['rps']:9.1f} {ms(r['p50'])} {ms(r['p99'])} "
-                f"{r['errors']:>6} {r['shed']:>6} {r['unfinished']:>5} {r50:8.2f} {r99:8.2f} {cost:8.2f} "
-                f"{cpu_ms:8.2f}")
+            r = await search_level([target], [pid], token, tokens, queries, clients, probe)
+            level_row(kind, str(clients), r, base)
             summary.append((kind, clients, r, base))
+        if second:
+            # Both processes, the clients split over them: "pair" rows.
+            clients = max(LEVELS)
+            r = await search_level([target, second[0]], [pid, second[1]], token, tokens, queries,
+                                   clients, probe)
+            level_row(kind, f"2x{clients // 2}", r, base)
+            summary.append((kind, f"pair {clients}", r, base))
         say(f"{'':<18} {'':>7} index VmHWM so far: {vm_hwm(pid)}")
     return summary
 
@@ -504,23 +533,61 @@ def vm_hwm(pid):
     return "?" if kib is None else f"{kib / 1024:.0f} MiB"
 
 
-async def main():
-    url, db_path, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def loopback(url):
     parsed = urllib.parse.urlparse(url)
-    host, port = parsed.hostname, parsed.port
-    if host not in ("127.0.0.1", "localhost", "::1"):
+    if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit("index_load.py only talks to a loopback index")
+    return parsed.hostname, parsed.port
+
+
+async def listings(target):
+    conn = await Conn(*target).open()
+    try:
+        status, body = await conn.request("GET", "/api/v1/stats")
+        return json.loads(body)["listings"] if status == 200 else None
+    finally:
+        conn.close()
+
+
+async def wait_caught_up(first, second):
+    """Waits (at most 10 minutes) until the second index lists as many files
+    as the first (both count every 5 s) and says how long it took."""
+    t = time.perf_counter()
+    want = await listings(first)
+    while time.perf_counter() - t < 600:
+        have = await listings(second)
+        if have == want:
+            say(f"second index lists the same {have} listings {time.perf_counter() - t:.1f} s after "
+                f"the fill (both count every 5 s)")
+            return
+        await asyncio.sleep(0.5)
+    raise SystemExit(f"the second index lists {have} listings, the first {want}")
+
+
+async def main():
+    url, store, pid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    host, port = loopback(url)
+    second = None
+    if os.environ.get("INDEX2_URL"):
+        second = (loopback(os.environ["INDEX2_URL"]), int(os.environ["INDEX2_PID"]))
     say(f"peers {PEERS}, files per peer {FILES}, users {USERS}, heartbeats {HEARTBEATS}, "
         f"levels {LEVELS}, {os.cpu_count()} cores")
     state = {}
     t = time.perf_counter()
     await fill(host, port, state)
-    say(f"fill total {time.perf_counter() - t:.1f} s; index VmHWM after fill: {vm_hwm(pid)}; "
-        f"index.db {os.path.getsize(db_path) / 2**20:.0f} MiB "
-        f"(+ WAL {os.path.getsize(db_path + '-wal') / 2**20 if os.path.exists(db_path + '-wal') else 0:.0f} MiB)")
-    await search_bench(host, port, db_path, state["token"], state["tokens"], pid)
+    stored = ""
+    if os.path.exists(store):
+        wal = store + "-wal"
+        stored = (f"; index.db {os.path.getsize(store) / 2**20:.0f} MiB "
+                  f"(+ WAL {os.path.getsize(wal) / 2**20 if os.path.exists(wal) else 0:.0f} MiB)")
+    say(f"fill total {time.perf_counter() - t:.1f} s; index VmHWM after fill: {vm_hwm(pid)}{stored}")
+    if second:
+        await wait_caught_up((host, port), second[0])
+    await search_bench((host, port), store, state["token"], state["tokens"], pid, second)
     say("")
     say(f"index peak RSS (VmHWM): {vm_hwm(pid)}")
+    if second:
+        say(f"second index peak RSS (VmHWM): {vm_hwm(second[1])}")
 
 
 if __name__ == "__main__":

@@ -99,3 +99,55 @@ run_pool_driver() {
     wait "$LOAD_PID" || status=$?
     [ "$status" = 0 ] || die "the driver failed ($status)"
 }
+
+# Starts a PostgreSQL server for a bench in folder $1 (created), listening
+# on 127.0.0.1 only on a free port, and sets PG_URL to a database in it and
+# PG_PID. Uses initdb and postgres from PATH or /usr/lib/postgresql/*/bin,
+# installing Debian's package through the index tests' setup.sh when neither
+# has them. As root, PostgreSQL runs as the postgres user (it refuses root).
+# Settings are PostgreSQL's defaults but for shared_buffers (PG_SHARED_BUFFERS,
+# default 1GB) and max_connections: commits stay durable (fsync on).
+# Needs ROOT, die and PIDS.
+start_postgres() {
+    local folder=$1 bin="" dir run=() password port i
+    find_pg() {
+        bin=""
+        # Through links (/usr/local/bin/initdb -> /usr/lib/postgresql/N/bin),
+        # to the folder that also has pg_isready and psql.
+        dir=$(dirname "$(readlink -f "$(command -v initdb 2>/dev/null || echo /nonexistent/x)")")
+        if [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && [ -x "$dir/psql" ]; then bin=$dir; return 0; fi
+        for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V); do
+            if [ -x "$dir/initdb" ] && [ -x "$dir/postgres" ] && [ -x "$dir/psql" ]; then bin=$dir; fi
+        done
+        [ -n "$bin" ]
+    }
+    find_pg || bash "$ROOT/crates/index/tests/postgres/setup.sh" || die "no PostgreSQL (see crates/index/tests/postgres/setup.sh)"
+    find_pg || die "setup.sh installed no initdb and postgres"
+    mkdir -p "$folder"
+    password=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+    printf '%s' "$password" >"$folder/pwfile"
+    if [ "$(id -u)" = 0 ]; then
+        local user=postgres
+        id -u postgres >/dev/null 2>&1 || user=nobody
+        chown -R "$user:" "$folder"
+        run=(setpriv "--reuid=$(id -u "$user")" "--regid=$(id -g "$user")" --clear-groups --)
+    fi
+    "${run[@]}" "$bin/initdb" --pgdata "$folder/data" --username peershare --auth scram-sha-256 \
+        "--pwfile=$folder/pwfile" --encoding UTF8 --locale C >"$folder/initdb.log" 2>&1 ||
+        { cat "$folder/initdb.log" >&2; die "initdb failed"; }
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "${run[@]}" "$bin/postgres" -D "$folder/data" -h 127.0.0.1 -p "$port" -k "$folder" \
+        -c "shared_buffers=${PG_SHARED_BUFFERS:-1GB}" -c max_connections=200 \
+        >"$folder/postgres.log" 2>&1 &
+    PG_PID=$!
+    PIDS+=("$PG_PID")
+    for ((i = 0; i < 600; i++)); do
+        if "${run[@]}" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" 2>/dev/null; then break; fi
+        alive "$PG_PID" || { cat "$folder/postgres.log" >&2; die "postgres exited"; }
+        sleep 0.1
+    done
+    PGPASSWORD=$password "$bin/psql" -q -h 127.0.0.1 -p "$port" -U peershare -d postgres \
+        -c "CREATE DATABASE bench" >/dev/null || die "cannot create the bench database"
+    PG_BIN=$bin
+    PG_URL="postgres://peershare:$password@127.0.0.1:$port/bench"
+}

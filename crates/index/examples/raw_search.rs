@@ -4,8 +4,8 @@
 //! at start. Not a test; bench/index.sh builds and runs it beside a live
 //! index.
 //!
-//! Usage: `raw_search INDEX_DB QUERIES_JSON SECONDS MAX_QUERIES`, where the
-//! queries file is `{"kind": [[q, mode, ext or null], ...], ...}`. Prints one
+//! Usage: `raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES`, where the
+//! store is an index.db file or a PostgreSQL URL and the queries file is `{"kind": [[q, mode, ext or null], ...], ...}`. Prints one
 //! JSON object: per kind, queries run, queries/s, p50 and p99 (seconds) and
 //! the min/median/max totals of its first 20 queries; and the load time.
 
@@ -16,6 +16,11 @@ use std::time::Instant;
 use peershare_index::search::catalogue::Catalogue;
 use peershare_index::search::{self, SearchMode, SearchParams, SearchQuery};
 use peershare_index::store::Store;
+
+/// The same allocator as the `peershare` binary, so the baseline and the
+/// index differ only by what lies between them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Kinds = BTreeMap<String, Vec<(String, String, Option<String>)>>;
 
@@ -50,7 +55,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let [_, db, queries, seconds, max] = args.as_slice() else {
-        return Err("usage: raw_search INDEX_DB QUERIES_JSON SECONDS MAX_QUERIES".into());
+        return Err("usage: raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES".into());
     };
     let seconds: f64 = seconds.parse()?;
     let max: usize = max.parse()?;
@@ -58,7 +63,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let folder = tempfile::tempdir()?;
 
     let began = Instant::now();
-    let store = Store::open(&PathBuf::from(db), 1).await?;
+    let store = if db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        Store::open_postgres(db, 1).await?
+    } else {
+        Store::open(&PathBuf::from(db), 1).await?
+    };
     let catalogue = Catalogue::open(folder.path(), u64::from(u32::MAX))?;
     // Every peer that has not left, whenever it was last seen.
     search::load_online(&store, &catalogue, 0)

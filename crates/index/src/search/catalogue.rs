@@ -12,6 +12,7 @@
 //! ([`Catalogue::room_for`] refuses before the store is written). It never
 //! validates input: the rows it gets were checked and stored already.
 
+use rand::Rng;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -67,7 +68,8 @@ struct FileEntry {
     size: u64,
     /// Titles of this file with online holders.
     titles: Vec<u32>,
-    /// Peer slots, one per online listing of this file.
+    /// Peer slots, one per online listing of this file, sorted (a peer
+    /// listing the file under two names is in it twice).
     holders: Vec<u32>,
     /// The popularity tier its titles are indexed under.
     tier: u8,
@@ -144,6 +146,26 @@ struct State {
 /// Most sources listed per result; the rest are counted in
 /// `sources_total`.
 pub const MAX_SOURCES_LISTED: usize = 10;
+
+/// Distinct peers in a sorted list of holders.
+fn distinct_holders(sorted: &[u32]) -> usize {
+    sorted.chunk_by(|a, b| a == b).count()
+}
+
+/// `count` distinct peers drawn at random from a sorted list of holders
+/// that has more than `count` of them. A peer is drawn in proportion to its
+/// listings of the file, which keeps the draw free of a copy of the list.
+fn sample_holders(sorted: &[u32], count: usize) -> Vec<u32> {
+    let mut rng = rand::thread_rng();
+    let mut drawn = Vec::with_capacity(count);
+    while drawn.len() < count {
+        let peer = sorted[rng.gen_range(0..sorted.len())];
+        if !drawn.contains(&peer) {
+            drawn.push(peer);
+        }
+    }
+    drawn
+}
 
 /// The online catalogue and its text index.
 pub struct Catalogue {
@@ -469,7 +491,8 @@ impl Catalogue {
                 entry.holders += 1;
             }
             if let Some(f) = state.files.get_mut(file) {
-                f.holders.push(peer);
+                let at = f.holders.partition_point(|&h| h < peer);
+                f.holders.insert(at, peer);
             }
             state.listings += 1;
             self.post_counts(state, file, changes);
@@ -565,8 +588,8 @@ impl Catalogue {
         let (file, emptied) = (entry.file, entry.holders == 0);
         state.listings = state.listings.saturating_sub(1);
         if let Some(f) = state.files.get_mut(file) {
-            if let Some(at) = f.holders.iter().position(|&h| h == peer) {
-                f.holders.swap_remove(at);
+            if let Ok(at) = f.holders.binary_search(&peer) {
+                f.holders.remove(at);
             }
         }
         if emptied {
@@ -679,18 +702,15 @@ impl Catalogue {
             .collect();
         names.sort_unstable();
         names.dedup();
-        let mut peers: Vec<u32> = file.holders.clone();
-        peers.sort_unstable();
-        peers.dedup();
-        let sources_total = peers.len();
-        if peers.len() > MAX_SOURCES_LISTED {
+        let sources_total = distinct_holders(&file.holders);
+        let peers = if sources_total > MAX_SOURCES_LISTED {
             // A different sample each time spreads downloads over holders.
-            let mut rng = rand::thread_rng();
-            peers = rand::seq::index::sample(&mut rng, peers.len(), MAX_SOURCES_LISTED)
-                .into_iter()
-                .map(|i| peers[i])
-                .collect();
-        }
+            sample_holders(&file.holders, MAX_SOURCES_LISTED)
+        } else {
+            let mut all = file.holders.clone();
+            all.dedup();
+            all
+        };
         let mut holders: Vec<&PeerEntry> = peers
             .into_iter()
             .filter_map(|p| state.peers.get(p))
@@ -734,5 +754,28 @@ impl Catalogue {
     /// Stops the indexer after it committed what is queued.
     pub fn close(&self) {
         self.text.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sample_of_holders_is_distinct_and_drawn_from_them() {
+        // 30 peers, some listing the file under two or three names.
+        let mut holders: Vec<u32> = (0..30).chain(0..10).chain(0..5).collect();
+        holders.sort_unstable();
+        assert_eq!(distinct_holders(&holders), 30);
+        let mut seen = HashSet::new();
+        for _ in 0..200 {
+            let drawn = sample_holders(&holders, MAX_SOURCES_LISTED);
+            let distinct: HashSet<u32> = drawn.iter().copied().collect();
+            assert_eq!(distinct.len(), MAX_SOURCES_LISTED, "{drawn:?}");
+            assert!(drawn.iter().all(|p| *p < 30), "{drawn:?}");
+            seen.extend(drawn);
+        }
+        // Every holder turns up over many draws.
+        assert_eq!(seen.len(), 30);
     }
 }

@@ -1047,30 +1047,33 @@ fn walk_matches(
     Ok(Walk::Complete(matches))
 }
 
-/// Windows the documents are cut into for [`estimate_matches`].
-const SAMPLE_WINDOWS: u32 = 1024;
+/// Windows the documents are cut into for [`estimate_matches`]: many small
+/// ones, since matches cluster (a few large windows missed or hit whole
+/// clusters, and estimates of one query varied by half between loads).
+const SAMPLE_WINDOWS: u32 = 16384;
+/// Windows in the first round of counting.
+const SAMPLE_FIRST_ROUND: u32 = 128;
 /// Matches counted before an estimate is good enough.
 const SAMPLE_MATCHES: u64 = 512;
-/// Most windows counted (an eighth of the documents), for sparse matches.
-const SAMPLE_MAX_WINDOWS: u32 = SAMPLE_WINDOWS / 8;
+/// Most windows counted (1/64 of the documents), for sparse matches.
+const SAMPLE_MAX_WINDOWS: u32 = SAMPLE_WINDOWS / 64;
 
 /// Estimates the online matches of a broad query by counting them in a
 /// sample of the documents: equal windows, taken in an order that spreads
 /// them over the whole index (bit-reversed: 0, ½, ¼, ¾, …), in rounds that
-/// double until enough matches or an eighth of the documents are counted.
+/// double until enough matches or 1/64 of the documents are counted.
 /// Segments are sorted (popular, short names first), so matches cluster,
 /// and the first ones found say little about the rest.
 fn estimate_matches(views: &[SegmentView<'_>], weight: &dyn Weight) -> tantivy::Result<u64> {
     let all_docs: u64 = views.iter().map(|v| u64::from(v.reader.max_doc())).sum();
-    let width = all_docs.div_ceil(u64::from(SAMPLE_WINDOWS)).max(1);
     let bits = SAMPLE_WINDOWS.trailing_zeros();
     let spread = |i: u32| i.reverse_bits() >> (32 - bits);
-    let (mut counted, mut visited, mut round) = (0u64, 0u32, 16u32);
+    let (mut counted, mut visited, mut round) = (0u64, 0u32, SAMPLE_FIRST_ROUND);
     while visited < SAMPLE_WINDOWS && counted < SAMPLE_MATCHES && visited < SAMPLE_MAX_WINDOWS {
         let end = (visited + round).min(SAMPLE_WINDOWS);
-        let mut windows: Vec<u64> = (visited..end).map(|i| u64::from(spread(i))).collect();
+        let mut windows: Vec<u32> = (visited..end).map(spread).collect();
         windows.sort_unstable();
-        counted += count_in_windows(views, weight, &windows, width)?;
+        counted += count_in_windows(views, weight, &windows, all_docs)?;
         visited = end;
         round = round.saturating_mul(2);
     }
@@ -1078,21 +1081,23 @@ fn estimate_matches(views: &[SegmentView<'_>], weight: &dyn Weight) -> tantivy::
     Ok((counted as f64 / share) as u64)
 }
 
-/// Online matches in the given windows (sorted) of `width` documents,
-/// numbering documents across segments in order.
+/// Online matches in the given windows (sorted) of the `all_docs`
+/// documents cut into [`SAMPLE_WINDOWS`] equal parts, numbering documents
+/// across segments in order.
 fn count_in_windows(
     views: &[SegmentView<'_>],
     weight: &dyn Weight,
-    windows: &[u64],
-    width: u64,
+    windows: &[u32],
+    all_docs: u64,
 ) -> tantivy::Result<u64> {
+    let bound = |w: u32| u64::from(w) * all_docs / u64::from(SAMPLE_WINDOWS);
     let mut counted = 0;
     let mut first = 0u64;
     for view in views {
         let last = first + u64::from(view.reader.max_doc());
         let mut scorer = None;
         for &w in windows {
-            let (lo, hi) = ((w * width).max(first), ((w + 1) * width).min(last));
+            let (lo, hi) = (bound(w).max(first), bound(w + 1).min(last));
             if lo >= hi {
                 continue;
             }
