@@ -562,6 +562,10 @@ pub struct IndexArgs {
     /// answered 503 (default 20000000).
     #[arg(long, env = "PEERSHARE_INDEX_MAX_FILES", value_name = "N")]
     pub max_files: Option<u64>,
+    /// Files one user may list at once across their peers (0: no limit); joins and publishes
+    /// past it are answered 429 (default 1000000).
+    #[arg(long, env = "PEERSHARE_INDEX_MAX_FILES_PER_USER", value_name = "N")]
+    pub max_files_per_user: Option<u64>,
     /// Resident memory in MiB past which joins and publishes are answered 503 (0: no limit,
     /// the default); searches go on.
     #[arg(long, env = "PEERSHARE_INDEX_MEMORY_LIMIT_MIB", value_name = "MIB")]

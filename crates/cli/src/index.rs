@@ -78,6 +78,9 @@ fn config_from_args(cli: &Cli, args: &IndexArgs) -> Result<IndexConfig> {
     if let Some(n) = args.max_files {
         config.max_files = n;
     }
+    if let Some(n) = args.max_files_per_user {
+        config.max_files_per_user = n;
+    }
     if let Some(mib) = args.memory_limit_mib {
         config.memory_limit_mib = mib;
     }

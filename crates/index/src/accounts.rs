@@ -236,12 +236,11 @@ pub async fn unregister(
     let event = AuditEvent::new(Action::Unregister, client).user(&user.name);
     let audit = event.ok_row();
     audited_write(state.audit(), event, async {
-        state.store().delete_user(user.id, &audit).await?;
-        state.catalogue().remove_user(&user.name);
-        state
+        let notice = state
             .cluster()
-            .announce(crate::cluster::Change::UserGone(&user.name))
-            .await;
+            .notice(crate::cluster::Change::UserGone(&user.name));
+        state.store().delete_user(user.id, &audit, &notice).await?;
+        state.catalogue().remove_user(&user.name);
         state.tokens().forget_user(user.id);
         Ok(StatusCode::NO_CONTENT)
     })

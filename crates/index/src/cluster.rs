@@ -1,10 +1,11 @@
 //! Several index processes on one PostgreSQL database keep their online
-//! catalogues in step. After each write that changes what search finds
-//! (a join, publish, unpublish, leave, a timed-out peer coming back, a
-//! deleted account) the process that made it announces what changed on one
-//! notification channel, and every other process reloads that peer (or
-//! drops that user's peers) from the database. When the listening
-//! connection is lost, every online peer is reloaded once it is back, so a
+//! catalogues in step. Each write that changes what search finds (a join,
+//! publish, unpublish, leave, a deleted account) carries a notice of what
+//! changed, sent on one notification channel in the write's own
+//! transaction (so it is heard exactly when the write commits); a
+//! timed-out peer coming back is announced on its own. On a notice, every
+//! other process reloads that peer (or drops that user's peers) from the
+//! database. When the listening connection is lost, every online peer is reloaded once it is back, so a
 //! missed notification costs at most that. Peers whose heartbeats reach
 //! another process are not timed out here: the timeout check asks the
 //! database for their last heartbeat first ([`refresh_stale`]).
@@ -21,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::search::{self, catalogue::Catalogue};
 use crate::state::AppState;
-use crate::store::{now_ms, Store};
+use crate::store::{now_ms, Notice, Store};
 
 /// The notification channel the index processes share.
 pub const CHANNEL: &str = "peershare_catalogue";
@@ -56,15 +57,26 @@ impl Cluster {
         }
     }
 
-    /// Tells the other processes (after the change committed); failures are
-    /// logged: the others catch up at their next reload of that peer.
-    pub async fn announce(&self, change: Change<'_>) {
+    /// The notice of `change`, for a write to carry: the other processes
+    /// hear of it when, and only when, that write commits.
+    pub fn notice(&self, change: Change<'_>) -> Notice {
         let payload = match change {
             Change::Peer(peer) => format!("{} peer {peer}", self.origin),
             Change::Unpublished(peer, file) => format!("{} unpublished {peer} {file}", self.origin),
             Change::UserGone(user) => format!("{} user {user}", self.origin),
         };
-        if let Err(e) = self.store.notify(CHANNEL, &payload).await {
+        Notice {
+            channel: CHANNEL,
+            payload,
+        }
+    }
+
+    /// Tells the other processes of a change made without a write of its
+    /// own (a timed-out peer back in search); failures are logged: the
+    /// others catch up at their next reload of that peer.
+    pub async fn announce(&self, change: Change<'_>) {
+        let notice = self.notice(change);
+        if let Err(e) = self.store.notify(notice.channel, &notice.payload).await {
             tracing::warn!("cannot tell the other index processes about a change: {e}");
         }
     }

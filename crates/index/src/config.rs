@@ -76,6 +76,9 @@ pub struct IndexConfig {
     /// Files (one per peer, id and name) the online catalogue may list at
     /// once; joins and publishes past it are answered 503.
     pub max_files: u64,
+    /// Files one user may list at once across their peers (0: no limit);
+    /// joins and publishes past it are answered 429 `listing_quota`.
+    pub max_files_per_user: u64,
     /// Resident memory (MiB) past which joins and publishes are answered
     /// 503 (0: no limit); searches and everything else go on.
     pub memory_limit_mib: u64,
@@ -87,7 +90,8 @@ impl IndexConfig {
     /// minute, 4 searches at once and 16 waiting (of those at most 2 of one
     /// user and 6 from one address), audit records kept 90 days, letters kept 14 days, at
     /// most 1000 waiting per recipient peer and 200 of those from one sender,
-    /// 20 million files listed, no memory limit) with the given data folder.
+    /// 20 million files listed, a million of them by one user, no memory
+    /// limit) with the given data folder.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             listen: SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)),
@@ -109,6 +113,7 @@ impl IndexConfig {
             mailbox_per_recipient: 1000,
             mailbox_per_sender: 200,
             max_files: 20_000_000,
+            max_files_per_user: 1_000_000,
             memory_limit_mib: 0,
         }
     }

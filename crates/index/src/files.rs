@@ -98,6 +98,7 @@ pub fn check_files(files: &[FileInput]) -> Result<Vec<FileRow>, ApiError> {
         (status = 409, description = "The peer left; join again", body = ErrorBody),
         (status = 413, description = "File list too large", body = ErrorBody),
         (status = 422, description = "Missing fields or wrong types", body = ErrorBody),
+        (status = 429, description = "The user would list more files than one user may (listing_quota)", body = ErrorBody),
         (status = 503, description = "Busy with other joins and publishes; retry after Retry-After seconds", body = ErrorBody),
     ))]
 pub async fn publish(
@@ -124,14 +125,19 @@ pub async fn publish(
     audited_write(state.audit(), event, async {
         let peer_id = validate::peer_id(&peer_id)?.to_string();
         let rows = check_files(&body.files)?;
-        search::room_for_files(&state, &peer_id, rows.len(), false)?;
+        search::room_for_files(&state, &user.name, &peer_id, rows.len(), false)?;
         state
             .store()
-            .publish(user.id, &peer_id, &rows, &audit)
+            .publish(
+                user.id,
+                &peer_id,
+                &rows,
+                &audit,
+                &state.cluster().notice(Change::Peer(&peer_id)),
+            )
             .await?
             .map_err(refused(&peer_id))?;
         search::searchable(state.catalogue().publish(&peer_id, &rows)).await?;
-        state.cluster().announce(Change::Peer(&peer_id)).await;
         Ok(Json(Published {
             peer_id,
             files: rows.len(),
@@ -170,16 +176,18 @@ pub async fn unpublish(
         let file_id = validate::file_id(&file_id)?;
         let removed = state
             .store()
-            .unpublish(user.id, &peer_id, &file_id, &audit)
+            .unpublish(
+                user.id,
+                &peer_id,
+                &file_id,
+                &audit,
+                &state
+                    .cluster()
+                    .notice(Change::Unpublished(&peer_id, &file_id)),
+            )
             .await?
             .map_err(refused(&peer_id))?;
         state.catalogue().unpublish(&peer_id, &file_id);
-        if removed > 0 {
-            state
-                .cluster()
-                .announce(Change::Unpublished(&peer_id, &file_id))
-                .await;
-        }
         if removed == 0 {
             return Err(ApiError::NotFound(format!(
                 "peer {peer_id} does not list file {file_id}; nothing changed"

@@ -243,6 +243,7 @@ pub async fn challenge(
         (status = 403, description = "Key or signature does not match, no open challenge, or the peer id belongs to another user", body = ErrorBody),
         (status = 413, description = "File list too large", body = ErrorBody),
         (status = 422, description = "Missing fields or wrong types", body = ErrorBody),
+        (status = 429, description = "The user would list more files than one user may (listing_quota)", body = ErrorBody),
         (status = 503, description = "Busy with other joins and publishes; retry after Retry-After seconds", body = ErrorBody),
     ))]
 pub async fn join(
@@ -319,7 +320,7 @@ pub async fn join(
                 "the signature does not verify with this peer's key; sign the challenge's message with the peer key and request a new challenge".into(),
             ));
         }
-        search::room_for_files(&state, &peer_id, files.len(), true)?;
+        search::room_for_files(&state, &user.name, &peer_id, files.len(), true)?;
         let now = now_ms();
         state
             .store()
@@ -333,6 +334,7 @@ pub async fn join(
                 &files,
                 now,
                 &audit,
+                &state.cluster().notice(Change::Peer(&peer_id)),
             )
             .await?
             .map_err(refused(&peer_id))?;
@@ -343,7 +345,6 @@ pub async fn join(
             last_seen: now,
         };
         search::searchable(state.catalogue().join(online, &files)).await?;
-        state.cluster().announce(Change::Peer(&peer_id)).await;
         let bootstrap = bootstrap_addrs(&state, &peer_id).await?;
         Ok(Json(Joined {
             bootstrap,
@@ -417,11 +418,16 @@ pub async fn leave(
         let peer_id = validate::peer_id(&peer_id)?.to_string();
         state
             .store()
-            .leave(user.id, &peer_id, now_ms(), &audit)
+            .leave(
+                user.id,
+                &peer_id,
+                now_ms(),
+                &audit,
+                &state.cluster().notice(Change::Peer(&peer_id)),
+            )
             .await?
             .map_err(refused(&peer_id))?;
         state.catalogue().remove_peer(&peer_id);
-        state.cluster().announce(Change::Peer(&peer_id)).await;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -143,6 +143,16 @@ macro_rules! with_db {
     };
 }
 
+/// A notification for the other index processes on the same PostgreSQL
+/// database (see [`crate::cluster`]), sent with the write that carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    /// The channel they listen on.
+    pub channel: &'static str,
+    /// What changed, as [`crate::cluster`] words it.
+    pub payload: String,
+}
+
 /// What [`Store::create_user`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NewUser {
@@ -345,6 +355,25 @@ macro_rules! commit_audited {
     ($db:ident, $tx:ident, $audit:expr) => {{
         insert_audit_rows!($db, $tx, std::slice::from_ref($audit));
         $tx.commit().await?;
+    }};
+}
+
+/// [`commit_audited`], and on PostgreSQL the notice `$notice` for the other
+/// index processes in the same transaction: PostgreSQL sends it when, and
+/// only when, the write commits (a process killed between its commit and a
+/// separate notification would leave the others behind until their next
+/// reload).
+macro_rules! commit_announced {
+    ($store:expr, $db:ident, $tx:ident, $audit:expr, $notice:expr) => {{
+        if $store.engine() == Engine::Postgres {
+            let notice: &Notice = $notice;
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(notice.channel)
+                .bind(notice.payload.as_str())
+                .execute(&mut *$tx)
+                .await?;
+        }
+        commit_audited!($db, $tx, $audit);
     }};
 }
 
@@ -736,7 +765,12 @@ impl Store {
     /// the letters they sent or were sent. (On PostgreSQL, rows another
     /// transaction adds for the user meanwhile go with it: every table that
     /// refers to a user or a peer does so with `ON DELETE CASCADE`.)
-    pub async fn delete_user(&self, user_id: i64, audit: &AuditRow) -> Result<(), sqlx::Error> {
+    pub async fn delete_user(
+        &self,
+        user_id: i64,
+        audit: &AuditRow,
+        notice: &Notice,
+    ) -> Result<(), sqlx::Error> {
         with_db!(self, |DB, write, read, lock| {
             let mut tx = write.begin().await?;
             // The user's peers first, in peer id order, as sends lock them:
@@ -765,7 +799,7 @@ impl Store {
             ] {
                 sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
             }
-            commit_audited!(DB, tx, audit);
+            commit_announced!(self, DB, tx, audit, notice);
             Ok(())
         })
     }
@@ -1056,6 +1090,7 @@ impl Store {
         files: &[FileRow],
         now: i64,
         audit: &AuditRow,
+        notice: &Notice,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
         let JoiningPeer {
             peer_id,
@@ -1089,7 +1124,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_files!(DB, tx, peer_id, files);
-            commit_audited!(DB, tx, audit);
+            commit_announced!(self, DB, tx, audit, notice);
             Ok(Ok(()))
         })
     }
@@ -1157,6 +1192,7 @@ impl Store {
         peer_id: &str,
         now: i64,
         audit: &AuditRow,
+        notice: &Notice,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
         with_db!(self, |DB, write, read, lock| {
             let mut tx = write.begin().await?;
@@ -1168,7 +1204,7 @@ impl Store {
                 .bind(peer_id)
                 .execute(&mut *tx)
                 .await?;
-            commit_audited!(DB, tx, audit);
+            commit_announced!(self, DB, tx, audit, notice);
             Ok(Ok(()))
         })
     }
@@ -1182,6 +1218,7 @@ impl Store {
         peer_id: &str,
         files: &[FileRow],
         audit: &AuditRow,
+        notice: &Notice,
     ) -> Result<Result<(), PeerRefusal>, sqlx::Error> {
         with_db!(self, |DB, write, read, lock| {
             let mut tx = write.begin().await?;
@@ -1189,7 +1226,7 @@ impl Store {
                 return Ok(Err(refusal));
             }
             insert_files!(DB, tx, peer_id, files);
-            commit_audited!(DB, tx, audit);
+            commit_announced!(self, DB, tx, audit, notice);
             Ok(Ok(()))
         })
     }
@@ -1203,6 +1240,7 @@ impl Store {
         peer_id: &str,
         file_id: &str,
         audit: &AuditRow,
+        notice: &Notice,
     ) -> Result<Result<u64, PeerRefusal>, sqlx::Error> {
         with_db!(self, |DB, write, read, lock| {
             let mut tx = write.begin().await?;
@@ -1216,7 +1254,7 @@ impl Store {
                 .await?
                 .rows_affected();
             if removed > 0 {
-                commit_audited!(DB, tx, audit);
+                commit_announced!(self, DB, tx, audit, notice);
             }
             Ok(Ok(removed))
         })

@@ -141,6 +141,19 @@ struct State {
     title_slots: HashMap<(u32, u64), u32>,
     hasher: RandomState,
     listings: u64,
+    /// Listings of each user with online peers, across their peers.
+    user_listings: HashMap<Arc<str>, u64>,
+}
+
+impl State {
+    /// Counts `added` more and `removed` fewer listings for `user`.
+    fn count_user_listings(&mut self, user: &Arc<str>, added: usize, removed: usize) {
+        let count = self.user_listings.entry(user.clone()).or_default();
+        *count = (*count + added as u64).saturating_sub(removed as u64);
+        if *count == 0 {
+            self.user_listings.remove(user);
+        }
+    }
 }
 
 /// Most sources listed per result; the rest are counted in
@@ -254,6 +267,19 @@ impl Catalogue {
         Ok(())
     }
 
+    /// (listings of `user` across their online peers, listings of
+    /// `peer_id`), for a per-user allowance.
+    pub fn listings_of(&self, user: &str, peer_id: &str) -> (u64, u64) {
+        let state = self.read();
+        let of_user = state.user_listings.get(user).copied().unwrap_or(0);
+        let of_peer = state
+            .peer_slots
+            .get(peer_id)
+            .and_then(|&s| state.peers.get(s))
+            .map_or(0, |p| p.titles.len() as u64);
+        (of_user, of_peer)
+    }
+
     /// A peer joined (or joined again): it is online with exactly `files`.
     pub fn join(&self, peer: OnlinePeer, files: &[FileRow]) -> Pending {
         let mut changes = Vec::new();
@@ -275,6 +301,7 @@ impl Catalogue {
         state.peer_slots.insert(peer_id, slot);
         self.add_listings(&mut state, slot, files, &mut changes);
         if let Some((old_slot, old)) = old {
+            state.count_user_listings(&old.user, 0, old.titles.len());
             for title in old.titles {
                 self.drop_listing(&mut state, old_slot, title, &mut changes);
             }
@@ -315,6 +342,8 @@ impl Catalogue {
         });
         if let Some(peer) = state.peers.get_mut(slot) {
             peer.titles.retain(|t| !titles.contains(t));
+            let user = peer.user.clone();
+            state.count_user_listings(&user, 0, titles.len());
         }
         for title in titles {
             self.drop_listing(&mut state, slot, title, &mut changes);
@@ -425,6 +454,7 @@ impl Catalogue {
         let Some(peer) = state.peers.remove(slot) else {
             return;
         };
+        state.count_user_listings(&peer.user, 0, peer.titles.len());
         for title in peer.titles {
             self.drop_listing(state, slot, title, changes);
         }
@@ -498,8 +528,10 @@ impl Catalogue {
             self.post_counts(state, file, changes);
         }
         if let Some(p) = state.peers.get_mut(peer) {
+            let (user, count) = (p.user.clone(), added.len());
             p.titles.extend(added);
             p.titles.sort_unstable();
+            state.count_user_listings(&user, count, 0);
         }
     }
 

@@ -342,16 +342,38 @@ pub fn online_peer(user: &str, peer: &PeerRow) -> OnlinePeer {
     }
 }
 
-/// Refuses with 503 a join or publish that would pass the file budget
-/// (`adding` files, replacing the peer's current ones when `replacing`) or
-/// that arrives while the process is over its memory limit.
+/// Refuses a join or publish by `user` of `adding` files (replacing the
+/// peer's current ones when `replacing`): with 429 when the user would list
+/// more than their allowance, with 503 when the index would pass its file
+/// budget or the process is over its memory limit.
 pub fn room_for_files(
     state: &AppState,
+    user: &str,
     peer_id: &str,
     adding: usize,
     replacing: bool,
 ) -> Result<(), ApiError> {
     const RETRY_SECS: u64 = 60;
+    let allowance = state.config().max_files_per_user;
+    if allowance > 0 {
+        let (of_user, of_peer) = state.catalogue().listings_of(user, peer_id);
+        let kept = if replacing {
+            of_user.saturating_sub(of_peer)
+        } else {
+            of_user
+        };
+        let after = kept + adding as u64;
+        if after > allowance {
+            return Err(ApiError::QuotaExceeded {
+                code: "listing_quota",
+                message: format!(
+                    "{user} lists {of_user} files across their peers and would list {after}; \
+                     one user may list at most {allowance} (max_files_per_user): share fewer \
+                     files, or take another peer offline first"
+                ),
+            });
+        }
+    }
     if let Err(full) = state.catalogue().room_for(peer_id, adding, replacing) {
         return Err(ApiError::Busy {
             retry_after_secs: RETRY_SECS,

@@ -149,16 +149,18 @@ async fn an_announced_download_makes_the_downloader_a_source() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// `n` one-byte files named "`prefix` 0.txt", "`prefix` 1.txt", …
+fn names(prefix: &str, n: usize) -> Vec<serde_json::Value> {
+    (0..n)
+        .map(|i| file(&format!("{prefix} {i}.txt"), 1))
+        .collect()
+}
+
 #[tokio::test]
 async fn past_the_file_budget_joins_and_publishes_are_503_and_change_nothing() {
     let ix = Index::start_with(|c| c.max_files = 10).await;
     let alice = ix.user("alice").await;
     let bob = ix.user("bob").await;
-    let names = |prefix: &str, n: usize| -> Vec<serde_json::Value> {
-        (0..n)
-            .map(|i| file(&format!("{prefix} {i}.txt"), 1))
-            .collect()
-    };
     let first = Keypair::generate_ed25519();
     let peer = ix.join(&alice, &first, json!(names("ledger", 8))).await;
 
@@ -205,6 +207,86 @@ async fn past_the_file_budget_joins_and_publishes_are_503_and_change_nothing() {
     // Searches go on; the status page counts what is listed.
     let (_, stats) = ix.get("/stats", &alice).await;
     assert_eq!(stats["listings"], 10, "{stats}");
+}
+
+#[tokio::test]
+async fn one_user_lists_at_most_their_allowance_across_their_peers() {
+    let ix = Index::start_with(|c| c.max_files_per_user = 10).await;
+    let alice = ix.user("alice").await;
+    let bob = ix.user("bob").await;
+    let laptop = Keypair::generate_ed25519();
+    let laptop_id = ix.join(&alice, &laptop, json!(names("ledger", 6))).await;
+
+    // A second peer of Alice's with 5 more would make 11: refused, and
+    // nothing of it is stored or found.
+    let desktop = Keypair::generate_ed25519();
+    let (status, body) = ix
+        .join_signed(&alice, &desktop, &desktop, json!(names("harvest", 5)))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["error"], "listing_quota", "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("lists 6 files") && message.contains("max_files_per_user"),
+        "{message}"
+    );
+    assert_eq!(ix.search(&alice, "q=harvest").await["total"], 0);
+
+    // Bob has an allowance of his own.
+    ix.join(
+        &bob,
+        &Keypair::generate_ed25519(),
+        json!(names("orchard", 10)),
+    )
+    .await;
+    assert_eq!(ix.search(&bob, "q=orchard").await["total"], 10);
+
+    // A publish on the laptop past the allowance is refused; within it, taken.
+    let path = format!("/peers/{laptop_id}/files");
+    for (n, want) in [(5, StatusCode::TOO_MANY_REQUESTS), (4, StatusCode::OK)] {
+        let (status, body) = ix
+            .call(
+                Method::POST,
+                &path,
+                Some(&alice),
+                Some(json!({"files": names("extra", n)})),
+            )
+            .await;
+        assert_eq!(status, want, "{n} more: {body}");
+    }
+    // Joining the laptop again replaces its list, so only the new one counts;
+    // once it leaves, its listings no longer count at all.
+    ix.join(&alice, &laptop, json!(names("ledger", 3))).await;
+    ix.join(&alice, &desktop, json!(names("harvest", 7))).await;
+    assert_eq!(ix.search(&alice, "q=harvest").await["total"], 7);
+    let desktop_files = format!("/peers/{}/files", desktop.public().to_peer_id());
+    let (status, body) = ix
+        .call(
+            Method::POST,
+            &desktop_files,
+            Some(&alice),
+            Some(json!({"files": names("more", 1)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let (status, _) = ix
+        .call(
+            Method::DELETE,
+            &format!("/peers/{laptop_id}"),
+            Some(&alice),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = ix
+        .call(
+            Method::POST,
+            &desktop_files,
+            Some(&alice),
+            Some(json!({"files": names("more", 3)})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]
