@@ -2,23 +2,23 @@
 //! title (a file id with one of its names), keyed by the title's ordinal in
 //! the [`Catalogue`](super::catalogue::Catalogue), with fields for whole
 //! words, word prefixes, substring grams, the exact name, the extension,
-//! the size and the file's popularity tier. Segments are sorted by tier,
-//! then name length, and broad words queries are ranked tier by tier with
-//! block-max pruning (see `rank`).
+//! the size, and a sort key of the file's popularity tier and the name's
+//! length. Segments are sorted by that key, so broad words queries are
+//! ranked a band of tiers at a time with block-max pruning (see `rank`).
 //!
 //! One indexer thread owns the writer. Batches of additions and deletions
 //! arrive in the order the catalogue decided them, are committed together
 //! (group commit), and each sender learns when its batch is searchable.
-//! Holder counts are not indexed (only the tier, rewritten when a file
-//! changes tier): ranking and the online filter read the [`HolderBoard`]
+//! Holder counts are not indexed (only the tier, in the sort key,
+//! rewritten when a file changes tier): ranking and the online filter read the [`HolderBoard`]
 //! at search time, so peers coming, going and timing out almost never
 //! touch this index. It stores no names (the catalogue has them) and
 //! keeps its files in a folder it owns, emptied at every start, since the
 //! durable store is the truth it is rebuilt from.
 
-use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -27,8 +27,7 @@ use tantivy::columnar::ColumnValues;
 use tantivy::fastfield::AliveBitSet;
 use tantivy::index::{IndexSettings, IndexSortByField, Order, SegmentId};
 use tantivy::query::{
-    Bm25StatisticsProvider, BooleanQuery, EnableScoring, Occur, PhraseQuery, Query, RegexQuery,
-    TermQuery, Weight,
+    BooleanQuery, EnableScoring, Occur, PhraseQuery, Query, RegexQuery, TermQuery, Weight,
 };
 use tantivy::schema::{
     Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
@@ -153,17 +152,34 @@ pub struct TitleDoc {
 
 /// Highest popularity tier.
 const MAX_TIER: u8 = 20;
+/// Bands of tiers a broad words query is ranked in, one after another
+/// (see `rank_popular_first`): few, since each costs a pass over the
+/// postings' block index of every segment holding it.
+const TIER_BANDS: [RangeInclusive<u8>; 4] = [8..=MAX_TIER, 4..=7, 1..=3, 0..=0];
 /// The fast field every segment is sorted by ([`TitleDoc::order`]).
 const ORDER_FIELD: &str = "order";
 
 impl TitleDoc {
     /// Where the title sorts within a segment: more popular tiers first,
-    /// then shorter names. The best matches of a tier then sit in the first
-    /// blocks of postings, and later blocks (longer names, which score
-    /// lower) are skipped whole once the best are found.
+    /// then names of fewer words, then shorter names. A match's score
+    /// falls with its name's word count (the length its words field is
+    /// scored by) and characters (its prefixes field's), so the best
+    /// matches of a tier sit in the first blocks of postings, and later
+    /// blocks are skipped whole once the best are found. Word count first:
+    /// names of one length in characters differ widely in words, and
+    /// blocks sorted by characters alone all held some short-worded name,
+    /// so few could be skipped.
     fn order(&self) -> u64 {
-        let length = self.name.chars().count() as u64;
-        (u64::from(MAX_TIER - self.tier.min(MAX_TIER)) << 32) | length.min(u64::from(u32::MAX))
+        let words = tokens::name_word_count(&self.name) as u64;
+        let chars = self.name.chars().count() as u64;
+        (u64::from(MAX_TIER - self.tier.min(MAX_TIER)) << 32)
+            | (words.min(0xffff) << 16)
+            | chars.min(0xffff)
+    }
+
+    /// The tier an [`order`](Self::order) was computed from.
+    fn tier_of_order(order: u64) -> u8 {
+        MAX_TIER.saturating_sub(u8::try_from(order >> 32).unwrap_or(MAX_TIER))
     }
 }
 
@@ -242,7 +258,6 @@ struct Fields {
     exact: Field,
     ext: Field,
     size: Field,
-    tier: Field,
     order: Field,
 }
 
@@ -296,8 +311,6 @@ fn schema() -> (Schema, Fields) {
         // intersection of terms (which can skip what cannot rank).
         ext: b.add_text_field("ext", terms("raw", WithFreqs)),
         size: b.add_u64_field("size", FAST),
-        // A term per tier, so ranking can visit popular titles first.
-        tier: b.add_text_field("tier", terms("raw", WithFreqs)),
         order: b.add_u64_field(ORDER_FIELD, FAST),
     };
     (b.build(), fields)
@@ -398,7 +411,6 @@ impl Fields {
         d.add_text(self.exact, &doc.name);
         d.add_text(self.ext, &doc.ext);
         d.add_u64(self.size, doc.size);
-        d.add_text(self.tier, doc.tier.to_string());
         d.add_u64(self.order, doc.order());
         d
     }
@@ -471,11 +483,6 @@ impl Fields {
         }
         Some(must)
     }
-
-    /// The term of popularity tier `tier`.
-    fn tier_term(&self, tier: u8) -> Box<dyn Query> {
-        term_query(self.tier, &tier.to_string(), IndexRecordOption::WithFreqs)
-    }
 }
 
 /// All of `must`, as one query (a single clause stays itself, so a one-word
@@ -489,45 +496,6 @@ fn all_of(mut must: Vec<Box<dyn Query>>) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(
         must.into_iter().map(|q| (Occur::Must, q)).collect(),
     ))
-}
-
-/// Scoring statistics under which a tier term weighs (next to) nothing, so
-/// a query restricted to a tier scores each match as the unrestricted
-/// query does.
-struct TiersWeighNothing<'a> {
-    searcher: &'a Searcher,
-    tier: Field,
-    /// Each tier's pass asks again for the words' frequencies.
-    doc_freqs: RefCell<HashMap<Term, u64>>,
-}
-
-impl Bm25StatisticsProvider for TiersWeighNothing<'_> {
-    fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
-        if field == self.tier {
-            // Documents hold one tier term each; saying the field is nearly
-            // empty makes that one term count as a vanishing share of a
-            // very long field, so its score is about a billionth.
-            Ok(1)
-        } else {
-            self.searcher.total_num_tokens(field)
-        }
-    }
-
-    fn total_num_docs(&self) -> tantivy::Result<u64> {
-        self.searcher.total_num_docs()
-    }
-
-    fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
-        if term.field() == self.tier {
-            return self.searcher.total_num_docs();
-        }
-        if let Some(&known) = self.doc_freqs.borrow().get(term) {
-            return Ok(known);
-        }
-        let doc_freq = self.searcher.doc_freq(term)?;
-        self.doc_freqs.borrow_mut().insert(term.clone(), doc_freq);
-        Ok(doc_freq)
-    }
 }
 
 /// One term, as a query.
@@ -665,9 +633,9 @@ impl TextIndex {
         let walk = walk_matches(&views, &*weight, &mut best, exact_limit)?;
         let (matches, estimated) = match walk {
             Walk::Complete(matches) => (matches, false),
-            Walk::Broad => {
+            Walk::Broad(walked) => {
                 if matches!(name, NameMatch::Words(_)) {
-                    self.rank_by_tier(&searcher, &views, &must, &*weight, board, &mut best)?;
+                    Self::rank_popular_first(&views, walked, &*weight, board, &mut best)?;
                 }
                 (estimate_matches(&views, &*weight)?.max(exact_limit), true)
             }
@@ -679,59 +647,58 @@ impl TextIndex {
         })
     }
 
-    /// Ranks a broad words query tier by tier, most popular first: within
-    /// a tier, popularity is bounded by the tier's ceiling, so once the best
-    /// titles are found, whole blocks of less popular ones are skipped.
+    /// Ranks every match of a broad words query that could still be kept,
+    /// skipping blocks of postings that cannot rank, one band of
+    /// popularity tiers at a time over every segment, most popular first:
+    /// the best titles are found early, so the bar a less popular match
+    /// must pass is high when the long tails are reached.
     ///
-    /// The lowest tier comes last and without its term: titles of higher
-    /// tiers were ranked with their own ceilings already, so one more pass
-    /// over every match with the lowest ceiling finishes the ranking,
-    /// without intersecting with the largest tier's postings.
-    fn rank_by_tier(
-        &self,
-        searcher: &Searcher,
+    /// Segments are sorted most popular tier first, so each band is one
+    /// run of documents in a segment, and within it the most popular a
+    /// match can be (its tier's ceiling) only falls as the pass advances:
+    /// the score a match needs (the worst kept rank over that ceiling) only
+    /// rises, as block-max pruning requires. Past the band, it is infinite.
+    /// What the first walk (up to `walked`) ranked is not ranked again.
+    fn rank_popular_first(
         views: &[SegmentView<'_>],
-        must: &[Box<dyn Query>],
+        walked: WalkedTo,
         every_match: &dyn Weight,
         board: &HolderBoard,
         best: &mut Best,
     ) -> tantivy::Result<()> {
         let most = board.most_file_holders();
-        let stats = TiersWeighNothing {
-            searcher,
-            tier: self.fields.tier,
-            doc_freqs: RefCell::default(),
-        };
-        for tier in (1..=popularity_tier(most)).rev() {
-            let mut in_tier: Vec<Box<dyn Query>> = must.iter().map(|q| q.box_clone()).collect();
-            in_tier.push(self.fields.tier_term(tier));
-            let weight = all_of(in_tier).weight(
-                EnableScoring::enabled_from_statistics_provider(&stats, searcher),
-            )?;
-            let ceiling = popularity(tier_ceiling(tier).min(most));
-            let tier_term = Term::from_field_text(self.fields.tier, &tier.to_string());
-            let mut holding = Vec::new();
-            for view in views {
-                // Most segments hold few tiers: skip the others before
-                // opening the query's postings in them.
-                if view
-                    .reader
-                    .inverted_index(self.fields.tier)?
-                    .doc_freq(&tier_term)?
-                    > 0
-                {
-                    holding.push(view);
+        for band in TIER_BANDS {
+            for (at, view) in views.iter().enumerate() {
+                let Some(unranked) = walked.first_unranked(at) else {
+                    continue;
+                };
+                let (start, end) = view.band(&band);
+                let start = start.max(unranked);
+                if start >= end {
+                    continue;
                 }
+                // Titles before `start` were ranked already (by an earlier
+                // band or the walk), so they may be held to its bar.
+                let threshold = |best: &Best, doc: DocId| {
+                    if doc >= end {
+                        return Score::MAX;
+                    }
+                    let ceiling = popularity(tier_ceiling(view.tier(doc.max(start))).min(most));
+                    best.bar().map_or(Score::MIN, |bar| bar / ceiling)
+                };
+                every_match.for_each_pruning(
+                    threshold(best, start),
+                    view.reader,
+                    &mut |doc, score| {
+                        if let Some((title, holders)) = view.online(doc) {
+                            best.offer(score * popularity(holders), title);
+                        }
+                        threshold(best, doc)
+                    },
+                )?;
             }
-            prune_matches(&holding, &*weight, best, ceiling)?;
         }
-        let all: Vec<&SegmentView<'_>> = views.iter().collect();
-        prune_matches(
-            &all,
-            every_match,
-            best,
-            popularity(tier_ceiling(0).min(most)),
-        )
+        Ok(())
     }
 
     /// Stops the indexer after it committed everything queued.
@@ -906,6 +873,7 @@ struct SegmentView<'a> {
     titles: Arc<dyn ColumnValues<u64>>,
     /// Opened only when the filter has sizes.
     sizes: Option<Arc<dyn ColumnValues<u64>>>,
+    orders: Arc<dyn ColumnValues<u64>>,
     alive: Option<&'a AliveBitSet>,
     board: &'a HolderBoard,
     filter: &'a FileFilter,
@@ -916,6 +884,7 @@ struct SegmentView<'a> {
 struct SegmentColumns {
     titles: Arc<dyn ColumnValues<u64>>,
     sizes: Arc<dyn ColumnValues<u64>>,
+    orders: Arc<dyn ColumnValues<u64>>,
 }
 
 /// The columns of the segments being searched, opened once per segment
@@ -936,6 +905,7 @@ impl ColumnCache {
         let columns = SegmentColumns {
             titles: fast.u64("title")?.first_or_default_col(u64::MAX),
             sizes: fast.u64("size")?.first_or_default_col(0),
+            orders: fast.u64(ORDER_FIELD)?.first_or_default_col(0),
         };
         self.lock().insert(id, columns.clone());
         Ok(columns)
@@ -968,10 +938,41 @@ impl<'a> SegmentView<'a> {
             reader,
             titles: columns.titles,
             sizes: sized.then_some(columns.sizes),
+            orders: columns.orders,
             alive: reader.alive_bitset(),
             board,
             filter,
         }
+    }
+
+    /// The popularity tier `doc` was indexed under.
+    fn tier(&self, doc: DocId) -> u8 {
+        TitleDoc::tier_of_order(self.orders.get_val(doc))
+    }
+
+    /// The documents indexed under a tier of `band`: a run, as the segment
+    /// is sorted most popular tier first.
+    fn band(&self, band: &RangeInclusive<u8>) -> (DocId, DocId) {
+        let first_below = |tier: u8| self.first_doc_where(|t| t < tier);
+        (
+            first_below(band.end().saturating_add(1)),
+            first_below(*band.start()),
+        )
+    }
+
+    /// The first document whose tier satisfies `below` (which, once true,
+    /// stays true for every later document), or the segment's end.
+    fn first_doc_where(&self, below: impl Fn(u8) -> bool) -> DocId {
+        let (mut lo, mut hi) = (0, self.reader.max_doc());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(self.tier(mid)) {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo
     }
 
     /// (title, its file's online listings) when `doc` is a live, online
@@ -997,12 +998,31 @@ impl<'a> SegmentView<'a> {
     }
 }
 
+/// Where a pass over the views stopped: (view index, document).
+#[derive(Clone, Copy, Default)]
+struct WalkedTo {
+    view: usize,
+    doc: DocId,
+}
+
+impl WalkedTo {
+    /// The first document of view `view` still to rank.
+    fn first_unranked(self, view: usize) -> Option<DocId> {
+        match view.cmp(&self.view) {
+            Ordering::Less => None,
+            Ordering::Equal => Some(self.doc),
+            Ordering::Greater => Some(0),
+        }
+    }
+}
+
 /// How the first pass over the matches ended.
 enum Walk {
     /// Every match was seen and ranked: this many.
     Complete(u64),
-    /// The limit was reached: there are more.
-    Broad,
+    /// The limit was reached: there are more, and every document before
+    /// this one (the view's index, its document) was ranked.
+    Broad(WalkedTo),
 }
 
 /// The views of every segment of `searcher`.
@@ -1029,7 +1049,7 @@ fn walk_matches(
     limit: u64,
 ) -> tantivy::Result<Walk> {
     let mut matches = 0;
-    for view in views {
+    for (at, view) in views.iter().enumerate() {
         let reader = view.reader;
         let mut scorer = weight.scorer(reader, 1.0)?;
         let mut doc = scorer.doc();
@@ -1038,7 +1058,10 @@ fn walk_matches(
                 matches += 1;
                 best.offer(scorer.score() * popularity(holders), title);
                 if matches >= limit {
-                    return Ok(Walk::Broad);
+                    return Ok(Walk::Broad(WalkedTo {
+                        view: at,
+                        doc: doc + 1,
+                    }));
                 }
             }
             doc = scorer.advance();
@@ -1120,29 +1143,6 @@ fn count_in_windows(
         first = last;
     }
     Ok(counted)
-}
-
-/// Ranks every match that could still be kept, skipping blocks of
-/// postings that cannot (block-max WAND): a title is kept when its match
-/// score times its popularity beats the worst kept one, so with no match
-/// more popular than `ceiling`, a score below that bar over `ceiling`
-/// cannot be.
-fn prune_matches(
-    views: &[&SegmentView<'_>],
-    weight: &dyn Weight,
-    best: &mut Best,
-    ceiling: Score,
-) -> tantivy::Result<()> {
-    let threshold = |best: &Best| best.bar().map_or(Score::MIN, |bar| bar / ceiling);
-    for view in views {
-        weight.for_each_pruning(threshold(best), view.reader, &mut |doc, score| {
-            if let Some((title, holders)) = view.online(doc) {
-                best.offer(score * popularity(holders), title);
-            }
-            threshold(best)
-        })?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

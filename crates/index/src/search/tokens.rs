@@ -53,6 +53,28 @@ pub fn name_words(name: &str) -> Vec<String> {
     out
 }
 
+/// How many [`name_words`] `name` has, without building them.
+pub fn name_word_count(name: &str) -> usize {
+    words(name)
+        .iter()
+        .map(|word| match letter_digit_edges(word) {
+            0 => 1,
+            edges => edges + 2,
+        })
+        .sum()
+}
+
+/// Places in `word` where a letter meets a digit or a digit a letter.
+fn letter_digit_edges(word: &str) -> usize {
+    let mut kinds = word.chars().map(char::is_numeric);
+    let Some(mut last) = kinds.next() else {
+        return 0;
+    };
+    kinds
+        .filter(|&digit| std::mem::replace(&mut last, digit) != digit)
+        .count()
+}
+
 /// Splits a word where letters meet digits.
 fn letter_digit_parts(word: &str) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
@@ -123,6 +145,16 @@ mod tests {
             ["aula1", "aula", "1", "mp4", "mp", "4"]
         );
         assert!(words(" -- ** ").is_empty());
+        for name in [
+            "aula1.mp4",
+            "a1b2 c3",
+            "Ünïcodé_ﬁle 2024x",
+            "",
+            "--",
+            "12ab34",
+        ] {
+            assert_eq!(name_word_count(name), name_words(name).len(), "{name}");
+        }
     }
 
     #[test]
