@@ -621,7 +621,7 @@ impl TextIndex {
             return Ok(Ranked::default());
         };
         let searcher = self.reader.searcher();
-        let query = all_of(must.iter().map(|q| q.box_clone()).collect());
+        let query = all_of(must);
         // Every exact match matches equally well: only popularity ranks them.
         let scoring = match name {
             NameMatch::Exact(_) => EnableScoring::disabled_from_searcher(&searcher),
