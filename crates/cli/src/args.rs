@@ -428,6 +428,25 @@ pub struct UpArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     pub no_mdns: bool,
+    /// Do not ask the router to map this peer's ports (UPnP IGD).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_port_mapping: bool,
+    /// A relay to keep a slot on, ending in /p2p/<peer id> (repeatable); others
+    /// are found through the index and the DHT when this peer is behind a NAT.
+    #[arg(long = "relay", value_delimiter = ',', value_name = "MULTIADDR")]
+    #[serde(rename = "relay", skip_serializing_if = "Vec::is_empty")]
+    pub relays: Vec<String>,
+    /// Do not relay for others (the service is bounded, and carries only
+    /// small control traffic unless --relay-bulk).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub no_relay_service: bool,
+    /// Let circuits through this peer's relay service carry file data for
+    /// peers that cannot reach each other otherwise.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "is_false")]
+    pub relay_bulk: bool,
     /// A peer to join the DHT through, ending in /p2p/<peer id> (repeatable).
     #[arg(
         long,

@@ -8,10 +8,10 @@ use peershare_index::users::UsersList;
 use peershare_node::discovery::search::Merged;
 use peershare_node::share::RescanReport;
 use peershare_node::views::{
-    BrowseView, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest,
-    LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, Origin, PeersView, PendingRequest,
-    Policy, PolicyChange, RequestAnswer, SessionView, SharesView, SharingRequest, StatusView,
-    UserFilesView,
+    BrowseView, ConnectionPath, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy,
+    GetRequest, LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, NatState, Origin,
+    PeersView, PendingRequest, Policy, PolicyChange, PortMappingState, ReachabilityView,
+    RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
 };
 use serde_json::{json, Value};
 
@@ -169,6 +169,9 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
         if !v.sharing_online {
             out += "\nOFFLINE: nobody can reach your files (`peershare online`)";
         }
+        if let Some(reach) = &v.reachability {
+            out += &reachability_lines(reach);
+        }
         if v.kept_letters > 0 {
             out += &format!(
                 "\nkeeping {} sealed letter(s) for peers who are away",
@@ -190,6 +193,40 @@ async fn status(cli: &Cli, client: &DaemonClient) -> Result<()> {
         };
         out
     })
+}
+
+/// `status`'s lines on NAT state, public and relayed addresses, port mapping and relay service.
+fn reachability_lines(reach: &ReachabilityView) -> String {
+    let nat = match reach.nat {
+        NatState::Unknown => "not known yet",
+        NatState::Public => "public (peers dialled back)",
+        NatState::Private => "behind a NAT or firewall",
+    };
+    let mapping = match reach.port_mapping {
+        PortMappingState::Off => "off",
+        PortMappingState::Searching => "looking for the router",
+        PortMappingState::Mapped => "mapped",
+        PortMappingState::NoGateway => "no router offers it",
+        PortMappingState::GatewayNotPublic => "the router is behind another NAT",
+    };
+    let mut out = format!("\nreachability: {nat}; port mapping: {mapping}");
+    for a in &reach.public_addrs {
+        out += &format!("\n  public at {a}");
+    }
+    for a in &reach.relayed_addrs {
+        out += &format!("\n  relayed at {a}");
+    }
+    let service = &reach.relay_service;
+    out += &match (service.enabled, service.bulk) {
+        (false, _) => "\nrelay service off".to_string(),
+        (true, bulk) => format!(
+            "\nrelay service on{}: {} slots held, {} circuits open",
+            if bulk { " (bulk circuits allowed)" } else { "" },
+            service.reservations,
+            service.circuits
+        ),
+    };
+    out
 }
 
 fn link_state(state: LinkState) -> &'static str {
@@ -504,8 +541,8 @@ async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
             return "no known peers".into();
         }
         let mut out = format!(
-            "{:<52}  {:<9}  {:<23}  {:<24}  ADDRESSES\n",
-            "PEER", "STATE", "LAST SEEN (UTC)", "FOUND BY"
+            "{:<52}  {:<9}  {:<12}  {:<23}  {:<24}  ADDRESSES\n",
+            "PEER", "STATE", "PATH", "LAST SEEN (UTC)", "FOUND BY"
         );
         for p in &v.peers {
             let found_by: Vec<&str> = p
@@ -520,9 +557,10 @@ async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
                 })
                 .collect();
             out += &format!(
-                "{:<52}  {:<9}  {:<23}  {:<24}  {}\n",
+                "{:<52}  {:<9}  {:<12}  {:<23}  {:<24}  {}\n",
                 p.peer_id,
                 if p.connected { "connected" } else { "-" },
+                p.path.map_or("-", connection_path),
                 utc_time(p.last_seen_ms),
                 found_by.join(","),
                 p.addrs.join(",")
@@ -530,6 +568,15 @@ async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
         }
         out.trim_end().to_string()
     })
+}
+
+/// How a connection reaches its peer, in a word.
+pub fn connection_path(path: ConnectionPath) -> &'static str {
+    match path {
+        ConnectionPath::Direct => "direct",
+        ConnectionPath::HolePunched => "hole-punched",
+        ConnectionPath::Relayed => "relayed",
+    }
 }
 
 async fn audit(cli: &Cli, client: &DaemonClient, limit: u32, offset: u32) -> Result<()> {

@@ -286,6 +286,10 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
     config.watch = !args.no_watch;
     config.dht.mdns = !args.no_mdns;
     config.dht.bootstrap = multiaddrs("bootstrap", &args.bootstrap)?;
+    config.nat.port_mapping = !args.no_port_mapping;
+    config.nat.relays = multiaddrs("relay", &args.relays)?;
+    config.nat.relay_service.enabled = !args.no_relay_service;
+    config.nat.relay_service.bulk = args.relay_bulk;
     if let Some(k) = args.dht_replication {
         config.dht.replication = k.max(1);
     }

@@ -84,14 +84,7 @@ fn three_daemons_find_and_fetch_files_through_the_dht_alone() {
     assert!(same_bytes(&lecture, &c.downloads.join("aula 2.mp4")));
 
     // Peers list how they were found.
-    let peers = c.cli_ok(&["peers"]);
-    let a_entry = peers["peers"]
-        .as_array()
-        .expect("peers")
-        .iter()
-        .find(|p| p["peer_id"] == a_id.as_str())
-        .cloned()
-        .expect("the bootstrap peer is known");
+    let a_entry = c.known_peer(&a_id).expect("the bootstrap peer is known");
     assert!(a_entry["found_by"]
         .as_array()
         .expect("found_by")

@@ -193,6 +193,43 @@ pub struct SourceView {
     pub rate_bytes_per_sec: u64,
     /// Why it is busy, silent or was dropped, or what an asked source has not answered yet.
     pub note: Option<String>,
+    /// How its data travels, once a data connection is open.
+    #[serde(default)]
+    pub path: Option<DataPath>,
+}
+
+/// The path a data connection took.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DataPath {
+    /// Direct, hole-punched or relayed.
+    pub connection: ConnectionPath,
+    /// The channel the pieces use: `tcp` (the data connection) or `stream`
+    /// (a stream on the libp2p connection, when no data connection could be made).
+    pub channel: DataChannel,
+    /// The relay's peer id, when relayed.
+    pub relay: Option<String>,
+}
+
+/// What carries a transfer's pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DataChannel {
+    /// A TCP data connection of its own, with TLS.
+    Tcp,
+    /// A stream on the libp2p connection.
+    Stream,
+}
+
+/// How a connection to a peer reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionPath {
+    /// Dialled or accepted at an address the peer listens on (or a mapped port).
+    Direct,
+    /// Made by hole punching (DCUtR) from a relayed connection.
+    HolePunched,
+    /// Through a relay (circuit relay v2).
+    Relayed,
 }
 
 /// Progress of a running download, pushed as it moves.
@@ -325,6 +362,9 @@ pub struct UploadView {
     pub rate_bytes_per_sec: u64,
     /// Milliseconds since the Unix epoch when it started.
     pub started_ms: i64,
+    /// How the data travels to the downloader.
+    #[serde(default)]
+    pub path: Option<DataPath>,
 }
 
 /// The answer to accepting or rejecting a request.
@@ -555,8 +595,70 @@ pub struct KnownPeer {
     pub found_by: std::collections::BTreeSet<FoundBy>,
     /// A connection is open now.
     pub connected: bool,
+    /// The best open connection's path, when connected.
+    #[serde(default)]
+    pub path: Option<ConnectionPath>,
+    /// The relay's peer id, when the best open connection is relayed.
+    #[serde(default)]
+    pub relay: Option<String>,
     /// Last time anything was heard of it, milliseconds since the Unix epoch.
     pub last_seen_ms: i64,
+}
+
+/// What AutoNAT concluded about this peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NatState {
+    /// Not known yet (no peer has tried to dial back).
+    Unknown,
+    /// Peers dialled back one of its addresses.
+    Public,
+    /// Peers could not dial it back: it sits behind a NAT or a firewall.
+    Private,
+}
+
+/// Where the router's port mapping (UPnP IGD) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PortMappingState {
+    /// Turned off (`--no-port-mapping`).
+    Off,
+    /// Looking for a gateway.
+    Searching,
+    /// The gateway mapped at least one port.
+    Mapped,
+    /// No gateway answered.
+    NoGateway,
+    /// The gateway answered but sits behind another NAT itself.
+    GatewayNotPublic,
+}
+
+/// The relay service this peer offers others.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RelayServiceView {
+    /// Whether it relays at all.
+    pub enabled: bool,
+    /// Whether its circuits carry bulk data (else only small control traffic).
+    pub bulk: bool,
+    /// Peers holding a slot on it now.
+    pub reservations: usize,
+    /// Circuits open through it now.
+    pub circuits: usize,
+}
+
+/// How others reach this peer.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReachabilityView {
+    /// What AutoNAT concluded.
+    pub nat: NatState,
+    /// Addresses confirmed reachable from outside (dialled back, or mapped).
+    pub public_addrs: Vec<String>,
+    /// The router's port mapping.
+    pub port_mapping: PortMappingState,
+    /// Relayed addresses: a relay holds a slot for this peer at each.
+    pub relayed_addrs: Vec<String>,
+    /// The relay service it offers.
+    pub relay_service: RelayServiceView,
 }
 
 /// This peer, as `status` shows it.
@@ -593,6 +695,9 @@ pub struct StatusView {
     /// files stay shared as last seen until a later rescan reads them again.
     #[serde(default)]
     pub share_problems: Vec<ShareProblem>,
+    /// How others reach it: NAT state, public and relayed addresses, port mapping, relay service.
+    #[serde(default)]
+    pub reachability: Option<ReachabilityView>,
 }
 
 /// A shared folder, or a part of one, that the last rescan could not read.
@@ -688,6 +793,9 @@ pub enum EventKind {
         peer_id: String,
         /// True when it opened.
         connected: bool,
+        /// The path of the best connection still open.
+        #[serde(default)]
+        path: Option<ConnectionPath>,
     },
     /// A peer on the LAN runs an index, while this daemon runs its own: two
     /// separate networks, unless the person restarts with `--index URL`.

@@ -421,6 +421,16 @@ impl Daemon {
             .to_string()
     }
 
+    /// This daemon's `peers` entry for `peer_id`, if it knows that peer.
+    pub fn known_peer(&self, peer_id: &str) -> Option<Value> {
+        let peers = self.cli_ok(&["peers"]);
+        peers["peers"]
+            .as_array()?
+            .iter()
+            .find(|p| p["peer_id"] == peer_id)
+            .cloned()
+    }
+
     /// Waits until the background scan shows exactly `n` shared files.
     pub fn wait_shared(&self, n: u64) {
         wait_until(&format!("{} to share {n} files", self.name), WAIT, || {

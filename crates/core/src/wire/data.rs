@@ -1,5 +1,6 @@
 //! Frames of the bulk data connection (TLS over TCP, both ends authenticated
-//! by their libp2p keys).
+//! by their libp2p keys), or of a data stream over the libp2p connection
+//! when no direct data connection can be made (the same frames).
 //!
 //! Every frame is `length: u32 big-endian` (of what follows), `kind: u8`,
 //! then the body. The client opens with [`ClientFrame::Open`] carrying the
@@ -13,6 +14,8 @@ use crate::FileId;
 
 /// ALPN name of the data protocol, checked during the TLS handshake.
 pub const DATA_ALPN: &[u8] = b"/peershare/data/1";
+/// The libp2p protocol name of a data stream carried by the libp2p connection.
+pub const DATA_STREAM_PROTOCOL: &str = "/peershare/data/1";
 /// Bytes before a frame's body: length (4) and kind (1).
 pub const HEADER_LEN: usize = 5;
 /// The most leaf hashes in one tree frame (1 MiB of hashes).

@@ -63,7 +63,7 @@ pub(super) async fn search(
     responses((status = 200, body = PeersView)))]
 pub(super) async fn peers(State(s): State<ApiState>) -> Json<PeersView> {
     Json(PeersView {
-        peers: s.node.host.book().list(),
+        peers: s.node.host.peers(),
     })
 }
 

@@ -37,6 +37,7 @@ pub(super) async fn status(State(s): State<ApiState>) -> Json<StatusView> {
         index: node.index.as_ref().map(IndexLink::status),
         kept_letters: node.messenger.kept_letters().await,
         share_problems: node.shares.problems(),
+        reachability: Some(node.host.reachability().view()),
     })
 }
 

@@ -26,6 +26,7 @@ use crate::messaging::{Messenger, MessengerParts, Roster};
 use crate::net::host::{ip_of, Host, HostContext};
 use crate::net::kademlia::DhtSettings;
 use crate::net::peer_book::PeerBook;
+use crate::net::reachability::NatSettings;
 use crate::node::{
     Node, DOWNLOAD_RATE_SETTING, OFFLINE, POLICY_SETTING, SHARING_SETTING, UPLOAD_PEERS_SETTING,
     UPLOAD_RATE_SETTING, UPLOAD_SLOTS_SETTING,
@@ -82,6 +83,8 @@ pub struct NodeConfig {
     pub index: Option<IndexSettings>,
     /// DHT, mDNS and bootstrap peers.
     pub dht: DhtSettings,
+    /// Port mapping, relays and the relay service.
+    pub nat: NatSettings,
     /// How long a letter waits for an offline recipient.
     pub letter_ttl: Duration,
     /// DHT nodes a letter for someone away is left with (no index).
@@ -127,6 +130,7 @@ impl NodeConfig {
             watch: true,
             index: None,
             dht: DhtSettings::default(),
+            nat: NatSettings::default(),
             letter_ttl: crate::messaging::DEFAULT_LETTER_TTL,
             mailbox_replicas: crate::messaging::DEFAULT_REPLICAS,
             mailbox_republish: crate::messaging::DEFAULT_REPUBLISH,
@@ -292,7 +296,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         uploads: uploads.clone(),
         lifetime: lifetime.clone(),
     };
-    lifetime.spawn(upload::serve(data_listener, service));
+    lifetime.spawn(upload::serve(data_listener, service.clone()));
 
     let (messages, inbox) = tokio::sync::mpsc::channel(crate::net::host::MESSAGE_INBOX);
     let context = HostContext {
@@ -306,10 +310,15 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         &config.listen,
         shares.clone(),
         Arc::new(gate.clone()),
-        &config.dht,
+        (&config.dht, &config.nat),
         context,
     )
     .await?;
+    lifetime.spawn(upload::serve_streams(
+        host.accept_data_streams()?,
+        host.reachability().clone(),
+        service.clone(),
+    ));
     lifetime.spawn(dht::announce_shares(host.clone(), shares.clone()));
     match remembered::rejoin(&host, &store).await {
         Ok(0) => {}

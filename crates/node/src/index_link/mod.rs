@@ -49,6 +49,8 @@ const PUBLISH_CHUNK: usize = 2000;
 const MAX_INDEXED_NAME_BYTES: usize = 1024;
 /// Most addresses the index takes from one peer.
 const MAX_ADDRS: usize = 32;
+/// How long the addresses must hold still before the index is told of a change.
+const ADDRESS_SETTLE: Duration = Duration::from_secs(2);
 const MIN_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 /// How long a stopping daemon waits for its leave to reach the index.
@@ -98,6 +100,8 @@ pub struct LinkIdentity {
 enum Ended {
     Stopped,
     SessionChanged,
+    /// The peer's addresses changed (a relay slot taken or lost): the index must hear them.
+    AddressesChanged,
     WentOffline,
     Failed(IndexClientError),
 }
@@ -330,7 +334,7 @@ impl Inner {
                     self.leave_quietly(&session).await;
                     return;
                 }
-                Ended::SessionChanged => {
+                Ended::SessionChanged | Ended::AddressesChanged => {
                     retry.reset();
                     continue;
                 }
@@ -385,8 +389,13 @@ impl Inner {
         shares_rx.borrow_and_update();
         let mut online_rx = self.shares.subscribe_online();
         online_rx.borrow_and_update();
+        let mut addrs_rx = self.host.watch_listen_addrs();
         let mut published = HashMap::new();
-        let joined = match self.join(session, &mut published).await {
+        let joined_with = self.announced_addrs().await;
+        let joined = match self
+            .join(session, &mut published, joined_with.clone())
+            .await
+        {
             Ok(joined) => joined,
             Err(e) => return Ended::Failed(e),
         };
@@ -408,6 +417,15 @@ impl Inner {
         let peer_id = self.host.peer_id().to_string();
         loop {
             let step = tokio::select! {
+                _ = addrs_rx.changed() => {
+                    // Listeners come and go in bursts: one join per burst.
+                    tokio::time::sleep(ADDRESS_SETTLE).await;
+                    addrs_rx.borrow_and_update();
+                    if self.current_addrs() != joined_with {
+                        return Ended::AddressesChanged;
+                    }
+                    Ok(())
+                }
                 _ = beats.tick() => self.client.heartbeat(&session.token, &peer_id).await,
                 _ = shares_rx.changed() => self.publish_changes(session, &mut published).await,
                 _ = session_rx.changed() => return Ended::SessionChanged,
@@ -429,6 +447,7 @@ impl Inner {
         &self,
         session: &Session,
         published: &mut HashMap<FileId, String>,
+        addrs: Vec<String>,
     ) -> Result<crate::index_link::client::Joined, IndexClientError> {
         let peer_id = self.host.peer_id().to_string();
         let challenge = self.client.challenge(&session.token, &peer_id).await?;
@@ -447,7 +466,7 @@ impl Inner {
             .collect();
         let request = JoinRequest {
             peer_id,
-            addrs: self.announced_addrs().await,
+            addrs,
             public_key: hex::encode(self.keypair.public().encode_protobuf()),
             signature: hex::encode(signature),
             files: first.iter().map(|f| indexed(f)).collect(),
@@ -461,17 +480,23 @@ impl Inner {
     /// The listen addresses, waiting briefly for the host to report its first ones.
     async fn announced_addrs(&self) -> Vec<String> {
         for _ in 0..50 {
-            let addrs = self.host.listen_addrs();
+            let addrs = self.current_addrs();
             if !addrs.is_empty() {
-                return addrs
-                    .iter()
-                    .take(MAX_ADDRS)
-                    .map(|a| a.to_string())
-                    .collect();
+                return addrs;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Vec::new()
+    }
+
+    /// The addresses the index would be told now.
+    fn current_addrs(&self) -> Vec<String> {
+        self.host
+            .listen_addrs()
+            .iter()
+            .take(MAX_ADDRS)
+            .map(|a| a.to_string())
+            .collect()
     }
 
     /// Sends the index the difference between what it lists and what is shared now.

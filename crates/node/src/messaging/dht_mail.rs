@@ -250,7 +250,7 @@ pub(super) async fn republish(inner: Arc<Inner>) {
             }
             event = events.next() => match event {
                 Some(event) => {
-                    if let EventKind::PeerConnection { peer_id, connected: true } = event.kind {
+                    if let EventKind::PeerConnection { peer_id, connected: true, .. } = event.kind {
                         if let Ok(peer) = peer_id.parse::<PeerId>() {
                             hand_over(&inner, peer).await;
                         }

@@ -59,7 +59,7 @@ pub(super) async fn run(inner: Arc<Inner>) {
             _ = tokio::time::sleep(pause) => {}
             event = events.next() => match event {
                 Some(event) => {
-                    if let EventKind::PeerConnection { peer_id, connected: true } = event.kind {
+                    if let EventKind::PeerConnection { peer_id, connected: true, .. } = event.kind {
                         if let Err(e) = inner.history.retry_now(&peer_id).await {
                             tracing::warn!("cannot update the outbox: {e}");
                         }

@@ -1,8 +1,17 @@
-//! The libp2p host: one swarm (TCP with noise + yamux, and QUIC) whose
-//! behaviour is composed of identify, `/peershare/browse/1`,
-//! `/peershare/transfer/1`, `/peershare/msg/1`, Kademlia, mDNS and ping, driven by one task that reads
+//! The libp2p host: one swarm (TCP with noise + yamux, QUIC, and circuits
+//! through relays) whose behaviour is composed of identify, `/peershare/browse/1`,
+//! `/peershare/transfer/1`, `/peershare/msg/1`, Kademlia, mDNS, ping, the
+//! NAT traversal set (AutoNAT, relay client and service, DCUtR hole
+//! punching, UPnP port mapping) and data streams, driven by one task that reads
 //! like a table of cases: a command from the rest of the daemon, or an event
-//! from the swarm. Every peer it hears of goes into the [`PeerBook`].
+//! from the swarm. Every peer it hears of goes into the [`PeerBook`]; what
+//! it learns of reachability and of each connection's path goes into the
+//! [`Reachability`] record.
+//!
+//! A peer AutoNAT finds private keeps a slot on up to [`WANTED_RELAYS`]
+//! relays (publicly reachable peers that offer the relay protocol, met
+//! through the index, the DHT or `--relay`), so others can reach it through
+//! them; DCUtR then tries to turn each relayed connection into a direct one.
 //!
 //! The loop never does disk I/O or waits on a person: browse pages come from
 //! the in-memory [`SharedFiles`], decisions from the [`TransferDesk`] (the
@@ -23,22 +32,29 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
+use libp2p::core::ConnectedPoint;
 use libp2p::identity::Keypair;
 use libp2p::kad::{self, store::MemoryStore, QueryId, RecordKey};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, cbor, OutboundRequestId, ProtocolSupport, ResponseChannel};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, mdns, noise, ping, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{
+    autonat, dcutr, identify, mdns, noise, ping, relay, tcp, upnp, yamux, Multiaddr, PeerId,
+    StreamProtocol, Swarm,
+};
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, TransferRequest, TransferResponse, BROWSE_PROTOCOL,
     MAX_CONTROL_MESSAGE, TRANSFER_PROTOCOL,
 };
+use peershare_core::wire::data::DATA_STREAM_PROTOCOL;
 use peershare_core::wire::message::{
     MessageRequest, MessageResponse, MAX_ENVELOPE, MAX_MESSAGE_RESPONSE, MESSAGE_PROTOCOL,
 };
 use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 use crate::events::EventBus;
 use crate::lifetime::Lifetime;
@@ -47,9 +63,13 @@ use crate::net::deadlines::Deadlines;
 use crate::net::index_advert::{advertised_index_port, agent_version};
 use crate::net::kademlia::{self, DhtSettings};
 use crate::net::peer_book::{FoundBy, PeerBook};
+use crate::net::reachability::{
+    is_public_ip, is_relayed, NatSettings, Reachability, WANTED_RELAYS,
+};
 use crate::net::transfer_requests::{HeldRequests, TransferDesk, Verdict, MAX_ASK_TIMEOUT};
 use crate::share::SharedFiles;
-use crate::views::EventKind;
+use crate::transfer::data_channel::DataStream;
+use crate::views::{ConnectionPath, EventKind, KnownPeer, NatState, PortMappingState};
 use crate::NodeError;
 
 /// The identify protocol version peers announce.
@@ -73,6 +93,15 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
 const MESSAGE_ANSWER_PATIENCE: Duration = Duration::from_secs(15);
 /// Inbound message requests waiting for the messenger; past that, senders hear "busy".
 pub const MESSAGE_INBOX: usize = 64;
+/// How long a transfer whose only connection is relayed waits for hole
+/// punching to make a direct one before it settles for the relay.
+const HOLE_PUNCH_PATIENCE: Duration = Duration::from_secs(15);
+/// How long opening a data stream may take.
+const DATA_STREAM_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a stopping peer gives its router to drop its port mappings.
+const UNMAP_GRACE: Duration = Duration::from_secs(1);
+/// How long a relay that refused or dropped this peer's slot rests before it is tried again.
+const RELAY_RETRY: Duration = Duration::from_secs(60);
 
 #[derive(NetworkBehaviour)]
 struct PeerBehaviour {
@@ -83,6 +112,12 @@ struct PeerBehaviour {
     kad: kad::Behaviour<MemoryStore>,
     mdns: Toggle<mdns::tokio::Behaviour>,
     ping: ping::Behaviour,
+    autonat: autonat::Behaviour,
+    relay_client: relay::client::Behaviour,
+    relay: Toggle<relay::Behaviour>,
+    dcutr: dcutr::Behaviour,
+    upnp: Toggle<upnp::tokio::Behaviour>,
+    stream: libp2p_stream::Behaviour,
 }
 
 /// A granted or refused transfer request, with the address the sharer was reached at.
@@ -91,6 +126,8 @@ pub struct TransferAnswer {
     pub response: TransferResponse,
     /// The sharer's IP on the connection that carried the answer.
     pub remote_ip: Option<IpAddr>,
+    /// That connection's path.
+    pub path: Option<ConnectionPath>,
 }
 
 /// A message request from another peer, for the messenger to answer with [`Host::answer_message`].
@@ -164,6 +201,25 @@ enum Command {
         patience: Duration,
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    /// Readies the best path for bulk data to `peer`: see [`Host::open_data_stream`].
+    PrepareDataPath {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(ConnectionPath, Option<PeerId>), NodeError>>,
+    },
+    /// The patience of the data paths waiting on `peer` ran out.
+    SettleDataPaths {
+        peer: PeerId,
+    },
+    /// Takes slots on relays, if this peer wants more.
+    ReserveRelays,
+}
+
+/// A transfer waiting for the best path to its peer.
+struct PathWait {
+    peer: PeerId,
+    /// Settles for a relayed path once true (the patience ran out).
+    relayed_will_do: bool,
+    reply: oneshot::Sender<Result<(ConnectionPath, Option<PeerId>), NodeError>>,
 }
 
 /// What one DHT provider lookup found, and what it cost.
@@ -195,10 +251,15 @@ pub struct HostContext {
 pub struct Host {
     commands: mpsc::Sender<Command>,
     peer_id: PeerId,
-    listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
+    listen_addrs: ListenAddrs,
     book: PeerBook,
     silent: SilentPeers,
+    reachability: Reachability,
+    streams: libp2p_stream::Control,
 }
+
+/// The addresses this peer listens on, relayed ones included; subscribers hear of changes.
+type ListenAddrs = Arc<tokio::sync::watch::Sender<Vec<Multiaddr>>>;
 
 /// Peers that stopped answering (a ping or a request timed out, or a dial
 /// hung), until a connection to them opens again.
@@ -211,16 +272,30 @@ impl Host {
         listen: &[Multiaddr],
         shares: SharedFiles,
         desk: Arc<dyn TransferDesk>,
-        discovery: &DhtSettings,
+        settings: (&DhtSettings, &NatSettings),
         context: HostContext,
     ) -> Result<Self, NodeError> {
+        let (discovery, nat) = settings;
         let peer_id = keypair.public().to_peer_id();
-        let mut swarm = build_swarm(keypair, discovery)?;
+        let mut swarm = build_swarm(keypair, discovery, nat)?;
+        let mut listeners = Vec::new();
         for addr in listen {
-            swarm
+            let listener = swarm
                 .listen_on(addr.clone())
                 .map_err(|e| NodeError::listen("libp2p", addr, e, "--listen MULTIADDR"))?;
+            listeners.push(listener);
         }
+        let mut explicit_relays = Vec::new();
+        for addr in &nat.relays {
+            let (relay, dial) = parse_peer_addr(&addr.to_string()).map_err(|_| {
+                NodeError::BadRequest(format!(
+                    "--relay {addr} needs the relay's peer id at the end (…/p2p/12D3…)"
+                ))
+            })?;
+            explicit_relays.push((relay, dial));
+        }
+        let streams = swarm.behaviour().stream.new_control();
+        let reachability = Reachability::new(nat);
         let book = context.book.clone();
         for addr in &discovery.bootstrap {
             let (peer, dial) = parse_peer_addr(&addr.to_string()).map_err(|_| {
@@ -239,7 +314,7 @@ impl Host {
             let _ = swarm.behaviour_mut().kad.bootstrap();
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-        let listen_addrs = Arc::new(RwLock::new(Vec::new()));
+        let listen_addrs = ListenAddrs::default();
         let silent = SilentPeers::default();
         let event_loop = EventLoop {
             swarm,
@@ -267,24 +342,35 @@ impl Host {
             indexes_heard: HashSet::new(),
             silent: silent.clone(),
             context: context.clone(),
+            reachability: reachability.clone(),
+            relay_candidates: HashMap::new(),
+            explicit_relays,
+            relay_listeners: HashMap::new(),
+            resting_relays: HashSet::new(),
+            path_waits: Vec::new(),
+            listeners,
         };
         let expected = listen.len();
-        // Stopping drops the swarm: its listeners close and its ports are free again.
-        context.lifetime.spawn(event_loop.run());
+        // Stopping closes the listeners (the router drops their port
+        // mappings) and then drops the swarm: its ports are free again.
+        context.lifetime.spawn_cooperative(event_loop.run());
         let host = Self {
             commands: tx,
             peer_id,
             listen_addrs,
             book,
             silent,
+            reachability,
+            streams,
         };
         host.wait_for_listeners(expected).await;
+        host.send(Command::ReserveRelays).await?;
         Ok(host)
     }
 
     async fn wait_for_listeners(&self, expected: usize) {
         for _ in 0..100 {
-            if self.listen_addrs.read().expect("addrs lock").len() >= expected {
+            if self.listen_addrs.borrow().len() >= expected {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -294,6 +380,74 @@ impl Host {
     /// This peer's id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// How others reach this peer, and the path of each open connection.
+    pub fn reachability(&self) -> &Reachability {
+        &self.reachability
+    }
+
+    /// Every known peer, with the path of its best open connection.
+    pub fn peers(&self) -> Vec<KnownPeer> {
+        let mut peers = self.book.list();
+        for peer in &mut peers {
+            let Ok(id) = peer.peer_id.parse::<PeerId>() else {
+                continue;
+            };
+            if let Some((path, relay)) = self.reachability.path_to(&id) {
+                peer.path = Some(path);
+                peer.relay = relay.map(|r| r.to_string());
+            }
+        }
+        peers
+    }
+
+    /// Data streams other peers open to this one (`/peershare/data/1`), for
+    /// the upload service; can be taken once.
+    pub fn accept_data_streams(&self) -> Result<libp2p_stream::IncomingStreams, NodeError> {
+        self.streams
+            .clone()
+            .accept(StreamProtocol::new(DATA_STREAM_PROTOCOL))
+            .map_err(|e| NodeError::Transfer(format!("cannot accept data streams: {e}")))
+    }
+
+    /// Opens a data stream to `peer` on the libp2p connection, for a
+    /// transfer of `bytes` whose direct data connection cannot be made.
+    ///
+    /// It waits a while for hole punching when the only connection is
+    /// relayed, and closes relayed connections once a direct one exists so
+    /// the stream cannot land on one. A relayed path is used only when its
+    /// relay lets a circuit carry `bytes`; otherwise the error says why.
+    pub async fn open_data_stream(
+        &self,
+        peer: PeerId,
+        bytes: u64,
+    ) -> Result<(DataStream, ConnectionPath, Option<PeerId>), NodeError> {
+        let (path, relay) = self
+            .call(|reply| Command::PrepareDataPath { peer, reply })
+            .await?;
+        if let (ConnectionPath::Relayed, Some(relay)) = (path, relay) {
+            if let Some(limit) = self.reachability.circuit_bytes(&relay) {
+                if limit < bytes {
+                    return Err(NodeError::PeerUnreachable(format!(
+                        "{peer} can be reached only through relay {relay}, whose circuits carry                          at most {limit} bytes, and hole punching did not make a direct                          connection (one side's router changes ports for every destination).                          A relay that allows bulk circuits (`--relay-bulk`), or a port mapped on                          either router, would carry it"
+                    )));
+                }
+            }
+        }
+        let protocol = StreamProtocol::new(DATA_STREAM_PROTOCOL);
+        let stream = tokio::time::timeout(
+            DATA_STREAM_TIMEOUT,
+            self.streams.clone().open_stream(peer, protocol),
+        )
+        .await
+        .map_err(|_| {
+            NodeError::PeerUnreachable(format!("{peer}: opening a data stream timed out"))
+        })?
+        .map_err(|e| {
+            NodeError::PeerUnreachable(format!("{peer}: cannot open a data stream: {e}"))
+        })?;
+        Ok((Box::new(stream.compat()), path, relay))
     }
 
     /// Every peer this host knows of.
@@ -373,14 +527,18 @@ impl Host {
 
     /// The addresses this peer listens on, without the `/p2p/<id>` suffix.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
-        self.listen_addrs.read().expect("addrs lock").clone()
+        self.listen_addrs.borrow().clone()
+    }
+
+    /// Wakes whenever the addresses this peer listens on change (a relay slot taken or lost).
+    pub fn watch_listen_addrs(&self) -> tokio::sync::watch::Receiver<Vec<Multiaddr>> {
+        self.listen_addrs.subscribe()
     }
 
     /// Full addresses (ending in `/p2p/<id>`) this peer listens on.
     pub fn addrs(&self) -> Vec<Multiaddr> {
         self.listen_addrs
-            .read()
-            .expect("addrs lock")
+            .borrow()
             .iter()
             .map(|a| a.clone().with(Protocol::P2p(self.peer_id)))
             .collect()
@@ -477,6 +635,7 @@ impl Host {
 fn build_swarm(
     keypair: Keypair,
     discovery: &DhtSettings,
+    nat: &NatSettings,
 ) -> Result<Swarm<PeerBehaviour>, NodeError> {
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
@@ -487,7 +646,10 @@ fn build_swarm(
         )
         .map_err(|e| NodeError::Listen(e.to_string()))?
         .with_quic()
-        .with_behaviour(|key| {
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| NodeError::Listen(e.to_string()))?
+        .with_behaviour(|key, relay_client| {
+            let me = key.public().to_peer_id();
             let browse_codec = cbor::codec::Codec::default()
                 .set_request_size_maximum(4096)
                 .set_response_size_maximum(MAX_CONTROL_MESSAGE);
@@ -527,6 +689,24 @@ fn build_swarm(
                         .with_interval(PING_EVERY)
                         .with_timeout(PING_TIMEOUT),
                 ),
+                autonat: autonat::Behaviour::new(
+                    me,
+                    autonat::Config {
+                        boot_delay: nat.probe_delay,
+                        retry_interval: Duration::from_secs(30),
+                        timeout: Duration::from_secs(15),
+                        ..Default::default()
+                    },
+                ),
+                relay_client,
+                relay: Toggle::from(
+                    nat.relay_service
+                        .enabled
+                        .then(|| relay::Behaviour::new(me, nat.relay_service.config())),
+                ),
+                dcutr: dcutr::Behaviour::new(me),
+                upnp: Toggle::from(nat.port_mapping.then(upnp::tokio::Behaviour::default)),
+                stream: libp2p_stream::Behaviour::new(),
             }
         })
         .map_err(|e| NodeError::Listen(e.to_string()))?
@@ -540,7 +720,7 @@ struct EventLoop {
     commands: mpsc::Receiver<Command>,
     shares: SharedFiles,
     desk: Arc<dyn TransferDesk>,
-    listen_addrs: Arc<RwLock<Vec<Multiaddr>>>,
+    listen_addrs: ListenAddrs,
     connections: HashMap<libp2p::swarm::ConnectionId, Multiaddr>,
     browsing: HashMap<OutboundRequestId, oneshot::Sender<Result<BrowseResponse, NodeError>>>,
     transferring: HashMap<OutboundRequestId, oneshot::Sender<Result<TransferAnswer, NodeError>>>,
@@ -567,12 +747,27 @@ struct EventLoop {
     /// Peers that stopped answering, shared with the [`Host`] handles.
     silent: SilentPeers,
     context: HostContext,
+    reachability: Reachability,
+    /// Publicly reachable peers offering the relay protocol, at a public address.
+    relay_candidates: HashMap<PeerId, Multiaddr>,
+    /// Relays named with `--relay`: a slot is kept on each whatever AutoNAT says.
+    explicit_relays: Vec<(PeerId, Multiaddr)>,
+    /// The listener of each relay this peer holds (or asks for) a slot on.
+    relay_listeners: HashMap<PeerId, ListenerId>,
+    /// Relays that refused or dropped this peer's slot, resting before another try.
+    resting_relays: HashSet<PeerId>,
+    /// Transfers waiting for the best path to their peer.
+    path_waits: Vec<PathWait>,
+    /// The listeners opened at start (relay slots are in `relay_listeners`).
+    listeners: Vec<ListenerId>,
 }
 
 impl EventLoop {
     async fn run(mut self) {
+        let stop = self.context.lifetime.token().clone();
         loop {
             tokio::select! {
+                _ = stop.cancelled() => return self.wind_down().await,
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => return,
@@ -588,6 +783,25 @@ impl EventLoop {
                 }
             }
         }
+    }
+
+    /// Closes every listener and keeps the swarm running a moment, so the
+    /// router hears the port mappings go and relays hear the slots go.
+    async fn wind_down(mut self) {
+        let mapped = self.reachability.view().port_mapping == PortMappingState::Mapped;
+        let listeners = self.listeners.drain(..);
+        for listener in listeners.chain(self.relay_listeners.drain().map(|(_, l)| l)) {
+            self.swarm.remove_listener(listener);
+        }
+        if !mapped {
+            return;
+        }
+        let _ = tokio::time::timeout(UNMAP_GRACE, async {
+            loop {
+                self.swarm.select_next_some().await;
+            }
+        })
+        .await;
     }
 
     fn on_command(&mut self, command: Command) {
@@ -696,11 +910,235 @@ impl EventLoop {
                 let query = self.swarm.behaviour_mut().kad.get_closest_peers(peer);
                 self.locating.insert(query, (peer, reply));
             }
+            Command::PrepareDataPath { peer, reply } => {
+                self.path_waits.push(PathWait {
+                    peer,
+                    relayed_will_do: false,
+                    reply,
+                });
+                self.send_later(HOLE_PUNCH_PATIENCE, Command::SettleDataPaths { peer });
+                self.settle_path_waits();
+            }
+            Command::SettleDataPaths { peer } => {
+                for wait in self.path_waits.iter_mut().filter(|w| w.peer == peer) {
+                    wait.relayed_will_do = true;
+                }
+                self.settle_path_waits();
+            }
+            Command::ReserveRelays => self.reserve_relays(),
+        }
+    }
+
+    /// Answers every transfer waiting for a path that has one now: a direct
+    /// or hole-punched connection once no relayed one is left to carry the
+    /// stream (those are closed), a relayed one once patience ran out.
+    fn settle_path_waits(&mut self) {
+        let waits = std::mem::take(&mut self.path_waits);
+        for wait in waits {
+            let peer = wait.peer;
+            match self.reachability.path_to(&peer) {
+                None => {
+                    let _ = wait.reply.send(Err(NodeError::PeerUnreachable(format!(
+                        "{peer}: no connection is open to it"
+                    ))));
+                }
+                Some((ConnectionPath::Relayed, relay)) if wait.relayed_will_do => {
+                    let _ = wait.reply.send(Ok((ConnectionPath::Relayed, relay)));
+                }
+                Some((ConnectionPath::Relayed, _)) => self.path_waits.push(wait),
+                Some((path, _)) => {
+                    let relayed = self.reachability.relayed_to(&peer);
+                    if relayed.is_empty() {
+                        let _ = wait.reply.send(Ok((path, None)));
+                    } else {
+                        // Bulk data must not land on a relayed connection;
+                        // the answer goes out when they are closed.
+                        for connection in relayed {
+                            self.swarm.close_connection(connection);
+                        }
+                        self.path_waits.push(wait);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes a slot on every `--relay`, and on up to [`WANTED_RELAYS`]
+    /// relays met on the way while AutoNAT finds this peer private.
+    fn reserve_relays(&mut self) {
+        let mut wanted: Vec<(PeerId, Multiaddr)> = self.explicit_relays.clone();
+        if self.reachability.nat() == NatState::Private {
+            let held = self
+                .relay_listeners
+                .keys()
+                .filter(|r| !self.explicit_relays.iter().any(|(e, _)| e == *r))
+                .count();
+            let more = WANTED_RELAYS.saturating_sub(held);
+            let mut candidates: Vec<_> = self
+                .relay_candidates
+                .iter()
+                .filter(|(r, _)| !self.relay_listeners.contains_key(*r))
+                .map(|(r, a)| (*r, a.clone()))
+                .collect();
+            candidates.sort_by_key(|(r, _)| *r);
+            wanted.extend(candidates.into_iter().take(more));
+        }
+        for (relay, addr) in wanted {
+            if self.relay_listeners.contains_key(&relay) || self.resting_relays.contains(&relay) {
+                continue;
+            }
+            let circuit = addr.with(Protocol::P2p(relay)).with(Protocol::P2pCircuit);
+            match self.swarm.listen_on(circuit.clone()) {
+                Ok(listener) => {
+                    tracing::info!(%relay, "asking a relay for a slot");
+                    self.relay_listeners.insert(relay, listener);
+                }
+                Err(e) => tracing::warn!(%circuit, "cannot ask a relay for a slot: {e}"),
+            }
+        }
+    }
+
+    /// A relay refused or dropped this peer's slot: it rests, another is tried.
+    fn on_relay_listener_closed(&mut self, listener: ListenerId) {
+        let Some(relay) = self
+            .relay_listeners
+            .iter()
+            .find(|(_, l)| **l == listener)
+            .map(|(r, _)| *r)
+        else {
+            return;
+        };
+        self.relay_listeners.remove(&relay);
+        self.resting_relays.insert(relay);
+        tracing::info!(%relay, "a relay no longer holds a slot for this peer");
+        self.send_later(RELAY_RETRY, Command::ReserveRelays);
+        self.reserve_relays();
+    }
+
+    /// AutoNAT changed its mind about this peer.
+    fn on_autonat(&mut self, event: autonat::Event) {
+        let autonat::Event::StatusChanged { new, .. } = event else {
+            return;
+        };
+        let (nat, public) = match new {
+            autonat::NatStatus::Public(addr) => (NatState::Public, Some(addr)),
+            autonat::NatStatus::Private => (NatState::Private, None),
+            autonat::NatStatus::Unknown => (NatState::Unknown, None),
+        };
+        tracing::info!(?nat, "reachability changed");
+        self.reachability.set_nat(nat, public);
+        if nat == NatState::Public {
+            self.release_found_relays();
+        }
+        self.reserve_relays();
+    }
+
+    /// A public peer needs no relay but those it was told to use.
+    fn release_found_relays(&mut self) {
+        let found: Vec<(PeerId, ListenerId)> = self
+            .relay_listeners
+            .iter()
+            .filter(|(r, _)| !self.explicit_relays.iter().any(|(e, _)| e == *r))
+            .map(|(r, l)| (*r, *l))
+            .collect();
+        for (relay, listener) in found {
+            self.relay_listeners.remove(&relay);
+            self.swarm.remove_listener(listener);
+        }
+    }
+
+    fn on_relay_client(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal: false,
+                ..
+            } => {
+                tracing::info!(relay = %relay_peer_id, "a relay holds a slot for this peer");
+                self.resting_relays.remove(&relay_peer_id);
+            }
+            relay::client::Event::OutboundCircuitEstablished {
+                relay_peer_id,
+                limit,
+            } => self
+                .reachability
+                .circuit_limit(relay_peer_id, limit.and_then(|l| l.data_in_bytes())),
+            _ => {}
+        }
+    }
+
+    /// Counts what the relay service carries.
+    fn on_relay_service(&mut self, event: relay::Event) {
+        let (reservations, circuits) = match event {
+            relay::Event::ReservationReqAccepted { renewed: false, .. } => (1, 0),
+            relay::Event::ReservationClosed { .. } | relay::Event::ReservationTimedOut { .. } => {
+                (-1, 0)
+            }
+            relay::Event::CircuitReqAccepted { .. } => (0, 1),
+            relay::Event::CircuitClosed { .. } => (0, -1),
+            _ => return,
+        };
+        self.reachability
+            .relay_service_changed(reservations, circuits);
+    }
+
+    fn on_dcutr(&mut self, event: dcutr::Event) {
+        match event.result {
+            Ok(connection) => {
+                tracing::info!(peer = %event.remote_peer_id, "hole punching made a direct connection");
+                self.reachability.hole_punched(connection);
+                self.context.bus.publish(EventKind::PeerConnection {
+                    peer_id: event.remote_peer_id.to_string(),
+                    connected: true,
+                    path: Some(ConnectionPath::HolePunched),
+                });
+                self.settle_path_waits();
+            }
+            Err(e) => {
+                tracing::info!(peer = %event.remote_peer_id, "hole punching failed: {e}");
+            }
+        }
+    }
+
+    fn on_upnp(&mut self, event: upnp::Event) {
+        match event {
+            upnp::Event::NewExternalAddr { external_addr, .. } => {
+                tracing::info!(%external_addr, "the router mapped a port");
+                self.reachability.public_addr(external_addr, true);
+                self.reachability.set_port_mapping(PortMappingState::Mapped);
+            }
+            upnp::Event::ExpiredExternalAddr { external_addr, .. } => {
+                self.reachability.public_addr(external_addr, false);
+            }
+            upnp::Event::GatewayNotFound => {
+                self.reachability
+                    .set_port_mapping(PortMappingState::NoGateway);
+            }
+            upnp::Event::NonRoutableGateway => {
+                self.reachability
+                    .set_port_mapping(PortMappingState::GatewayNotPublic);
+            }
         }
     }
 
     fn on_swarm_event(&mut self, event: SwarmEvent<PeerBehaviourEvent>) {
         match event {
+            SwarmEvent::NewListenAddr { address, .. } if is_relayed(&address) => {
+                tracing::info!(%address, "reachable through a relay");
+                self.reachability.relayed_addr(address.clone(), true);
+                self.swarm.add_external_address(address.clone());
+                self.listen_addrs.send_modify(|addrs| addrs.push(address));
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                ..
+            } => {
+                for address in addresses {
+                    self.forget_listen_addr(&address);
+                }
+                self.on_relay_listener_closed(listener_id);
+            }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");
                 // DHT records carry this peer's external addresses: without them a
@@ -709,15 +1147,9 @@ impl EventLoop {
                 if self.announce_loopback || !ip_of(&address).is_some_and(|ip| ip.is_loopback()) {
                     self.swarm.add_external_address(address.clone());
                 }
-                self.listen_addrs.write().expect("addrs lock").push(address);
+                self.listen_addrs.send_modify(|addrs| addrs.push(address));
             }
-            SwarmEvent::ExpiredListenAddr { address, .. } => {
-                self.swarm.remove_external_address(&address);
-                self.listen_addrs
-                    .write()
-                    .expect("addrs lock")
-                    .retain(|a| *a != address);
-            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => self.forget_listen_addr(&address),
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,
@@ -730,12 +1162,15 @@ impl EventLoop {
                     self.book
                         .saw(peer_id, [remote.clone()], FoundBy::Connection);
                 }
+                self.reachability
+                    .opened(connection_id, peer_id, connection_addr(&endpoint));
                 self.connections.insert(connection_id, remote);
                 self.book.connection(peer_id, true);
                 self.silent.write().expect("silent lock").remove(&peer_id);
                 if num_established.get() == 1 {
                     self.announce_connection(peer_id, true);
                 }
+                self.settle_path_waits();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
@@ -744,10 +1179,12 @@ impl EventLoop {
                 ..
             } => {
                 self.connections.remove(&connection_id);
+                self.reachability.closed(connection_id);
                 self.book.connection(peer_id, false);
                 if num_established == 0 {
                     self.announce_connection(peer_id, false);
                 }
+                self.settle_path_waits();
             }
             SwarmEvent::Behaviour(PeerBehaviourEvent::Browse(event)) => self.on_browse(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Transfer(event)) => self.on_transfer(event),
@@ -756,6 +1193,13 @@ impl EventLoop {
             SwarmEvent::Behaviour(PeerBehaviourEvent::Kad(event)) => self.on_kad(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Mdns(event)) => self.on_mdns(event),
             SwarmEvent::Behaviour(PeerBehaviourEvent::Ping(event)) => self.on_ping(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Autonat(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
+            }
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Relay(event)) => self.on_relay_service(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::Behaviour(PeerBehaviourEvent::Upnp(event)) => self.on_upnp(event),
             // The transport's own connection timeout (the builder's, 10 s):
             // the peer accepted TCP and never finished the handshake. Its
             // error type is private to the transport, so it is known by its text.
@@ -785,7 +1229,39 @@ impl EventLoop {
         self.context.bus.publish(EventKind::PeerConnection {
             peer_id: peer.to_string(),
             connected,
+            path: self.reachability.path_to(&peer).map(|(path, _)| path),
         });
+    }
+
+    /// An address this peer no longer listens on.
+    fn forget_listen_addr(&mut self, address: &Multiaddr) {
+        self.swarm.remove_external_address(address);
+        if is_relayed(address) {
+            self.reachability.relayed_addr(address.clone(), false);
+        }
+        self.listen_addrs
+            .send_modify(|addrs| addrs.retain(|a| a != address));
+    }
+
+    /// A peer offering the relay protocol at a public address becomes a candidate relay.
+    fn note_relay_candidate(&mut self, peer: PeerId, info: &identify::Info) {
+        let offers_relay = info
+            .protocols
+            .iter()
+            .any(|p| p.as_ref() == relay::HOP_PROTOCOL_NAME.as_ref());
+        if !offers_relay {
+            self.relay_candidates.remove(&peer);
+            return;
+        }
+        let public = info
+            .listen_addrs
+            .iter()
+            .find(|a| !is_relayed(a) && ip_of(a).is_some_and(is_public_ip));
+        if let Some(addr) = public {
+            if self.relay_candidates.insert(peer, addr.clone()).is_none() {
+                self.reserve_relays();
+            }
+        }
     }
 
     /// A peer told us where it listens: the DHT routing table learns it.
@@ -802,6 +1278,7 @@ impl EventLoop {
             if let Some(port) = advertised_index_port(&info.agent_version) {
                 self.on_index_advertised(peer_id, connection_id, port);
             }
+            self.note_relay_candidate(peer_id, &info);
             let kad = &mut self.swarm.behaviour_mut().kad;
             for addr in info
                 .listen_addrs
@@ -1069,10 +1546,12 @@ impl EventLoop {
             self.silent.write().expect("silent lock").insert(*peer);
         }
         let connections = &self.connections;
+        let reachability = &self.reachability;
         let inbound = settle(&mut self.transferring, event, |response, connection| {
             TransferAnswer {
                 response,
                 remote_ip: connections.get(&connection).and_then(ip_of),
+                path: reachability.path_of(connection),
             }
         });
         let Some(Inbound {
@@ -1219,6 +1698,15 @@ fn outbound_failure(peer: PeerId, error: request_response::OutboundFailure) -> N
             NodeError::PeerMisbehaved(format!("{peer} sent an answer that is not valid: {e}"))
         }
         _ => NodeError::PeerUnreachable(format!("{peer}: {error}")),
+    }
+}
+
+/// The address that tells a connection's path: the one dialled, or for an
+/// inbound connection the one it arrived on (a relayed one names the relay there).
+fn connection_addr(endpoint: &ConnectedPoint) -> &Multiaddr {
+    match endpoint {
+        ConnectedPoint::Dialer { address, .. } => address,
+        ConnectedPoint::Listener { local_addr, .. } => local_addr,
     }
 }
 

@@ -110,6 +110,8 @@ impl PeerBook {
                 addrs: e.addrs.iter().map(|a| a.to_string()).collect(),
                 found_by: e.found_by.clone(),
                 connected: e.connections > 0,
+                path: None,
+                relay: None,
                 last_seen_ms: e.last_seen_ms,
             })
             .collect();

@@ -3,6 +3,9 @@
 //!
 //! It exists because libp2p's multiplexed streams cost too much per byte
 //! for bulk data on small machines (docs/PROTOCOL.md has the figures).
+//! Where it cannot be made (the sharer sits behind a NAT, its data port is
+//! filtered), the same frames travel on a libp2p stream instead
+//! ([`crate::net::host::Host::open_data_stream`]); both are a [`DataStream`].
 //! This module only sets connections up and reads/writes frames; what is
 //! sent over them is decided by [`crate::transfer::upload`] and [`crate::transfer::download`].
 
@@ -29,8 +32,13 @@ pub struct DataTls {
     server: tokio_rustls::TlsAcceptor,
 }
 
-/// A data stream from either side.
-pub type DataStream = tokio_rustls::TlsStream<TcpStream>;
+/// Whatever carries data frames: a TLS connection or a libp2p stream.
+pub trait DataIo: AsyncRead + AsyncWrite + Send + Unpin {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> DataIo for T {}
+
+/// A data stream from either side, over either path.
+pub type DataStream = Box<dyn DataIo>;
 
 impl DataTls {
     /// Builds the TLS configuration bound to this peer's key.
@@ -54,7 +62,7 @@ impl DataTls {
             .connect(name, tcp)
             .await
             .map_err(|e| NodeError::Transfer(format!("data connection handshake failed: {e}")))?;
-        Ok(tokio_rustls::TlsStream::Client(tls))
+        Ok(Box::new(tls))
     }
 
     /// Completes an incoming connection and says which peer it is.
@@ -71,7 +79,7 @@ impl DataTls {
             .and_then(|c| c.first())
             .ok_or_else(|| NodeError::Transfer("peer presented no certificate".into()))?;
         let peer = peer_tls::peer_of(cert)?;
-        Ok((tokio_rustls::TlsStream::Server(tls), peer))
+        Ok((Box::new(tls), peer))
     }
 }
 

@@ -18,7 +18,7 @@ use libp2p::PeerId;
 
 use crate::events::EventBus;
 use crate::transfer::rate_limit::RateLimit;
-use crate::views::{DownloadProgress, EventKind, SourceFound, SourcePhase, SourceView};
+use crate::views::{DataPath, DownloadProgress, EventKind, SourceFound, SourcePhase, SourceView};
 
 /// Least time between two progress events of one download.
 pub const REPORT_EVERY: Duration = Duration::from_millis(200);
@@ -120,6 +120,7 @@ impl Progress {
                     bytes: 0,
                     rate_bytes_per_sec: 0,
                     note: None,
+                    path: None,
                 };
                 (view, None)
             });
@@ -130,6 +131,13 @@ impl Progress {
             }
         }
         self.report(true);
+    }
+
+    /// Records the path source `peer`'s data takes.
+    pub fn source_path(&self, peer: PeerId, path: DataPath) {
+        if let Some((view, _)) = self.peers.lock().expect("progress lock").get_mut(&peer) {
+            view.path = Some(path);
+        }
     }
 
     /// Records how the download came to know source `peer`.

@@ -34,6 +34,7 @@ use super::assembly::PieceBuffer;
 use crate::net::host::{ip_of, Host};
 use crate::transfer::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
 use crate::transfer::rate_limit::RateLimit;
+use crate::views::{ConnectionPath, DataChannel, DataPath};
 use crate::NodeError;
 
 /// How long a source may go without sending a byte while a piece is due:
@@ -47,6 +48,9 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 const TREE_RESERVE: usize = 1 << 20;
 /// Bytes read from the data connection at once (pieces bypass it).
 const READ_BUFFER: usize = 64 * 1024;
+/// How long a direct data connection may take to open before the transfer
+/// tries a data stream on the libp2p connection instead.
+const DIRECT_DATA_PATIENCE: Duration = Duration::from_secs(5);
 
 /// The time limits a source keeps to.
 #[derive(Debug, Clone, Copy)]
@@ -201,6 +205,8 @@ pub enum Report {
         have: PieceSet,
         /// Other peers it named as fetching or holding the file.
         hints: Vec<String>,
+        /// How its data travels.
+        path: DataPath,
     },
     /// The source skipped an order that was cancelled (it came from elsewhere).
     Skipped {
@@ -420,20 +426,19 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Fai
     let grant = granted(answer.response, task.size)?;
     let ip = answer
         .remote_ip
-        .or_else(|| task.addrs.iter().find_map(ip_of))
-        .ok_or_else(|| NodeError::Transfer("no IP address to open a data connection to".into()))?;
+        .or_else(|| task.addrs.iter().find_map(ip_of));
+    let (stream, path) = reach_source(task, answer.path, ip, &grant).await?;
     let place = SourcePlace {
-        addr: SocketAddr::new(ip, grant.data_port),
-        peer: task.peer,
         id: task.id,
         size: task.size,
     };
-    let opened = connect_and_open(&task.tls, &place, &grant, task.patience).await?;
+    let opened = open_on(stream, &place, &grant, task.patience).await?;
     let ready = Report::Ready {
         peer: task.peer,
         outboard: opened.outboard,
         have: opened.have,
         hints: grant.hints,
+        path,
     };
     task.reports
         .send(ready)
@@ -442,12 +447,48 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Fai
     Ok((opened.stream, opened.layout))
 }
 
+/// Opens the data connection when the sharer answered on a direct
+/// connection and its data port can be reached (within
+/// [`DIRECT_DATA_PATIENCE`]); otherwise, or when that fails (a NAT, a
+/// firewall), a data stream on the libp2p connection, which the host puts
+/// on the best path it has. docs/PROTOCOL.md tells the whole choice.
+async fn reach_source(
+    task: &SourceTask,
+    answered_on: Option<ConnectionPath>,
+    ip: Option<std::net::IpAddr>,
+    grant: &Grant,
+) -> Result<(DataStream, DataPath), Failure> {
+    let direct = matches!(answered_on, None | Some(ConnectionPath::Direct));
+    if let (true, Some(ip)) = (direct, ip) {
+        let addr = SocketAddr::new(ip, grant.data_port);
+        let patience = DIRECT_DATA_PATIENCE.min(task.patience.step);
+        match tokio::time::timeout(patience, task.tls.connect(addr, task.peer)).await {
+            Ok(Ok(stream)) => {
+                let path = DataPath {
+                    connection: ConnectionPath::Direct,
+                    channel: DataChannel::Tcp,
+                    relay: None,
+                };
+                return Ok((stream, path));
+            }
+            Ok(Err(e)) => tracing::info!(peer = %task.peer, "{e}; trying a data stream instead"),
+            Err(_) => tracing::info!(
+                peer = %task.peer, %addr,
+                "the data connection did not open in time; trying a data stream instead"
+            ),
+        }
+    }
+    let (stream, connection, relay) = task.host.open_data_stream(task.peer, task.size).await?;
+    let path = DataPath {
+        connection,
+        channel: DataChannel::Stream,
+        relay: relay.map(|r| r.to_string()),
+    };
+    Ok((stream, path))
+}
+
 /// Where a granted transfer is fetched from.
 pub struct SourcePlace {
-    /// The source's data address.
-    pub addr: SocketAddr,
-    /// The source, checked by its certificate.
-    pub peer: PeerId,
     /// The file.
     pub id: FileId,
     /// Its size.
@@ -466,22 +507,16 @@ pub struct Opened {
     pub have: PieceSet,
 }
 
-/// Connects to a granted source, presents the ticket, and reads the tree
-/// and the have-map, each step within `patience.step`.
-pub async fn connect_and_open(
-    tls: &DataTls,
+/// Presents the ticket on an open data stream, and reads the tree and the
+/// have-map, each step within `patience.step`.
+pub async fn open_on(
+    mut stream: DataStream,
     place: &SourcePlace,
     grant: &Grant,
     patience: Patience,
 ) -> Result<Opened, Failure> {
     let layout = PieceLayout::new(place.size, grant.piece_len)
         .map_err(|e| NodeError::Transfer(e.to_string()))?;
-    let mut stream = timed(
-        patience,
-        "connecting to the source",
-        tls.connect(place.addr, place.peer),
-    )
-    .await?;
     timed(
         patience,
         "opening the transfer",
@@ -663,10 +698,8 @@ mod tests {
         ReadyOnly,
     }
 
-    fn place(addr: std::net::SocketAddr, peer: PeerId) -> SourcePlace {
+    fn place() -> SourcePlace {
         SourcePlace {
-            addr,
-            peer,
             id: FileId::from(blake3::hash(b"a file")),
             size: SIZE,
         }
@@ -682,13 +715,13 @@ mod tests {
     }
 
     /// Opens a transfer with `QUICK` limits; returns the failure and how long it took.
-    async fn open_against(at: SourcePlace) -> (Failure, Duration) {
+    async fn open_against(addr: std::net::SocketAddr, peer: PeerId) -> (Failure, Duration) {
         let mine = DataTls::new(&Keypair::generate_ed25519()).expect("tls");
         let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(
-            Duration::from_secs(20),
-            connect_and_open(&mine, &at, &grant(), QUICK),
-        )
+        let outcome = tokio::time::timeout(Duration::from_secs(20), async {
+            let stream = timed(QUICK, "connecting to the source", mine.connect(addr, peer)).await?;
+            open_on(stream, &place(), &grant(), QUICK).await
+        })
         .await
         .expect("the open ends by itself, within its step limits");
         match outcome {
@@ -708,7 +741,7 @@ mod tests {
             drop(socket);
         });
         let peer = Keypair::generate_ed25519().public().to_peer_id();
-        let (failure, took) = open_against(place(addr, peer)).await;
+        let (failure, took) = open_against(addr, peer).await;
         held.abort();
         assert!(failure.silent, "silence is reported as such: {failure:?}");
         let text = failure.error.to_string();
@@ -756,7 +789,7 @@ mod tests {
     #[tokio::test]
     async fn a_source_that_sends_a_header_and_stops_fails_the_open_step() {
         let (addr, peer) = silent_source(Keypair::generate_ed25519(), Then::HeaderOnly).await;
-        let (failure, took) = open_against(place(addr, peer)).await;
+        let (failure, took) = open_against(addr, peer).await;
         assert!(failure.silent, "{failure:?}");
         let text = failure.error.to_string();
         assert!(
@@ -769,7 +802,7 @@ mod tests {
     #[tokio::test]
     async fn a_source_that_grants_and_sends_no_tree_fails_the_tree_step() {
         let (addr, peer) = silent_source(Keypair::generate_ed25519(), Then::ReadyOnly).await;
-        let (failure, took) = open_against(place(addr, peer)).await;
+        let (failure, took) = open_against(addr, peer).await;
         assert!(failure.silent, "{failure:?}");
         let text = failure.error.to_string();
         assert!(

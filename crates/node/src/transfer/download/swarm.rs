@@ -539,7 +539,9 @@ impl Swarm<'_> {
                 outboard,
                 have,
                 hints,
+                path,
             } => {
+                self.progress.source_path(peer, path);
                 self.add_hinted(hints);
                 self.on_ready(peer, outboard, have).await
             }

@@ -15,7 +15,7 @@ use peershare_core::FileId;
 
 use crate::events::EventBus;
 use crate::transfer::upload::offer::Offer;
-use crate::views::{EventKind, UploadView};
+use crate::views::{DataPath, EventKind, UploadView};
 
 /// The running uploads; clones share them.
 #[derive(Clone)]
@@ -35,6 +35,7 @@ struct UploadCounters {
     sent: AtomicU64,
     started: Instant,
     started_ms: i64,
+    path: DataPath,
 }
 
 /// Keeps one upload listed; dropping it ends the listing.
@@ -54,7 +55,7 @@ impl ActiveUploads {
     }
 
     /// Lists an upload of `file` to `peer` until the returned guard is dropped.
-    pub fn start(&self, peer: PeerId, file: &Offer) -> ListedUpload {
+    pub fn start(&self, peer: PeerId, file: &Offer, path: DataPath) -> ListedUpload {
         let counters = Arc::new(UploadCounters {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             peer,
@@ -64,6 +65,7 @@ impl ActiveUploads {
             sent: AtomicU64::new(0),
             started: Instant::now(),
             started_ms: crate::now_ms(),
+            path,
         });
         self.running
             .lock()
@@ -125,6 +127,7 @@ impl UploadCounters {
                 0
             },
             started_ms: self.started_ms,
+            path: Some(self.path.clone()),
         }
     }
 }
@@ -152,11 +155,17 @@ mod tests {
             origin: crate::share::ShareOrigin::Folder,
         };
         let peer = PeerId::random();
-        let listed = uploads.start(peer, &Offer::Whole(file));
+        let path = DataPath {
+            connection: crate::views::ConnectionPath::HolePunched,
+            channel: crate::views::DataChannel::Stream,
+            relay: None,
+        };
+        let listed = uploads.start(peer, &Offer::Whole(file), path.clone());
         listed.sent(1024);
         let list = uploads.list();
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].peer, peer.to_string());
+        assert_eq!(list[0].path, Some(path));
         assert_eq!(list[0].sent_bytes, 1024);
         drop(listed);
         assert!(uploads.list().is_empty());

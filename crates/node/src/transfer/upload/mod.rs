@@ -1,5 +1,6 @@
-//! Serving pieces on the data connection: accept a connection, check its
-//! ticket against the [`UploadGate`], then answer tree, have and piece
+//! Serving pieces on the data connection (or on a data stream over the
+//! libp2p connection, when the downloader could not make one): accept it,
+//! check its ticket against the [`UploadGate`], then answer tree, have and piece
 //! requests in order, optionally paced by the upload rate limit. For a
 //! download in progress (a partial source) it also pushes each newly
 //! verified piece to a downloader that asked to watch.
@@ -32,15 +33,20 @@ use tokio_util::task::AbortOnDropHandle;
 use self::active::{ActiveUploads, ListedUpload};
 use self::offer::Offer;
 use crate::lifetime::Lifetime;
+use crate::net::reachability::Reachability;
 use crate::transfer::data_channel::{
     read_body, read_header, wire_error, write_frame, DataStream, DataTls,
 };
 use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::gate::UploadGate;
+use crate::views::{ConnectionPath, DataChannel, DataPath};
 use crate::NodeError;
 
 /// How long a new data connection may take to present its ticket.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// Data streams that have not presented a valid ticket yet, at most, over
+/// every peer: each holds a task until its ticket arrives or times out.
+const UNPROVEN_STREAMS: usize = 64;
 /// How long an upload waits for the next request before giving up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Requests read ahead of their answers (each is a few bytes).
@@ -89,16 +95,67 @@ pub async fn serve(listener: TcpListener, service: UploadService) {
     }
 }
 
+/// Accepts data streams other peers open on the libp2p connection (their
+/// direct data connection could not be made), one task per stream.
+pub async fn serve_streams(
+    mut incoming: libp2p_stream::IncomingStreams,
+    reachability: Reachability,
+    service: UploadService,
+) {
+    use futures::StreamExt;
+    use tokio_util::compat::FuturesAsyncReadCompatExt;
+    let unproven = Arc::new(tokio::sync::Semaphore::new(UNPROVEN_STREAMS));
+    while let Some((peer, stream)) = incoming.next().await {
+        let Ok(permit) = unproven.clone().try_acquire_owned() else {
+            tracing::info!(%peer, "too many data streams without a ticket; dropping one");
+            continue;
+        };
+        let service = service.clone();
+        let (connection, relay) = reachability
+            .path_to(&peer)
+            .unwrap_or((ConnectionPath::Direct, None));
+        let path = DataPath {
+            connection,
+            channel: DataChannel::Stream,
+            relay: relay.map(|r| r.to_string()),
+        };
+        service.lifetime.clone().spawn(async move {
+            let stream: DataStream = Box::new(stream.compat());
+            match serve_stream(stream, (peer, path), service, permit).await {
+                Ok(()) => tracing::debug!(%peer, "upload over a data stream finished"),
+                Err(e) => tracing::info!(%peer, "upload over a data stream ended: {e}"),
+            }
+        });
+    }
+}
+
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
     service: UploadService,
 ) -> Result<(), NodeError> {
-    let (mut stream, peer) = tokio::time::timeout(OPEN_TIMEOUT, service.tls.accept(tcp))
+    let (stream, peer) = tokio::time::timeout(OPEN_TIMEOUT, service.tls.accept(tcp))
         .await
         .map_err(|_| NodeError::Transfer("handshake timed out".into()))??;
+    let path = DataPath {
+        connection: ConnectionPath::Direct,
+        channel: DataChannel::Tcp,
+        relay: None,
+    };
+    serve_stream(stream, (peer, path), service, ()).await
+}
+
+/// Serves one data stream from `peer` (already authenticated), which came
+/// by `path`, ticket first; `unproven` is held until the ticket checks out.
+async fn serve_stream<Permit>(
+    mut stream: DataStream,
+    (peer, path): (PeerId, DataPath),
+    service: UploadService,
+    unproven: Permit,
+) -> Result<(), NodeError> {
     let ticket = tokio::time::timeout(OPEN_TIMEOUT, read_open(&mut stream))
         .await
         .map_err(|_| NodeError::Transfer("no ticket in time".into()))??;
+    drop(unproven);
     let Some((file, _slot)) = service.gate.redeem(ticket, &peer) else {
         return refuse(
             &mut stream,
@@ -121,7 +178,7 @@ async fn serve_connection(
         }
     };
     tracing::info!(%peer, name = %file.name(), "upload started");
-    let listed = service.uploads.start(peer, &file);
+    let listed = service.uploads.start(peer, &file, path);
     let ready = ServerFrame::Ready {
         id: file.id(),
         size: file.size(),

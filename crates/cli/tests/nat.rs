@@ -1,0 +1,359 @@
+//! Peers behind home routers, in a small internet of network namespaces
+//! (made and removed by the test; nothing leaves them): a public segment
+//! holding a daemon that runs the index and relays, and home networks each
+//! behind a router that masquerades (nftables) and drops what nobody inside
+//! asked for. The peers find each other through the index, reach each other
+//! through the relay, hole-punch a direct connection and move the file on it.
+//! Needs root (CI runs as root), iproute2 and nftables (`.ci/run` installs it).
+//!
+//! The public segment uses 60.1.0.0/24, an address range that looks public on
+//! purpose: AutoNAT and the choice of relays trust only public addresses.
+
+mod support;
+
+use std::process::Command;
+
+use support::{can_make_namespaces, s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB};
+
+const WAIT: std::time::Duration = std::time::Duration::from_secs(90);
+
+/// How a home router maps and filters.
+#[derive(Clone, Copy)]
+enum Router {
+    /// Keeps the source port for every destination (endpoint-independent
+    /// mapping) and drops unsolicited packets: hole punching works through it.
+    PortPreserving,
+    /// A new random source port per destination ("symmetric"): hole punching fails.
+    Symmetric,
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn ip(args: &[&str]) {
+    run("ip", args);
+}
+
+fn nft(ns: &str, rule: &str) {
+    run("ip", &["netns", "exec", ns, "nft", rule]);
+}
+
+/// The namespaces of one small internet; all deleted on drop, even after a failure.
+struct Internet {
+    tag: String,
+    namespaces: Vec<String>,
+}
+
+impl Internet {
+    /// A public segment (`wan` bridge, hub at 60.1.0.1) and one home per router kind.
+    fn new(homes: &[Router]) -> Self {
+        // Unique per internet, so the tests of this process build theirs side by side.
+        static NETS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nth = NETS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tag = format!("n{}x{nth}", std::process::id() % 100_000);
+        let mut net = Self {
+            tag,
+            namespaces: Vec::new(),
+        };
+        let wan = net.host("wan");
+        ip(&["-n", &wan, "link", "add", "br0", "type", "bridge"]);
+        ip(&["-n", &wan, "link", "set", "br0", "up"]);
+        let hub = net.host("hub");
+        net.plug_into_wan(&hub, "eth0", "60.1.0.1/24");
+        for (i, kind) in homes.iter().enumerate() {
+            let n = i + 1;
+            let router = net.host(&format!("r{n}"));
+            let home = net.host(&format!("h{n}"));
+            net.plug_into_wan(&router, "wan", &format!("60.1.0.{}/24", 10 + n));
+            ip(&[
+                "-n", &router, "link", "add", "lan", "type", "veth", "peer", "name", "eth0",
+                "netns", &home,
+            ]);
+            ip(&[
+                "-n",
+                &router,
+                "addr",
+                "add",
+                &format!("192.168.{n}.1/24"),
+                "dev",
+                "lan",
+            ]);
+            ip(&["-n", &router, "link", "set", "lan", "up"]);
+            ip(&[
+                "-n",
+                &home,
+                "addr",
+                "add",
+                &format!("192.168.{n}.2/24"),
+                "dev",
+                "eth0",
+            ]);
+            ip(&["-n", &home, "link", "set", "eth0", "up"]);
+            ip(&[
+                "-n",
+                &home,
+                "route",
+                "add",
+                "default",
+                "via",
+                &format!("192.168.{n}.1"),
+            ]);
+            run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &router,
+                    "sysctl",
+                    "-qw",
+                    "net.ipv4.ip_forward=1",
+                ],
+            );
+            masquerade(&router, *kind);
+        }
+        net
+    }
+
+    /// A new namespace named after this test, with `lo` up.
+    fn host(&mut self, name: &str) -> String {
+        let ns = format!("{}{name}", self.tag);
+        ip(&["netns", "add", &ns]);
+        self.namespaces.push(ns.clone());
+        ip(&["-n", &ns, "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// Connects `ns` to the public bridge through interface `dev` at `addr`.
+    fn plug_into_wan(&self, ns: &str, dev: &str, addr: &str) {
+        let wan = format!("{}wan", self.tag);
+        let port = format!("p{}", self.namespaces.len());
+        ip(&[
+            "-n", &wan, "link", "add", &port, "type", "veth", "peer", "name", dev, "netns", ns,
+        ]);
+        ip(&["-n", &wan, "link", "set", &port, "master", "br0"]);
+        ip(&["-n", &wan, "link", "set", &port, "up"]);
+        ip(&["-n", ns, "addr", "add", addr, "dev", dev]);
+        ip(&["-n", ns, "link", "set", dev, "up"]);
+    }
+
+    fn ns(&self, name: &str) -> String {
+        format!("{}{name}", self.tag)
+    }
+}
+
+/// Masquerades the home behind `router` and drops whatever arrives from the
+/// outside unasked, for the router itself and for the home alike.
+fn masquerade(router: &str, kind: Router) {
+    nft(router, "add table ip nat");
+    nft(
+        router,
+        "add chain ip nat post { type nat hook postrouting priority 100 ; }",
+    );
+    let rule = match kind {
+        Router::PortPreserving => "add rule ip nat post oifname wan masquerade",
+        Router::Symmetric => "add rule ip nat post oifname wan masquerade random",
+    };
+    nft(router, rule);
+    nft(router, "add table ip filter");
+    for hook in ["input", "forward"] {
+        nft(
+            router,
+            &format!("add chain ip filter {hook} {{ type filter hook {hook} priority 0 ; }}"),
+        );
+        nft(
+            router,
+            &format!("add rule ip filter {hook} iifname wan ct state established,related accept"),
+        );
+        nft(
+            router,
+            &format!("add rule ip filter {hook} iifname wan drop"),
+        );
+    }
+}
+
+impl Drop for Internet {
+    fn drop(&mut self) {
+        for ns in self.namespaces.iter().rev() {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn have_nft() -> bool {
+    Command::new("nft")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The hub (index + relay) and a joined daemon in each home, files shared by h1.
+fn hub_and_homes(
+    sandbox: &Sandbox,
+    net: &Internet,
+    homes: usize,
+    hub_extra: &[&str],
+) -> (Daemon, Vec<Daemon>) {
+    let hub_ns = net.ns("hub");
+    let hub_args = [
+        &["--index-listen", "0.0.0.0:1099", "--no-mdns"][..],
+        hub_extra,
+    ]
+    .concat();
+    let hub = Daemon::start_in(sandbox, "hub", Some(&hub_ns), &hub_args);
+    hub.register("hub");
+    hub.wait_joined();
+    let index = "http://60.1.0.1:1099";
+    let mut daemons = Vec::new();
+    for n in 1..=homes {
+        let ns = net.ns(&format!("h{n}"));
+        let name = format!("h{n}");
+        // A download whose one source failed fails after 3 s, not a minute.
+        let args = ["--index", index, "--no-mdns", "--source-patience", "3"];
+        let d = Daemon::start_in(sandbox, &name, Some(&ns), &args);
+        d.register(&name);
+        d.wait_joined();
+        daemons.push(d);
+    }
+    (hub, daemons)
+}
+
+/// Waits until `d` holds a slot on a relay, and returns its status.
+fn wait_relayed(d: &Daemon) -> serde_json::Value {
+    wait_until("a peer behind a router to hold a relay slot", WAIT, || {
+        let status = d.status();
+        let reach = &status["reachability"];
+        (reach["nat"] == "private"
+            && reach["relayed_addrs"]
+                .as_array()
+                .is_some_and(|a| !a.is_empty()))
+        .then_some(status)
+    })
+}
+
+/// Waits until `d`'s search for `words` names `holder` with a relayed address.
+fn wait_search_through_relay(d: &Daemon, words: &str, holder: &str) {
+    let hit = wait_until("the file to be found with a relayed address", WAIT, || {
+        let v = d.cli_ok(&["search", words]);
+        let hit = v["results"].as_array()?.first()?.clone();
+        let addrs = hit["sources"][0]["addrs"].to_string();
+        addrs.contains("p2p-circuit").then_some(hit)
+    });
+    assert_eq!(s(&hit["sources"][0], "peer_id"), holder, "{hit}");
+}
+
+#[test]
+fn peers_behind_port_preserving_routers_hole_punch_and_download_directly() {
+    if !can_make_namespaces() || !have_nft() {
+        eprintln!("skipped: needs root, iproute2 and nftables");
+        return;
+    }
+    let net = Internet::new(&[Router::PortPreserving, Router::PortPreserving]);
+    let sandbox = Sandbox::new();
+    let film = sandbox.share_dir("h1").join("home movie.mkv");
+    write_random(&film, 24 * MIB + 11);
+    let (hub, homes) = hub_and_homes(&sandbox, &net, 2, &[]);
+    let (h1, h2) = (&homes[0], &homes[1]);
+    h1.wait_shared(1);
+
+    let h1_status = wait_relayed(h1);
+    let relayed = h1_status["reachability"]["relayed_addrs"][0]
+        .as_str()
+        .expect("a relayed address")
+        .to_string();
+    assert!(
+        relayed.contains(&hub.peer_id()) && relayed.contains("/p2p-circuit"),
+        "h1 is relayed by the hub: {relayed}"
+    );
+    let hub_reach = hub.status()["reachability"].clone();
+    assert!(
+        hub_reach["relay_service"]["reservations"].as_u64() >= Some(1),
+        "the hub counts h1's slot: {hub_reach}"
+    );
+    wait_relayed(h2);
+
+    wait_search_through_relay(h2, "home movie", &h1.peer_id());
+
+    let id = h2.start_download(&["home movie.mkv"]);
+    let done = h2.wait_download_end(id);
+    assert_eq!(s(&done, "state"), "done", "{done}");
+    assert!(same_bytes(&film, &h2.downloads.join("home movie.mkv")));
+    let path = done["peers"][0]["path"].clone();
+    assert_eq!(path["connection"], "hole_punched", "{done}");
+    assert_eq!(path["channel"], "stream", "{done}");
+    assert!(path["relay"].is_null(), "{done}");
+
+    let h1_seen = h2.known_peer(&h1.peer_id()).expect("h2 knows h1");
+    assert_eq!(h1_seen["path"], "hole_punched", "{h1_seen}");
+    drop((hub, homes));
+}
+
+/// A symmetric router picks a new port for every destination, so hole
+/// punching cannot work and only the relay joins the two homes. A relay with
+/// small circuits (the default) does not carry the file: the download fails
+/// at once with the reason, rather than stalling.
+#[test]
+fn behind_a_symmetric_router_a_small_relay_refuses_the_data_with_a_reason() {
+    if !can_make_namespaces() || !have_nft() {
+        eprintln!("skipped: needs root, iproute2 and nftables");
+        return;
+    }
+    let net = Internet::new(&[Router::PortPreserving, Router::Symmetric]);
+    let sandbox = Sandbox::new();
+    let film = sandbox.share_dir("h1").join("far away.mkv");
+    write_random(&film, 4 * MIB);
+    let (hub, homes) = hub_and_homes(&sandbox, &net, 2, &[]);
+    let (h1, h2) = (&homes[0], &homes[1]);
+    h1.wait_shared(1);
+    wait_relayed(h1);
+    wait_search_through_relay(h2, "far away", &h1.peer_id());
+
+    let id = h2.start_download(&["far away.mkv"]);
+    let ended = h2.wait_download_end(id);
+    assert_ne!(s(&ended, "state"), "done", "{ended}");
+    let note = ended["peers"][0]["note"].to_string();
+    assert!(
+        note.contains(&hub.peer_id()) && note.contains("relay") && note.contains("bulk"),
+        "the source's note names the relay and what would help: {ended}"
+    );
+    assert!(!h2.downloads.join("far away.mkv").exists());
+    drop((hub, homes));
+}
+
+/// The same homes, with a relay that allows bulk circuits: the file comes
+/// through the relay, and both ends say so.
+#[test]
+fn behind_a_symmetric_router_a_bulk_relay_carries_the_data() {
+    if !can_make_namespaces() || !have_nft() {
+        eprintln!("skipped: needs root, iproute2 and nftables");
+        return;
+    }
+    let net = Internet::new(&[Router::PortPreserving, Router::Symmetric]);
+    let sandbox = Sandbox::new();
+    let film = sandbox.share_dir("h1").join("far away.mkv");
+    write_random(&film, 6 * MIB + 5);
+    let (hub, homes) = hub_and_homes(&sandbox, &net, 2, &["--relay-bulk"]);
+    let (h1, h2) = (&homes[0], &homes[1]);
+    h1.wait_shared(1);
+    wait_relayed(h1);
+    wait_search_through_relay(h2, "far away", &h1.peer_id());
+
+    let id = h2.start_download(&["far away.mkv"]);
+    let done = h2.wait_download_end(id);
+    assert_eq!(s(&done, "state"), "done", "{done}");
+    assert!(same_bytes(&film, &h2.downloads.join("far away.mkv")));
+    let path = done["peers"][0]["path"].clone();
+    assert_eq!(path["connection"], "relayed", "{done}");
+    assert_eq!(path["channel"], "stream", "{done}");
+    assert_eq!(path["relay"], hub.peer_id().as_str(), "{done}");
+    drop((hub, homes));
+}

@@ -1,0 +1,428 @@
+//! How this peer is reached, and how it reaches each peer: what AutoNAT
+//! concluded (public, private, unknown), the addresses confirmed public,
+//! the router's port mapping (UPnP), the relays holding a slot for this
+//! peer, the relay service it offers, and for every open connection whether
+//! it is direct, hole-punched or relayed, and through which relay.
+//!
+//! The host's event loop is its only writer; `status`, `peers`, the
+//! transfers' path choice and the events read it. It never dials, listens
+//! or decides anything itself: the loop does, from what it records here.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::ConnectionId;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::watch;
+
+use crate::views::{
+    ConnectionPath, NatState, PortMappingState, ReachabilityView, RelayServiceView,
+};
+
+/// Relays a peer behind a NAT keeps a slot on at once.
+pub const WANTED_RELAYS: usize = 2;
+
+/// How this peer deals with NATs.
+#[derive(Debug, Clone)]
+pub struct NatSettings {
+    /// Ask the router to map the listening ports (UPnP IGD).
+    pub port_mapping: bool,
+    /// Relays to keep a slot on whatever AutoNAT says (full addresses ending in /p2p/<id>).
+    pub relays: Vec<Multiaddr>,
+    /// The relay service offered to others.
+    pub relay_service: RelayServiceSettings,
+    /// How long after start the first AutoNAT probe runs.
+    pub probe_delay: Duration,
+}
+
+impl Default for NatSettings {
+    fn default() -> Self {
+        Self {
+            port_mapping: true,
+            relays: Vec::new(),
+            relay_service: RelayServiceSettings::default(),
+            probe_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The bounded relay service (circuit relay v2) a reachable peer offers.
+#[derive(Debug, Clone)]
+pub struct RelayServiceSettings {
+    /// Offer it at all.
+    pub enabled: bool,
+    /// Peers holding a slot at once.
+    pub max_reservations: usize,
+    /// Circuits open at once.
+    pub max_circuits: usize,
+    /// Let circuits carry bulk data (a transfer whose peers cannot hole-punch).
+    pub bulk: bool,
+    /// Bytes one circuit may carry each way when bulk is allowed (0: no limit).
+    pub bulk_bytes: u64,
+    /// How long one circuit may stay open when bulk is allowed.
+    pub bulk_duration: Duration,
+}
+
+impl Default for RelayServiceSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            max_reservations: 128,
+            max_circuits: 16,
+            bulk: false,
+            bulk_bytes: 0,
+            bulk_duration: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl RelayServiceSettings {
+    /// The relay behaviour's configuration: small circuits unless bulk is allowed.
+    pub fn config(&self) -> libp2p::relay::Config {
+        let mut config = libp2p::relay::Config {
+            max_reservations: self.max_reservations,
+            max_circuits: self.max_circuits,
+            ..Default::default()
+        };
+        if self.bulk {
+            config.max_circuit_bytes = self.bulk_bytes;
+            config.max_circuit_duration = self.bulk_duration;
+        }
+        config
+    }
+}
+
+/// One open connection and its path.
+#[derive(Debug, Clone)]
+struct Link {
+    peer: PeerId,
+    path: ConnectionPath,
+    /// The relay, when relayed.
+    relay: Option<PeerId>,
+}
+
+#[derive(Debug)]
+struct State {
+    nat: NatState,
+    public_addrs: BTreeSet<Multiaddr>,
+    port_mapping: PortMappingState,
+    relayed_addrs: BTreeSet<Multiaddr>,
+    relay_service: RelayServiceView,
+    links: HashMap<ConnectionId, Link>,
+    /// What each relay said a circuit through it may carry, in bytes (`None`: no limit).
+    circuit_bytes: HashMap<PeerId, Option<u64>>,
+}
+
+/// The shared record; cheap to clone.
+#[derive(Clone)]
+pub struct Reachability {
+    state: Arc<RwLock<State>>,
+    /// Bumped on every change of a connection's path, so waiters wake.
+    changed: Arc<watch::Sender<u64>>,
+}
+
+impl Reachability {
+    /// A record for a peer that just started.
+    pub fn new(settings: &NatSettings) -> Self {
+        let state = State {
+            nat: NatState::Unknown,
+            public_addrs: BTreeSet::new(),
+            port_mapping: match settings.port_mapping {
+                true => PortMappingState::Searching,
+                false => PortMappingState::Off,
+            },
+            relayed_addrs: BTreeSet::new(),
+            relay_service: RelayServiceView {
+                enabled: settings.relay_service.enabled,
+                bulk: settings.relay_service.enabled && settings.relay_service.bulk,
+                reservations: 0,
+                circuits: 0,
+            },
+            links: HashMap::new(),
+            circuit_bytes: HashMap::new(),
+        };
+        Self {
+            state: Arc::new(RwLock::new(state)),
+            changed: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().expect("reachability lock")
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().expect("reachability lock")
+    }
+
+    /// What `status` shows.
+    pub fn view(&self) -> ReachabilityView {
+        let state = self.read();
+        ReachabilityView {
+            nat: state.nat,
+            public_addrs: state.public_addrs.iter().map(|a| a.to_string()).collect(),
+            port_mapping: state.port_mapping,
+            relayed_addrs: state.relayed_addrs.iter().map(|a| a.to_string()).collect(),
+            relay_service: state.relay_service.clone(),
+        }
+    }
+
+    /// What AutoNAT concluded.
+    pub fn nat(&self) -> NatState {
+        self.read().nat
+    }
+
+    /// AutoNAT changed its mind.
+    pub fn set_nat(&self, nat: NatState, public: Option<Multiaddr>) {
+        let mut state = self.write();
+        state.nat = nat;
+        if let Some(addr) = public {
+            state.public_addrs.insert(addr);
+        }
+    }
+
+    /// An address was confirmed reachable from outside, or stopped being.
+    pub fn public_addr(&self, addr: Multiaddr, reachable: bool) {
+        let mut state = self.write();
+        match reachable {
+            true => state.public_addrs.insert(addr),
+            false => state.public_addrs.remove(&addr),
+        };
+    }
+
+    /// The port mapping's new state.
+    pub fn set_port_mapping(&self, mapping: PortMappingState) {
+        self.write().port_mapping = mapping;
+    }
+
+    /// A relay now holds a slot at `addr` (or stopped holding it).
+    pub fn relayed_addr(&self, addr: Multiaddr, held: bool) {
+        let mut state = self.write();
+        match held {
+            true => state.relayed_addrs.insert(addr),
+            false => state.relayed_addrs.remove(&addr),
+        };
+    }
+
+    /// Relays holding a slot for this peer.
+    pub fn relays_held(&self) -> BTreeSet<PeerId> {
+        self.read()
+            .relayed_addrs
+            .iter()
+            .filter_map(relay_of)
+            .collect()
+    }
+
+    /// Counts of the relay service: a reservation or circuit opened (`+1`) or closed (`-1`).
+    pub fn relay_service_changed(&self, reservations: isize, circuits: isize) {
+        let mut state = self.write();
+        let service = &mut state.relay_service;
+        service.reservations = service.reservations.saturating_add_signed(reservations);
+        service.circuits = service.circuits.saturating_add_signed(circuits);
+    }
+
+    /// What a circuit through `relay` may carry, as the relay said.
+    pub fn circuit_limit(&self, relay: PeerId, bytes: Option<u64>) {
+        // A limit of 0 bytes is how a relay says "no limit".
+        let bytes = bytes.filter(|b| *b > 0);
+        self.write().circuit_bytes.insert(relay, bytes);
+    }
+
+    /// Bytes a circuit through `relay` may carry (`None`: no limit, or not known yet).
+    pub fn circuit_bytes(&self, relay: &PeerId) -> Option<u64> {
+        self.read().circuit_bytes.get(relay).copied().flatten()
+    }
+
+    /// A connection opened at `remote`.
+    pub fn opened(&self, connection: ConnectionId, peer: PeerId, remote: &Multiaddr) {
+        let relay = relay_of(remote);
+        let path = match relay {
+            Some(_) => ConnectionPath::Relayed,
+            None => ConnectionPath::Direct,
+        };
+        self.write()
+            .links
+            .insert(connection, Link { peer, path, relay });
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A connection was made by hole punching.
+    pub fn hole_punched(&self, connection: ConnectionId) {
+        if let Some(link) = self.write().links.get_mut(&connection) {
+            link.path = ConnectionPath::HolePunched;
+        }
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// A connection closed.
+    pub fn closed(&self, connection: ConnectionId) {
+        self.write().links.remove(&connection);
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The best open path to `peer` (direct, then hole-punched, then relayed) and its relay.
+    pub fn path_to(&self, peer: &PeerId) -> Option<(ConnectionPath, Option<PeerId>)> {
+        self.read()
+            .links
+            .values()
+            .filter(|l| l.peer == *peer)
+            .min_by_key(|l| l.path)
+            .map(|l| (l.path, l.relay))
+    }
+
+    /// The path of one open connection.
+    pub fn path_of(&self, connection: ConnectionId) -> Option<ConnectionPath> {
+        self.read().links.get(&connection).map(|l| l.path)
+    }
+
+    /// The relayed connections to `peer`.
+    pub fn relayed_to(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        self.read()
+            .links
+            .iter()
+            .filter(|(_, l)| l.peer == *peer && l.path == ConnectionPath::Relayed)
+            .map(|(c, _)| *c)
+            .collect()
+    }
+
+    /// Wakes whenever a connection opens, closes or is found hole-punched.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+}
+
+/// The relay's peer id in a relayed address (`…/p2p/<relay>/p2p-circuit…`).
+pub fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
+    let mut relay = None;
+    for protocol in addr.iter() {
+        match protocol {
+            Protocol::P2p(peer) => relay = Some(peer),
+            Protocol::P2pCircuit => return relay,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether `addr` goes through a relay.
+pub fn is_relayed(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::P2pCircuit))
+}
+
+/// Whether `ip` can be reached from the internet at large: not loopback,
+/// private, link-local, shared (carrier NAT), documentation, multicast or unspecified.
+/// AutoNAT trusts only such addresses, and so does the choice of relays.
+pub fn is_public_ip(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b & 0xfe) == 18)
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_addresses_are_told_from_private_ones() {
+        for ip in ["8.8.8.8", "60.1.0.10", "2a00:1450::1"] {
+            assert!(is_public_ip(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in [
+            "10.1.2.3",
+            "192.168.1.2",
+            "172.16.0.1",
+            "127.0.0.1",
+            "100.64.0.1",
+            "169.254.1.1",
+            "203.0.113.5",
+            "198.18.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(!is_public_ip(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn the_relay_is_read_from_a_relayed_address() {
+        let relay = PeerId::random();
+        let dest = PeerId::random();
+        let relayed: Multiaddr =
+            format!("/ip4/60.1.0.2/tcp/1100/p2p/{relay}/p2p-circuit/p2p/{dest}")
+                .parse()
+                .unwrap();
+        assert_eq!(relay_of(&relayed), Some(relay));
+        assert!(is_relayed(&relayed));
+        let direct: Multiaddr = format!("/ip4/60.1.0.2/tcp/1100/p2p/{dest}")
+            .parse()
+            .unwrap();
+        assert_eq!(relay_of(&direct), None);
+        assert!(!is_relayed(&direct));
+    }
+
+    #[test]
+    fn the_best_path_wins_and_relayed_connections_are_listed() {
+        let record = Reachability::new(&NatSettings::default());
+        let peer = PeerId::random();
+        let relay = PeerId::random();
+        let relayed: Multiaddr = format!("/ip4/60.1.0.2/tcp/1100/p2p/{relay}/p2p-circuit")
+            .parse()
+            .unwrap();
+        let (c1, c2) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        record.opened(c1, peer, &relayed);
+        assert_eq!(
+            record.path_to(&peer),
+            Some((ConnectionPath::Relayed, Some(relay)))
+        );
+        record.opened(c2, peer, &"/ip4/60.1.0.7/tcp/4000".parse().unwrap());
+        record.hole_punched(c2);
+        assert_eq!(
+            record.path_to(&peer),
+            Some((ConnectionPath::HolePunched, None))
+        );
+        assert_eq!(record.relayed_to(&peer), vec![c1]);
+        record.closed(c2);
+        record.closed(c1);
+        assert_eq!(record.path_to(&peer), None);
+    }
+
+    #[test]
+    fn a_zero_circuit_limit_means_none() {
+        let record = Reachability::new(&NatSettings::default());
+        let relay = PeerId::random();
+        record.circuit_limit(relay, Some(0));
+        assert_eq!(record.circuit_bytes(&relay), None);
+        record.circuit_limit(relay, Some(1 << 17));
+        assert_eq!(record.circuit_bytes(&relay), Some(1 << 17));
+    }
+}
