@@ -13,7 +13,9 @@ mod support;
 
 use std::process::Command;
 
-use support::{can_make_namespaces, s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB};
+use support::{
+    can_make_namespaces, run_client, s, same_bytes, wait_until, write_random, Daemon, Sandbox, MIB,
+};
 
 const WAIT: std::time::Duration = std::time::Duration::from_secs(90);
 
@@ -25,6 +27,9 @@ enum Router {
     PortPreserving,
     /// A new random source port per destination ("symmetric"): hole punching fails.
     Symmetric,
+    /// Port-preserving, and runs a UPnP IGD (miniupnpd) on its LAN side that
+    /// maps ports on request.
+    Upnp,
 }
 
 fn run(program: &str, args: &[&str]) {
@@ -48,10 +53,13 @@ fn nft(ns: &str, rule: &str) {
     run("ip", &["netns", "exec", ns, "nft", rule]);
 }
 
-/// The namespaces of one small internet; all deleted on drop, even after a failure.
+/// The namespaces of one small internet, and the router daemons in them;
+/// all ended (by PID) and deleted on drop, even after a failure.
 struct Internet {
     tag: String,
     namespaces: Vec<String>,
+    igds: Vec<std::process::Child>,
+    folder: tempfile::TempDir,
 }
 
 impl Internet {
@@ -64,6 +72,8 @@ impl Internet {
         let mut net = Self {
             tag,
             namespaces: Vec::new(),
+            igds: Vec::new(),
+            folder: tempfile::tempdir().expect("a folder for the routers"),
         };
         let wan = net.host("wan");
         ip(&["-n", &wan, "link", "add", "br0", "type", "bridge"]);
@@ -120,8 +130,69 @@ impl Internet {
                 ],
             );
             masquerade(&router, *kind);
+            if let Router::Upnp = kind {
+                let igd = net.start_igd(&router, n);
+                net.igds.push(igd);
+            }
         }
         net
+    }
+
+    /// Starts miniupnpd in `router` (home `n`), mapping ports for its LAN.
+    fn start_igd(&self, router: &str, n: usize) -> std::process::Child {
+        for rule in [
+            "add table inet upnp",
+            "add chain inet upnp forward { type filter hook forward priority 0 ; }",
+            "add chain inet upnp forward_upnp",
+            "add rule inet upnp forward jump forward_upnp",
+            "add chain inet upnp prerouting { type nat hook prerouting priority -100 ; }",
+            "add chain inet upnp prerouting_upnp",
+            "add rule inet upnp prerouting jump prerouting_upnp",
+            "add chain inet upnp postrouting { type nat hook postrouting priority 100 ; }",
+            "add chain inet upnp postrouting_upnp",
+            "add rule inet upnp postrouting jump postrouting_upnp",
+        ] {
+            nft(router, rule);
+        }
+        let dir = self.folder.path();
+        let config = dir.join(format!("miniupnpd{n}.conf"));
+        std::fs::write(
+            &config,
+            format!(
+                "ext_ifname=wan\nlistening_ip=lan\nhttp_port=0\nenable_upnp=yes\n\
+                 enable_natpmp=yes\nsecure_mode=yes\nsystem_uptime=yes\n\
+                 uuid=3d3cec3a-8cf0-11e0-98ee-00100000000{n}\n\
+                 upnp_table_name=upnp\nupnp_nat_table_name=upnp\n\
+                 upnp_forward_chain=forward_upnp\nupnp_nat_chain=prerouting_upnp\n\
+                 upnp_nat_postrouting_chain=postrouting_upnp\n\
+                 allow 1024-65535 192.168.{n}.0/24 1024-65535\n\
+                 deny 0-65535 0.0.0.0/0 0-65535\n"
+            ),
+        )
+        .expect("write the miniupnpd configuration");
+        let log = std::fs::File::create(dir.join(format!("miniupnpd{n}.log"))).expect("log");
+        Command::new("ip")
+            .args(["netns", "exec", router, "miniupnpd", "-d", "-f"])
+            .arg(&config)
+            .arg("-P")
+            .arg(dir.join(format!("miniupnpd{n}.pid")))
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start miniupnpd")
+    }
+
+    /// The port mappings (DNAT rules) the UPnP router of home `n` holds now.
+    fn mappings(&self, n: usize) -> usize {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(&format!("r{n}"))])
+            .args(["nft", "list", "chain", "inet", "upnp", "prerouting_upnp"])
+            .output()
+            .expect("list the mappings");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("dnat"))
+            .count()
     }
 
     /// A new namespace named after this test, with `lo` up.
@@ -160,7 +231,7 @@ fn masquerade(router: &str, kind: Router) {
         "add chain ip nat post { type nat hook postrouting priority 100 ; }",
     );
     let rule = match kind {
-        Router::PortPreserving => "add rule ip nat post oifname wan masquerade",
+        Router::PortPreserving | Router::Upnp => "add rule ip nat post oifname wan masquerade",
         Router::Symmetric => "add rule ip nat post oifname wan masquerade random",
     };
     nft(router, rule);
@@ -174,6 +245,11 @@ fn masquerade(router: &str, kind: Router) {
             router,
             &format!("add rule ip filter {hook} iifname wan ct state established,related accept"),
         );
+        // What a port mapping lets in.
+        nft(
+            router,
+            &format!("add rule ip filter {hook} iifname wan ct status dnat accept"),
+        );
         nft(
             router,
             &format!("add rule ip filter {hook} iifname wan drop"),
@@ -183,6 +259,10 @@ fn masquerade(router: &str, kind: Router) {
 
 impl Drop for Internet {
     fn drop(&mut self) {
+        for igd in &mut self.igds {
+            let _ = igd.kill();
+            let _ = igd.wait();
+        }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
         }
@@ -356,4 +436,157 @@ fn behind_a_symmetric_router_a_bulk_relay_carries_the_data() {
     assert_eq!(path["channel"], "stream", "{done}");
     assert_eq!(path["relay"], hub.peer_id().as_str(), "{done}");
     drop((hub, homes));
+}
+
+/// A router that maps ports on request (UPnP IGD): the peer behind it maps
+/// its port, is found public and is reached directly, with no relay and no
+/// hole punching; when it stops, the mapping goes.
+#[test]
+fn a_peer_behind_a_upnp_router_maps_its_port_and_is_reached_directly() {
+    if !can_make_namespaces() || !have_nft() || !have_miniupnpd() {
+        eprintln!("skipped: needs root, iproute2, nftables and miniupnpd");
+        return;
+    }
+    let net = Internet::new(&[Router::Upnp]);
+    let sandbox = Sandbox::new();
+    let song = sandbox.share_dir("h1").join("mapped song.flac");
+    write_random(&song, 5 * MIB + 1);
+    let (hub, mut homes) = hub_and_homes(&sandbox, &net, 1, &[]);
+    let h1 = &homes[0];
+    h1.wait_shared(1);
+
+    let status = wait_until("h1 to map its port and be found public", WAIT, || {
+        let status = h1.status();
+        let reach = &status["reachability"];
+        (reach["port_mapping"] == "mapped" && reach["nat"] == "public").then_some(status)
+    });
+    let reach = &status["reachability"];
+    assert!(
+        reach["public_addrs"]
+            .to_string()
+            .contains("/ip4/60.1.0.11/tcp/"),
+        "the mapped address is the router's: {reach}"
+    );
+    assert_eq!(reach["relayed_addrs"], serde_json::json!([]), "{reach}");
+    assert!(net.mappings(1) >= 1, "the router holds the mapping");
+
+    let hit = wait_until(
+        "the hub to find h1's song at its mapped address",
+        WAIT,
+        || {
+            let v = hub.cli_ok(&["search", "mapped song"]);
+            let hit = v["results"].as_array()?.first()?.clone();
+            let addrs = hit["sources"][0]["addrs"].to_string();
+            addrs.contains("/ip4/60.1.0.11/").then_some(hit)
+        },
+    );
+    assert_eq!(s(&hit["sources"][0], "peer_id"), h1.peer_id(), "{hit}");
+    let id = hub.start_download(&["mapped song.flac"]);
+    let done = hub.wait_download_end(id);
+    assert_eq!(s(&done, "state"), "done", "{done}");
+    assert!(same_bytes(&song, &hub.downloads.join("mapped song.flac")));
+    assert_eq!(done["peers"][0]["path"]["connection"], "direct", "{done}");
+
+    homes[0].stop();
+    wait_until("the router to drop the mapping", WAIT, || {
+        (net.mappings(1) == 0).then_some(())
+    });
+    drop((hub, homes));
+}
+
+fn have_miniupnpd() -> bool {
+    Command::new("miniupnpd")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// With no index at all: the homes enter the DHT through the hub, find its
+/// relay there, announce their relayed addresses in their records, and the
+/// download is found through the DHT and hole-punched as with an index.
+#[test]
+fn with_no_index_the_dht_brings_peers_behind_routers_together() {
+    if !can_make_namespaces() || !have_nft() {
+        eprintln!("skipped: needs root, iproute2 and nftables");
+        return;
+    }
+    let net = Internet::new(&[Router::PortPreserving, Router::PortPreserving]);
+    let sandbox = Sandbox::new();
+    let film = sandbox.share_dir("h1").join("no index film.mkv");
+    write_random(&film, 12 * MIB + 7);
+    let dht = ["--no-index", "--no-mdns", "--source-patience", "3"];
+    let hub = Daemon::start_in(&sandbox, "hub", Some(&net.ns("hub")), &dht);
+    let status = hub.status();
+    let bootstrap = status["addrs"]
+        .as_array()
+        .expect("addrs")
+        .iter()
+        .filter_map(|a| a.as_str())
+        .find(|a| a.starts_with("/ip4/60.1.0.1/"))
+        .expect("the hub's public address")
+        .to_string();
+    let joined = [&dht[..], &["--bootstrap", bootstrap.as_str()]].concat();
+    let h1 = Daemon::start_in(&sandbox, "h1", Some(&net.ns("h1")), &joined);
+    let h2 = Daemon::start_in(&sandbox, "h2", Some(&net.ns("h2")), &joined);
+    h1.wait_shared(1);
+    let relayed = wait_relayed(&h1)["reachability"]["relayed_addrs"].to_string();
+    assert!(relayed.contains(&hub.peer_id()), "{relayed}");
+
+    let hit = wait_until("h2 to find the film through the DHT", WAIT, || {
+        let v = h2.cli_ok(&["search", "no index film"]);
+        v["results"].as_array()?.first().cloned()
+    });
+    assert_eq!(s(&hit["sources"][0], "peer_id"), h1.peer_id(), "{hit}");
+    assert_eq!(hit["sources"][0]["found_by"], serde_json::json!(["dht"]));
+
+    let id = h2.start_download(&["no index film.mkv"]);
+    let done = h2.wait_download_end(id);
+    assert_eq!(s(&done, "state"), "done", "{done}");
+    assert!(same_bytes(&film, &h2.downloads.join("no index film.mkv")));
+    assert_eq!(
+        done["peers"][0]["path"]["connection"], "hole_punched",
+        "{done}"
+    );
+    drop((hub, h1, h2));
+}
+
+/// `--relay ADDR` takes a slot on that relay whatever AutoNAT says (here on
+/// loopback, where AutoNAT never decides), and `status` shows the relayed address.
+#[test]
+fn a_named_relay_holds_a_slot_whatever_autonat_says() {
+    let sandbox = Sandbox::new();
+    let relay = Daemon::start(&sandbox, "relay", &[]);
+    let named = relay.addr();
+    let b = Daemon::start(&sandbox, "b", &["--relay", named.as_str()]);
+    let status = wait_until("b to hold a slot on the named relay", WAIT, || {
+        let status = b.status();
+        let held = status["reachability"]["relayed_addrs"].to_string();
+        held.contains(&relay.peer_id()).then_some(status)
+    });
+    assert_eq!(status["reachability"]["nat"], "unknown", "{status}");
+    let addrs = status["addrs"].to_string();
+    assert!(
+        addrs.contains("/p2p-circuit/p2p/"),
+        "status lists it: {addrs}"
+    );
+    let service = wait_until("the relay to count the slot", WAIT, || {
+        let service = relay.status()["reachability"]["relay_service"].clone();
+        (service["reservations"] == 1).then_some(service)
+    });
+    assert_eq!(service["enabled"], true, "{service}");
+
+    let refused = run_client(&[
+        "up".as_ref(),
+        "--relay".as_ref(),
+        "/ip4/127.0.0.1/tcp/1".as_ref(),
+        "--no-index".as_ref(),
+        "--data-dir".as_ref(),
+        sandbox.dir("c").as_os_str(),
+    ]);
+    assert!(!refused.ok, "a relay without its peer id is refused");
+    let message = &refused.stderr;
+    assert!(
+        message.contains("--relay") && message.contains("/p2p/"),
+        "{message}"
+    );
 }

@@ -212,6 +212,10 @@ enum Command {
     },
     /// Takes slots on relays, if this peer wants more.
     ReserveRelays,
+    /// A relay that refused or dropped this peer's slot may be tried again.
+    RelayRested {
+        relay: PeerId,
+    },
 }
 
 /// A transfer waiting for the best path to its peer.
@@ -525,7 +529,8 @@ impl Host {
         self.send(Command::AddDhtPeers { addrs }).await
     }
 
-    /// The addresses this peer listens on, without the `/p2p/<id>` suffix.
+    /// The addresses this peer can be reached at, without the `/p2p/<id>`
+    /// suffix: where it listens, relayed addresses and public ones found for it.
     pub fn listen_addrs(&self) -> Vec<Multiaddr> {
         self.listen_addrs.borrow().clone()
     }
@@ -926,6 +931,10 @@ impl EventLoop {
                 self.settle_path_waits();
             }
             Command::ReserveRelays => self.reserve_relays(),
+            Command::RelayRested { relay } => {
+                self.resting_relays.remove(&relay);
+                self.reserve_relays();
+            }
         }
     }
 
@@ -987,13 +996,18 @@ impl EventLoop {
             if self.relay_listeners.contains_key(&relay) || self.resting_relays.contains(&relay) {
                 continue;
             }
-            let circuit = addr.with(Protocol::P2p(relay)).with(Protocol::P2pCircuit);
+            let circuit = without_peer(addr)
+                .with(Protocol::P2p(relay))
+                .with(Protocol::P2pCircuit);
             match self.swarm.listen_on(circuit.clone()) {
                 Ok(listener) => {
                     tracing::info!(%relay, "asking a relay for a slot");
                     self.relay_listeners.insert(relay, listener);
                 }
-                Err(e) => tracing::warn!(%circuit, "cannot ask a relay for a slot: {e}"),
+                Err(e) => {
+                    tracing::warn!(%circuit, "cannot ask a relay for a slot: {e:?}");
+                    self.rest_relay(relay);
+                }
             }
         }
     }
@@ -1009,10 +1023,16 @@ impl EventLoop {
             return;
         };
         self.relay_listeners.remove(&relay);
-        self.resting_relays.insert(relay);
         tracing::info!(%relay, "a relay no longer holds a slot for this peer");
-        self.send_later(RELAY_RETRY, Command::ReserveRelays);
+        self.rest_relay(relay);
         self.reserve_relays();
+    }
+
+    /// Leaves `relay` alone for [`RELAY_RETRY`].
+    fn rest_relay(&mut self, relay: PeerId) {
+        if self.resting_relays.insert(relay) {
+            self.send_later(RELAY_RETRY, Command::RelayRested { relay });
+        }
     }
 
     /// AutoNAT changed its mind about this peer.
@@ -1026,6 +1046,9 @@ impl EventLoop {
             autonat::NatStatus::Unknown => (NatState::Unknown, None),
         };
         tracing::info!(?nat, "reachability changed");
+        if let Some(addr) = &public {
+            self.announce_addr(addr.clone());
+        }
         self.reachability.set_nat(nat, public);
         if nat == NatState::Public {
             self.release_found_relays();
@@ -1104,10 +1127,12 @@ impl EventLoop {
         match event {
             upnp::Event::NewExternalAddr { external_addr, .. } => {
                 tracing::info!(%external_addr, "the router mapped a port");
+                self.announce_addr(external_addr.clone());
                 self.reachability.public_addr(external_addr, true);
                 self.reachability.set_port_mapping(PortMappingState::Mapped);
             }
             upnp::Event::ExpiredExternalAddr { external_addr, .. } => {
+                self.forget_listen_addr(&external_addr);
                 self.reachability.public_addr(external_addr, false);
             }
             upnp::Event::GatewayNotFound => {
@@ -1126,8 +1151,10 @@ impl EventLoop {
             SwarmEvent::NewListenAddr { address, .. } if is_relayed(&address) => {
                 tracing::info!(%address, "reachable through a relay");
                 self.reachability.relayed_addr(address.clone(), true);
-                self.swarm.add_external_address(address.clone());
-                self.listen_addrs.send_modify(|addrs| addrs.push(address));
+                self.announce_addr(address);
+                // The DHT records must carry the new address, or peers that
+                // find this one there cannot reach it.
+                self.send_later(REANNOUNCE_DELAY, Command::AnnounceAll);
             }
             SwarmEvent::ListenerClosed {
                 listener_id,
@@ -1233,7 +1260,20 @@ impl EventLoop {
         });
     }
 
-    /// An address this peer no longer listens on.
+    /// An address others can reach this peer at (through a relay, a mapped
+    /// port, one dialled back) joins the addresses it tells the index and the DHT.
+    fn announce_addr(&mut self, address: Multiaddr) {
+        self.swarm.add_external_address(address.clone());
+        self.listen_addrs.send_if_modified(|addrs| {
+            let new = !addrs.contains(&address);
+            if new {
+                addrs.push(address);
+            }
+            new
+        });
+    }
+
+    /// An address this peer no longer listens on (or is no longer reached at).
     fn forget_listen_addr(&mut self, address: &Multiaddr) {
         self.swarm.remove_external_address(address);
         if is_relayed(address) {
@@ -1699,6 +1739,14 @@ fn outbound_failure(peer: PeerId, error: request_response::OutboundFailure) -> N
         }
         _ => NodeError::PeerUnreachable(format!("{peer}: {error}")),
     }
+}
+
+/// `addr` without a trailing `/p2p/<id>`.
+fn without_peer(mut addr: Multiaddr) -> Multiaddr {
+    if let Some(Protocol::P2p(_)) = addr.iter().last() {
+        addr.pop();
+    }
+    addr
 }
 
 /// The address that tells a connection's path: the one dialled, or for an
