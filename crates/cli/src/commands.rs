@@ -8,16 +8,17 @@ use peershare_index::users::UsersList;
 use peershare_node::discovery::search::Merged;
 use peershare_node::share::RescanReport;
 use peershare_node::views::{
-    BrowseView, ConnectionPath, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy,
-    GetRequest, LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, NatState, Origin,
-    PeersView, PendingRequest, Policy, PolicyChange, PortMappingState, ReachabilityView,
-    RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
+    BrowseView, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest,
+    LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, NatState, Origin, PeersView,
+    PendingRequest, Policy, PolicyChange, PortMappingState, ReachabilityView, RequestAnswer,
+    SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
 };
 use serde_json::{json, Value};
 
 use crate::args::{parse_bytes, parse_rate, AccountArgs, Cli, Command, SearchArgs, SharesAction};
 use crate::client::DaemonClient;
 use crate::messages;
+use crate::output::connection_path;
 use crate::output::{human_bytes, human_duration, print_json_or, utc_time, who};
 use crate::transfers::{self, GetOptions};
 
@@ -568,15 +569,6 @@ async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
         }
         out.trim_end().to_string()
     })
-}
-
-/// How a connection reaches its peer, in a word.
-pub fn connection_path(path: ConnectionPath) -> &'static str {
-    match path {
-        ConnectionPath::Direct => "direct",
-        ConnectionPath::HolePunched => "hole-punched",
-        ConnectionPath::Relayed => "relayed",
-    }
 }
 
 async fn audit(cli: &Cli, client: &DaemonClient, limit: u32, offset: u32) -> Result<()> {

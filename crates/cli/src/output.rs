@@ -2,6 +2,7 @@
 //! small formats every command shares (sizes, who a peer is).
 
 use anyhow::Result;
+use peershare_node::views::ConnectionPath;
 use serde::Serialize;
 
 use crate::args::Cli;
@@ -47,6 +48,15 @@ pub fn utc_time(ms: i64) -> String {
         .ok()
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_else(|| format!("{ms} ms"))
+}
+
+/// How a connection reaches its peer, in a word.
+pub fn connection_path(path: ConnectionPath) -> &'static str {
+    match path {
+        ConnectionPath::Direct => "direct",
+        ConnectionPath::HolePunched => "hole-punched",
+        ConnectionPath::Relayed => "relayed",
+    }
 }
 
 #[cfg(test)]

@@ -10,13 +10,13 @@ use anyhow::{bail, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use peershare_node::views::{
-    CleanReport, DownloadState, DownloadView, EventKind, GetAnswer, GetRequest, SourceFound,
-    SourcePhase, SourceView, UploadView,
+    CleanReport, DataChannel, DataPath, DownloadState, DownloadView, EventKind, GetAnswer,
+    GetRequest, SourceFound, SourcePhase, SourceView, UploadView,
 };
 
 use crate::args::{parse_rate, Cli, DownloadAction};
 use crate::client::{DaemonClient, EventStream};
-use crate::output::{human_bytes, human_duration, print_json_or, who};
+use crate::output::{connection_path, human_bytes, human_duration, print_json_or, who};
 
 /// How `get` was asked to behave.
 pub struct GetOptions {
@@ -396,10 +396,26 @@ fn source_line(peer: &SourceView) -> String {
     if peer.rate_bytes_per_sec > 0 {
         line += &format!(" at {}/s", human_bytes(peer.rate_bytes_per_sec));
     }
+    if let Some(path) = &peer.path {
+        line += &format!(", {}", data_path(path));
+    }
     if let Some(note) = &peer.note {
         line += &format!(" ({note})");
     }
     line
+}
+
+/// How a transfer's data travels, in a few words: "hole-punched, stream".
+fn data_path(path: &DataPath) -> String {
+    let channel = match path.channel {
+        DataChannel::Tcp => "data connection",
+        DataChannel::Stream => "stream",
+    };
+    let mut text = format!("{} {channel}", connection_path(path.connection));
+    if let Some(relay) = &path.relay {
+        text += &format!(" via relay {relay}");
+    }
+    text
 }
 
 fn percent(d: &DownloadView) -> f64 {
@@ -480,8 +496,8 @@ pub async fn uploads(cli: &Cli, client: &DaemonClient) -> Result<()> {
             return "nobody is downloading from you".into();
         }
         let mut out = format!(
-            "{:>6}  {:>10}  {:>11}  {:<40}  TO\n",
-            "DONE", "SIZE", "RATE", "NAME"
+            "{:>6}  {:>10}  {:>11}  {:<40}  {:<20}  TO\n",
+            "DONE", "SIZE", "RATE", "NAME", "PATH"
         );
         for u in &list {
             let done = match u.size {
@@ -489,11 +505,12 @@ pub async fn uploads(cli: &Cli, client: &DaemonClient) -> Result<()> {
                 size => u.sent_bytes as f64 * 100.0 / size as f64,
             };
             out += &format!(
-                "{:>5.1}%  {:>10}  {:>11}  {:<40}  {}\n",
+                "{:>5.1}%  {:>10}  {:>11}  {:<40}  {:<20}  {}\n",
                 done.min(100.0),
                 human_bytes(u.size),
                 format!("{}/s", human_bytes(u.rate_bytes_per_sec)),
                 u.name,
+                u.path.as_ref().map_or("-".to_string(), data_path),
                 who(u.user.as_deref(), &u.peer)
             );
         }

@@ -329,12 +329,16 @@ fn wait_search_through_relay(d: &Daemon, words: &str, holder: &str) {
         addrs.contains("p2p-circuit").then_some(hit)
     });
     assert_eq!(s(&hit["sources"][0], "peer_id"), holder, "{hit}");
+    let doubled = format!("{holder}/p2p/{holder}");
+    assert!(
+        !hit.to_string().contains(&doubled),
+        "an address names its peer once: {hit}"
+    );
 }
 
 #[test]
 fn peers_behind_port_preserving_routers_hole_punch_and_download_directly() {
-    if !can_make_namespaces() || !have_nft() {
-        eprintln!("skipped: needs root, iproute2 and nftables");
+    if !routers_available() {
         return;
     }
     let net = Internet::new(&[Router::PortPreserving, Router::PortPreserving]);
@@ -377,26 +381,45 @@ fn peers_behind_port_preserving_routers_hole_punch_and_download_directly() {
     drop((hub, homes));
 }
 
+/// Homes behind a port-preserving and a symmetric router (hole punching
+/// cannot join them), h1 sharing "far away.mkv" of `size` bytes and h2
+/// finding it at h1's relayed address. Drop the daemons before the internet.
+fn far_away_film(
+    sandbox: &Sandbox,
+    hub_extra: &[&str],
+    size: u64,
+) -> (Internet, Daemon, Vec<Daemon>, std::path::PathBuf) {
+    let net = Internet::new(&[Router::PortPreserving, Router::Symmetric]);
+    let film = sandbox.share_dir("h1").join("far away.mkv");
+    write_random(&film, size);
+    let (hub, homes) = hub_and_homes(sandbox, &net, 2, hub_extra);
+    homes[0].wait_shared(1);
+    wait_relayed(&homes[0]);
+    wait_search_through_relay(&homes[1], "far away", &homes[0].peer_id());
+    (net, hub, homes, film)
+}
+
+/// Whether this machine can build the namespaces and routers (root, iproute2, nftables).
+fn routers_available() -> bool {
+    let available = can_make_namespaces() && have_nft();
+    if !available {
+        eprintln!("skipped: needs root, iproute2 and nftables");
+    }
+    available
+}
+
 /// A symmetric router picks a new port for every destination, so hole
 /// punching cannot work and only the relay joins the two homes. A relay with
 /// small circuits (the default) does not carry the file: the download fails
 /// at once with the reason, rather than stalling.
 #[test]
 fn behind_a_symmetric_router_a_small_relay_refuses_the_data_with_a_reason() {
-    if !can_make_namespaces() || !have_nft() {
-        eprintln!("skipped: needs root, iproute2 and nftables");
+    if !routers_available() {
         return;
     }
-    let net = Internet::new(&[Router::PortPreserving, Router::Symmetric]);
     let sandbox = Sandbox::new();
-    let film = sandbox.share_dir("h1").join("far away.mkv");
-    write_random(&film, 4 * MIB);
-    let (hub, homes) = hub_and_homes(&sandbox, &net, 2, &[]);
-    let (h1, h2) = (&homes[0], &homes[1]);
-    h1.wait_shared(1);
-    wait_relayed(h1);
-    wait_search_through_relay(h2, "far away", &h1.peer_id());
-
+    let (_net, hub, homes, _film) = far_away_film(&sandbox, &[], 4 * MIB);
+    let h2 = &homes[1];
     let id = h2.start_download(&["far away.mkv"]);
     let ended = h2.wait_download_end(id);
     assert_ne!(s(&ended, "state"), "done", "{ended}");
@@ -413,20 +436,12 @@ fn behind_a_symmetric_router_a_small_relay_refuses_the_data_with_a_reason() {
 /// through the relay, and both ends say so.
 #[test]
 fn behind_a_symmetric_router_a_bulk_relay_carries_the_data() {
-    if !can_make_namespaces() || !have_nft() {
-        eprintln!("skipped: needs root, iproute2 and nftables");
+    if !routers_available() {
         return;
     }
-    let net = Internet::new(&[Router::PortPreserving, Router::Symmetric]);
     let sandbox = Sandbox::new();
-    let film = sandbox.share_dir("h1").join("far away.mkv");
-    write_random(&film, 6 * MIB + 5);
-    let (hub, homes) = hub_and_homes(&sandbox, &net, 2, &["--relay-bulk"]);
-    let (h1, h2) = (&homes[0], &homes[1]);
-    h1.wait_shared(1);
-    wait_relayed(h1);
-    wait_search_through_relay(h2, "far away", &h1.peer_id());
-
+    let (_net, hub, homes, film) = far_away_film(&sandbox, &["--relay-bulk"], 6 * MIB + 5);
+    let h2 = &homes[1];
     let id = h2.start_download(&["far away.mkv"]);
     let done = h2.wait_download_end(id);
     assert_eq!(s(&done, "state"), "done", "{done}");
@@ -506,8 +521,7 @@ fn have_miniupnpd() -> bool {
 /// download is found through the DHT and hole-punched as with an index.
 #[test]
 fn with_no_index_the_dht_brings_peers_behind_routers_together() {
-    if !can_make_namespaces() || !have_nft() {
-        eprintln!("skipped: needs root, iproute2 and nftables");
+    if !routers_available() {
         return;
     }
     let net = Internet::new(&[Router::PortPreserving, Router::PortPreserving]);

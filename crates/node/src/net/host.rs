@@ -1149,6 +1149,8 @@ impl EventLoop {
     fn on_swarm_event(&mut self, event: SwarmEvent<PeerBehaviourEvent>) {
         match event {
             SwarmEvent::NewListenAddr { address, .. } if is_relayed(&address) => {
+                // Kept, like every address here, without this peer's own id.
+                let address = without_peer(address);
                 tracing::info!(%address, "reachable through a relay");
                 self.reachability.relayed_addr(address.clone(), true);
                 self.announce_addr(address);
@@ -1162,7 +1164,7 @@ impl EventLoop {
                 ..
             } => {
                 for address in addresses {
-                    self.forget_listen_addr(&address);
+                    self.forget_listen_addr(&without_peer(address));
                 }
                 self.on_relay_listener_closed(listener_id);
             }
@@ -1176,7 +1178,9 @@ impl EventLoop {
                 }
                 self.listen_addrs.send_modify(|addrs| addrs.push(address));
             }
-            SwarmEvent::ExpiredListenAddr { address, .. } => self.forget_listen_addr(&address),
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.forget_listen_addr(&without_peer(address))
+            }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
                 connection_id,

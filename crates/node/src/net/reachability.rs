@@ -11,7 +11,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
@@ -24,6 +24,10 @@ use crate::views::{
 
 /// Relays a peer behind a NAT keeps a slot on at once.
 pub const WANTED_RELAYS: usize = 2;
+/// How long a data port found closed is not tried again.
+pub const CLOSED_DATA_PORT_MEMORY: Duration = Duration::from_secs(600);
+/// Peers remembered with a closed data port, at most.
+const MAX_CLOSED_DATA_PORTS: usize = 4096;
 
 /// How this peer deals with NATs.
 #[derive(Debug, Clone)]
@@ -114,6 +118,8 @@ struct State {
     links: HashMap<ConnectionId, Link>,
     /// What each relay said a circuit through it may carry, in bytes (`None`: no limit).
     circuit_bytes: HashMap<PeerId, Option<u64>>,
+    /// Peers whose data port could not be reached, and when.
+    closed_data_ports: HashMap<PeerId, Instant>,
 }
 
 /// The shared record; cheap to clone.
@@ -143,6 +149,7 @@ impl Reachability {
             },
             links: HashMap::new(),
             circuit_bytes: HashMap::new(),
+            closed_data_ports: HashMap::new(),
         };
         Self {
             state: Arc::new(RwLock::new(state)),
@@ -234,6 +241,27 @@ impl Reachability {
     /// Bytes a circuit through `relay` may carry (`None`: no limit, or not known yet).
     pub fn circuit_bytes(&self, relay: &PeerId) -> Option<u64> {
         self.read().circuit_bytes.get(relay).copied().flatten()
+    }
+
+    /// `peer`'s data port could not be reached: transfers from it go
+    /// straight to a data stream for [`CLOSED_DATA_PORT_MEMORY`].
+    pub fn data_port_closed(&self, peer: PeerId) {
+        let mut state = self.write();
+        let now = Instant::now();
+        state
+            .closed_data_ports
+            .retain(|_, at| now.duration_since(*at) < CLOSED_DATA_PORT_MEMORY);
+        if state.closed_data_ports.len() < MAX_CLOSED_DATA_PORTS {
+            state.closed_data_ports.insert(peer, now);
+        }
+    }
+
+    /// Whether `peer`'s data port was found closed lately.
+    pub fn is_data_port_closed(&self, peer: &PeerId) -> bool {
+        self.read()
+            .closed_data_ports
+            .get(peer)
+            .is_some_and(|at| at.elapsed() < CLOSED_DATA_PORT_MEMORY)
     }
 
     /// A connection opened at `remote`.
@@ -414,6 +442,15 @@ mod tests {
         record.closed(c2);
         record.closed(c1);
         assert_eq!(record.path_to(&peer), None);
+    }
+
+    #[test]
+    fn a_closed_data_port_is_remembered_for_its_peer_only() {
+        let record = Reachability::new(&NatSettings::default());
+        let (closed, other) = (PeerId::random(), PeerId::random());
+        record.data_port_closed(closed);
+        assert!(record.is_data_port_closed(&closed));
+        assert!(!record.is_data_port_closed(&other));
     }
 
     #[test]

@@ -458,7 +458,9 @@ async fn reach_source(
     ip: Option<std::net::IpAddr>,
     grant: &Grant,
 ) -> Result<(DataStream, DataPath), Failure> {
-    let direct = matches!(answered_on, None | Some(ConnectionPath::Direct));
+    let reachability = task.host.reachability();
+    let direct = matches!(answered_on, None | Some(ConnectionPath::Direct))
+        && !reachability.is_data_port_closed(&task.peer);
     if let (true, Some(ip)) = (direct, ip) {
         let addr = SocketAddr::new(ip, grant.data_port);
         let patience = DIRECT_DATA_PATIENCE.min(task.patience.step);
@@ -477,6 +479,7 @@ async fn reach_source(
                 "the data connection did not open in time; trying a data stream instead"
             ),
         }
+        reachability.data_port_closed(task.peer);
     }
     let (stream, connection, relay) = task.host.open_data_stream(task.peer, task.size).await?;
     let path = DataPath {

@@ -47,6 +47,8 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// Data streams that have not presented a valid ticket yet, at most, over
 /// every peer: each holds a task until its ticket arrives or times out.
 const UNPROVEN_STREAMS: usize = 64;
+/// The same, for one peer: one peer cannot take every place.
+const UNPROVEN_STREAMS_PER_PEER: usize = 4;
 /// How long an upload waits for the next request before giving up.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Requests read ahead of their answers (each is a few bytes).
@@ -104,9 +106,9 @@ pub async fn serve_streams(
 ) {
     use futures::StreamExt;
     use tokio_util::compat::FuturesAsyncReadCompatExt;
-    let unproven = Arc::new(tokio::sync::Semaphore::new(UNPROVEN_STREAMS));
+    let unproven = UnprovenStreams::default();
     while let Some((peer, stream)) = incoming.next().await {
-        let Ok(permit) = unproven.clone().try_acquire_owned() else {
+        let Some(permit) = unproven.admit(peer) else {
             tracing::info!(%peer, "too many data streams without a ticket; dropping one");
             continue;
         };
@@ -126,6 +128,45 @@ pub async fn serve_streams(
                 Err(e) => tracing::info!(%peer, "upload over a data stream ended: {e}"),
             }
         });
+    }
+}
+
+/// Data streams that have not shown a valid ticket yet, counted in total and per peer.
+#[derive(Clone, Default)]
+struct UnprovenStreams(Arc<Mutex<HashMap<PeerId, usize>>>);
+
+/// One admitted stream's place, given back when dropped.
+struct Unproven {
+    streams: UnprovenStreams,
+    peer: PeerId,
+}
+
+impl UnprovenStreams {
+    /// A place for one more stream from `peer`, unless the limits are reached.
+    fn admit(&self, peer: PeerId) -> Option<Unproven> {
+        let mut counts = self.0.lock().expect("unproven streams lock");
+        let total: usize = counts.values().sum();
+        let mine = counts.entry(peer).or_default();
+        if total >= UNPROVEN_STREAMS || *mine >= UNPROVEN_STREAMS_PER_PEER {
+            return None;
+        }
+        *mine += 1;
+        Some(Unproven {
+            streams: self.clone(),
+            peer,
+        })
+    }
+}
+
+impl Drop for Unproven {
+    fn drop(&mut self) {
+        let mut counts = self.streams.0.lock().expect("unproven streams lock");
+        if let Some(count) = counts.get_mut(&self.peer) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.peer);
+            }
+        }
     }
 }
 
@@ -567,5 +608,28 @@ mod tests {
         assert!(w.unanswered.is_empty() && w.withdrawn.is_empty());
         w.cancel(5);
         assert!(w.withdrawn.is_empty(), "nothing left to withdraw");
+    }
+
+    #[test]
+    fn unproven_streams_are_limited_per_peer_and_in_total() {
+        let streams = UnprovenStreams::default();
+        let greedy = PeerId::random();
+        let mut held: Vec<Unproven> = (0..UNPROVEN_STREAMS_PER_PEER)
+            .map(|_| streams.admit(greedy).expect("within the peer's share"))
+            .collect();
+        assert!(
+            streams.admit(greedy).is_none(),
+            "one peer gets only its share"
+        );
+        held.pop();
+        assert!(
+            streams.admit(greedy).is_some(),
+            "a place given back is free again"
+        );
+        let mut others = Vec::new();
+        while let Some(place) = streams.admit(PeerId::random()) {
+            others.push(place);
+        }
+        assert_eq!(others.len() + held.len(), UNPROVEN_STREAMS);
     }
 }
