@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
-use tokio::sync::watch;
 
 use crate::views::{
     ConnectionPath, NatState, PortMappingState, ReachabilityView, RelayServiceView,
@@ -126,8 +125,6 @@ struct State {
 #[derive(Clone)]
 pub struct Reachability {
     state: Arc<RwLock<State>>,
-    /// Bumped on every change of a connection's path, so waiters wake.
-    changed: Arc<watch::Sender<u64>>,
 }
 
 impl Reachability {
@@ -153,7 +150,6 @@ impl Reachability {
         };
         Self {
             state: Arc::new(RwLock::new(state)),
-            changed: Arc::new(watch::channel(0).0),
         }
     }
 
@@ -274,7 +270,6 @@ impl Reachability {
         self.write()
             .links
             .insert(connection, Link { peer, path, relay });
-        self.changed.send_modify(|n| *n += 1);
     }
 
     /// A connection was made by hole punching.
@@ -282,13 +277,11 @@ impl Reachability {
         if let Some(link) = self.write().links.get_mut(&connection) {
             link.path = ConnectionPath::HolePunched;
         }
-        self.changed.send_modify(|n| *n += 1);
     }
 
     /// A connection closed.
     pub fn closed(&self, connection: ConnectionId) {
         self.write().links.remove(&connection);
-        self.changed.send_modify(|n| *n += 1);
     }
 
     /// The best open path to `peer` (direct, then hole-punched, then relayed) and its relay.
@@ -314,11 +307,6 @@ impl Reachability {
             .filter(|(_, l)| l.peer == *peer && l.path == ConnectionPath::Relayed)
             .map(|(c, _)| *c)
             .collect()
-    }
-
-    /// Wakes whenever a connection opens, closes or is found hole-punched.
-    pub fn watch(&self) -> watch::Receiver<u64> {
-        self.changed.subscribe()
     }
 }
 
