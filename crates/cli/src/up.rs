@@ -235,7 +235,9 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
         // Host check assumes only local programs can reach it.
         anyhow::ensure!(
             config.api.ip().is_loopback(),
-            "--api {api} is not a loopback address: the local API listens on this machine              only (e.g. --api 127.0.0.1:1101); to use the web UI from other machines, use              --ui-listen HOST:PORT, which requires a UI password"
+            "--api {api} is not a loopback address: the local API listens on this machine \
+            only (e.g. --api 127.0.0.1:1101); to use the web UI from other machines, use \
+            --ui-listen HOST:PORT, which requires a UI password"
         );
     }
     if let Some(d) = &args.data_listen {

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use libp2p::kad::{self, store::MemoryStore, RecordKey};
 use libp2p::request_response::{self, cbor, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{identify, noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol};
+use libp2p::{identify, Multiaddr, PeerId, StreamProtocol};
 use peershare_core::wire::control::{
     BrowseRequest, BrowseResponse, SharedFileEntry, BROWSE_PROTOCOL, MAX_BROWSE_PAGE,
 };
@@ -24,7 +24,7 @@ use peershare_core::FileId;
 use peershare_node::net::host::IDENTIFY_VERSION;
 use peershare_node::net::kademlia::KAD_PROTOCOL;
 use serde::{Deserialize, Serialize};
-use support::{s, same_bytes, wait_until, write_random, Daemon, Sandbox, WAIT};
+use support::{s, same_bytes, test_swarm, wait_until, write_random, Daemon, Sandbox, WAIT};
 
 /// How a hostile peer answers a browse.
 #[derive(Debug, Clone, Copy)]
@@ -91,38 +91,26 @@ fn answer(how: Misbehaviour, request: &BrowseRequest) -> Answer {
 /// Runs a hostile peer that joins the DHT through `entry_peer`, announces
 /// itself as a provider of `word` and answers browse as `how` says.
 async fn hostile_peer(how: Misbehaviour, entry_peer: PeerId, entry_addr: Multiaddr, word: &str) {
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .expect("tcp transport")
-        .with_behaviour(|key| {
-            let peer_id = key.public().to_peer_id();
-            let mut kad = kad::Behaviour::with_config(
-                peer_id,
-                MemoryStore::new(peer_id),
-                kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
-            );
-            kad.set_mode(Some(kad::Mode::Server));
-            HostileBehaviour {
-                identify: identify::Behaviour::new(identify::Config::new(
-                    IDENTIFY_VERSION.into(),
-                    key.public(),
-                )),
-                kad,
-                browse: cbor::Behaviour::new(
-                    [(StreamProtocol::new(BROWSE_PROTOCOL), ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(600)),
-                ),
-            }
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
-        .build();
+    let mut swarm = test_swarm(libp2p::identity::Keypair::generate_ed25519(), |key| {
+        let peer_id = key.public().to_peer_id();
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            MemoryStore::new(peer_id),
+            kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+        );
+        kad.set_mode(Some(kad::Mode::Server));
+        HostileBehaviour {
+            identify: identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_VERSION.into(),
+                key.public(),
+            )),
+            kad,
+            browse: cbor::Behaviour::new(
+                [(StreamProtocol::new(BROWSE_PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(600)),
+            ),
+        }
+    });
     swarm
         .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("listen address"))
         .expect("listen");

@@ -16,34 +16,23 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, cbor, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, Swarm};
 use peershare_core::wire::message::{
     MessageRequest, MessageResponse, ENVELOPE_DOMAIN, MESSAGE_PROTOCOL,
 };
 use peershare_node::messaging::keys::{self, verify_card, MessageKeys};
 use peershare_node::messaging::seal::{self, Letter, LetterBody};
-use support::{s, Daemon, Sandbox};
+use support::{s, test_swarm, Daemon, Sandbox};
 
 type Client = Swarm<cbor::Behaviour<MessageRequest, MessageResponse>>;
 
 fn client(identity: Keypair) -> Client {
-    libp2p::SwarmBuilder::with_existing_identity(identity)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
+    test_swarm(identity, |_| {
+        cbor::Behaviour::new(
+            [(StreamProtocol::new(MESSAGE_PROTOCOL), ProtocolSupport::Full)],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
         )
-        .expect("tcp transport")
-        .with_behaviour(|_| {
-            cbor::Behaviour::new(
-                [(StreamProtocol::new(MESSAGE_PROTOCOL), ProtocolSupport::Full)],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(30)),
-            )
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
+    })
 }
 
 /// Sends one request and waits for its answer.

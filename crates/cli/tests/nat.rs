@@ -373,11 +373,49 @@ fn peers_behind_port_preserving_routers_hole_punch_and_download_directly() {
     assert!(same_bytes(&film, &h2.downloads.join("home movie.mkv")));
     let path = done["peers"][0]["path"].clone();
     assert_eq!(path["connection"], "hole_punched", "{done}");
-    assert_eq!(path["channel"], "stream", "{done}");
+    // The data connection itself got through both routers (a dial-back).
+    assert_eq!(path["channel"], "tcp", "{done}");
     assert!(path["relay"].is_null(), "{done}");
 
     let h1_seen = h2.known_peer(&h1.peer_id()).expect("h2 knows h1");
     assert_eq!(h1_seen["path"], "hole_punched", "{h1_seen}");
+    drop((hub, homes));
+}
+
+/// A public peer downloads from one behind a router, on the connection the
+/// latter opened to it: the data port cannot be reached from outside, so
+/// the sharer connects back from it at the downloader's asking, and the
+/// data travels on the data connection, not on a stream. Both ends say so.
+#[test]
+fn a_sharer_behind_a_router_connects_back_for_the_data() {
+    if !routers_available() {
+        return;
+    }
+    let net = Internet::new(&[Router::PortPreserving]);
+    let sandbox = Sandbox::new();
+    let talk = sandbox.share_dir("h1").join("long talk.ogg");
+    write_random(&talk, 16 * MIB + 7);
+    // Slow enough to see the upload while it runs.
+    let (hub, homes) = hub_and_homes(&sandbox, &net, 1, &["--max-download-rate", "6M"]);
+    let h1 = &homes[0];
+    h1.wait_shared(1);
+    wait_until("the hub to find h1's talk", WAIT, || {
+        let v = hub.cli_ok(&["search", "long talk"]);
+        v["results"].as_array()?.first().cloned()
+    });
+
+    let id = hub.start_download(&["long talk.ogg"]);
+    let upload = wait_until("h1 to list the hub's upload", WAIT, || {
+        h1.cli_ok(&["uploads"]).as_array()?.first().cloned()
+    });
+    assert_eq!(upload["path"]["connection"], "hole_punched", "{upload}");
+    assert_eq!(upload["path"]["channel"], "tcp", "{upload}");
+    let done = hub.wait_download_end(id);
+    assert_eq!(s(&done, "state"), "done", "{done}");
+    assert!(same_bytes(&talk, &hub.downloads.join("long talk.ogg")));
+    let path = done["peers"][0]["path"].clone();
+    assert_eq!(path["connection"], "hole_punched", "{done}");
+    assert_eq!(path["channel"], "tcp", "{done}");
     drop((hub, homes));
 }
 
@@ -500,7 +538,12 @@ fn a_peer_behind_a_upnp_router_maps_its_port_and_is_reached_directly() {
     let done = hub.wait_download_end(id);
     assert_eq!(s(&done, "state"), "done", "{done}");
     assert!(same_bytes(&song, &hub.downloads.join("mapped song.flac")));
-    assert_eq!(done["peers"][0]["path"]["connection"], "direct", "{done}");
+    let h1_seen = hub.known_peer(&h1.peer_id()).expect("the hub knows h1");
+    assert_eq!(h1_seen["path"], "direct", "{h1_seen}");
+    // Only the libp2p port is mapped: the data connection is made by a dial-back.
+    let path = done["peers"][0]["path"].clone();
+    assert_eq!(path["channel"], "tcp", "{done}");
+    assert!(path["relay"].is_null(), "{done}");
 
     homes[0].stop();
     wait_until("the router to drop the mapping", WAIT, || {

@@ -940,3 +940,24 @@ pub fn n(v: &Value, key: &str) -> u64 {
         .as_u64()
         .unwrap_or_else(|| panic!("no number {key:?} in {v}"))
 }
+
+/// A libp2p swarm of `identity` on TCP (noise, yamux), as the daemons run
+/// it, carrying `behaviour`: a peer that tests drive by hand.
+pub fn test_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    identity: libp2p::identity::Keypair,
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    use libp2p::{noise, tcp, yamux};
+    libp2p::SwarmBuilder::with_existing_identity(identity)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .expect("tcp transport")
+        .with_behaviour(behaviour)
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(600)))
+        .build()
+}

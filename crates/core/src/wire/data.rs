@@ -6,6 +6,10 @@
 //! then the body. The client opens with [`ClientFrame::Open`] carrying the
 //! ticket from a granted transfer request, then asks for the tree and for
 //! pieces, as many as it likes in flight; the server answers in order.
+//! On a data stream, the client may instead send one
+//! [`ClientFrame::DialBack`]: the server then opens the data connection
+//! itself, from its data port, so that both ends' routers see outgoing
+//! packets and let the connection through.
 //! Lengths are checked against per-kind limits before any body is read, so a
 //! hostile peer cannot make the other side allocate more than one piece.
 
@@ -34,6 +38,7 @@ const GET_TREE: u8 = 0x02;
 const GET_PIECE: u8 = 0x03;
 const WATCH_HAVES: u8 = 0x04;
 const CANCEL: u8 = 0x05;
+const DIAL_BACK: u8 = 0x06;
 const READY: u8 = 0x81;
 const TREE: u8 = 0x82;
 const PIECE: u8 = 0x83;
@@ -80,6 +85,7 @@ impl FrameHeader {
         let (min, max) = match kind {
             OPEN | GET_PIECE | CANCEL | SKIPPED => (8, 8),
             GET_TREE | WATCH_HAVES => (0, 0),
+            DIAL_BACK => (10, 10),
             READY => (48, 48),
             TREE => (8, (8 + MAX_LEAVES_PER_FRAME * LEAF_LEN) as u32),
             PIECE => (8, 8 + piece_len.min(MAX_PIECE_LEN) as u32),
@@ -148,6 +154,16 @@ pub enum ClientFrame {
         /// Piece index.
         index: u64,
     },
+    /// On a data stream only, instead of [`ClientFrame::Open`]: connect to
+    /// the data port of the downloader from your own, at the address of the
+    /// libp2p connection, while it connects to yours (a simultaneous open
+    /// that routers let through); the ticket is then presented there.
+    DialBack {
+        /// The ticket from `TransferResponse::Granted`, proving the grant.
+        ticket: u64,
+        /// The downloader's TCP port, connecting already.
+        port: u16,
+    },
 }
 
 impl ClientFrame {
@@ -159,6 +175,12 @@ impl ClientFrame {
             Self::GetPiece { index } => frame(GET_PIECE, &index.to_be_bytes()),
             Self::WatchHaves => frame(WATCH_HAVES, &[]),
             Self::Cancel { index } => frame(CANCEL, &index.to_be_bytes()),
+            Self::DialBack { ticket, port } => {
+                let mut body = [0u8; 10];
+                body[..8].copy_from_slice(&ticket.to_be_bytes());
+                body[8..].copy_from_slice(&port.to_be_bytes());
+                frame(DIAL_BACK, &body)
+            }
         }
     }
 
@@ -175,6 +197,10 @@ impl ClientFrame {
             WATCH_HAVES => Ok(Self::WatchHaves),
             CANCEL => Ok(Self::Cancel {
                 index: u64_at(body, 0),
+            }),
+            DIAL_BACK => Ok(Self::DialBack {
+                ticket: u64_at(body, 0),
+                port: u16::from_be_bytes([body[8], body[9]]),
             }),
             other => Err(WireError::UnknownKind(other)),
         }
@@ -387,6 +413,10 @@ mod tests {
             ClientFrame::GetPiece { index: u64::MAX },
             ClientFrame::WatchHaves,
             ClientFrame::Cancel { index: 7 },
+            ClientFrame::DialBack {
+                ticket: u64::MAX - 1,
+                port: 54_321,
+            },
         ] {
             let bytes = f.encode();
             let (h, body) = split(&bytes, 1 << 20).unwrap();
@@ -439,7 +469,7 @@ mod tests {
         /// Any body under a header that passes the limits decodes or errors, never panics.
         #[test]
         fn random_bodies_never_panic_a_decoder(
-            kind in proptest::sample::select(vec![OPEN, GET_TREE, GET_PIECE, WATCH_HAVES, CANCEL, READY, TREE, PIECE, ERROR, HAVE, HAVE_MORE, SKIPPED, 0x00, 0x7f, 0xff]),
+            kind in proptest::sample::select(vec![OPEN, GET_TREE, GET_PIECE, WATCH_HAVES, CANCEL, DIAL_BACK, READY, TREE, PIECE, ERROR, HAVE, HAVE_MORE, SKIPPED, 0x00, 0x7f, 0xff]),
             body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..2000),
         ) {
             let mut header = [0u8; HEADER_LEN];

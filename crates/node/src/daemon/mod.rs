@@ -260,7 +260,8 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         SocketAddr::new(ip, 0)
     });
     let data_listener = data_channel::bind(data_addr).await?;
-    let data_port = data_listener.local_addr()?.port();
+    let data_addr = data_listener.local_addr()?;
+    let data_port = data_addr.port();
     let book = PeerBook::default();
     let partials = PartialFiles::default();
     let roster = Roster::default();
@@ -291,6 +292,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     let uploads = ActiveUploads::new(bus.clone());
     let service = UploadService {
         tls: tls.clone(),
+        data_addr,
         gate: gate.clone(),
         rate: rate.clone(),
         uploads: uploads.clone(),

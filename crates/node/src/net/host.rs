@@ -434,7 +434,11 @@ impl Host {
             if let Some(limit) = self.reachability.circuit_bytes(&relay) {
                 if limit < bytes {
                     return Err(NodeError::PeerUnreachable(format!(
-                        "{peer} can be reached only through relay {relay}, whose circuits carry                          at most {limit} bytes, and hole punching did not make a direct                          connection (one side's router changes ports for every destination).                          A relay that allows bulk circuits (`--relay-bulk`), or a port mapped on                          either router, would carry it"
+                        "{peer} can be reached only through relay {relay}, whose circuits carry \
+                        at most {limit} bytes, and hole punching did not make a direct \
+                        connection (one side's router changes ports for every destination). \
+                        A relay that allows bulk circuits (`--relay-bulk`), or a port mapped on \
+                        either router, would carry it"
                     )));
                 }
             }

@@ -105,6 +105,8 @@ struct Link {
     path: ConnectionPath,
     /// The relay, when relayed.
     relay: Option<PeerId>,
+    /// The far end's address as this side sees it, when not relayed.
+    ip: Option<IpAddr>,
 }
 
 #[derive(Debug)]
@@ -263,13 +265,17 @@ impl Reachability {
     /// A connection opened at `remote`.
     pub fn opened(&self, connection: ConnectionId, peer: PeerId, remote: &Multiaddr) {
         let relay = relay_of(remote);
-        let path = match relay {
-            Some(_) => ConnectionPath::Relayed,
-            None => ConnectionPath::Direct,
+        let (path, ip) = match relay {
+            Some(_) => (ConnectionPath::Relayed, None),
+            None => (ConnectionPath::Direct, first_ip(remote)),
         };
-        self.write()
-            .links
-            .insert(connection, Link { peer, path, relay });
+        let link = Link {
+            peer,
+            path,
+            relay,
+            ip,
+        };
+        self.write().links.insert(connection, link);
     }
 
     /// A connection was made by hole punching.
@@ -294,6 +300,16 @@ impl Reachability {
             .map(|l| (l.path, l.relay))
     }
 
+    /// The address `peer` is seen at on a connection that is not relayed:
+    /// where a dial-back of the data connection may go, and nowhere else.
+    pub fn direct_ip(&self, peer: &PeerId) -> Option<IpAddr> {
+        self.read()
+            .links
+            .values()
+            .filter(|l| l.peer == *peer)
+            .find_map(|l| l.ip)
+    }
+
     /// The path of one open connection.
     pub fn path_of(&self, connection: ConnectionId) -> Option<ConnectionPath> {
         self.read().links.get(&connection).map(|l| l.path)
@@ -307,6 +323,14 @@ impl Reachability {
             .filter(|(_, l)| l.peer == *peer && l.path == ConnectionPath::Relayed)
             .map(|(c, _)| *c)
             .collect()
+    }
+}
+
+fn first_ip(addr: &Multiaddr) -> Option<IpAddr> {
+    match addr.iter().next()? {
+        Protocol::Ip4(ip) => Some(ip.into()),
+        Protocol::Ip6(ip) => Some(ip.into()),
+        _ => None,
     }
 }
 
@@ -420,14 +444,18 @@ mod tests {
             record.path_to(&peer),
             Some((ConnectionPath::Relayed, Some(relay)))
         );
+        // The relay's address is never where the peer itself is.
+        assert_eq!(record.direct_ip(&peer), None);
         record.opened(c2, peer, &"/ip4/60.1.0.7/tcp/4000".parse().unwrap());
         record.hole_punched(c2);
         assert_eq!(
             record.path_to(&peer),
             Some((ConnectionPath::HolePunched, None))
         );
+        assert_eq!(record.direct_ip(&peer), Some([60, 1, 0, 7].into()));
         assert_eq!(record.relayed_to(&peer), vec![c1]);
         record.closed(c2);
+        assert_eq!(record.direct_ip(&peer), None);
         record.closed(c1);
         assert_eq!(record.path_to(&peer), None);
     }

@@ -32,7 +32,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::assembly::PieceBuffer;
 use crate::net::host::{ip_of, Host};
-use crate::transfer::data_channel::{read_body, read_header, wire_error, DataStream, DataTls};
+use crate::transfer::data_channel::{
+    self, read_body, read_header, wire_error, write_frame, DataStream, DataTls,
+};
 use crate::transfer::rate_limit::RateLimit;
 use crate::views::{ConnectionPath, DataChannel, DataPath};
 use crate::NodeError;
@@ -51,6 +53,10 @@ const READ_BUFFER: usize = 64 * 1024;
 /// How long a direct data connection may take to open before the transfer
 /// tries a data stream on the libp2p connection instead.
 const DIRECT_DATA_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a data port may take to answer before the downloader asks the
+/// sharer to connect back at the same time (a reachable port answers
+/// within a round trip; a router in front of it never does).
+const DIAL_BACK_AFTER: Duration = Duration::from_millis(500);
 
 /// The time limits a source keeps to.
 #[derive(Debug, Clone, Copy)]
@@ -447,11 +453,13 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Fai
     Ok((opened.stream, opened.layout))
 }
 
-/// Opens the data connection when the sharer answered on a direct
-/// connection and its data port can be reached (within
-/// [`DIRECT_DATA_PATIENCE`]); otherwise, or when that fails (a NAT, a
-/// firewall), a data stream on the libp2p connection, which the host puts
-/// on the best path it has. docs/PROTOCOL.md tells the whole choice.
+/// Opens the data connection when the sharer answered on a connection
+/// that is not relayed and its data port can be reached, by a plain
+/// connect or with the sharer connecting back at the same time (within
+/// [`DIRECT_DATA_PATIENCE`]); otherwise, or when that fails (a router that
+/// changes ports, a firewall), a data stream on the libp2p connection,
+/// which the host puts on the best path it has. docs/PROTOCOL.md tells the
+/// whole choice.
 async fn reach_source(
     task: &SourceTask,
     answered_on: Option<ConnectionPath>,
@@ -459,15 +467,17 @@ async fn reach_source(
     grant: &Grant,
 ) -> Result<(DataStream, DataPath), Failure> {
     let reachability = task.host.reachability();
-    let direct = matches!(answered_on, None | Some(ConnectionPath::Direct))
-        && !reachability.is_data_port_closed(&task.peer);
-    if let (true, Some(ip)) = (direct, ip) {
+    let not_relayed = !matches!(answered_on, Some(ConnectionPath::Relayed));
+    let worth_trying = not_relayed && !reachability.is_data_port_closed(&task.peer);
+    if let (true, Some(ip)) = (worth_trying, ip) {
         let addr = SocketAddr::new(ip, grant.data_port);
         let patience = DIRECT_DATA_PATIENCE.min(task.patience.step);
-        match tokio::time::timeout(patience, task.tls.connect(addr, task.peer)).await {
-            Ok(Ok(stream)) => {
+        let behind_router = answered_on == Some(ConnectionPath::HolePunched);
+        let connecting = connect_data(task, addr, grant.ticket, behind_router);
+        match tokio::time::timeout(patience, connecting).await {
+            Ok(Ok((stream, connection))) => {
                 let path = DataPath {
-                    connection: ConnectionPath::Direct,
+                    connection,
                     channel: DataChannel::Tcp,
                     relay: None,
                 };
@@ -488,6 +498,58 @@ async fn reach_source(
         relay: relay.map(|r| r.to_string()),
     };
     Ok((stream, path))
+}
+
+/// Connects to the sharer's data port at `addr`. When it does not answer
+/// within [`DIAL_BACK_AFTER`], or at once when the libp2p connection had to
+/// be hole-punched (`behind_router`), it asks the sharer to connect back
+/// while it keeps connecting: each router then lets the other side's
+/// packets in. Says whether the connection needed that.
+async fn connect_data(
+    task: &SourceTask,
+    addr: SocketAddr,
+    ticket: u64,
+    behind_router: bool,
+) -> Result<(DataStream, ConnectionPath), NodeError> {
+    let cannot = |e: std::io::Error| {
+        NodeError::Transfer(format!("cannot open a data connection to {addr}: {e}"))
+    };
+    let local = data_channel::fresh_local_port(addr).map_err(cannot)?;
+    let connecting = data_channel::connect_from(local, addr, DIRECT_DATA_PATIENCE, || false);
+    tokio::pin!(connecting);
+    let wait = match behind_router {
+        true => Duration::ZERO,
+        false => DIAL_BACK_AFTER,
+    };
+    let (tcp, connection) = match tokio::time::timeout(wait, &mut connecting).await {
+        Ok(done) => (done.map_err(cannot)?, ConnectionPath::Direct),
+        Err(_) => {
+            // Held open until the connection forms: the sharer stops trying when it closes.
+            let _asked = match ask_dial_back(task, ticket, local.port()).await {
+                Ok(stream) => Some(stream),
+                Err(e) => {
+                    tracing::info!(peer = %task.peer, "cannot ask for a dial-back: {e}");
+                    None
+                }
+            };
+            (
+                connecting.await.map_err(cannot)?,
+                ConnectionPath::HolePunched,
+            )
+        }
+    };
+    Ok((task.tls.client(tcp, task.peer).await?, connection))
+}
+
+/// Asks the sharer, on a data stream, to connect to `port` from its data port.
+async fn ask_dial_back(task: &SourceTask, ticket: u64, port: u16) -> Result<DataStream, NodeError> {
+    let (mut stream, _, _) = task.host.open_data_stream(task.peer, 0).await?;
+    write_frame(
+        &mut stream,
+        &ClientFrame::DialBack { ticket, port }.encode(),
+    )
+    .await?;
+    Ok(stream)
 }
 
 /// Where a granted transfer is fetched from.

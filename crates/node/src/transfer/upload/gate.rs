@@ -409,16 +409,21 @@ impl UploadGate {
         hints
     }
 
-    /// Exchanges a ticket presented by `peer` for the file and its upload slot.
-    pub fn redeem(&self, ticket: u64, peer: &PeerId) -> Option<(Offer, UploadSlot)> {
-        let mut state = self.state.lock().expect("gate lock");
-        let valid = state
+    /// Whether `ticket` is one granted to `peer`, unused and unexpired.
+    pub fn holds(&self, ticket: u64, peer: &PeerId) -> bool {
+        let state = self.state.lock().expect("gate lock");
+        state
             .tickets
             .get(&ticket)
-            .is_some_and(|t| t.peer == *peer && t.expires > Instant::now());
-        if !valid {
+            .is_some_and(|t| t.peer == *peer && t.expires > Instant::now())
+    }
+
+    /// Exchanges a ticket presented by `peer` for the file and its upload slot.
+    pub fn redeem(&self, ticket: u64, peer: &PeerId) -> Option<(Offer, UploadSlot)> {
+        if !self.holds(ticket, peer) {
             return None;
         }
+        let mut state = self.state.lock().expect("gate lock");
         let t = state.tickets.remove(&ticket)?;
         state.busy_slots += 1;
         *state.running.entry(*peer).or_default() += 1;

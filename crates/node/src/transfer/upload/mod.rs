@@ -1,5 +1,7 @@
 //! Serving pieces on the data connection (or on a data stream over the
-//! libp2p connection, when the downloader could not make one): accept it,
+//! libp2p connection, when the downloader could not make one): accept it
+//! (or, when a downloader asks on a data stream, connect back to it from the
+//! data port, which gets through most routers on both sides),
 //! check its ticket against the [`UploadGate`], then answer tree, have and piece
 //! requests in order, optionally paced by the upload rate limit. For a
 //! download in progress (a partial source) it also pushes each newly
@@ -16,6 +18,7 @@ pub mod gate;
 pub mod offer;
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,7 +38,7 @@ use self::offer::Offer;
 use crate::lifetime::Lifetime;
 use crate::net::reachability::Reachability;
 use crate::transfer::data_channel::{
-    read_body, read_header, wire_error, write_frame, DataStream, DataTls,
+    self, read_body, read_header, wire_error, write_frame, DataStream, DataTls,
 };
 use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::gate::UploadGate;
@@ -44,6 +47,9 @@ use crate::NodeError;
 
 /// How long a new data connection may take to present its ticket.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a sharer keeps connecting back to a downloader that asked it to
+/// (the downloader waits about as long before it tries a data stream).
+const DIAL_BACK_PATIENCE: Duration = Duration::from_secs(5);
 /// Data streams that have not presented a valid ticket yet, at most, over
 /// every peer: each holds a task until its ticket arrives or times out.
 const UNPROVEN_STREAMS: usize = 64;
@@ -62,6 +68,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct UploadService {
     /// TLS bound to this peer's key.
     pub tls: DataTls,
+    /// Where the data listener listens; dial-backs connect from there.
+    pub data_addr: SocketAddr,
     /// Tickets and slots.
     pub gate: UploadGate,
     /// The upload rate limit shared by every upload.
@@ -88,8 +96,13 @@ pub async fn serve(listener: TcpListener, service: UploadService) {
             }
         };
         let service = service.clone();
+        let path = DataPath {
+            connection: ConnectionPath::Direct,
+            channel: DataChannel::Tcp,
+            relay: None,
+        };
         service.lifetime.clone().spawn(async move {
-            match serve_connection(tcp, service).await {
+            match serve_connection(tcp, path, service, ()).await {
                 Ok(()) => tracing::debug!(%remote, "upload finished"),
                 Err(e) => tracing::info!(%remote, "upload ended: {e}"),
             }
@@ -121,9 +134,11 @@ pub async fn serve_streams(
             channel: DataChannel::Stream,
             relay: relay.map(|r| r.to_string()),
         };
+        let reachability = reachability.clone();
         service.lifetime.clone().spawn(async move {
             let stream: DataStream = Box::new(stream.compat());
-            match serve_stream(stream, (peer, path), service, permit).await {
+            let served = serve_data_stream(stream, (peer, path), service, permit, reachability);
+            match served.await {
                 Ok(()) => tracing::debug!(%peer, "upload over a data stream finished"),
                 Err(e) => tracing::info!(%peer, "upload over a data stream ended: {e}"),
             }
@@ -170,33 +185,93 @@ impl Drop for Unproven {
     }
 }
 
-async fn serve_connection(
+async fn serve_connection<Permit>(
     tcp: tokio::net::TcpStream,
-    service: UploadService,
-) -> Result<(), NodeError> {
-    let (stream, peer) = tokio::time::timeout(OPEN_TIMEOUT, service.tls.accept(tcp))
-        .await
-        .map_err(|_| NodeError::Transfer("handshake timed out".into()))??;
-    let path = DataPath {
-        connection: ConnectionPath::Direct,
-        channel: DataChannel::Tcp,
-        relay: None,
-    };
-    serve_stream(stream, (peer, path), service, ()).await
-}
-
-/// Serves one data stream from `peer` (already authenticated), which came
-/// by `path`, ticket first; `unproven` is held until the ticket checks out.
-async fn serve_stream<Permit>(
-    mut stream: DataStream,
-    (peer, path): (PeerId, DataPath),
+    path: DataPath,
     service: UploadService,
     unproven: Permit,
 ) -> Result<(), NodeError> {
-    let ticket = tokio::time::timeout(OPEN_TIMEOUT, read_open(&mut stream))
+    let (mut stream, peer) = tokio::time::timeout(OPEN_TIMEOUT, service.tls.accept(tcp))
         .await
-        .map_err(|_| NodeError::Transfer("no ticket in time".into()))??;
-    drop(unproven);
+        .map_err(|_| NodeError::Transfer("handshake timed out".into()))??;
+    match read_opening(&mut stream).await? {
+        Opening::Open(ticket) => {
+            drop(unproven);
+            serve_ticket(stream, ticket, (peer, path), service).await
+        }
+        Opening::DialBack { .. } => {
+            let msg = "a dial-back is asked on a data stream, not on a data connection";
+            refuse(&mut stream, ErrorCode::Protocol, msg).await
+        }
+    }
+}
+
+/// Serves one data stream on the libp2p connection to `peer`, which came
+/// by `path`: the transfer itself, or a dial-back to the downloader's data
+/// port; `unproven` is held until a ticket checks out.
+async fn serve_data_stream(
+    mut stream: DataStream,
+    (peer, path): (PeerId, DataPath),
+    service: UploadService,
+    unproven: Unproven,
+    reachability: Reachability,
+) -> Result<(), NodeError> {
+    match read_opening(&mut stream).await? {
+        Opening::Open(ticket) => {
+            drop(unproven);
+            serve_ticket(stream, ticket, (peer, path), service).await
+        }
+        Opening::DialBack { ticket, port } => {
+            drop(stream);
+            let to = (peer, ticket, port);
+            dial_back(to, service, unproven, &reachability).await
+        }
+    }
+}
+
+/// Connects from the data port to `port` at the address `peer` is seen at
+/// on a direct libp2p connection, while the downloader connects to the data
+/// port; then serves the transfer there as on any data connection.
+///
+/// Only for a ticket granted to `peer` and unused, and only to where `peer`
+/// itself is: a dial-back cannot be aimed at anybody else. It stops as soon
+/// as the ticket is used (the downloader's own connection got in).
+async fn dial_back(
+    (peer, ticket, port): (PeerId, u64, u16),
+    service: UploadService,
+    unproven: Unproven,
+    reachability: &Reachability,
+) -> Result<(), NodeError> {
+    if port == 0 || !service.gate.holds(ticket, &peer) {
+        return Err(NodeError::Transfer(
+            "dial-back asked without a valid ticket".into(),
+        ));
+    }
+    let ip = reachability.direct_ip(&peer).ok_or_else(|| {
+        NodeError::Transfer("dial-back asked with no direct connection to the peer".into())
+    })?;
+    let remote = SocketAddr::new(ip, port);
+    let gate = service.gate.clone();
+    let used = move || !gate.holds(ticket, &peer);
+    let tcp = data_channel::connect_from(service.data_addr, remote, DIAL_BACK_PATIENCE, used)
+        .await
+        .map_err(|e| NodeError::Transfer(format!("dial-back to {remote} failed: {e}")))?;
+    tracing::debug!(%peer, %remote, "dial-back connected");
+    let path = DataPath {
+        connection: ConnectionPath::HolePunched,
+        channel: DataChannel::Tcp,
+        relay: None,
+    };
+    serve_connection(tcp, path, service, unproven).await
+}
+
+/// Serves the transfer `ticket` names on `stream` from `peer` (already authenticated).
+async fn serve_ticket(
+    mut stream: DataStream,
+    ticket: u64,
+    (peer, path): (PeerId, DataPath),
+    service: UploadService,
+) -> Result<(), NodeError> {
     let Some((file, _slot)) = service.gate.redeem(ticket, &peer) else {
         return refuse(
             &mut stream,
@@ -235,13 +310,30 @@ async fn serve_stream<Permit>(
         .await
 }
 
-async fn read_open(stream: &mut DataStream) -> Result<u64, NodeError> {
-    let header = read_header(stream, 0).await?;
-    let body = read_body(stream, header).await?;
-    match ClientFrame::decode(header, &body) {
-        Ok(ClientFrame::Open { ticket }) => Ok(ticket),
-        _ => Err(NodeError::Transfer("first frame was not Open".into())),
-    }
+/// The first frame of a data connection or stream.
+enum Opening {
+    /// The ticket: serve the transfer here.
+    Open(u64),
+    /// Connect back to the downloader's `port` and serve the transfer there.
+    DialBack { ticket: u64, port: u16 },
+}
+
+/// Reads the first frame, within [`OPEN_TIMEOUT`].
+async fn read_opening(stream: &mut DataStream) -> Result<Opening, NodeError> {
+    let read = async {
+        let header = read_header(stream, 0).await?;
+        let body = read_body(stream, header).await?;
+        match ClientFrame::decode(header, &body) {
+            Ok(ClientFrame::Open { ticket }) => Ok(Opening::Open(ticket)),
+            Ok(ClientFrame::DialBack { ticket, port }) => Ok(Opening::DialBack { ticket, port }),
+            _ => Err(NodeError::Transfer(
+                "first frame was neither Open nor DialBack".into(),
+            )),
+        }
+    };
+    tokio::time::timeout(OPEN_TIMEOUT, read)
+        .await
+        .map_err(|_| NodeError::Transfer("no ticket in time".into()))?
 }
 
 async fn refuse<W: AsyncWrite + Unpin>(
@@ -414,7 +506,7 @@ impl Upload {
                     return refuse(&mut self.writer, ErrorCode::Protocol, msg).await;
                 }
                 ClientFrame::WatchHaves => self.send_haves().await?,
-                ClientFrame::Open { .. } => {
+                ClientFrame::Open { .. } | ClientFrame::DialBack { .. } => {
                     let msg = "unexpected frame after Open";
                     return refuse(&mut self.writer, ErrorCode::Protocol, msg).await;
                 }
