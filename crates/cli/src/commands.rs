@@ -9,9 +9,9 @@ use peershare_node::discovery::search::Merged;
 use peershare_node::share::RescanReport;
 use peershare_node::views::{
     BrowseView, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest,
-    LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, NatState, Origin, PeersView,
-    PendingRequest, Policy, PolicyChange, PortMappingState, ReachabilityView, RequestAnswer,
-    SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
+    KnownPeer, LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, NatState, Origin,
+    PeersView, PendingRequest, Policy, PolicyChange, PortMappingState, ReachabilityView,
+    RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
 };
 use serde_json::{json, Value};
 
@@ -535,6 +535,21 @@ async fn users(cli: &Cli, client: &DaemonClient, all: bool) -> Result<()> {
     })
 }
 
+/// A peer's addresses, the one its connection uses first (marked).
+fn addresses(peer: &KnownPeer) -> String {
+    let others = peer
+        .addrs
+        .iter()
+        .filter(|a| Some(*a) != peer.remote_addr.as_ref());
+    let mut all: Vec<String> = peer
+        .remote_addr
+        .iter()
+        .map(|a| format!("{a} (in use)"))
+        .collect();
+    all.extend(others.cloned());
+    all.join(",")
+}
+
 async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
     let v: PeersView = client.get("/peers").await?;
     print_json_or(cli, &v, || {
@@ -564,7 +579,7 @@ async fn peers(cli: &Cli, client: &DaemonClient) -> Result<()> {
                 p.path.map_or("-", connection_path),
                 utc_time(p.last_seen_ms),
                 found_by.join(","),
-                p.addrs.join(",")
+                addresses(p)
             );
         }
         out.trim_end().to_string()

@@ -283,6 +283,16 @@ fn hub_and_homes(
     homes: usize,
     hub_extra: &[&str],
 ) -> (Daemon, Vec<Daemon>) {
+    hub_and_homes_with(sandbox, net, homes, (hub_extra, &[]))
+}
+
+/// The same, with options for the hub and for every home.
+fn hub_and_homes_with(
+    sandbox: &Sandbox,
+    net: &Internet,
+    homes: usize,
+    (hub_extra, home_extra): (&[&str], &[&str]),
+) -> (Daemon, Vec<Daemon>) {
     let hub_ns = net.ns("hub");
     let hub_args = [
         &["--index-listen", "0.0.0.0:1099", "--no-mdns"][..],
@@ -298,7 +308,11 @@ fn hub_and_homes(
         let ns = net.ns(&format!("h{n}"));
         let name = format!("h{n}");
         // A download whose one source failed fails after 3 s, not a minute.
-        let args = ["--index", index, "--no-mdns", "--source-patience", "3"];
+        let args = [
+            &["--index", index, "--no-mdns", "--source-patience", "3"][..],
+            home_extra,
+        ]
+        .concat();
         let d = Daemon::start_in(sandbox, &name, Some(&ns), &args);
         d.register(&name);
         d.wait_joined();
@@ -379,6 +393,55 @@ fn peers_behind_port_preserving_routers_hole_punch_and_download_directly() {
 
     let h1_seen = h2.known_peer(&h1.peer_id()).expect("h2 knows h1");
     assert_eq!(h1_seen["path"], "hole_punched", "{h1_seen}");
+    let remote = s(&h1_seen, "remote_addr");
+    assert!(
+        remote.starts_with("/ip4/60.1.0.11/tcp/") && !remote.contains("p2p-circuit"),
+        "the connection goes to h1's router itself: {h1_seen}"
+    );
+    drop((hub, homes));
+}
+
+/// The same over QUIC: homes that listen on QUIC only hole-punch a QUIC
+/// connection (UDP through both routers), and the file's data connection
+/// is dialled back on TCP as on any other connection.
+#[test]
+fn peers_behind_routers_hole_punch_over_quic() {
+    if !routers_available() {
+        return;
+    }
+    let net = Internet::new(&[Router::PortPreserving, Router::PortPreserving]);
+    let sandbox = Sandbox::new();
+    let song = sandbox.share_dir("h1").join("quic song.flac");
+    write_random(&song, 12 * MIB + 5);
+    let tcp = ["--listen", "/ip4/0.0.0.0/tcp/0"];
+    let quic = ["--listen", "/ip4/0.0.0.0/udp/0/quic-v1"];
+    let hub_listens = [&tcp[..], &quic[..]].concat();
+    let (hub, homes) = hub_and_homes_with(&sandbox, &net, 2, (&hub_listens, &quic));
+    let (h1, h2) = (&homes[0], &homes[1]);
+    h1.wait_shared(1);
+    let relayed = wait_relayed(h1)["reachability"]["relayed_addrs"].to_string();
+    assert!(
+        relayed.contains("/quic-v1/"),
+        "h1 is relayed over QUIC: {relayed}"
+    );
+    wait_relayed(h2);
+    wait_search_through_relay(h2, "quic song", &h1.peer_id());
+
+    let id = h2.start_download(&["quic song.flac"]);
+    let done = h2.wait_download_end(id);
+    assert_eq!(s(&done, "state"), "done", "{done}");
+    assert!(same_bytes(&song, &h2.downloads.join("quic song.flac")));
+    let path = done["peers"][0]["path"].clone();
+    assert_eq!(path["connection"], "hole_punched", "{done}");
+    assert_eq!(path["channel"], "tcp", "{done}");
+
+    let h1_seen = h2.known_peer(&h1.peer_id()).expect("h2 knows h1");
+    assert_ne!(h1_seen["path"], "relayed", "{h1_seen}");
+    let remote = s(&h1_seen, "remote_addr");
+    assert!(
+        remote.starts_with("/ip4/60.1.0.11/udp/") && remote.contains("/quic-v1"),
+        "a QUIC connection to h1's router itself: {h1_seen}"
+    );
     drop((hub, homes));
 }
 

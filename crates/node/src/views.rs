@@ -601,6 +601,9 @@ pub struct KnownPeer {
     /// The relay's peer id, when the best open connection is relayed.
     #[serde(default)]
     pub relay: Option<String>,
+    /// The best open connection's remote address (the relay's, when relayed).
+    #[serde(default)]
+    pub remote_addr: Option<String>,
     /// Last time anything was heard of it, milliseconds since the Unix epoch.
     pub last_seen_ms: i64,
 }

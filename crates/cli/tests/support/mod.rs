@@ -281,7 +281,9 @@ impl Daemon {
             .arg("--downloads")
             .arg(&self.downloads)
             .args(["--api", "127.0.0.1:0"]);
-        if self.netns.is_some() {
+        if self.extra.iter().any(|a| a == "--listen") {
+            // The test says where to listen.
+        } else if self.netns.is_some() {
             cmd.args(["--listen", "/ip4/0.0.0.0/tcp/0"]);
         } else {
             // Multicast never leaves a test: LAN discovery is tested in network namespaces only.

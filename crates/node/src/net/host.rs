@@ -402,6 +402,7 @@ impl Host {
                 peer.path = Some(path);
                 peer.relay = relay.map(|r| r.to_string());
             }
+            peer.remote_addr = self.reachability.remote_of(&id).map(|a| a.to_string());
         }
         peers
     }
@@ -415,21 +416,28 @@ impl Host {
             .map_err(|e| NodeError::Transfer(format!("cannot accept data streams: {e}")))
     }
 
-    /// Opens a data stream to `peer` on the libp2p connection, for a
-    /// transfer of `bytes` whose direct data connection cannot be made.
-    ///
-    /// It waits a while for hole punching when the only connection is
-    /// relayed, and closes relayed connections once a direct one exists so
-    /// the stream cannot land on one. A relayed path is used only when its
-    /// relay lets a circuit carry `bytes`; otherwise the error says why.
+    /// The path a transfer's data from `peer` can take: the best open
+    /// connection, after waiting a while for hole punching when the only
+    /// one is relayed; relayed connections are closed once a direct one
+    /// exists, so that no data lands on one.
+    pub async fn prepare_data_path(
+        &self,
+        peer: PeerId,
+    ) -> Result<(ConnectionPath, Option<PeerId>), NodeError> {
+        self.call(|reply| Command::PrepareDataPath { peer, reply })
+            .await
+    }
+
+    /// Opens a data stream to `peer` on the libp2p connection, on the path
+    /// [`Self::prepare_data_path`] found, for a transfer of `bytes`. A
+    /// relayed path is used only when its relay lets a circuit carry
+    /// `bytes`; otherwise the error says why.
     pub async fn open_data_stream(
         &self,
         peer: PeerId,
         bytes: u64,
-    ) -> Result<(DataStream, ConnectionPath, Option<PeerId>), NodeError> {
-        let (path, relay) = self
-            .call(|reply| Command::PrepareDataPath { peer, reply })
-            .await?;
+        (path, relay): (ConnectionPath, Option<PeerId>),
+    ) -> Result<DataStream, NodeError> {
         if let (ConnectionPath::Relayed, Some(relay)) = (path, relay) {
             if let Some(limit) = self.reachability.circuit_bytes(&relay) {
                 if limit < bytes {
@@ -455,7 +463,7 @@ impl Host {
         .map_err(|e| {
             NodeError::PeerUnreachable(format!("{peer}: cannot open a data stream: {e}"))
         })?;
-        Ok((Box::new(stream.compat()), path, relay))
+        Ok(Box::new(stream.compat()))
     }
 
     /// Every peer this host knows of.
@@ -1197,8 +1205,12 @@ impl EventLoop {
                     self.book
                         .saw(peer_id, [remote.clone()], FoundBy::Connection);
                 }
-                self.reachability
-                    .opened(connection_id, peer_id, connection_addr(&endpoint));
+                self.reachability.opened(
+                    connection_id,
+                    peer_id,
+                    connection_addr(&endpoint),
+                    &remote,
+                );
                 self.connections.insert(connection_id, remote);
                 self.book.connection(peer_id, true);
                 self.silent.write().expect("silent lock").remove(&peer_id);

@@ -112,6 +112,7 @@ impl PeerBook {
                 connected: e.connections > 0,
                 path: None,
                 relay: None,
+                remote_addr: None,
                 last_seen_ms: e.last_seen_ms,
             })
             .collect();

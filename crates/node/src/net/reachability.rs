@@ -17,6 +17,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::swarm::ConnectionId;
 use libp2p::{Multiaddr, PeerId};
 
+use super::host::ip_of;
 use crate::views::{
     ConnectionPath, NatState, PortMappingState, ReachabilityView, RelayServiceView,
 };
@@ -105,8 +106,8 @@ struct Link {
     path: ConnectionPath,
     /// The relay, when relayed.
     relay: Option<PeerId>,
-    /// The far end's address as this side sees it, when not relayed.
-    ip: Option<IpAddr>,
+    /// The far end's address as this side sees it (through the relay, when relayed).
+    remote: Multiaddr,
 }
 
 #[derive(Debug)]
@@ -262,18 +263,30 @@ impl Reachability {
             .is_some_and(|at| at.elapsed() < CLOSED_DATA_PORT_MEMORY)
     }
 
-    /// A connection opened at `remote`.
-    pub fn opened(&self, connection: ConnectionId, peer: PeerId, remote: &Multiaddr) {
-        let relay = relay_of(remote);
-        let (path, ip) = match relay {
-            Some(_) => (ConnectionPath::Relayed, None),
-            None => (ConnectionPath::Direct, first_ip(remote)),
+    /// A connection opened: at `at` (the address dialled, or for an inbound
+    /// connection the local address it came in on, relayed or not), with
+    /// its far end at `remote`.
+    pub fn opened(
+        &self,
+        connection: ConnectionId,
+        peer: PeerId,
+        at: &Multiaddr,
+        remote: &Multiaddr,
+    ) {
+        let relay = relay_of(at);
+        let path = match relay {
+            Some(_) => ConnectionPath::Relayed,
+            None => ConnectionPath::Direct,
+        };
+        let remote = match relay {
+            Some(_) => at,
+            None => remote,
         };
         let link = Link {
             peer,
             path,
             relay,
-            ip,
+            remote: remote.clone(),
         };
         self.write().links.insert(connection, link);
     }
@@ -302,12 +315,30 @@ impl Reachability {
 
     /// The address `peer` is seen at on a connection that is not relayed:
     /// where a dial-back of the data connection may go, and nowhere else.
+    /// (A QUIC connection made by hole punching may record its far end as
+    /// the unspecified address; that is no address to go to.)
     pub fn direct_ip(&self, peer: &PeerId) -> Option<IpAddr> {
         self.read()
             .links
             .values()
+            .filter(|l| l.peer == *peer && l.relay.is_none())
+            .filter_map(|l| ip_of(&l.remote))
+            .find(|ip| !ip.is_unspecified())
+    }
+
+    /// The remote address of the best open connection to `peer` (see [`Self::path_to`]).
+    pub fn remote_of(&self, peer: &PeerId) -> Option<Multiaddr> {
+        self.read()
+            .links
+            .values()
             .filter(|l| l.peer == *peer)
-            .find_map(|l| l.ip)
+            .min_by_key(|l| {
+                (
+                    l.path,
+                    ip_of(&l.remote).is_none_or(|ip| ip.is_unspecified()),
+                )
+            })
+            .map(|l| l.remote.clone())
     }
 
     /// The path of one open connection.
@@ -323,14 +354,6 @@ impl Reachability {
             .filter(|(_, l)| l.peer == *peer && l.path == ConnectionPath::Relayed)
             .map(|(c, _)| *c)
             .collect()
-    }
-}
-
-fn first_ip(addr: &Multiaddr) -> Option<IpAddr> {
-    match addr.iter().next()? {
-        Protocol::Ip4(ip) => Some(ip.into()),
-        Protocol::Ip6(ip) => Some(ip.into()),
-        _ => None,
     }
 }
 
@@ -439,20 +462,26 @@ mod tests {
             ConnectionId::new_unchecked(1),
             ConnectionId::new_unchecked(2),
         );
-        record.opened(c1, peer, &relayed);
+        record.opened(c1, peer, &relayed, &relayed);
         assert_eq!(
             record.path_to(&peer),
             Some((ConnectionPath::Relayed, Some(relay)))
         );
         // The relay's address is never where the peer itself is.
         assert_eq!(record.direct_ip(&peer), None);
-        record.opened(c2, peer, &"/ip4/60.1.0.7/tcp/4000".parse().unwrap());
+        // Inbound: the local address says nothing of where the peer is.
+        let local: Multiaddr = "/ip4/0.0.0.0/tcp/4001".parse().unwrap();
+        record.opened(c2, peer, &local, &"/ip4/60.1.0.7/tcp/4000".parse().unwrap());
         record.hole_punched(c2);
         assert_eq!(
             record.path_to(&peer),
             Some((ConnectionPath::HolePunched, None))
         );
         assert_eq!(record.direct_ip(&peer), Some([60, 1, 0, 7].into()));
+        assert_eq!(
+            record.remote_of(&peer),
+            Some("/ip4/60.1.0.7/tcp/4000".parse().unwrap())
+        );
         assert_eq!(record.relayed_to(&peer), vec![c1]);
         record.closed(c2);
         assert_eq!(record.direct_ip(&peer), None);

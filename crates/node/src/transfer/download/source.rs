@@ -453,13 +453,13 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Fai
     Ok((opened.stream, opened.layout))
 }
 
-/// Opens the data connection when the sharer answered on a connection
-/// that is not relayed and its data port can be reached, by a plain
-/// connect or with the sharer connecting back at the same time (within
-/// [`DIRECT_DATA_PATIENCE`]); otherwise, or when that fails (a router that
-/// changes ports, a firewall), a data stream on the libp2p connection,
-/// which the host puts on the best path it has. docs/PROTOCOL.md tells the
-/// whole choice.
+/// Opens the data connection when a connection to the sharer that is not
+/// relayed is open (or opens by hole punching within the host's patience)
+/// and its data port can be reached, by a plain connect or with the sharer
+/// connecting back at the same time (within [`DIRECT_DATA_PATIENCE`]);
+/// otherwise, or when that fails (a router that changes ports, a
+/// firewall), a data stream on the libp2p connection. docs/PROTOCOL.md
+/// tells the whole choice.
 async fn reach_source(
     task: &SourceTask,
     answered_on: Option<ConnectionPath>,
@@ -467,13 +467,22 @@ async fn reach_source(
     grant: &Grant,
 ) -> Result<(DataStream, DataPath), Failure> {
     let reachability = task.host.reachability();
-    let not_relayed = !matches!(answered_on, Some(ConnectionPath::Relayed));
-    let worth_trying = not_relayed && !reachability.is_data_port_closed(&task.peer);
+    let (best, relay) = task.host.prepare_data_path(task.peer).await?;
+    // The answer may have come through a relay before hole punching was
+    // done, or on a connection whose far end is recorded as no address.
+    let ip = match answered_on {
+        Some(ConnectionPath::Relayed) => None,
+        _ => ip.filter(|ip| !ip.is_unspecified()),
+    };
+    let ip = ip.or_else(|| reachability.direct_ip(&task.peer));
+    let worth_trying =
+        best != ConnectionPath::Relayed && !reachability.is_data_port_closed(&task.peer);
     if let (true, Some(ip)) = (worth_trying, ip) {
         let addr = SocketAddr::new(ip, grant.data_port);
         let patience = DIRECT_DATA_PATIENCE.min(task.patience.step);
-        let behind_router = answered_on == Some(ConnectionPath::HolePunched);
-        let connecting = connect_data(task, addr, grant.ticket, behind_router);
+        let behind_router =
+            best == ConnectionPath::HolePunched || answered_on == Some(ConnectionPath::Relayed);
+        let connecting = connect_data(task, addr, grant.ticket, (best, behind_router));
         match tokio::time::timeout(patience, connecting).await {
             Ok(Ok((stream, connection))) => {
                 let path = DataPath {
@@ -491,9 +500,12 @@ async fn reach_source(
         }
         reachability.data_port_closed(task.peer);
     }
-    let (stream, connection, relay) = task.host.open_data_stream(task.peer, task.size).await?;
+    let stream = task
+        .host
+        .open_data_stream(task.peer, task.size, (best, relay))
+        .await?;
     let path = DataPath {
-        connection,
+        connection: best,
         channel: DataChannel::Stream,
         relay: relay.map(|r| r.to_string()),
     };
@@ -501,15 +513,16 @@ async fn reach_source(
 }
 
 /// Connects to the sharer's data port at `addr`. When it does not answer
-/// within [`DIAL_BACK_AFTER`], or at once when the libp2p connection had to
-/// be hole-punched (`behind_router`), it asks the sharer to connect back
-/// while it keeps connecting: each router then lets the other side's
-/// packets in. Says whether the connection needed that.
+/// within [`DIAL_BACK_AFTER`], or at once when a router is known to stand
+/// in front of the sharer (`behind_router`), it asks the sharer, on the
+/// libp2p connection's `path`, to connect back while it keeps connecting:
+/// each router then lets the other side's packets in. Says whether the
+/// connection needed that.
 async fn connect_data(
     task: &SourceTask,
     addr: SocketAddr,
     ticket: u64,
-    behind_router: bool,
+    (path, behind_router): (ConnectionPath, bool),
 ) -> Result<(DataStream, ConnectionPath), NodeError> {
     let cannot = |e: std::io::Error| {
         NodeError::Transfer(format!("cannot open a data connection to {addr}: {e}"))
@@ -525,7 +538,7 @@ async fn connect_data(
         Ok(done) => (done.map_err(cannot)?, ConnectionPath::Direct),
         Err(_) => {
             // Held open until the connection forms: the sharer stops trying when it closes.
-            let _asked = match ask_dial_back(task, ticket, local.port()).await {
+            let _asked = match ask_dial_back(task, path, ticket, local.port()).await {
                 Ok(stream) => Some(stream),
                 Err(e) => {
                     tracing::info!(peer = %task.peer, "cannot ask for a dial-back: {e}");
@@ -541,9 +554,17 @@ async fn connect_data(
     Ok((task.tls.client(tcp, task.peer).await?, connection))
 }
 
-/// Asks the sharer, on a data stream, to connect to `port` from its data port.
-async fn ask_dial_back(task: &SourceTask, ticket: u64, port: u16) -> Result<DataStream, NodeError> {
-    let (mut stream, _, _) = task.host.open_data_stream(task.peer, 0).await?;
+/// Asks the sharer, on a data stream on `path`, to connect to `port` from its data port.
+async fn ask_dial_back(
+    task: &SourceTask,
+    path: ConnectionPath,
+    ticket: u64,
+    port: u16,
+) -> Result<DataStream, NodeError> {
+    let mut stream = task
+        .host
+        .open_data_stream(task.peer, 0, (path, None))
+        .await?;
     write_frame(
         &mut stream,
         &ClientFrame::DialBack { ticket, port }.encode(),
