@@ -133,6 +133,8 @@ async function main() {
     const [value, max] = await bar.evaluate((p) => [p.value, p.max]);
     check(max > 0 && value === max, `progress shows ${value} of ${max}`);
     check(await b.page.evaluate(() => window.__noReload === true), 'the page was reloaded');
+    const sources = await song.locator('.sources-box').textContent();
+    check(/direct, data connection/.test(sources), `the source's path is shown: ${sources}`);
     await shot(b.page, 'bob-transfers-finished');
 
     step('open folder opens it, or says where it is when nothing can');

@@ -83,6 +83,22 @@ export function shortPeer(id) {
   return id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id;
 }
 
+const CONNECTION = { direct: 'direct', hole_punched: 'hole-punched', relayed: 'relayed' };
+
+/** A connection's path → "direct", "hole-punched", "relayed via 12D3KooW…a1b2c3". */
+export function connectionPath(connection, relay) {
+  if (!connection) return '–';
+  const name = CONNECTION[connection] || connection;
+  return relay ? `${name} via ${shortPeer(relay)}` : name;
+}
+
+/** A transfer's data path → "hole-punched, data connection", "relayed via …, stream". */
+export function dataPath(path) {
+  if (!path) return '–';
+  const channel = path.channel === 'tcp' ? 'data connection' : 'stream';
+  return `${connectionPath(path.connection, path.relay)}, ${channel}`;
+}
+
 /** A file id's first 12 hex digits. */
 export function shortId(id) {
   if (!id) return '';

@@ -11,7 +11,7 @@ import * as clock from '../lib/clock.js';
 import { Page, section } from '../lib/page.js';
 import { pager } from '../lib/pager.js';
 import { h, field, alertRegion, busy, replace, empty, debounce, newId, announce } from '../lib/dom.js';
-import { bytes, shortPeer, shortId, relative, date, plural } from '../lib/format.js';
+import { bytes, shortPeer, shortId, relative, date, plural, connectionPath } from '../lib/format.js';
 
 const PAGE = 50;
 const FOUND_BY = { index: 'index', mdns: 'LAN (mDNS)', dht: 'DHT', bootstrap: 'bootstrap', connection: 'connection' };
@@ -56,7 +56,7 @@ export class PeoplePage extends Page {
     this.peersBody = h('tbody');
     this.peersTable = h('table', { class: 'stack peers' },
       h('caption', { class: 'visually-hidden' }, 'Known peers'),
-      h('thead', {}, h('tr', {}, ['Peer', 'Found by', 'Connected', 'Last seen', ''].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', {}, h('tr', {}, ['Peer', 'Found by', 'Connected', 'Path', 'Last seen', ''].map((t) => h('th', { scope: 'col' }, t)))),
       this.peersBody);
     this.peersEmpty = empty('No other peer is known yet.');
 
@@ -275,6 +275,7 @@ export class PeoplePage extends Page {
         h('td', { 'data-label': 'Peer' }, h('code', { title: `${p.peer_id}\n${(p.addrs || []).join('\n')}` }, shortPeer(p.peer_id))),
         h('td', { 'data-label': 'Found by' }, [...(p.found_by || [])].map((f) => h('span', { class: 'tag' }, FOUND_BY[f] || f))),
         h('td', { 'data-label': 'Connected', dataset: { field: 'connected' } }, h('span', { class: `presence ${p.connected ? 'online' : 'offline'}` }, p.connected ? 'yes' : 'no')),
+        h('td', { 'data-label': 'Path', dataset: { field: 'path' }, title: p.remote_addr || '' }, p.connected ? connectionPath(p.path, p.relay) : '–'),
         h('td', { 'data-label': 'Last seen' }, h('time', { datetime: new Date(p.last_seen_ms).toISOString(), title: date(p.last_seen_ms), dataset: { ms: String(p.last_seen_ms) } }, relative(p.last_seen_ms))),
         h('td', { 'data-label': 'Files' }, browse));
     }));
@@ -287,9 +288,14 @@ export class PeoplePage extends Page {
       return;
     }
     peer.connected = e.connected;
+    peer.path = e.path ?? null;
     peer.last_seen_ms = Date.now();
-    const cell = this.peersBody.querySelector(`tr[data-peer-id="${CSS.escape(e.peer_id)}"] [data-field="connected"]`);
+    const row = this.peersBody.querySelector(`tr[data-peer-id="${CSS.escape(e.peer_id)}"]`);
+    const cell = row?.querySelector('[data-field="connected"]');
     if (cell) replace(cell, h('span', { class: `presence ${e.connected ? 'online' : 'offline'}` }, e.connected ? 'yes' : 'no'));
+    // The event names the path, not the relay or the address: the next list has those.
+    const path = row?.querySelector('[data-field="path"]');
+    if (path) replace(path, e.connected && e.path ? connectionPath(e.path, e.path === 'relayed' ? peer.relay : null) : '–');
   }
 
   // ---- contacts ----

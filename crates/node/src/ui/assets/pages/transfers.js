@@ -9,7 +9,7 @@ import * as requests from '../lib/requests.js';
 import * as clock from '../lib/clock.js';
 import { Page, section } from '../lib/page.js';
 import { h, alertRegion, busy, replace, announce, empty, debounce } from '../lib/dom.js';
-import { bytes, rate, percent, duration, shortPeer, who, date, relative, plural } from '../lib/format.js';
+import { bytes, rate, percent, duration, shortPeer, who, date, relative, plural, dataPath } from '../lib/format.js';
 
 /** Which buttons each state offers. */
 const ACTIONS = {
@@ -48,7 +48,7 @@ export class TransfersPage extends Page {
     this.uploadsBody = h('tbody');
     this.uploadsTable = h('table', { class: 'stack' },
       h('caption', { class: 'visually-hidden' }, 'Uploads running now'),
-      h('thead', {}, h('tr', {}, ['File', 'To', 'Size', 'Sent', 'Rate', 'Started'].map((t) => h('th', { scope: 'col' }, t)))),
+      h('thead', {}, h('tr', {}, ['File', 'To', 'Path', 'Size', 'Sent', 'Rate', 'Started'].map((t) => h('th', { scope: 'col' }, t)))),
       this.uploadsBody);
     this.uploadsEmpty = empty('Nobody is downloading from you right now.');
     this.uploadsAlert = alertRegion();
@@ -271,7 +271,8 @@ export class TransfersPage extends Page {
       h('span', { class: 'who' }, p.user ? h('strong', {}, p.user) : null, ' ', h('code', { title: p.peer_id }, shortPeer(p.peer_id))),
       h('span', { class: 'tags' },
         h('span', { class: 'tag', title: 'How this download found the source' }, `found by ${FOUND[p.found_by] || p.found_by}`),
-        h('span', { class: `tag phase phase-${p.phase}` }, p.phase)),
+        h('span', { class: `tag phase phase-${p.phase}` }, p.phase),
+        p.path ? h('span', { class: 'tag path', title: 'How its data travels' }, dataPath(p.path)) : null),
       h('span', { class: 'meta' }, `${bytes(p.bytes)}${p.rate_bytes_per_sec ? `, ${rate(p.rate_bytes_per_sec)}` : ''}`),
       p.note ? h('span', { class: 'note' }, p.note) : null)));
   }
@@ -315,6 +316,7 @@ export class TransfersPage extends Page {
     const cells = [
       ['File', h('span', { class: 'file-name' }, u.name)],
       ['To', h('span', {}, u.user ? h('strong', {}, u.user) : null, ' ', h('code', { title: u.peer }, shortPeer(u.peer)))],
+      ['Path', dataPath(u.path)],
       ['Size', bytes(u.size)],
       ['Sent', bytes(u.sent_bytes)],
       ['Rate', rate(u.rate_bytes_per_sec)],
