@@ -447,6 +447,19 @@ pub struct UpArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     pub relay_bulk: bool,
+    /// Bytes one circuit of this peer's relay may carry each way with
+    /// --relay-bulk (suffixes K, M, G; 0, the default, for no limit).
+    #[arg(long, value_name = "SIZE", requires = "relay_bulk")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_bulk_limit: Option<String>,
+    /// Peers this peer's relay holds a slot for at once (default 128).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_slots: Option<usize>,
+    /// Circuits open through this peer's relay at once (default 16).
+    #[arg(long, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_circuits: Option<usize>,
     /// A peer to join the DHT through, ending in /p2p/<peer id> (repeatable).
     #[arg(
         long,

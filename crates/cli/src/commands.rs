@@ -221,10 +221,12 @@ fn reachability_lines(reach: &ReachabilityView) -> String {
     out += &match (service.enabled, service.bulk) {
         (false, _) => "\nrelay service off".to_string(),
         (true, bulk) => format!(
-            "\nrelay service on{}: {} slots held, {} circuits open",
+            "\nrelay service on{}: {} of {} slots held, {} of {} circuits open",
             if bulk { " (bulk circuits allowed)" } else { "" },
             service.reservations,
-            service.circuits
+            service.max_reservations,
+            service.circuits,
+            service.max_circuits
         ),
     };
     out

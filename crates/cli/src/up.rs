@@ -19,7 +19,7 @@ use peershare_node::transfer::upload::gate::Policy;
 use peershare_node::{IndexSettings, NodeConfig, RunningNode};
 
 use crate::args::seconds;
-use crate::args::{parse_rate, Cli, UpArgs};
+use crate::args::{parse_bytes, parse_rate, Cli, UpArgs};
 use crate::client::data_dir;
 use crate::process::{init_logging, wait_for_stop};
 
@@ -292,6 +292,14 @@ fn config_from_args(cli: &Cli, args: &UpArgs) -> Result<NodeConfig> {
     config.nat.relays = multiaddrs("relay", &args.relays)?;
     config.nat.relay_service.enabled = !args.no_relay_service;
     config.nat.relay_service.bulk = args.relay_bulk;
+    let service = &mut config.nat.relay_service;
+    if let Some(limit) = &args.relay_bulk_limit {
+        service.bulk_bytes = parse_bytes(limit).with_context(|| {
+            format!("--relay-bulk-limit {limit:?} is not a size (e.g. 4G, 500M, or 0 for none)")
+        })?;
+    }
+    service.max_reservations = args.relay_slots.unwrap_or(service.max_reservations);
+    service.max_circuits = args.relay_circuits.unwrap_or(service.max_circuits);
     if let Some(k) = args.dht_replication {
         config.dht.replication = k.max(1);
     }

@@ -71,12 +71,35 @@ fn an_unreachable_data_port_falls_back_to_a_stream_and_says_so() {
 #[test]
 fn status_shows_reachability_and_the_relay_service() {
     let sb = Sandbox::new();
-    let a = Daemon::start(&sb, "a", &["--no-port-mapping", "--relay-bulk"]);
+    let relay = [
+        "--relay-bulk",
+        "--relay-bulk-limit",
+        "1G",
+        "--relay-slots",
+        "7",
+        "--relay-circuits",
+        "3",
+    ];
+    let a = Daemon::start(&sb, "a", &[&["--no-port-mapping"][..], &relay].concat());
     let b = Daemon::start(&sb, "b", &["--no-relay-service"]);
     let a_reach = a.status()["reachability"].clone();
     assert_eq!(a_reach["port_mapping"], "off", "{a_reach}");
     assert_eq!(a_reach["relay_service"]["enabled"], true, "{a_reach}");
     assert_eq!(a_reach["relay_service"]["bulk"], true, "{a_reach}");
+    assert_eq!(a_reach["relay_service"]["max_reservations"], 7, "{a_reach}");
+    assert_eq!(a_reach["relay_service"]["max_circuits"], 3, "{a_reach}");
+    let a_text = run_client(&[
+        "--data-dir".as_ref(),
+        a.data_dir.as_os_str(),
+        "status".as_ref(),
+    ])
+    .stdout;
+    assert!(
+        a_text.contains(
+            "relay service on (bulk circuits allowed): 0 of 7 slots held, 0 of 3 circuits open"
+        ),
+        "{a_text}"
+    );
     // Nothing on loopback can tell a peer it is public: AutoNAT trusts only public addresses.
     assert_eq!(a_reach["nat"], "unknown", "{a_reach}");
     let b_reach = b.status()["reachability"].clone();
@@ -92,5 +115,19 @@ fn status_shows_reachability_and_the_relay_service() {
         text.stdout.contains("reachability: not known yet"),
         "{}",
         text.stdout
+    );
+
+    let bad = run_client(&[
+        "up".as_ref(),
+        "--relay-bulk".as_ref(),
+        "--relay-bulk-limit".as_ref(),
+        "lots".as_ref(),
+    ]);
+    assert!(!bad.ok);
+    assert!(
+        bad.stderr
+            .contains("--relay-bulk-limit \"lots\" is not a size"),
+        "{}",
+        bad.stderr
     );
 }

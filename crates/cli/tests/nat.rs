@@ -533,6 +533,28 @@ fn behind_a_symmetric_router_a_small_relay_refuses_the_data_with_a_reason() {
     drop((hub, homes));
 }
 
+/// A relay that allows bulk circuits only up to a size its operator chose
+/// does not carry a larger file either, and the reason says its limit.
+#[test]
+fn behind_a_symmetric_router_a_bulk_relay_with_a_limit_refuses_a_larger_file() {
+    if !routers_available() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let limited = ["--relay-bulk", "--relay-bulk-limit", "1M"];
+    let (_net, hub, homes, _film) = far_away_film(&sandbox, &limited, 3 * MIB);
+    let h2 = &homes[1];
+    let id = h2.start_download(&["far away.mkv"]);
+    let ended = h2.wait_download_end(id);
+    assert_ne!(s(&ended, "state"), "done", "{ended}");
+    let note = ended["peers"][0]["note"].to_string();
+    assert!(
+        note.contains(&hub.peer_id()) && note.contains("at most 1048576 bytes"),
+        "the note names the relay and its limit: {ended}"
+    );
+    drop((hub, homes));
+}
+
 /// The same homes, with a relay that allows bulk circuits: the file comes
 /// through the relay, and both ends say so.
 #[test]

@@ -647,6 +647,12 @@ pub struct RelayServiceView {
     pub reservations: usize,
     /// Circuits open through it now.
     pub circuits: usize,
+    /// Slots it holds at most.
+    #[serde(default)]
+    pub max_reservations: usize,
+    /// Circuits it keeps open at most.
+    #[serde(default)]
+    pub max_circuits: usize,
 }
 
 /// How others reach this peer.

@@ -146,6 +146,8 @@ impl Reachability {
                 bulk: settings.relay_service.enabled && settings.relay_service.bulk,
                 reservations: 0,
                 circuits: 0,
+                max_reservations: settings.relay_service.max_reservations,
+                max_circuits: settings.relay_service.max_circuits,
             },
             links: HashMap::new(),
             circuit_bytes: HashMap::new(),
