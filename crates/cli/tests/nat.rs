@@ -381,24 +381,43 @@ fn peers_behind_port_preserving_routers_hole_punch_and_download_directly() {
 
     wait_search_through_relay(h2, "home movie", &h1.peer_id());
 
-    let id = h2.start_download(&["home movie.mkv"]);
-    let done = h2.wait_download_end(id);
+    let h1_seen = download_hole_punched(h2, h1, &film, "/ip4/60.1.0.11/tcp/");
+    assert_eq!(h1_seen["path"], "hole_punched", "{h1_seen}");
+    drop((hub, homes));
+}
+
+/// `to` downloads `file` from `from`, and the data comes on a data
+/// connection that got through both routers (a dial-back); `to` is
+/// connected to `from` at an address starting with `remote_at` (its
+/// router's). Returns what `to` knows of `from`.
+fn download_hole_punched(
+    to: &Daemon,
+    from: &Daemon,
+    file: &std::path::Path,
+    remote_at: &str,
+) -> serde_json::Value {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name");
+    let id = to.start_download(&[name]);
+    let done = to.wait_download_end(id);
     assert_eq!(s(&done, "state"), "done", "{done}");
-    assert!(same_bytes(&film, &h2.downloads.join("home movie.mkv")));
+    assert!(same_bytes(file, &to.downloads.join(name)));
     let path = done["peers"][0]["path"].clone();
     assert_eq!(path["connection"], "hole_punched", "{done}");
-    // The data connection itself got through both routers (a dial-back).
     assert_eq!(path["channel"], "tcp", "{done}");
     assert!(path["relay"].is_null(), "{done}");
-
-    let h1_seen = h2.known_peer(&h1.peer_id()).expect("h2 knows h1");
-    assert_eq!(h1_seen["path"], "hole_punched", "{h1_seen}");
-    let remote = s(&h1_seen, "remote_addr");
+    let seen = to
+        .known_peer(&from.peer_id())
+        .expect("the downloader knows the sharer");
+    assert_ne!(seen["path"], "relayed", "{seen}");
+    let remote = s(&seen, "remote_addr");
     assert!(
-        remote.starts_with("/ip4/60.1.0.11/tcp/") && !remote.contains("p2p-circuit"),
-        "the connection goes to h1's router itself: {h1_seen}"
+        remote.starts_with(remote_at),
+        "the connection goes to the sharer's router itself: {seen}"
     );
-    drop((hub, homes));
+    seen
 }
 
 /// The same over QUIC: homes that listen on QUIC only hole-punch a QUIC
@@ -427,20 +446,10 @@ fn peers_behind_routers_hole_punch_over_quic() {
     wait_relayed(h2);
     wait_search_through_relay(h2, "quic song", &h1.peer_id());
 
-    let id = h2.start_download(&["quic song.flac"]);
-    let done = h2.wait_download_end(id);
-    assert_eq!(s(&done, "state"), "done", "{done}");
-    assert!(same_bytes(&song, &h2.downloads.join("quic song.flac")));
-    let path = done["peers"][0]["path"].clone();
-    assert_eq!(path["connection"], "hole_punched", "{done}");
-    assert_eq!(path["channel"], "tcp", "{done}");
-
-    let h1_seen = h2.known_peer(&h1.peer_id()).expect("h2 knows h1");
-    assert_ne!(h1_seen["path"], "relayed", "{h1_seen}");
-    let remote = s(&h1_seen, "remote_addr");
+    let h1_seen = download_hole_punched(h2, h1, &song, "/ip4/60.1.0.11/udp/");
     assert!(
-        remote.starts_with("/ip4/60.1.0.11/udp/") && remote.contains("/quic-v1"),
-        "a QUIC connection to h1's router itself: {h1_seen}"
+        s(&h1_seen, "remote_addr").contains("/quic-v1"),
+        "a QUIC connection: {h1_seen}"
     );
     drop((hub, homes));
 }
