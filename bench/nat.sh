@@ -2,7 +2,7 @@
 # NAT traversal benchmark: a small internet in network namespaces (a public
 # segment with a daemon that runs the index and a relay allowing bulk
 # circuits, two public peers, and two homes each behind a router), for every
-# pair of router kinds, ATTEMPTS downloads of a 1 MiB file from one home to
+# ordered pair of router kinds (sharer, downloader), ATTEMPTS downloads of a 1 MiB file from one home to
 # the other, each between freshly started daemons; then SIZE_MIB over a
 # hole-punched connection against the same between two public peers, in the
 # same run. Not run in CI. Needs root, iproute2, nftables (the NAT tests'
@@ -11,6 +11,7 @@
 #   bench/nat.sh                                   # 20 attempts, 256 MiB
 #   ATTEMPTS=3 SIZE_MIB=64 bench/nat.sh             # quick run
 #   KINDS="port_restricted symmetric" bench/nat.sh  # some kinds only
+#   PAIRS="port_restricted:symmetric" SIZE_MIB=0 bench/nat.sh  # one pair, no throughput
 #
 # Router kinds (nftables in the router's namespace; every kind masquerades
 # and drops what nobody inside asked for, but):
@@ -21,7 +22,8 @@
 #                       the source port is kept (endpoint-independent mapping)
 #   symmetric           a new random source port for every destination
 #
-# Environment: ATTEMPTS (default 20), SIZE_MIB (default 256), KINDS,
+# Environment: ATTEMPTS (default 20), SIZE_MIB (default 256; 0 skips the
+# throughput), KINDS, PAIRS (sharer:downloader ...),
 # BENCH_DIR, SKIP_BUILD=1, KEEP=1 (keep the folder with the daemons' logs).
 set -euo pipefail
 

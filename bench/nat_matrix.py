@@ -24,6 +24,13 @@ SIZE_MIB = int(os.environ.get("SIZE_MIB", "256"))
 KINDS = os.environ.get(
     "KINDS", "full_cone address_restricted port_restricted symmetric"
 ).split()
+# Ordered pairs "sharer:downloader"; every pair of KINDS, both ways, by default.
+PAIRS = [tuple(p.split(":")) for p in os.environ.get("PAIRS", "").split()] or [
+    (a, b) for a in KINDS for b in KINDS
+]
+# How long an attempt waits for the libp2p connection to turn direct
+# (hole punching gives up after about 15 s).
+DIRECT_PATIENCE = 25
 LISTEN_PORT = 4001
 TAG = f"nb{os.getpid() % 10000}"
 NAMESPACES = []
@@ -233,7 +240,8 @@ def pair_attempts(kind_a, kind_b):
         try:
             # The homes meet through the index's bootstrap peers: time until
             # h2 holds a direct (or hole-punched) connection to h1.
-            wait_for(lambda: h1_path(h2, h1_id) in ("direct", "hole_punched"), 60, "a direct path")
+            wait_for(lambda: h1_path(h2, h1_id) in ("direct", "hole_punched"),
+                     DIRECT_PATIENCE, "a direct path")
             to_direct = time.time() - started
         except RuntimeError:
             to_direct = float("nan")
@@ -245,7 +253,7 @@ def pair_attempts(kind_a, kind_b):
             outcome = path.get("connection", "failed") if rec["state"] == "done" else "failed"
         except RuntimeError:
             outcome, took = "failed", float("nan")
-        outcomes.append((outcome, to_direct))
+        outcomes.append((outcome, to_direct, took))
         for d in (h1, h2):
             d.stop()
         os.remove(os.path.join(h1.share, name))
@@ -284,19 +292,23 @@ def throughput():
 
 
 def main():
-    print(f"{ATTEMPTS} attempts per pair, kinds: {' '.join(KINDS)}")
+    print(f"{ATTEMPTS} attempts per pair, pairs: {' '.join(a + ':' + b for a, b in PAIRS)}")
     print(f"{'sharer':<20} {'downloader':<20} {'done':>5} {'direct':>7} {'punched':>8} "
-          f"{'relayed':>8} {'to direct s':>11}")
+          f"{'relayed':>8} {'to direct s':>11} {'get s':>6}")
     try:
-        for i, kind_a in enumerate(KINDS):
-            for kind_b in KINDS[i:]:
-                outcomes = pair_attempts(kind_a, kind_b)
-                count = lambda k: sum(1 for o, _ in outcomes if o == k)
-                done = [o for o, _ in outcomes if o != "failed"]
-                times = [t for _, t in outcomes if t == t]
-                print(f"{kind_a:<20} {kind_b:<20} {len(done):>5} {count('direct'):>7} "
-                      f"{count('hole_punched'):>8} {count('relayed'):>8} "
-                      f"{statistics.median(times) if times else float('nan'):>9.2f}", flush=True)
+        # Both orders: which side shares matters (who dials back, who punches from where).
+        for kind_a, kind_b in PAIRS:
+            outcomes = pair_attempts(kind_a, kind_b)
+            count = lambda k: sum(1 for o, _, _ in outcomes if o == k)
+            done = [o for o, _, _ in outcomes if o != "failed"]
+            to_direct = [t for _, t, _ in outcomes if t == t]
+            took = [t for o, _, t in outcomes if o != "failed" and t == t]
+            median = lambda xs: statistics.median(xs) if xs else float("nan")
+            print(f"{kind_a:<20} {kind_b:<20} {len(done):>5} {count('direct'):>7} "
+                  f"{count('hole_punched'):>8} {count('relayed'):>8} "
+                  f"{median(to_direct):>11.2f} {median(took):>6.1f}", flush=True)
+        if SIZE_MIB == 0:
+            return
         figures = throughput()
         base = figures["direct, public peers"][0]
         for label, (mbs, path, state) in figures.items():

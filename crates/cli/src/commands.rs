@@ -9,9 +9,10 @@ use peershare_node::discovery::search::Merged;
 use peershare_node::share::RescanReport;
 use peershare_node::views::{
     BrowseView, DownloadOptions, FileEntry, FolderRequest, FoldersChanged, FoundBy, GetRequest,
-    KnownPeer, LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, NatState, Origin,
-    PeersView, PendingRequest, Policy, PolicyChange, PortMappingState, ReachabilityView,
-    RequestAnswer, SessionView, SharesView, SharingRequest, StatusView, UserFilesView,
+    KnownPeer, LimitsRequest, LimitsView, LinkState, LinkView, ListedBy, MappingProtocol,
+    NatMapping, NatState, Origin, PeersView, PendingRequest, Policy, PolicyChange,
+    PortMappingState, ReachabilityView, RequestAnswer, SessionView, SharesView, SharingRequest,
+    StatusView, UserFilesView,
 };
 use serde_json::{json, Value};
 
@@ -210,7 +211,27 @@ fn reachability_lines(reach: &ReachabilityView) -> String {
         PortMappingState::NoGateway => "no router offers it",
         PortMappingState::GatewayNotPublic => "the router is behind another NAT",
     };
-    let mut out = format!("\nreachability: {nat}; port mapping: {mapping}");
+    let by: Vec<&str> = reach
+        .mapped_by
+        .iter()
+        .map(|p| match p {
+            MappingProtocol::UpnpIgd => "UPnP IGD",
+            MappingProtocol::NatPmp => "NAT-PMP",
+        })
+        .collect();
+    let by = match by.is_empty() {
+        true => String::new(),
+        false => format!(" by {}", by.join(" and ")),
+    };
+    let mut out = format!("\nreachability: {nat}; port mapping: {mapping}{by}");
+    if let Some(ip) = &reach.seen_as {
+        let ports = match reach.mapping {
+            NatMapping::Unknown => "",
+            NatMapping::Kept => ", the same port for every peer",
+            NatMapping::Changes => ", a new port for every peer (a symmetric NAT)",
+        };
+        out += &format!("\n  seen from outside as {ip}{ports}");
+    }
     for a in &reach.public_addrs {
         out += &format!("\n  public at {a}");
     }

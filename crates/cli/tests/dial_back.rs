@@ -3,19 +3,23 @@
 //! it on data streams to connect back. Without the ticket it was granted,
 //! the daemon connects nowhere; with it, it connects once, from its data
 //! port, to the asker's own address; and it never answers a dial-back on
-//! the data connection.
+//! the data connection. A punch (6.2) is refused, with the reason on the
+//! stream, without the ticket or towards an address that is not public
+//! (a successful punch needs public addresses: tests/nat.rs has it).
 
 mod support;
 
 use std::time::Duration;
 
-use futures::{AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::identity::Keypair;
 use libp2p::request_response::{self, cbor, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{identify, Multiaddr, PeerId, StreamProtocol, Swarm};
 use peershare_core::wire::control::{TransferRequest, TransferResponse, TRANSFER_PROTOCOL};
-use peershare_core::wire::data::{ClientFrame, ErrorCode, ServerFrame, DATA_STREAM_PROTOCOL};
+use peershare_core::wire::data::{
+    ClientFrame, ErrorCode, FrameHeader, ServerFrame, DATA_STREAM_PROTOCOL, HEADER_LEN,
+};
 use peershare_core::FileId;
 use peershare_node::net::host::IDENTIFY_VERSION;
 use peershare_node::transfer::data_channel::{read_body, read_header, write_frame, DataTls};
@@ -102,11 +106,11 @@ async fn next_connection(
     accepted.ok().map(|c| c.expect("accept").1)
 }
 
-#[test]
-fn a_dial_back_needs_the_askers_ticket_and_goes_only_to_the_asker() {
-    let sandbox = Sandbox::new();
-    let id = write_random(&sandbox.share_dir("a").join("granted.bin"), MIB + 3);
-    let a = Daemon::start(&sandbox, "a", &[]);
+/// A daemon sharing one file of `size` bytes named `name`: the daemon,
+/// where to dial it, its peer id and the file's id.
+fn sharing(sandbox: &Sandbox, name: &str, size: u64) -> (Daemon, Multiaddr, PeerId, FileId) {
+    let id = write_random(&sandbox.share_dir("a").join(name), size);
+    let a = Daemon::start(sandbox, "a", &[]);
     a.wait_shared(1);
     let (dial, sharer) = a
         .addr()
@@ -116,21 +120,54 @@ fn a_dial_back_needs_the_askers_ticket_and_goes_only_to_the_asker() {
             (dial, p.parse::<PeerId>().expect("a's peer id"))
         })
         .expect("a full address");
-    let id: FileId = id.parse().expect("a file id");
+    (a, dial, sharer, id.parse().expect("a file id"))
+}
 
+/// Asks for `id` from a swarm of its own, kept running in the background:
+/// the grant's ticket and data port, and a handle to open data streams.
+async fn granted(
+    sharer: PeerId,
+    dial: Multiaddr,
+    id: FileId,
+) -> (u64, u16, libp2p_stream::Control) {
+    let mut swarm = asker();
+    let (ticket, data_port) = ask(&mut swarm, sharer, dial, id).await;
+    let control = swarm.behaviour().streams.new_control();
+    tokio::spawn(async move {
+        loop {
+            swarm.select_next_some().await;
+        }
+    });
+    (ticket, data_port, control)
+}
+
+/// Sends `frame` on a data connection to `sharer`'s `data_port` and checks
+/// that the answer is a protocol error.
+async fn protocol_error_on_data_connection(sharer: PeerId, data_port: u16, frame: ClientFrame) {
+    let tls = DataTls::new(&Keypair::generate_ed25519()).expect("tls");
+    let data = std::net::SocketAddr::from(([127, 0, 0, 1], data_port));
+    let mut stream = tls.connect(data, sharer).await.expect("a data connection");
+    write_frame(&mut stream, &frame.encode())
+        .await
+        .expect("send");
+    let header = read_header(&mut stream, 0).await.expect("an answer");
+    let body = read_body(&mut stream, header).await.expect("its body");
+    match ServerFrame::decode(header, &body) {
+        Ok(ServerFrame::Error { code, .. }) => assert_eq!(code, ErrorCode::Protocol),
+        other => panic!("expected a protocol error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_dial_back_needs_the_askers_ticket_and_goes_only_to_the_asker() {
+    let sandbox = Sandbox::new();
+    let (a, dial, sharer, id) = sharing(&sandbox, "granted.bin", MIB + 3);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime for the asker");
-    let mut granted = (0, 0);
+    let mut grant = (0, 0);
     runtime.block_on(async {
-        let mut swarm = asker();
-        let (ticket, data_port) = ask(&mut swarm, sharer, dial, id).await;
-        let mut control = swarm.behaviour().streams.new_control();
-        tokio::spawn(async move {
-            loop {
-                swarm.select_next_some().await;
-            }
-        });
+        let (ticket, data_port, mut control) = granted(sharer, dial, id).await;
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a listener");
-        granted = (ticket, data_port);
+        grant = (ticket, data_port);
         let port = listener.local_addr().expect("its address").port();
 
         let forged = ClientFrame::DialBack {
@@ -159,26 +196,71 @@ fn a_dial_back_needs_the_askers_ticket_and_goes_only_to_the_asker() {
         assert_eq!(from.port(), data_port, "from the daemon's data port");
     });
 
-    let (ticket, data_port) = granted;
+    let (ticket, data_port) = grant;
     // On the data connection itself, a dial-back is a protocol error.
-    runtime.block_on(async {
-        let tls = DataTls::new(&Keypair::generate_ed25519()).expect("tls");
-        let data = std::net::SocketAddr::from(([127, 0, 0, 1], data_port));
-        let mut stream = tls.connect(data, sharer).await.expect("a data connection");
-        let asked = ClientFrame::DialBack { ticket, port: 9 };
-        write_frame(&mut stream, &asked.encode())
-            .await
-            .expect("send");
-        let header = read_header(&mut stream, 0).await.expect("an answer");
-        let body = read_body(&mut stream, header).await.expect("its body");
-        match ServerFrame::decode(header, &body) {
-            Ok(ServerFrame::Error { code, .. }) => assert_eq!(code, ErrorCode::Protocol),
-            other => panic!("expected a protocol error, got {other:?}"),
-        }
-    });
+    let asked = ClientFrame::DialBack { ticket, port: 9 };
+    runtime.block_on(protocol_error_on_data_connection(sharer, data_port, asked));
     let log = a.log_text();
     assert!(
         log.contains("dial-back asked without a valid ticket"),
         "the forged dial-back is logged: {log}"
     );
+}
+
+/// The error frame `stream` carries next, within 5 s.
+async fn refusal_on(stream: &mut libp2p::Stream) -> (ErrorCode, String) {
+    let read = async {
+        let mut header = [0u8; HEADER_LEN];
+        stream.read_exact(&mut header).await.expect("a header");
+        let header = FrameHeader::parse(header, 0).expect("a valid header");
+        let mut body = vec![0u8; header.body_len as usize];
+        stream.read_exact(&mut body).await.expect("its body");
+        match ServerFrame::decode(header, &body) {
+            Ok(ServerFrame::Error { code, message }) => (code, message),
+            other => panic!("expected an error frame, got {other:?}"),
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read)
+        .await
+        .expect("an answer in time")
+}
+
+#[test]
+fn a_punch_needs_the_askers_ticket_and_a_public_address() {
+    let sandbox = Sandbox::new();
+    let (_a, dial, sharer, id) = sharing(&sandbox, "punched.bin", MIB + 5);
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the asker");
+    let grant = runtime.block_on(async {
+        let (ticket, data_port, mut control) = granted(sharer, dial, id).await;
+        // A public address, never contacted: the ticket is checked first.
+        let forged = ClientFrame::Punch {
+            ticket: ticket.wrapping_add(1),
+            ip: "60.1.0.99".parse().unwrap(),
+            port: 4000,
+        };
+        let mut stream = on_a_data_stream(&mut control, sharer, forged).await;
+        let (code, message) = refusal_on(&mut stream).await;
+        assert_eq!(code, ErrorCode::Protocol);
+        assert!(message.contains("without a valid ticket"), "{message}");
+
+        let private = ClientFrame::Punch {
+            ticket,
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
+            port: 4000,
+        };
+        let mut stream = on_a_data_stream(&mut control, sharer, private).await;
+        let (code, message) = refusal_on(&mut stream).await;
+        assert_eq!(code, ErrorCode::Protocol);
+        assert!(message.contains("no public address"), "{message}");
+        (ticket, data_port)
+    });
+
+    // On the data connection itself, a punch is a protocol error.
+    let (ticket, data_port) = grant;
+    let asked = ClientFrame::Punch {
+        ticket,
+        ip: "60.1.0.99".parse().unwrap(),
+        port: 9,
+    };
+    runtime.block_on(protocol_error_on_data_connection(sharer, data_port, asked));
 }

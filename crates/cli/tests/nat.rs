@@ -30,6 +30,8 @@ enum Router {
     /// Port-preserving, and runs a UPnP IGD (miniupnpd) on its LAN side that
     /// maps ports on request.
     Upnp,
+    /// The same, mapping ports by NAT-PMP only.
+    NatPmp,
 }
 
 fn run(program: &str, args: &[&str]) {
@@ -130,16 +132,21 @@ impl Internet {
                 ],
             );
             masquerade(&router, *kind);
-            if let Router::Upnp = kind {
-                let igd = net.start_igd(&router, n);
+            if let Router::Upnp | Router::NatPmp = kind {
+                let igd = net.start_igd(&router, n, *kind);
                 net.igds.push(igd);
             }
         }
         net
     }
 
-    /// Starts miniupnpd in `router` (home `n`), mapping ports for its LAN.
-    fn start_igd(&self, router: &str, n: usize) -> std::process::Child {
+    /// Starts miniupnpd in `router` (home `n`), mapping ports for its LAN
+    /// by UPnP IGD or by NAT-PMP, as `kind` says.
+    fn start_igd(&self, router: &str, n: usize, kind: Router) -> std::process::Child {
+        let (upnp, natpmp) = match kind {
+            Router::NatPmp => ("no", "yes"),
+            _ => ("yes", "no"),
+        };
         for rule in [
             "add table inet upnp",
             "add chain inet upnp forward { type filter hook forward priority 0 ; }",
@@ -159,8 +166,8 @@ impl Internet {
         std::fs::write(
             &config,
             format!(
-                "ext_ifname=wan\nlistening_ip=lan\nhttp_port=0\nenable_upnp=yes\n\
-                 enable_natpmp=yes\nsecure_mode=yes\nsystem_uptime=yes\n\
+                "ext_ifname=wan\nlistening_ip=lan\nhttp_port=0\nenable_upnp={upnp}\n\
+                 enable_natpmp={natpmp}\nsecure_mode=yes\nsystem_uptime=yes\n\
                  uuid=3d3cec3a-8cf0-11e0-98ee-00100000000{n}\n\
                  upnp_table_name=upnp\nupnp_nat_table_name=upnp\n\
                  upnp_forward_chain=forward_upnp\nupnp_nat_chain=prerouting_upnp\n\
@@ -182,7 +189,7 @@ impl Internet {
             .expect("start miniupnpd")
     }
 
-    /// The port mappings (DNAT rules) the UPnP router of home `n` holds now.
+    /// The port mappings (DNAT rules) the mapping router of home `n` holds now.
     fn mappings(&self, n: usize) -> usize {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns(&format!("r{n}"))])
@@ -231,7 +238,9 @@ fn masquerade(router: &str, kind: Router) {
         "add chain ip nat post { type nat hook postrouting priority 100 ; }",
     );
     let rule = match kind {
-        Router::PortPreserving | Router::Upnp => "add rule ip nat post oifname wan masquerade",
+        Router::PortPreserving | Router::Upnp | Router::NatPmp => {
+            "add rule ip nat post oifname wan masquerade"
+        }
         Router::Symmetric => "add rule ip nat post oifname wan masquerade random",
     };
     nft(router, rule);
@@ -481,7 +490,6 @@ fn a_sharer_behind_a_router_connects_back_for_the_data() {
         h1.cli_ok(&["uploads"]).as_array()?.first().cloned()
     });
     assert_eq!(upload["path"]["connection"], "hole_punched", "{upload}");
-    assert_eq!(upload["path"]["channel"], "tcp", "{upload}");
     let done = hub.wait_download_end(id);
     assert_eq!(s(&done, "state"), "done", "{done}");
     assert!(same_bytes(&talk, &hub.downloads.join("long talk.ogg")));
@@ -491,15 +499,15 @@ fn a_sharer_behind_a_router_connects_back_for_the_data() {
     drop((hub, homes));
 }
 
-/// Homes behind a port-preserving and a symmetric router (hole punching
-/// cannot join them), h1 sharing "far away.mkv" of `size` bytes and h2
-/// finding it at h1's relayed address. Drop the daemons before the internet.
+/// Homes behind routers of `kinds`, h1 sharing "far away.mkv" of `size`
+/// bytes and h2 finding it at h1's relayed address. Drop the daemons
+/// before the internet.
 fn far_away_film(
     sandbox: &Sandbox,
-    hub_extra: &[&str],
+    (kinds, hub_extra): ([Router; 2], &[&str]),
     size: u64,
 ) -> (Internet, Daemon, Vec<Daemon>, std::path::PathBuf) {
-    let net = Internet::new(&[Router::PortPreserving, Router::Symmetric]);
+    let net = Internet::new(&kinds);
     let film = sandbox.share_dir("h1").join("far away.mkv");
     write_random(&film, size);
     let (hub, homes) = hub_and_homes(sandbox, &net, 2, hub_extra);
@@ -507,6 +515,51 @@ fn far_away_film(
     wait_relayed(&homes[0]);
     wait_search_through_relay(&homes[1], "far away", &homes[0].peer_id());
     (net, hub, homes, film)
+}
+
+/// Two homes whose routers both change ports for every destination.
+const BOTH_SYMMETRIC: [Router; 2] = [Router::Symmetric, Router::Symmetric];
+
+/// A router that keeps ports facing one that changes them: hole punching
+/// of the libp2p connection fails and it stays relayed, but the data
+/// connection is punched (both ends try many ports at once and one pair
+/// meets), with a relay that carries no bulk data. Both ends say so.
+fn punched_through(kinds: [Router; 2]) {
+    let sandbox = Sandbox::new();
+    let (_net, hub, homes, film) = far_away_film(&sandbox, (kinds, &[]), 8 * MIB + 3);
+    let (h1, h2) = (&homes[0], &homes[1]);
+    for (home, ip) in [(h1, "60.1.0.11"), (h2, "60.1.0.12")] {
+        let status = home.status();
+        assert_eq!(status["reachability"]["seen_as"], ip, "{status}");
+    }
+    let id = h2.start_download(&["far away.mkv"]);
+    let done = h2.wait_download_end(id);
+    assert_eq!(s(&done, "state"), "done", "{done}");
+    assert!(same_bytes(&film, &h2.downloads.join("far away.mkv")));
+    let path = done["peers"][0]["path"].clone();
+    assert_eq!(path["connection"], "hole_punched", "{done}");
+    assert_eq!(path["channel"], "tcp", "{done}");
+    assert!(path["relay"].is_null(), "{done}");
+    let seen = h2.known_peer(&h1.peer_id()).expect("h2 knows h1");
+    assert_eq!(
+        seen["path"], "relayed",
+        "the libp2p connection stays relayed: {seen}"
+    );
+    drop((hub, homes));
+}
+
+#[test]
+fn a_sharer_behind_a_port_keeping_router_punches_through_to_a_symmetric_one() {
+    if routers_available() {
+        punched_through([Router::PortPreserving, Router::Symmetric]);
+    }
+}
+
+#[test]
+fn a_sharer_behind_a_symmetric_router_punches_through_to_a_port_keeping_one() {
+    if routers_available() {
+        punched_through([Router::Symmetric, Router::PortPreserving]);
+    }
 }
 
 /// Whether this machine can build the namespaces and routers (root, iproute2, nftables).
@@ -518,8 +571,9 @@ fn routers_available() -> bool {
     available
 }
 
-/// A symmetric router picks a new port for every destination, so hole
-/// punching cannot work and only the relay joins the two homes. A relay with
+/// Both routers pick a new port for every destination, so neither hole
+/// punching nor a punch of the data connection can work, and only the
+/// relay joins the two homes. A relay with
 /// small circuits (the default) does not carry the file: the download fails
 /// at once with the reason, rather than stalling.
 #[test]
@@ -528,7 +582,7 @@ fn behind_a_symmetric_router_a_small_relay_refuses_the_data_with_a_reason() {
         return;
     }
     let sandbox = Sandbox::new();
-    let (_net, hub, homes, _film) = far_away_film(&sandbox, &[], 4 * MIB);
+    let (_net, hub, homes, _film) = far_away_film(&sandbox, (BOTH_SYMMETRIC, &[]), 4 * MIB);
     let h2 = &homes[1];
     let id = h2.start_download(&["far away.mkv"]);
     let ended = h2.wait_download_end(id);
@@ -551,7 +605,7 @@ fn behind_a_symmetric_router_a_bulk_relay_with_a_limit_refuses_a_larger_file() {
     }
     let sandbox = Sandbox::new();
     let limited = ["--relay-bulk", "--relay-bulk-limit", "1M"];
-    let (_net, hub, homes, _film) = far_away_film(&sandbox, &limited, 3 * MIB);
+    let (_net, hub, homes, _film) = far_away_film(&sandbox, (BOTH_SYMMETRIC, &limited), 3 * MIB);
     let h2 = &homes[1];
     let id = h2.start_download(&["far away.mkv"]);
     let ended = h2.wait_download_end(id);
@@ -572,7 +626,8 @@ fn behind_a_symmetric_router_a_bulk_relay_carries_the_data() {
         return;
     }
     let sandbox = Sandbox::new();
-    let (_net, hub, homes, film) = far_away_film(&sandbox, &["--relay-bulk"], 6 * MIB + 5);
+    let (_net, hub, homes, film) =
+        far_away_film(&sandbox, (BOTH_SYMMETRIC, &["--relay-bulk"]), 6 * MIB + 5);
     let h2 = &homes[1];
     let id = h2.start_download(&["far away.mkv"]);
     let done = h2.wait_download_end(id);
@@ -590,19 +645,93 @@ fn behind_a_symmetric_router_a_bulk_relay_carries_the_data() {
 /// hole punching; when it stops, the mapping goes.
 #[test]
 fn a_peer_behind_a_upnp_router_maps_its_port_and_is_reached_directly() {
-    if !can_make_namespaces() || !have_nft() || !have_miniupnpd() {
-        eprintln!("skipped: needs root, iproute2, nftables and miniupnpd");
+    if !mapping_routers_available() {
         return;
     }
-    let net = Internet::new(&[Router::Upnp]);
     let sandbox = Sandbox::new();
+    let (net, hub, homes, status) = mapped_home(&sandbox, Router::Upnp, "mapped song.flac");
+    let reach = &status["reachability"];
+    assert_eq!(
+        reach["mapped_by"],
+        serde_json::json!(["upnp_igd"]),
+        "{reach}"
+    );
+    assert!(net.mappings(1) >= 1, "the router holds the mapping");
+    // Only the libp2p port is mapped: the data connection is made by a dial-back.
     let song = sandbox.share_dir("h1").join("mapped song.flac");
-    write_random(&song, 5 * MIB + 1);
-    let (hub, mut homes) = hub_and_homes(&sandbox, &net, 1, &[]);
+    let path = download_from_mapped_home(&hub, &homes[0], &song);
+    assert_ne!(path["connection"], "relayed", "{path}");
+    stop_and_see_mappings_go(&net, hub, homes);
+}
+
+/// A router that maps ports by NAT-PMP only: the peer behind it maps its
+/// libp2p port and its data port, is found public, and a public peer
+/// reaches both directly (the data connection needs no dial-back); status
+/// names the protocol; when the peer stops, the mappings go.
+#[test]
+fn a_peer_behind_a_nat_pmp_router_maps_its_ports_and_is_reached_directly() {
+    if !mapping_routers_available() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (net, hub, homes, status) = mapped_home(&sandbox, Router::NatPmp, "mapped clip.mp4");
+    let reach = &status["reachability"];
+    assert_eq!(
+        reach["mapped_by"],
+        serde_json::json!(["nat_pmp"]),
+        "{reach}"
+    );
+    let port = status["addrs"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find_map(|a| a.as_str()?.strip_prefix("/ip4/192.168.1.2/tcp/"))
+        })
+        .and_then(|rest| rest.split('/').next())
+        .expect("h1 listens on its LAN address")
+        .to_string();
+    assert!(
+        reach["public_addrs"]
+            .to_string()
+            .contains(&format!("/ip4/60.1.0.11/tcp/{port}")),
+        "the same port outside: {reach}"
+    );
+    assert_eq!(net.mappings(1), 2, "the libp2p port and the data port");
+    let text = homes[0].text(&["status"]);
+    assert!(text.contains("port mapping: mapped by NAT-PMP"), "{text}");
+    assert!(text.contains("seen from outside as 60.1.0.11"), "{text}");
+    let clip = sandbox.share_dir("h1").join("mapped clip.mp4");
+    let path = download_from_mapped_home(&hub, &homes[0], &clip);
+    assert_eq!(
+        path["connection"], "direct",
+        "the data port is mapped: {path}"
+    );
+    stop_and_see_mappings_go(&net, hub, homes);
+}
+
+/// Whether this machine can build routers that map ports (root, iproute2, nftables, miniupnpd).
+fn mapping_routers_available() -> bool {
+    let available = can_make_namespaces() && have_nft() && have_miniupnpd();
+    if !available {
+        eprintln!("skipped: needs root, iproute2, nftables and miniupnpd");
+    }
+    available
+}
+
+/// One home behind a router of `kind` that maps ports, sharing `name`;
+/// waits until its ports are mapped and it is found public (at its
+/// router's address, with no relay). Returns h1's status.
+fn mapped_home(
+    sandbox: &Sandbox,
+    kind: Router,
+    name: &str,
+) -> (Internet, Daemon, Vec<Daemon>, serde_json::Value) {
+    let net = Internet::new(&[kind]);
+    write_random(&sandbox.share_dir("h1").join(name), 5 * MIB + 1);
+    let (hub, homes) = hub_and_homes(sandbox, &net, 1, &[]);
     let h1 = &homes[0];
     h1.wait_shared(1);
-
-    let status = wait_until("h1 to map its port and be found public", WAIT, || {
+    let status = wait_until("h1 to map its ports and be found public", WAIT, || {
         let status = h1.status();
         let reach = &status["reachability"];
         (reach["port_mapping"] == "mapped" && reach["nat"] == "public").then_some(status)
@@ -615,32 +744,48 @@ fn a_peer_behind_a_upnp_router_maps_its_port_and_is_reached_directly() {
         "the mapped address is the router's: {reach}"
     );
     assert_eq!(reach["relayed_addrs"], serde_json::json!([]), "{reach}");
-    assert!(net.mappings(1) >= 1, "the router holds the mapping");
+    (net, hub, homes, status)
+}
 
+/// The hub finds `name` at h1's mapped address and downloads it over a
+/// direct libp2p connection, the data on TCP; returns the data's path.
+fn download_from_mapped_home(
+    hub: &Daemon,
+    h1: &Daemon,
+    file: &std::path::Path,
+) -> serde_json::Value {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("a file name");
+    let words = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
     let hit = wait_until(
-        "the hub to find h1's song at its mapped address",
+        "the hub to find h1's file at its mapped address",
         WAIT,
         || {
-            let v = hub.cli_ok(&["search", "mapped song"]);
+            let v = hub.cli_ok(&["search", words]);
             let hit = v["results"].as_array()?.first()?.clone();
             let addrs = hit["sources"][0]["addrs"].to_string();
             addrs.contains("/ip4/60.1.0.11/").then_some(hit)
         },
     );
     assert_eq!(s(&hit["sources"][0], "peer_id"), h1.peer_id(), "{hit}");
-    let id = hub.start_download(&["mapped song.flac"]);
+    let id = hub.start_download(&[name]);
     let done = hub.wait_download_end(id);
     assert_eq!(s(&done, "state"), "done", "{done}");
-    assert!(same_bytes(&song, &hub.downloads.join("mapped song.flac")));
+    assert!(same_bytes(file, &hub.downloads.join(name)));
     let h1_seen = hub.known_peer(&h1.peer_id()).expect("the hub knows h1");
     assert_eq!(h1_seen["path"], "direct", "{h1_seen}");
-    // Only the libp2p port is mapped: the data connection is made by a dial-back.
     let path = done["peers"][0]["path"].clone();
     assert_eq!(path["channel"], "tcp", "{done}");
     assert!(path["relay"].is_null(), "{done}");
+    path
+}
 
+/// Stops h1 and waits for its router to drop every mapping.
+fn stop_and_see_mappings_go(net: &Internet, hub: Daemon, mut homes: Vec<Daemon>) {
     homes[0].stop();
-    wait_until("the router to drop the mapping", WAIT, || {
+    wait_until("the router to drop the mappings", WAIT, || {
         (net.mappings(1) == 0).then_some(())
     });
     drop((hub, homes));

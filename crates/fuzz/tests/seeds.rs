@@ -139,6 +139,7 @@ fn write_seeds() {
                 piece_len: 1 << 20,
                 name: "aula 1.mp4".into(),
                 swarm: vec!["/ip4/127.0.0.1/tcp/1100/p2p/12D3KooWLxeMFhSVvLMqxg1DwSBMDiMB8uh93yBewqQpY4aytK4w".into()],
+                public_ip: Some("60.1.0.11".parse().unwrap()),
             },
         ),
         (

@@ -620,7 +620,7 @@ pub enum NatState {
     Private,
 }
 
-/// Where the router's port mapping (UPnP IGD) stands.
+/// Where the router's port mapping (UPnP IGD or NAT-PMP, the best of the two) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PortMappingState {
@@ -634,6 +634,29 @@ pub enum PortMappingState {
     NoGateway,
     /// The gateway answered but sits behind another NAT itself.
     GatewayNotPublic,
+}
+
+impl PortMappingState {
+    /// How much better this state is than others, to show the best of two protocols.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            Self::NoGateway => 1,
+            Self::GatewayNotPublic => 2,
+            Self::Searching => 3,
+            Self::Mapped => 4,
+        }
+    }
+}
+
+/// A protocol that asks the router to map ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingProtocol {
+    /// UPnP Internet Gateway Device.
+    UpnpIgd,
+    /// NAT-PMP (RFC 6886).
+    NatPmp,
 }
 
 /// The relay service this peer offers others.
@@ -664,10 +687,33 @@ pub struct ReachabilityView {
     pub public_addrs: Vec<String>,
     /// The router's port mapping.
     pub port_mapping: PortMappingState,
+    /// The protocols the router mapped ports with.
+    #[serde(default)]
+    pub mapped_by: Vec<MappingProtocol>,
     /// Relayed addresses: a relay holds a slot for this peer at each.
     pub relayed_addrs: Vec<String>,
     /// The relay service it offers.
     pub relay_service: RelayServiceView,
+    /// Its public IP as most peers on direct connections see it, when any does.
+    #[serde(default)]
+    pub seen_as: Option<String>,
+    /// Whether its router keeps its port towards every destination.
+    #[serde(default)]
+    pub mapping: NatMapping,
+}
+
+/// How the router in front of this peer maps its port, from what peers saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NatMapping {
+    /// Fewer than two peers saw it yet.
+    #[default]
+    Unknown,
+    /// The same port for every destination (or no router at all).
+    Kept,
+    /// A new port for every destination (a "symmetric" NAT): hole punching
+    /// needs many tries at once.
+    Changes,
 }
 
 /// This peer, as `status` shows it.

@@ -343,6 +343,20 @@ impl Daemon {
         self.run_with_input(args, None)
     }
 
+    /// Runs a client command that must succeed, without `--json`; returns what it printed.
+    pub fn text(&self, args: &[&str]) -> String {
+        let mut all: Vec<&std::ffi::OsStr> = vec!["--data-dir".as_ref(), self.data_dir.as_os_str()];
+        all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+        let out = run_client_in(self.netns.as_deref(), &all, None);
+        assert!(
+            out.ok,
+            "`peershare {}` failed: {}",
+            args.join(" "),
+            out.stderr
+        );
+        out.stdout
+    }
+
     /// Like [`Daemon::run`], with `input` on the client's standard input.
     pub fn run_with_input(&self, args: &[&str], input: Option<&str>) -> CliOutput {
         let mut all: Vec<&std::ffi::OsStr> = vec![

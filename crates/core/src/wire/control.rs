@@ -86,6 +86,10 @@ pub enum TransferResponse {
         /// only, untrusted. Absent when none.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         swarm: Vec<String>,
+        /// The sharer's public IP as other peers see it, when it knows one:
+        /// where a downloader behind a router aims a `Punch` (absent otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        public_ip: Option<std::net::IpAddr>,
     },
     /// The person sharing said no, or did not answer in time.
     Rejected {

@@ -9,7 +9,9 @@
 //! On a data stream, the client may instead send one
 //! [`ClientFrame::DialBack`]: the server then opens the data connection
 //! itself, from its data port, so that both ends' routers see outgoing
-//! packets and let the connection through.
+//! packets and let the connection through; or [`ClientFrame::Punch`], when
+//! a router that changes ports stands between them: both then open many
+//! connections at once until one pair meets.
 //! Lengths are checked against per-kind limits before any body is read, so a
 //! hostile peer cannot make the other side allocate more than one piece.
 
@@ -39,6 +41,7 @@ const GET_PIECE: u8 = 0x03;
 const WATCH_HAVES: u8 = 0x04;
 const CANCEL: u8 = 0x05;
 const DIAL_BACK: u8 = 0x06;
+const PUNCH: u8 = 0x07;
 const READY: u8 = 0x81;
 const TREE: u8 = 0x82;
 const PIECE: u8 = 0x83;
@@ -86,6 +89,7 @@ impl FrameHeader {
             OPEN | GET_PIECE | CANCEL | SKIPPED => (8, 8),
             GET_TREE | WATCH_HAVES => (0, 0),
             DIAL_BACK => (10, 10),
+            PUNCH => (26, 26),
             READY => (48, 48),
             TREE => (8, (8 + MAX_LEAVES_PER_FRAME * LEAF_LEN) as u32),
             PIECE => (8, 8 + piece_len.min(MAX_PIECE_LEN) as u32),
@@ -132,6 +136,19 @@ fn u64_at(body: &[u8], at: usize) -> u64 {
     )
 }
 
+/// An IP as 16 bytes: IPv6, or IPv4 mapped into IPv6.
+fn ip_octets(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+/// The IP 16 bytes carry, IPv4 when mapped.
+fn ip_from(octets: [u8; 16]) -> std::net::IpAddr {
+    std::net::Ipv6Addr::from(octets).to_canonical()
+}
+
 /// What the downloading side sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientFrame {
@@ -164,6 +181,20 @@ pub enum ClientFrame {
         /// The downloader's TCP port, connecting already.
         port: u16,
     },
+    /// On a data stream only, when a router that changes ports for every
+    /// destination stands between the two (a dial-back cannot pass it):
+    /// open many connections at once towards `ip`, from fresh ports to
+    /// `port` and from your data port to random ports, while the
+    /// downloader does the same towards you; one pair meets (the birthday
+    /// paradox). The ticket is then presented on the connection that formed.
+    Punch {
+        /// The ticket from `TransferResponse::Granted`, proving the grant.
+        ticket: u64,
+        /// The downloader's public IP, as peers see it.
+        ip: std::net::IpAddr,
+        /// The downloader's fixed TCP port, connecting already.
+        port: u16,
+    },
 }
 
 impl ClientFrame {
@@ -180,6 +211,13 @@ impl ClientFrame {
                 body[..8].copy_from_slice(&ticket.to_be_bytes());
                 body[8..].copy_from_slice(&port.to_be_bytes());
                 frame(DIAL_BACK, &body)
+            }
+            Self::Punch { ticket, ip, port } => {
+                let mut body = [0u8; 26];
+                body[..8].copy_from_slice(&ticket.to_be_bytes());
+                body[8..24].copy_from_slice(&ip_octets(*ip));
+                body[24..].copy_from_slice(&port.to_be_bytes());
+                frame(PUNCH, &body)
             }
         }
     }
@@ -201,6 +239,11 @@ impl ClientFrame {
             DIAL_BACK => Ok(Self::DialBack {
                 ticket: u64_at(body, 0),
                 port: u16::from_be_bytes([body[8], body[9]]),
+            }),
+            PUNCH => Ok(Self::Punch {
+                ticket: u64_at(body, 0),
+                ip: ip_from(body[8..24].try_into().expect("length checked by header")),
+                port: u16::from_be_bytes([body[24], body[25]]),
             }),
             other => Err(WireError::UnknownKind(other)),
         }
@@ -416,6 +459,16 @@ mod tests {
             ClientFrame::DialBack {
                 ticket: u64::MAX - 1,
                 port: 54_321,
+            },
+            ClientFrame::Punch {
+                ticket: 9,
+                ip: "60.1.0.12".parse().unwrap(),
+                port: 40_000,
+            },
+            ClientFrame::Punch {
+                ticket: 10,
+                ip: "2001:db8::7".parse().unwrap(),
+                port: 1,
             },
         ] {
             let bytes = f.encode();

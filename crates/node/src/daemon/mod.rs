@@ -38,6 +38,7 @@ use crate::store::Store;
 use crate::transfer::data_channel::{self, DataTls};
 use crate::transfer::download::{Downloads, DownloadsParts};
 use crate::transfer::partial::PartialFiles;
+use crate::transfer::punch::PunchBudget;
 use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::active::ActiveUploads;
 use crate::transfer::upload::gate::{GateParts, Policy, UploadGate};
@@ -297,6 +298,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         rate: rate.clone(),
         uploads: uploads.clone(),
         lifetime: lifetime.clone(),
+        punches: PunchBudget::default(),
     };
     lifetime.spawn(upload::serve(data_listener, service.clone()));
 
@@ -316,6 +318,9 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
         context,
     )
     .await?;
+    if config.nat.port_mapping {
+        host.map_ports_by_nat_pmp(data_addr, &lifetime);
+    }
     lifetime.spawn(upload::serve_streams(
         host.accept_data_streams()?,
         host.reachability().clone(),

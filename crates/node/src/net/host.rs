@@ -62,6 +62,7 @@ use crate::net::announce_queue::{AnnounceQueue, Regrowth};
 use crate::net::deadlines::Deadlines;
 use crate::net::index_advert::{advertised_index_port, agent_version};
 use crate::net::kademlia::{self, DhtSettings};
+use crate::net::nat_pmp::{self, PortMapEvent};
 use crate::net::peer_book::{FoundBy, PeerBook};
 use crate::net::reachability::{
     is_public_ip, is_relayed, NatSettings, Reachability, WANTED_RELAYS,
@@ -69,7 +70,9 @@ use crate::net::reachability::{
 use crate::net::transfer_requests::{HeldRequests, TransferDesk, Verdict, MAX_ASK_TIMEOUT};
 use crate::share::SharedFiles;
 use crate::transfer::data_channel::DataStream;
-use crate::views::{ConnectionPath, EventKind, KnownPeer, NatState, PortMappingState};
+use crate::views::{
+    ConnectionPath, EventKind, KnownPeer, MappingProtocol, NatState, PortMappingState,
+};
 use crate::NodeError;
 
 /// The identify protocol version peers announce.
@@ -216,6 +219,8 @@ enum Command {
     RelayRested {
         relay: PeerId,
     },
+    /// NAT-PMP port mapping found or did something.
+    PortMap(PortMapEvent),
 }
 
 /// A transfer waiting for the best path to its peer.
@@ -353,6 +358,7 @@ impl Host {
             resting_relays: HashSet::new(),
             path_waits: Vec::new(),
             listeners,
+            nat_pmp_addrs: HashMap::new(),
         };
         let expected = listen.len();
         // Stopping closes the listeners (the router drops their port
@@ -379,6 +385,44 @@ impl Host {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Keeps this peer's TCP listening ports and `data_port` mapped on the
+    /// default gateway by NAT-PMP ([`nat_pmp`]) until `lifetime` stops,
+    /// which removes the mappings. Ports listened on only at loopback are
+    /// left alone (nothing outside could use them), so a peer on loopback
+    /// never asks at all.
+    pub fn map_ports_by_nat_pmp(&self, data_addr: std::net::SocketAddr, lifetime: &Lifetime) {
+        let outside = |ip: std::net::IpAddr| !ip.is_loopback();
+        let mut ports: Vec<u16> = self
+            .listen_addrs()
+            .iter()
+            .filter(|a| !is_relayed(a) && ip_of(a).is_some_and(|ip| ip.is_ipv4() && outside(ip)))
+            .filter_map(|a| {
+                a.iter().find_map(|p| match p {
+                    Protocol::Tcp(port) => Some(port),
+                    _ => None,
+                })
+            })
+            .collect();
+        if ports.is_empty() {
+            return;
+        }
+        if outside(data_addr.ip()) {
+            ports.push(data_addr.port());
+        }
+        ports.sort_unstable();
+        ports.dedup();
+        let (events, mut reports) = mpsc::channel(16);
+        lifetime.spawn_cooperative(nat_pmp::run(ports, events, lifetime.token().clone()));
+        let commands = self.commands.clone();
+        lifetime.spawn(async move {
+            while let Some(event) = reports.recv().await {
+                if commands.send(Command::PortMap(event)).await.is_err() {
+                    break;
+                }
+            }
+        });
     }
 
     /// This peer's id.
@@ -777,6 +821,8 @@ struct EventLoop {
     path_waits: Vec<PathWait>,
     /// The listeners opened at start (relay slots are in `relay_listeners`).
     listeners: Vec<ListenerId>,
+    /// The outside address NAT-PMP mapped for each libp2p listening port.
+    nat_pmp_addrs: HashMap<u16, Multiaddr>,
 }
 
 impl EventLoop {
@@ -943,6 +989,7 @@ impl EventLoop {
                 self.settle_path_waits();
             }
             Command::ReserveRelays => self.reserve_relays(),
+            Command::PortMap(event) => self.on_nat_pmp(event),
             Command::RelayRested { relay } => {
                 self.resting_relays.remove(&relay);
                 self.reserve_relays();
@@ -1135,25 +1182,91 @@ impl EventLoop {
         }
     }
 
+    /// What NAT-PMP mapped: a libp2p listening port's outside address is
+    /// announced like one UPnP mapped; the data port needs nothing more
+    /// when the router kept its number (grants name the local one).
+    fn on_nat_pmp(&mut self, event: PortMapEvent) {
+        let state = match event {
+            PortMapEvent::NoGateway => PortMappingState::NoGateway,
+            PortMapEvent::NotPublic(ip) => {
+                tracing::info!(%ip, "the NAT-PMP gateway is behind another NAT");
+                PortMappingState::GatewayNotPublic
+            }
+            PortMapEvent::Mapped {
+                ip,
+                internal,
+                external,
+            } => {
+                let libp2p = self
+                    .listen_addrs
+                    .borrow()
+                    .iter()
+                    .any(|a| !is_relayed(a) && a.iter().any(|p| p == Protocol::Tcp(internal)));
+                if libp2p {
+                    let addr = Multiaddr::empty()
+                        .with(Protocol::Ip4(ip))
+                        .with(Protocol::Tcp(external));
+                    match self.nat_pmp_addrs.insert(internal, addr.clone()) {
+                        Some(old) if old == addr => {}
+                        old => {
+                            tracing::info!(%addr, "the router mapped a port (NAT-PMP)");
+                            if let Some(old) = old {
+                                self.forget_mapped_addr(&old);
+                            }
+                            self.announce_addr(addr.clone());
+                            self.reachability.public_addr(addr, true);
+                        }
+                    }
+                } else if internal != external {
+                    tracing::info!(
+                        internal,
+                        external,
+                        "the router mapped the data port to another number; downloaders \
+                         from outside will need a dial-back"
+                    );
+                }
+                PortMappingState::Mapped
+            }
+            PortMapEvent::Lost { internal, reason } => {
+                tracing::info!(port = internal, "NAT-PMP mapping refused or lost: {reason}");
+                if let Some(addr) = self.nat_pmp_addrs.remove(&internal) {
+                    self.forget_mapped_addr(&addr);
+                }
+                match self.nat_pmp_addrs.is_empty() {
+                    true => PortMappingState::NoGateway,
+                    false => PortMappingState::Mapped,
+                }
+            }
+        };
+        self.reachability
+            .set_port_mapping(MappingProtocol::NatPmp, state);
+    }
+
+    /// A mapped address no longer leads here.
+    fn forget_mapped_addr(&mut self, addr: &Multiaddr) {
+        self.forget_listen_addr(addr);
+        self.reachability.public_addr(addr.clone(), false);
+    }
+
     fn on_upnp(&mut self, event: upnp::Event) {
         match event {
             upnp::Event::NewExternalAddr { external_addr, .. } => {
                 tracing::info!(%external_addr, "the router mapped a port");
                 self.announce_addr(external_addr.clone());
                 self.reachability.public_addr(external_addr, true);
-                self.reachability.set_port_mapping(PortMappingState::Mapped);
+                self.reachability
+                    .set_port_mapping(MappingProtocol::UpnpIgd, PortMappingState::Mapped);
             }
             upnp::Event::ExpiredExternalAddr { external_addr, .. } => {
-                self.forget_listen_addr(&external_addr);
-                self.reachability.public_addr(external_addr, false);
+                self.forget_mapped_addr(&external_addr);
             }
             upnp::Event::GatewayNotFound => {
                 self.reachability
-                    .set_port_mapping(PortMappingState::NoGateway);
+                    .set_port_mapping(MappingProtocol::UpnpIgd, PortMappingState::NoGateway);
             }
             upnp::Event::NonRoutableGateway => {
                 self.reachability
-                    .set_port_mapping(PortMappingState::GatewayNotPublic);
+                    .set_port_mapping(MappingProtocol::UpnpIgd, PortMappingState::GatewayNotPublic);
             }
         }
     }
@@ -1339,6 +1452,10 @@ impl EventLoop {
                 self.on_index_advertised(peer_id, connection_id, port);
             }
             self.note_relay_candidate(peer_id, &info);
+            if self.reachability.path_of(connection_id) != Some(ConnectionPath::Relayed) {
+                self.reachability
+                    .observed(peer_id, info.observed_addr.clone());
+            }
             let kad = &mut self.swarm.behaviour_mut().kad;
             for addr in info
                 .listen_addrs
@@ -1684,8 +1801,12 @@ impl EventLoop {
     fn answer_transfer(
         &mut self,
         channel: ResponseChannel<TransferResponse>,
-        response: TransferResponse,
+        mut response: TransferResponse,
     ) {
+        // Where a downloader behind a router aims a `Punch`.
+        if let TransferResponse::Granted { public_ip, .. } = &mut response {
+            *public_ip = self.reachability.own_public_ip();
+        }
         let behaviour = &mut self.swarm.behaviour_mut().transfer;
         let _ = behaviour.send_response(channel, response);
     }

@@ -8,7 +8,7 @@
 //! transfers' path choice and the events read it. It never dials, listens
 //! or decides anything itself: the loop does, from what it records here.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -19,7 +19,8 @@ use libp2p::{Multiaddr, PeerId};
 
 use super::host::ip_of;
 use crate::views::{
-    ConnectionPath, NatState, PortMappingState, ReachabilityView, RelayServiceView,
+    ConnectionPath, MappingProtocol, NatMapping, NatState, PortMappingState, ReachabilityView,
+    RelayServiceView,
 };
 
 /// Relays a peer behind a NAT keeps a slot on at once.
@@ -28,6 +29,8 @@ pub const WANTED_RELAYS: usize = 2;
 pub const CLOSED_DATA_PORT_MEMORY: Duration = Duration::from_secs(600);
 /// Peers remembered with a closed data port, at most.
 const MAX_CLOSED_DATA_PORTS: usize = 4096;
+/// Peers whose view of this peer's address is remembered, at most (the newest).
+const MAX_OBSERVERS: usize = 16;
 
 /// How this peer deals with NATs.
 #[derive(Debug, Clone)]
@@ -114,7 +117,8 @@ struct Link {
 struct State {
     nat: NatState,
     public_addrs: BTreeSet<Multiaddr>,
-    port_mapping: PortMappingState,
+    /// Where each mapping protocol stands.
+    port_mapping: BTreeMap<MappingProtocol, PortMappingState>,
     relayed_addrs: BTreeSet<Multiaddr>,
     relay_service: RelayServiceView,
     links: HashMap<ConnectionId, Link>,
@@ -122,6 +126,8 @@ struct State {
     circuit_bytes: HashMap<PeerId, Option<u64>>,
     /// Peers whose data port could not be reached, and when.
     closed_data_ports: HashMap<PeerId, Instant>,
+    /// Where peers on direct connections see this peer, newest last.
+    observed: VecDeque<(PeerId, Multiaddr)>,
 }
 
 /// The shared record; cheap to clone.
@@ -136,10 +142,13 @@ impl Reachability {
         let state = State {
             nat: NatState::Unknown,
             public_addrs: BTreeSet::new(),
-            port_mapping: match settings.port_mapping {
-                true => PortMappingState::Searching,
-                false => PortMappingState::Off,
-            },
+            port_mapping: [MappingProtocol::UpnpIgd, MappingProtocol::NatPmp]
+                .into_iter()
+                .map(|protocol| match settings.port_mapping {
+                    true => (protocol, PortMappingState::Searching),
+                    false => (protocol, PortMappingState::Off),
+                })
+                .collect(),
             relayed_addrs: BTreeSet::new(),
             relay_service: RelayServiceView {
                 enabled: settings.relay_service.enabled,
@@ -152,6 +161,7 @@ impl Reachability {
             links: HashMap::new(),
             circuit_bytes: HashMap::new(),
             closed_data_ports: HashMap::new(),
+            observed: VecDeque::new(),
         };
         Self {
             state: Arc::new(RwLock::new(state)),
@@ -172,10 +182,42 @@ impl Reachability {
         ReachabilityView {
             nat: state.nat,
             public_addrs: state.public_addrs.iter().map(|a| a.to_string()).collect(),
-            port_mapping: state.port_mapping,
+            port_mapping: state
+                .port_mapping
+                .values()
+                .copied()
+                .max_by_key(|m| m.rank())
+                .unwrap_or(PortMappingState::Off),
+            mapped_by: state
+                .port_mapping
+                .iter()
+                .filter(|(_, m)| **m == PortMappingState::Mapped)
+                .map(|(p, _)| *p)
+                .collect(),
             relayed_addrs: state.relayed_addrs.iter().map(|a| a.to_string()).collect(),
             relay_service: state.relay_service.clone(),
+            seen_as: seen_as(&state.observed).map(|ip| ip.to_string()),
+            mapping: mapping_of(&state.observed),
         }
+    }
+
+    /// `observer`, on a connection that is not relayed, sees this peer at
+    /// `addr` (identify's observed address); only public addresses count.
+    pub fn observed(&self, observer: PeerId, addr: Multiaddr) {
+        if is_relayed(&addr) || !ip_of(&addr).is_some_and(is_public_ip) {
+            return;
+        }
+        let mut state = self.write();
+        state.observed.retain(|(p, _)| *p != observer);
+        if state.observed.len() >= MAX_OBSERVERS {
+            state.observed.pop_front();
+        }
+        state.observed.push_back((observer, addr));
+    }
+
+    /// This peer's public IP, as most peers on direct connections see it.
+    pub fn own_public_ip(&self) -> Option<IpAddr> {
+        seen_as(&self.read().observed)
     }
 
     /// What AutoNAT concluded.
@@ -202,8 +244,8 @@ impl Reachability {
     }
 
     /// The port mapping's new state.
-    pub fn set_port_mapping(&self, mapping: PortMappingState) {
-        self.write().port_mapping = mapping;
+    pub fn set_port_mapping(&self, protocol: MappingProtocol, mapping: PortMappingState) {
+        self.write().port_mapping.insert(protocol, mapping);
     }
 
     /// A relay now holds a slot at `addr` (or stopped holding it).
@@ -359,6 +401,48 @@ impl Reachability {
     }
 }
 
+/// The IP most observers see (the newest among equals).
+fn seen_as(observed: &VecDeque<(PeerId, Multiaddr)>) -> Option<IpAddr> {
+    let mut counts: HashMap<IpAddr, (usize, usize)> = HashMap::new();
+    for (at, ip) in observed
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (_, a))| Some((i, ip_of(a)?)))
+    {
+        let entry = counts.entry(ip).or_default();
+        *entry = (entry.0 + 1, at);
+    }
+    counts.into_iter().max_by_key(|(_, c)| *c).map(|(ip, _)| ip)
+}
+
+/// Whether the router keeps this peer's port towards every destination:
+/// known once two observers saw the same IP and transport, from the same
+/// local port (libp2p dials from its listening port).
+fn mapping_of(observed: &VecDeque<(PeerId, Multiaddr)>) -> NatMapping {
+    let mut ports: HashMap<(IpAddr, bool), BTreeSet<u16>> = HashMap::new();
+    let mut seen: HashMap<(IpAddr, bool), usize> = HashMap::new();
+    for (_, addr) in observed {
+        let Some(ip) = ip_of(addr) else { continue };
+        let (port, udp) = match addr.iter().nth(1) {
+            Some(Protocol::Tcp(port)) => (port, false),
+            Some(Protocol::Udp(port)) => (port, true),
+            _ => continue,
+        };
+        ports.entry((ip, udp)).or_default().insert(port);
+        *seen.entry((ip, udp)).or_default() += 1;
+    }
+    let mut mapping = NatMapping::Unknown;
+    for (key, ports) in ports {
+        if ports.len() > 1 {
+            return NatMapping::Changes;
+        }
+        if seen[&key] > 1 {
+            mapping = NatMapping::Kept;
+        }
+    }
+    mapping
+}
+
 /// The relay's peer id in a relayed address (`…/p2p/<relay>/p2p-circuit…`).
 pub fn relay_of(addr: &Multiaddr) -> Option<PeerId> {
     let mut relay = None;
@@ -489,6 +573,32 @@ mod tests {
         assert_eq!(record.direct_ip(&peer), None);
         record.closed(c1);
         assert_eq!(record.path_to(&peer), None);
+    }
+
+    #[test]
+    fn the_public_ip_is_what_most_observers_see_and_ports_tell_the_mapping() {
+        let record = Reachability::new(&NatSettings::default());
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        let at = |s: &str| s.parse::<Multiaddr>().unwrap();
+        record.observed(a, at("/ip4/192.168.1.2/tcp/4000"));
+        record.observed(a, at("/ip4/60.1.0.1/tcp/4000/p2p-circuit"));
+        assert_eq!(
+            record.own_public_ip(),
+            None,
+            "private and relayed ones do not count"
+        );
+        record.observed(a, at("/ip4/60.1.0.12/tcp/4000"));
+        assert_eq!(record.view().mapping, NatMapping::Unknown, "one observer");
+        record.observed(b, at("/ip4/60.1.0.12/tcp/4000"));
+        assert_eq!(record.view().mapping, NatMapping::Kept);
+        record.observed(c, at("/ip4/60.1.0.12/tcp/51234"));
+        assert_eq!(record.view().mapping, NatMapping::Changes);
+        // A lying peer is outvoted, however often it repeats itself.
+        for _ in 0..5 {
+            record.observed(c, at("/ip4/203.0.114.9/tcp/4000"));
+        }
+        assert_eq!(record.own_public_ip(), "60.1.0.12".parse().ok());
+        assert_eq!(record.view().seen_as.as_deref(), Some("60.1.0.12"));
     }
 
     #[test]

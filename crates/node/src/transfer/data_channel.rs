@@ -153,7 +153,8 @@ pub fn fresh_local_port(remote: SocketAddr) -> std::io::Result<SocketAddr> {
     socket.local_addr()
 }
 
-fn new_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+/// A socket of `addr`'s family.
+pub(crate) fn new_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
@@ -161,7 +162,7 @@ fn new_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
 }
 
 /// A socket bound to `addr` that other port-sharing sockets of this user may bind too.
-fn port_sharing_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
+pub(crate) fn port_sharing_socket(addr: SocketAddr) -> std::io::Result<TcpSocket> {
     let socket = new_socket(addr)?;
     socket.set_reuseaddr(true)?;
     socket.set_reuseport(true)?;

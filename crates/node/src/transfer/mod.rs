@@ -10,5 +10,6 @@ pub mod data_channel;
 pub mod download;
 pub mod partial;
 pub mod peer_tls;
+pub mod punch;
 pub mod rate_limit;
 pub mod upload;

@@ -32,9 +32,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::assembly::PieceBuffer;
 use crate::net::host::{ip_of, Host};
+use crate::net::reachability::is_public_ip;
 use crate::transfer::data_channel::{
     self, read_body, read_header, wire_error, write_frame, DataStream, DataTls,
 };
+use crate::transfer::punch::{self, Rendezvous};
 use crate::transfer::rate_limit::RateLimit;
 use crate::views::{ConnectionPath, DataChannel, DataPath};
 use crate::NodeError;
@@ -57,6 +59,11 @@ const DIRECT_DATA_PATIENCE: Duration = Duration::from_secs(5);
 /// sharer to connect back at the same time (a reachable port answers
 /// within a round trip; a router in front of it never does).
 const DIAL_BACK_AFTER: Duration = Duration::from_millis(500);
+/// How long a downloader punches towards a sharer only a relay joins it
+/// to, before the data goes on a stream through the relay.
+const PUNCH_PATIENCE: Duration = Duration::from_secs(6);
+/// How long the fan goes out before the sharer is asked to punch.
+const FAN_HEAD_START: Duration = Duration::from_millis(50);
 
 /// The time limits a source keeps to.
 #[derive(Debug, Clone, Copy)]
@@ -500,6 +507,28 @@ async fn reach_source(
         }
         reachability.data_port_closed(task.peer);
     }
+    if best == ConnectionPath::Relayed && !reachability.is_data_port_closed(&task.peer) {
+        // The punch has its own patience; this bounds the handshake after it.
+        let punching = punch_source(task, grant);
+        let limit = PUNCH_PATIENCE + task.patience.step.min(DIRECT_DATA_PATIENCE);
+        let punched = tokio::time::timeout(limit, punching)
+            .await
+            .unwrap_or_else(|_| Err(NodeError::Transfer("the punched connection hung".into())));
+        match punched {
+            Ok(stream) => {
+                let path = DataPath {
+                    connection: ConnectionPath::HolePunched,
+                    channel: DataChannel::Tcp,
+                    relay: None,
+                };
+                return Ok((stream, path));
+            }
+            Err(e) => {
+                tracing::info!(peer = %task.peer, "{e}; the data will go through the relay");
+                reachability.data_port_closed(task.peer);
+            }
+        }
+    }
     let stream = task
         .host
         .open_data_stream(task.peer, task.size, (best, relay))
@@ -561,16 +590,71 @@ async fn ask_dial_back(
     ticket: u64,
     port: u16,
 ) -> Result<DataStream, NodeError> {
+    ask_sharer(task, path, ClientFrame::DialBack { ticket, port }).await
+}
+
+/// Sends `frame` to the sharer on a new data stream on `path`, and keeps the stream.
+async fn ask_sharer(
+    task: &SourceTask,
+    path: ConnectionPath,
+    frame: ClientFrame,
+) -> Result<DataStream, NodeError> {
     let mut stream = task
         .host
         .open_data_stream(task.peer, 0, (path, None))
         .await?;
-    write_frame(
-        &mut stream,
-        &ClientFrame::DialBack { ticket, port }.encode(),
-    )
-    .await?;
+    write_frame(&mut stream, &frame.encode()).await?;
     Ok(stream)
+}
+
+/// Opens the data connection when only a relay joins the two, because a
+/// router on one side changes ports for every destination: both ends
+/// punch towards each other's public IP at once ([`punch`]). Needs both
+/// IPs: the sharer's from its grant, this peer's as peers see it.
+async fn punch_source(task: &SourceTask, grant: &Grant) -> Result<DataStream, NodeError> {
+    let their_ip = grant
+        .public_ip
+        .filter(|ip| is_public_ip(*ip))
+        .ok_or_else(|| NodeError::Transfer("the sharer knows no public IP of its own".into()))?;
+    let own_ip = task
+        .host
+        .reachability()
+        .own_public_ip()
+        .ok_or_else(|| NodeError::Transfer("no peer has told this one its public IP".into()))?;
+    let theirs = SocketAddr::new(their_ip, grant.data_port);
+    let cannot =
+        |e: std::io::Error| NodeError::Transfer(format!("cannot punch through to {their_ip}: {e}"));
+    let local = data_channel::fresh_local_port(theirs).map_err(cannot)?;
+    let rendezvous = Rendezvous {
+        local,
+        ip: their_ip,
+        port: grant.data_port,
+    };
+    let punching = punch::punch(rendezvous, PUNCH_PATIENCE, || false);
+    tokio::pin!(punching);
+    if let Ok(early) = tokio::time::timeout(FAN_HEAD_START, &mut punching).await {
+        return task.tls.client(early.map_err(cannot)?, task.peer).await;
+    }
+    let ask = ClientFrame::Punch {
+        ticket: grant.ticket,
+        ip: own_ip,
+        port: local.port(),
+    };
+    let mut asked = ask_sharer(task, ConnectionPath::Relayed, ask).await?;
+    let tcp = tokio::select! {
+        punched = &mut punching => punched.map_err(cannot)?,
+        refused = refusal(&mut asked) => return Err(refused),
+    };
+    task.tls.client(tcp, task.peer).await
+}
+
+/// Waits for the sharer to refuse what was asked on `stream`; never
+/// returns when it goes ahead (it closes the stream and punches).
+async fn refusal(stream: &mut DataStream) -> NodeError {
+    match read_server_frame(stream, 0).await {
+        Ok(frame @ ServerFrame::Error { .. }) => unexpected(frame),
+        _ => std::future::pending().await,
+    }
 }
 
 /// Where a granted transfer is fetched from.
@@ -678,6 +762,8 @@ pub struct Grant {
     pub piece_len: u64,
     /// Others the source named as fetching or holding the file.
     pub hints: Vec<String>,
+    /// The source's public IP, as it says peers see it.
+    pub public_ip: Option<std::net::IpAddr>,
 }
 
 /// The grant in a source's answer, or why there is none.
@@ -689,12 +775,14 @@ pub fn granted(response: TransferResponse, size: u64) -> Result<Grant, NodeError
             size: offered,
             piece_len,
             swarm,
+            public_ip,
             ..
         } if offered == size => Ok(Grant {
             ticket,
             data_port,
             piece_len,
             hints: swarm,
+            public_ip,
         }),
         TransferResponse::Granted { size: offered, .. } => Err(NodeError::Transfer(format!(
             "peer offers {offered} bytes for a file listed as {size} bytes"
@@ -797,6 +885,7 @@ mod tests {
             data_port: 0,
             piece_len: PIECE_LEN,
             hints: Vec::new(),
+            public_ip: None,
         }
     }
 

@@ -383,6 +383,8 @@ impl UploadGate {
             piece_len: file.outboard().layout().piece_len(),
             name: file.name().to_string(),
             swarm: self.hints(others),
+            // Filled in by the host, which knows how peers see this one.
+            public_ip: None,
         };
         state.tickets.insert(
             ticket,

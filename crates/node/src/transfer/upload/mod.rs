@@ -36,10 +36,11 @@ use tokio_util::task::AbortOnDropHandle;
 use self::active::{ActiveUploads, ListedUpload};
 use self::offer::Offer;
 use crate::lifetime::Lifetime;
-use crate::net::reachability::Reachability;
+use crate::net::reachability::{is_public_ip, Reachability};
 use crate::transfer::data_channel::{
     self, read_body, read_header, wire_error, write_frame, DataStream, DataTls,
 };
+use crate::transfer::punch::{self, PunchBudget, Rendezvous};
 use crate::transfer::rate_limit::RateLimit;
 use crate::transfer::upload::gate::UploadGate;
 use crate::views::{ConnectionPath, DataChannel, DataPath};
@@ -50,6 +51,9 @@ const OPEN_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a sharer keeps connecting back to a downloader that asked it to
 /// (the downloader waits about as long before it tries a data stream).
 const DIAL_BACK_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a sharer punches towards a downloader that asked it to (see
+/// [`punch`]; the downloader punches about as long).
+const PUNCH_PATIENCE: Duration = Duration::from_secs(5);
 /// Data streams that have not presented a valid ticket yet, at most, over
 /// every peer: each holds a task until its ticket arrives or times out.
 const UNPROVEN_STREAMS: usize = 64;
@@ -78,6 +82,8 @@ pub struct UploadService {
     pub uploads: ActiveUploads,
     /// Owns every upload connection; ending it closes them.
     pub lifetime: Lifetime,
+    /// What punches asked by downloaders may cost.
+    pub punches: PunchBudget,
 }
 
 /// Accepts data connections until the task is dropped, one task per connection.
@@ -199,8 +205,8 @@ async fn serve_connection<Permit>(
             drop(unproven);
             serve_ticket(stream, ticket, (peer, path), service).await
         }
-        Opening::DialBack { .. } => {
-            let msg = "a dial-back is asked on a data stream, not on a data connection";
+        Opening::DialBack { .. } | Opening::Punch { .. } => {
+            let msg = "a dial-back or punch is asked on a data stream, not on a data connection";
             refuse(&mut stream, ErrorCode::Protocol, msg).await
         }
     }
@@ -226,7 +232,60 @@ async fn serve_data_stream(
             let to = (peer, ticket, port);
             dial_back(to, service, unproven, &reachability).await
         }
+        Opening::Punch { ticket, ip, port } => {
+            let asked = punch_back((peer, ticket), (ip, port), &service);
+            let permit = match asked {
+                Ok(permit) => permit,
+                Err(e) => {
+                    refuse(&mut stream, ErrorCode::Protocol, &e.to_string()).await?;
+                    return Err(e);
+                }
+            };
+            drop(stream);
+            let rendezvous = Rendezvous {
+                local: service.data_addr,
+                ip,
+                port,
+            };
+            let gate = service.gate.clone();
+            let used = move || !gate.holds(ticket, &peer);
+            let tcp = punch::punch(rendezvous, PUNCH_PATIENCE, used)
+                .await
+                .map_err(|e| NodeError::Transfer(format!("punch towards {ip} failed: {e}")))?;
+            drop(permit);
+            tracing::debug!(%peer, remote = ?tcp.peer_addr().ok(), "punch connected");
+            let path = DataPath {
+                connection: ConnectionPath::HolePunched,
+                channel: DataChannel::Tcp,
+                relay: None,
+            };
+            serve_connection(tcp, path, service, unproven).await
+        }
     }
+}
+
+/// Whether a punch asked by `peer` may go ahead: only for a ticket granted
+/// to it and unused, only towards a public IP, and only within the
+/// [`PunchBudget`] (the IP cannot be checked: the two are joined through a
+/// relay).
+fn punch_back(
+    (peer, ticket): (PeerId, u64),
+    (ip, port): (std::net::IpAddr, u16),
+    service: &UploadService,
+) -> Result<punch::PunchPermit, NodeError> {
+    if port == 0 || !service.gate.holds(ticket, &peer) {
+        return Err(NodeError::Transfer(
+            "punch asked without a valid ticket".into(),
+        ));
+    }
+    if !is_public_ip(ip) {
+        return Err(NodeError::Transfer(format!(
+            "punch asked towards {ip}, which is no public address"
+        )));
+    }
+    service.punches.take().ok_or_else(|| {
+        NodeError::Transfer("too many punches lately; the data will come on a stream".into())
+    })
 }
 
 /// Connects from the data port to `port` at the address `peer` is seen at
@@ -316,6 +375,12 @@ enum Opening {
     Open(u64),
     /// Connect back to the downloader's `port` and serve the transfer there.
     DialBack { ticket: u64, port: u16 },
+    /// Punch towards the downloader at `ip` and `port`, and serve the transfer there.
+    Punch {
+        ticket: u64,
+        ip: std::net::IpAddr,
+        port: u16,
+    },
 }
 
 /// Reads the first frame, within [`OPEN_TIMEOUT`].
@@ -326,8 +391,9 @@ async fn read_opening(stream: &mut DataStream) -> Result<Opening, NodeError> {
         match ClientFrame::decode(header, &body) {
             Ok(ClientFrame::Open { ticket }) => Ok(Opening::Open(ticket)),
             Ok(ClientFrame::DialBack { ticket, port }) => Ok(Opening::DialBack { ticket, port }),
+            Ok(ClientFrame::Punch { ticket, ip, port }) => Ok(Opening::Punch { ticket, ip, port }),
             _ => Err(NodeError::Transfer(
-                "first frame was neither Open nor DialBack".into(),
+                "first frame was neither Open, DialBack nor Punch".into(),
             )),
         }
     };
@@ -506,7 +572,9 @@ impl Upload {
                     return refuse(&mut self.writer, ErrorCode::Protocol, msg).await;
                 }
                 ClientFrame::WatchHaves => self.send_haves().await?,
-                ClientFrame::Open { .. } | ClientFrame::DialBack { .. } => {
+                ClientFrame::Open { .. }
+                | ClientFrame::DialBack { .. }
+                | ClientFrame::Punch { .. } => {
                     let msg = "unexpected frame after Open";
                     return refuse(&mut self.writer, ErrorCode::Protocol, msg).await;
                 }
