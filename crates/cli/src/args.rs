@@ -428,7 +428,7 @@ pub struct UpArgs {
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     pub no_mdns: bool,
-    /// Do not ask the router to map this peer's ports (UPnP IGD, NAT-PMP).
+    /// Do not ask the router to map this peer's ports (UPnP IGD, PCP, NAT-PMP).
     #[arg(long)]
     #[serde(skip_serializing_if = "is_false")]
     pub no_port_mapping: bool,

@@ -216,6 +216,7 @@ fn reachability_lines(reach: &ReachabilityView) -> String {
         .iter()
         .map(|p| match p {
             MappingProtocol::UpnpIgd => "UPnP IGD",
+            MappingProtocol::Pcp => "PCP",
             MappingProtocol::NatPmp => "NAT-PMP",
         })
         .collect();

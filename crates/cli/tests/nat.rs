@@ -30,7 +30,9 @@ enum Router {
     /// Port-preserving, and runs a UPnP IGD (miniupnpd) on its LAN side that
     /// maps ports on request.
     Upnp,
-    /// The same, mapping ports by NAT-PMP only.
+    /// The same, mapping ports by PCP (and NAT-PMP) only.
+    Pcp,
+    /// The same, by NAT-PMP only: PCP's questions are dropped unanswered.
     NatPmp,
 }
 
@@ -132,7 +134,7 @@ impl Internet {
                 ],
             );
             masquerade(&router, *kind);
-            if let Router::Upnp | Router::NatPmp = kind {
+            if let Router::Upnp | Router::Pcp | Router::NatPmp = kind {
                 let igd = net.start_igd(&router, n, *kind);
                 net.igds.push(igd);
             }
@@ -144,9 +146,17 @@ impl Internet {
     /// by UPnP IGD or by NAT-PMP, as `kind` says.
     fn start_igd(&self, router: &str, n: usize, kind: Router) -> std::process::Child {
         let (upnp, natpmp) = match kind {
-            Router::NatPmp => ("no", "yes"),
+            Router::Pcp | Router::NatPmp => ("no", "yes"),
             _ => ("yes", "no"),
         };
+        if let Router::NatPmp = kind {
+            // miniupnpd answers both; a PCP question (version 2, the first
+            // byte after the UDP header) goes unanswered here.
+            nft(
+                router,
+                "add rule ip filter input iifname lan udp dport 5351 @th,64,8 2 drop",
+            );
+        }
         for rule in [
             "add table inet upnp",
             "add chain inet upnp forward { type filter hook forward priority 0 ; }",
@@ -238,7 +248,7 @@ fn masquerade(router: &str, kind: Router) {
         "add chain ip nat post { type nat hook postrouting priority 100 ; }",
     );
     let rule = match kind {
-        Router::PortPreserving | Router::Upnp | Router::NatPmp => {
+        Router::PortPreserving | Router::Upnp | Router::Pcp | Router::NatPmp => {
             "add rule ip nat post oifname wan masquerade"
         }
         Router::Symmetric => "add rule ip nat post oifname wan masquerade random",
@@ -456,6 +466,7 @@ fn peers_behind_routers_hole_punch_over_quic() {
     wait_search_through_relay(h2, "quic song", &h1.peer_id());
 
     let h1_seen = download_hole_punched(h2, h1, &song, "/ip4/60.1.0.11/udp/");
+    assert_eq!(h1_seen["path"], "hole_punched", "{h1_seen}");
     assert!(
         s(&h1_seen, "remote_addr").contains("/quic-v1"),
         "a QUIC connection: {h1_seen}"
@@ -664,23 +675,32 @@ fn a_peer_behind_a_upnp_router_maps_its_port_and_is_reached_directly() {
     stop_and_see_mappings_go(&net, hub, homes);
 }
 
-/// A router that maps ports by NAT-PMP only: the peer behind it maps its
-/// libp2p port and its data port, is found public, and a public peer
-/// reaches both directly (the data connection needs no dial-back); status
-/// names the protocol; when the peer stops, the mappings go.
+/// A router that maps ports by PCP: the peer behind it maps its libp2p
+/// port and its data port, is found public, and a public peer reaches both
+/// directly (the data connection needs no dial-back); status names the
+/// protocol; when the peer stops, the mappings go.
+#[test]
+fn a_peer_behind_a_pcp_router_maps_its_ports_and_is_reached_directly() {
+    if mapping_routers_available() {
+        mapped_by_port_control(Router::Pcp, ("pcp", "PCP"));
+    }
+}
+
+/// The same with a router that speaks NAT-PMP only (PCP goes unanswered).
 #[test]
 fn a_peer_behind_a_nat_pmp_router_maps_its_ports_and_is_reached_directly() {
-    if !mapping_routers_available() {
-        return;
+    if mapping_routers_available() {
+        mapped_by_port_control(Router::NatPmp, ("nat_pmp", "NAT-PMP"));
     }
+}
+
+/// A home behind a `kind` router maps both ports by the protocol `(named,
+/// shown)`, and the hub downloads from it directly on both.
+fn mapped_by_port_control(kind: Router, (named, shown): (&str, &str)) {
     let sandbox = Sandbox::new();
-    let (net, hub, homes, status) = mapped_home(&sandbox, Router::NatPmp, "mapped clip.mp4");
+    let (net, hub, homes, status) = mapped_home(&sandbox, kind, "mapped clip.mp4");
     let reach = &status["reachability"];
-    assert_eq!(
-        reach["mapped_by"],
-        serde_json::json!(["nat_pmp"]),
-        "{reach}"
-    );
+    assert_eq!(reach["mapped_by"], serde_json::json!([named]), "{reach}");
     let port = status["addrs"]
         .as_array()
         .and_then(|a| {
@@ -698,7 +718,10 @@ fn a_peer_behind_a_nat_pmp_router_maps_its_ports_and_is_reached_directly() {
     );
     assert_eq!(net.mappings(1), 2, "the libp2p port and the data port");
     let text = homes[0].text(&["status"]);
-    assert!(text.contains("port mapping: mapped by NAT-PMP"), "{text}");
+    assert!(
+        text.contains(&format!("port mapping: mapped by {shown}")),
+        "{text}"
+    );
     assert!(text.contains("seen from outside as 60.1.0.11"), "{text}");
     let clip = sandbox.share_dir("h1").join("mapped clip.mp4");
     let path = download_from_mapped_home(&hub, &homes[0], &clip);

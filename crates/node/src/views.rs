@@ -620,7 +620,7 @@ pub enum NatState {
     Private,
 }
 
-/// Where the router's port mapping (UPnP IGD or NAT-PMP, the best of the two) stands.
+/// Where the router's port mapping (UPnP IGD, PCP or NAT-PMP, the best of them) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PortMappingState {
@@ -655,6 +655,8 @@ impl PortMappingState {
 pub enum MappingProtocol {
     /// UPnP Internet Gateway Device.
     UpnpIgd,
+    /// PCP, the Port Control Protocol (RFC 6887).
+    Pcp,
     /// NAT-PMP (RFC 6886).
     NatPmp,
 }

@@ -319,7 +319,7 @@ pub async fn start(mut config: NodeConfig) -> Result<RunningNode, NodeError> {
     )
     .await?;
     if config.nat.port_mapping {
-        host.map_ports_by_nat_pmp(data_addr, &lifetime);
+        host.map_ports_by_port_control(data_addr, &lifetime);
     }
     lifetime.spawn(upload::serve_streams(
         host.accept_data_streams()?,

@@ -62,8 +62,8 @@ use crate::net::announce_queue::{AnnounceQueue, Regrowth};
 use crate::net::deadlines::Deadlines;
 use crate::net::index_advert::{advertised_index_port, agent_version};
 use crate::net::kademlia::{self, DhtSettings};
-use crate::net::nat_pmp::{self, PortMapEvent};
 use crate::net::peer_book::{FoundBy, PeerBook};
+use crate::net::port_control::{self, Dialect, PortMapEvent};
 use crate::net::reachability::{
     is_public_ip, is_relayed, NatSettings, Reachability, WANTED_RELAYS,
 };
@@ -96,8 +96,9 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
 const MESSAGE_ANSWER_PATIENCE: Duration = Duration::from_secs(15);
 /// Inbound message requests waiting for the messenger; past that, senders hear "busy".
 pub const MESSAGE_INBOX: usize = 64;
-/// How long a transfer whose only connection is relayed waits for hole
-/// punching to make a direct one before it settles for the relay.
+/// How long hole punching may take to make a direct connection, counted
+/// from when the relayed one opened, before a transfer whose only
+/// connection is relayed settles for the relay.
 const HOLE_PUNCH_PATIENCE: Duration = Duration::from_secs(15);
 /// How long opening a data stream may take.
 const DATA_STREAM_TIMEOUT: Duration = Duration::from_secs(20);
@@ -219,7 +220,7 @@ enum Command {
     RelayRested {
         relay: PeerId,
     },
-    /// NAT-PMP port mapping found or did something.
+    /// PCP or NAT-PMP port mapping found or did something.
     PortMap(PortMapEvent),
 }
 
@@ -358,7 +359,7 @@ impl Host {
             resting_relays: HashSet::new(),
             path_waits: Vec::new(),
             listeners,
-            nat_pmp_addrs: HashMap::new(),
+            gateway_addrs: HashMap::new(),
         };
         let expected = listen.len();
         // Stopping closes the listeners (the router drops their port
@@ -388,11 +389,11 @@ impl Host {
     }
 
     /// Keeps this peer's TCP listening ports and `data_port` mapped on the
-    /// default gateway by NAT-PMP ([`nat_pmp`]) until `lifetime` stops,
+    /// default gateway by PCP or NAT-PMP ([`port_control`]) until `lifetime` stops,
     /// which removes the mappings. Ports listened on only at loopback are
     /// left alone (nothing outside could use them), so a peer on loopback
     /// never asks at all.
-    pub fn map_ports_by_nat_pmp(&self, data_addr: std::net::SocketAddr, lifetime: &Lifetime) {
+    pub fn map_ports_by_port_control(&self, data_addr: std::net::SocketAddr, lifetime: &Lifetime) {
         let outside = |ip: std::net::IpAddr| !ip.is_loopback();
         let mut ports: Vec<u16> = self
             .listen_addrs()
@@ -414,7 +415,7 @@ impl Host {
         ports.sort_unstable();
         ports.dedup();
         let (events, mut reports) = mpsc::channel(16);
-        lifetime.spawn_cooperative(nat_pmp::run(ports, events, lifetime.token().clone()));
+        lifetime.spawn_cooperative(port_control::run(ports, events, lifetime.token().clone()));
         let commands = self.commands.clone();
         lifetime.spawn(async move {
             while let Some(event) = reports.recv().await {
@@ -821,8 +822,8 @@ struct EventLoop {
     path_waits: Vec<PathWait>,
     /// The listeners opened at start (relay slots are in `relay_listeners`).
     listeners: Vec<ListenerId>,
-    /// The outside address NAT-PMP mapped for each libp2p listening port.
-    nat_pmp_addrs: HashMap<u16, Multiaddr>,
+    /// The outside address PCP or NAT-PMP mapped for each libp2p listening port.
+    gateway_addrs: HashMap<u16, Multiaddr>,
 }
 
 impl EventLoop {
@@ -979,7 +980,11 @@ impl EventLoop {
                     relayed_will_do: false,
                     reply,
                 });
-                self.send_later(HOLE_PUNCH_PATIENCE, Command::SettleDataPaths { peer });
+                // Hole punching may have had its chance already (the two
+                // met before this transfer): only what is left is waited.
+                let punching_for = self.reachability.relayed_for(&peer).unwrap_or_default();
+                let patience = HOLE_PUNCH_PATIENCE.saturating_sub(punching_for);
+                self.send_later(patience, Command::SettleDataPaths { peer });
                 self.settle_path_waits();
             }
             Command::SettleDataPaths { peer } => {
@@ -989,7 +994,7 @@ impl EventLoop {
                 self.settle_path_waits();
             }
             Command::ReserveRelays => self.reserve_relays(),
-            Command::PortMap(event) => self.on_nat_pmp(event),
+            Command::PortMap(event) => self.on_port_control(event),
             Command::RelayRested { relay } => {
                 self.resting_relays.remove(&relay);
                 self.reserve_relays();
@@ -1182,64 +1187,83 @@ impl EventLoop {
         }
     }
 
-    /// What NAT-PMP mapped: a libp2p listening port's outside address is
-    /// announced like one UPnP mapped; the data port needs nothing more
-    /// when the router kept its number (grants name the local one).
-    fn on_nat_pmp(&mut self, event: PortMapEvent) {
-        let state = match event {
-            PortMapEvent::NoGateway => PortMappingState::NoGateway,
+    /// What PCP or NAT-PMP mapped: a libp2p listening port's outside
+    /// address is announced like one UPnP mapped; the data port needs
+    /// nothing more when the router kept its number (grants name the local one).
+    fn on_port_control(&mut self, event: PortMapEvent) {
+        let (state, spoken) = match event {
+            PortMapEvent::NoGateway => (PortMappingState::NoGateway, None),
             PortMapEvent::NotPublic(ip) => {
-                tracing::info!(%ip, "the NAT-PMP gateway is behind another NAT");
-                PortMappingState::GatewayNotPublic
+                tracing::info!(%ip, "the gateway mapping ports is behind another NAT");
+                (PortMappingState::GatewayNotPublic, None)
             }
             PortMapEvent::Mapped {
+                by,
                 ip,
                 internal,
                 external,
             } => {
-                let libp2p = self
-                    .listen_addrs
-                    .borrow()
-                    .iter()
-                    .any(|a| !is_relayed(a) && a.iter().any(|p| p == Protocol::Tcp(internal)));
-                if libp2p {
-                    let addr = Multiaddr::empty()
-                        .with(Protocol::Ip4(ip))
-                        .with(Protocol::Tcp(external));
-                    match self.nat_pmp_addrs.insert(internal, addr.clone()) {
-                        Some(old) if old == addr => {}
-                        old => {
-                            tracing::info!(%addr, "the router mapped a port (NAT-PMP)");
-                            if let Some(old) = old {
-                                self.forget_mapped_addr(&old);
-                            }
-                            self.announce_addr(addr.clone());
-                            self.reachability.public_addr(addr, true);
-                        }
-                    }
-                } else if internal != external {
-                    tracing::info!(
-                        internal,
-                        external,
-                        "the router mapped the data port to another number; downloaders \
-                         from outside will need a dial-back"
-                    );
-                }
-                PortMappingState::Mapped
+                self.gateway_mapped(ip, internal, external);
+                (PortMappingState::Mapped, Some(by))
             }
             PortMapEvent::Lost { internal, reason } => {
-                tracing::info!(port = internal, "NAT-PMP mapping refused or lost: {reason}");
-                if let Some(addr) = self.nat_pmp_addrs.remove(&internal) {
+                tracing::info!(
+                    port = internal,
+                    "a port mapping was refused or lost: {reason}"
+                );
+                if let Some(addr) = self.gateway_addrs.remove(&internal) {
                     self.forget_mapped_addr(&addr);
                 }
-                match self.nat_pmp_addrs.is_empty() {
-                    true => PortMappingState::NoGateway,
-                    false => PortMappingState::Mapped,
+                match self.gateway_addrs.is_empty() {
+                    true => (PortMappingState::NoGateway, None),
+                    false => return,
                 }
             }
         };
-        self.reachability
-            .set_port_mapping(MappingProtocol::NatPmp, state);
+        for (dialect, protocol) in [
+            (Dialect::Pcp, MappingProtocol::Pcp),
+            (Dialect::NatPmp, MappingProtocol::NatPmp),
+        ] {
+            let state = match spoken {
+                Some(by) if by != dialect => PortMappingState::NoGateway,
+                _ => state,
+            };
+            self.reachability.set_port_mapping(protocol, state);
+        }
+    }
+
+    /// The gateway forwards `ip`:`external` to local port `internal`.
+    fn gateway_mapped(&mut self, ip: std::net::Ipv4Addr, internal: u16, external: u16) {
+        let libp2p = self
+            .listen_addrs
+            .borrow()
+            .iter()
+            .any(|a| !is_relayed(a) && a.iter().any(|p| p == Protocol::Tcp(internal)));
+        if !libp2p {
+            if internal != external {
+                tracing::info!(
+                    internal,
+                    external,
+                    "the router mapped the data port to another number; downloaders \
+                     from outside will need a dial-back"
+                );
+            }
+            return;
+        }
+        let addr = Multiaddr::empty()
+            .with(Protocol::Ip4(ip))
+            .with(Protocol::Tcp(external));
+        match self.gateway_addrs.insert(internal, addr.clone()) {
+            Some(old) if old == addr => {}
+            old => {
+                tracing::info!(%addr, "the router mapped a port (PCP or NAT-PMP)");
+                if let Some(old) = old {
+                    self.forget_mapped_addr(&old);
+                }
+                self.announce_addr(addr.clone());
+                self.reachability.public_addr(addr, true);
+            }
+        }
     }
 
     /// A mapped address no longer leads here.
@@ -1320,7 +1344,7 @@ impl EventLoop {
                 }
                 self.reachability.opened(
                     connection_id,
-                    peer_id,
+                    (peer_id, !endpoint.is_dialer()),
                     connection_addr(&endpoint),
                     &remote,
                 );

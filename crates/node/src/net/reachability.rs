@@ -111,6 +111,8 @@ struct Link {
     relay: Option<PeerId>,
     /// The far end's address as this side sees it (through the relay, when relayed).
     remote: Multiaddr,
+    /// When it opened.
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -142,13 +144,17 @@ impl Reachability {
         let state = State {
             nat: NatState::Unknown,
             public_addrs: BTreeSet::new(),
-            port_mapping: [MappingProtocol::UpnpIgd, MappingProtocol::NatPmp]
-                .into_iter()
-                .map(|protocol| match settings.port_mapping {
-                    true => (protocol, PortMappingState::Searching),
-                    false => (protocol, PortMappingState::Off),
-                })
-                .collect(),
+            port_mapping: [
+                MappingProtocol::UpnpIgd,
+                MappingProtocol::Pcp,
+                MappingProtocol::NatPmp,
+            ]
+            .into_iter()
+            .map(|protocol| match settings.port_mapping {
+                true => (protocol, PortMappingState::Searching),
+                false => (protocol, PortMappingState::Off),
+            })
+            .collect(),
             relayed_addrs: BTreeSet::new(),
             relay_service: RelayServiceView {
                 enabled: settings.relay_service.enabled,
@@ -307,19 +313,25 @@ impl Reachability {
             .is_some_and(|at| at.elapsed() < CLOSED_DATA_PORT_MEMORY)
     }
 
-    /// A connection opened: at `at` (the address dialled, or for an inbound
-    /// connection the local address it came in on, relayed or not), with
-    /// its far end at `remote`.
+    /// A connection opened: at `at` (the address dialled, or for an
+    /// `inbound` connection the local address it came in on, relayed or
+    /// not), with its far end at `remote`.
+    ///
+    /// An inbound direct connection from a peer only a relay joined this
+    /// one to is taken as hole-punched: on QUIC the side that accepts it
+    /// hears nothing from DCUtR (the other side dials, this one only sent
+    /// packets to open its router).
     pub fn opened(
         &self,
         connection: ConnectionId,
-        peer: PeerId,
+        (peer, inbound): (PeerId, bool),
         at: &Multiaddr,
         remote: &Multiaddr,
     ) {
         let relay = relay_of(at);
         let path = match relay {
             Some(_) => ConnectionPath::Relayed,
+            None if inbound && self.relayed_for(&peer).is_some() => ConnectionPath::HolePunched,
             None => ConnectionPath::Direct,
         };
         let remote = match relay {
@@ -331,6 +343,7 @@ impl Reachability {
             path,
             relay,
             remote: remote.clone(),
+            since: Instant::now(),
         };
         self.write().links.insert(connection, link);
     }
@@ -388,6 +401,17 @@ impl Reachability {
     /// The path of one open connection.
     pub fn path_of(&self, connection: ConnectionId) -> Option<ConnectionPath> {
         self.read().links.get(&connection).map(|l| l.path)
+    }
+
+    /// How long the oldest relayed connection to `peer` has been open:
+    /// hole punching, which starts when one opens, has had that long.
+    pub fn relayed_for(&self, peer: &PeerId) -> Option<Duration> {
+        self.read()
+            .links
+            .values()
+            .filter(|l| l.peer == *peer && l.path == ConnectionPath::Relayed)
+            .map(|l| l.since.elapsed())
+            .max()
     }
 
     /// The relayed connections to `peer`.
@@ -548,7 +572,7 @@ mod tests {
             ConnectionId::new_unchecked(1),
             ConnectionId::new_unchecked(2),
         );
-        record.opened(c1, peer, &relayed, &relayed);
+        record.opened(c1, (peer, false), &relayed, &relayed);
         assert_eq!(
             record.path_to(&peer),
             Some((ConnectionPath::Relayed, Some(relay)))
@@ -557,8 +581,10 @@ mod tests {
         assert_eq!(record.direct_ip(&peer), None);
         // Inbound: the local address says nothing of where the peer is.
         let local: Multiaddr = "/ip4/0.0.0.0/tcp/4001".parse().unwrap();
-        record.opened(c2, peer, &local, &"/ip4/60.1.0.7/tcp/4000".parse().unwrap());
-        record.hole_punched(c2);
+        let far: Multiaddr = "/ip4/60.1.0.7/tcp/4000".parse().unwrap();
+        // Accepted while only the relay joined the two: hole-punched, though
+        // DCUtR says so only on the side that dialled.
+        record.opened(c2, (peer, true), &local, &far);
         assert_eq!(
             record.path_to(&peer),
             Some((ConnectionPath::HolePunched, None))
@@ -573,6 +599,10 @@ mod tests {
         assert_eq!(record.direct_ip(&peer), None);
         record.closed(c1);
         assert_eq!(record.path_to(&peer), None);
+        // Accepted from a peer with no relayed connection: direct.
+        let c3 = ConnectionId::new_unchecked(3);
+        record.opened(c3, (peer, true), &local, &far);
+        assert_eq!(record.path_to(&peer), Some((ConnectionPath::Direct, None)));
     }
 
     #[test]
