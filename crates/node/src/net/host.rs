@@ -56,6 +56,7 @@ use peershare_core::FileId;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::compat::FuturesAsyncReadCompatExt;
 
+use crate::backoff::Backoff;
 use crate::events::EventBus;
 use crate::lifetime::Lifetime;
 use crate::net::announce_queue::{AnnounceQueue, Regrowth};
@@ -104,8 +105,10 @@ const HOLE_PUNCH_PATIENCE: Duration = Duration::from_secs(15);
 const DATA_STREAM_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a stopping peer gives its router to drop its port mappings.
 const UNMAP_GRACE: Duration = Duration::from_secs(1);
-/// How long a relay that refused or dropped this peer's slot rests before it is tried again.
-const RELAY_RETRY: Duration = Duration::from_secs(60);
+/// How long a relay that refused or dropped this peer's slot rests before
+/// it is tried again: the first time briefly (a connection that failed
+/// just after a restart, as the old one was closing), doubling up to a minute.
+const RELAY_RETRY: (Duration, Duration) = (Duration::from_secs(2), Duration::from_secs(60));
 
 #[derive(NetworkBehaviour)]
 struct PeerBehaviour {
@@ -357,6 +360,7 @@ impl Host {
             explicit_relays,
             relay_listeners: HashMap::new(),
             resting_relays: HashSet::new(),
+            relay_backoff: HashMap::new(),
             path_waits: Vec::new(),
             listeners,
             gateway_addrs: HashMap::new(),
@@ -818,6 +822,8 @@ struct EventLoop {
     relay_listeners: HashMap<PeerId, ListenerId>,
     /// Relays that refused or dropped this peer's slot, resting before another try.
     resting_relays: HashSet<PeerId>,
+    /// How long each relay that failed lately rests next (gone once it holds a slot).
+    relay_backoff: HashMap<PeerId, Backoff>,
     /// Transfers waiting for the best path to their peer.
     path_waits: Vec<PathWait>,
     /// The listeners opened at start (relay slots are in `relay_listeners`).
@@ -1077,7 +1083,11 @@ impl EventLoop {
     }
 
     /// A relay refused or dropped this peer's slot: it rests, another is tried.
-    fn on_relay_listener_closed(&mut self, listener: ListenerId) {
+    fn on_relay_listener_closed(
+        &mut self,
+        listener: ListenerId,
+        reason: Result<(), impl std::fmt::Display>,
+    ) {
         let Some(relay) = self
             .relay_listeners
             .iter()
@@ -1087,15 +1097,24 @@ impl EventLoop {
             return;
         };
         self.relay_listeners.remove(&relay);
-        tracing::info!(%relay, "a relay no longer holds a slot for this peer");
+        match reason {
+            Ok(()) => tracing::info!(%relay, "a relay no longer holds a slot for this peer"),
+            Err(e) => tracing::info!(%relay, "a relay no longer holds a slot for this peer: {e}"),
+        }
         self.rest_relay(relay);
         self.reserve_relays();
     }
 
-    /// Leaves `relay` alone for [`RELAY_RETRY`].
+    /// Leaves `relay` alone for a while (see [`RELAY_RETRY`]).
     fn rest_relay(&mut self, relay: PeerId) {
         if self.resting_relays.insert(relay) {
-            self.send_later(RELAY_RETRY, Command::RelayRested { relay });
+            let (floor, ceiling) = RELAY_RETRY;
+            let pause = self
+                .relay_backoff
+                .entry(relay)
+                .or_insert_with(|| Backoff::new(floor, ceiling))
+                .next_pause();
+            self.send_later(pause, Command::RelayRested { relay });
         }
     }
 
@@ -1143,6 +1162,7 @@ impl EventLoop {
             } => {
                 tracing::info!(relay = %relay_peer_id, "a relay holds a slot for this peer");
                 self.resting_relays.remove(&relay_peer_id);
+                self.relay_backoff.remove(&relay_peer_id);
             }
             relay::client::Event::OutboundCircuitEstablished {
                 relay_peer_id,
@@ -1310,12 +1330,12 @@ impl EventLoop {
             SwarmEvent::ListenerClosed {
                 listener_id,
                 addresses,
-                ..
+                reason,
             } => {
                 for address in addresses {
                     self.forget_listen_addr(&without_peer(address));
                 }
-                self.on_relay_listener_closed(listener_id);
+                self.on_relay_listener_closed(listener_id, reason);
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::info!(%address, "listening");

@@ -116,29 +116,63 @@ pub async fn punch(
     patience: Duration,
     give_up: impl Fn() -> bool,
 ) -> std::io::Result<TcpStream> {
+    let mut first = None;
+    let take = |tcp| {
+        first = Some(tcp);
+        Flow::Done
+    };
+    let ended = punch_each(rendezvous, patience, give_up, take).await;
+    first.ok_or(ended)
+}
+
+/// What to do after a connection formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Stop punching.
+    Done,
+    /// Keep punching until patience runs out or `give_up` says so.
+    More,
+}
+
+/// Fans out and sprays towards the other end, handing each connection
+/// that forms to `formed`, until it says [`Flow::Done`], `patience` runs
+/// out or `give_up` says so; returns why it stopped.
+///
+/// More than one pair may meet at once (two sprays of one batch can each
+/// find a fanned port), and each end may see another first: the side that
+/// serves takes every one (with [`Flow::More`]), so that whichever the
+/// other side keeps has someone at its far end.
+pub async fn punch_each(
+    rendezvous: Rendezvous,
+    patience: Duration,
+    give_up: impl Fn() -> bool,
+    mut formed: impl FnMut(TcpStream) -> Flow,
+) -> std::io::Error {
     let deadline = tokio::time::Instant::now() + patience;
     let mut attempts = JoinSet::new();
     fan_out(&mut attempts, rendezvous, deadline);
     // The fan goes first: the other end sprays as soon as it is asked.
-    let mut spray =
-        tokio::time::interval_at(tokio::time::Instant::now() + SPRAY_EVERY, SPRAY_EVERY);
+    let start = tokio::time::Instant::now() + SPRAY_EVERY;
+    let mut spray = tokio::time::interval_at(start, SPRAY_EVERY);
     spray.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(std::io::Error::new(
+                return std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!("no connection met {} within {} s", rendezvous.ip, patience.as_secs()),
-                ));
+                );
             }
             Some(joined) = attempts.join_next() => {
                 if let Ok(Ok(tcp)) = joined {
-                    return Ok(tcp);
+                    if formed(tcp) == Flow::Done {
+                        return std::io::Error::other("done");
+                    }
                 }
             }
             _ = spray.tick() => {
                 if give_up() {
-                    return Err(std::io::Error::other("the punch was called off"));
+                    return std::io::Error::other("the punch was called off");
                 }
                 spray_batch(&mut attempts, rendezvous);
             }

@@ -249,17 +249,28 @@ async fn serve_data_stream(
             };
             let gate = service.gate.clone();
             let used = move || !gate.holds(ticket, &peer);
-            let tcp = punch::punch(rendezvous, PUNCH_PATIENCE, used)
-                .await
-                .map_err(|e| NodeError::Transfer(format!("punch towards {ip} failed: {e}")))?;
-            drop(permit);
-            tracing::debug!(%peer, remote = ?tcp.peer_addr().ok(), "punch connected");
-            let path = DataPath {
-                connection: ConnectionPath::HolePunched,
-                channel: DataChannel::Tcp,
-                relay: None,
+            // Every connection that forms is served: the downloader keeps
+            // one of them, maybe not the first seen here.
+            let mut unproven = Some(unproven);
+            let serve_each = |tcp: tokio::net::TcpStream| {
+                tracing::debug!(%peer, remote = ?tcp.peer_addr().ok(), "punch connected");
+                let path = DataPath {
+                    connection: ConnectionPath::HolePunched,
+                    channel: DataChannel::Tcp,
+                    relay: None,
+                };
+                let served = serve_connection(tcp, path, service.clone(), unproven.take());
+                service.lifetime.spawn(async move {
+                    if let Err(e) = served.await {
+                        tracing::debug!(%peer, "a punched connection ended: {e}");
+                    }
+                });
+                punch::Flow::More
             };
-            serve_connection(tcp, path, service, unproven).await
+            let ended = punch::punch_each(rendezvous, PUNCH_PATIENCE, used, serve_each).await;
+            drop(permit);
+            tracing::debug!(%peer, %ip, "punch ended: {ended}");
+            Ok(())
         }
     }
 }
