@@ -34,6 +34,9 @@
 #                 database; after the single-process levels, each kind is
 #                 searched again with the clients split over both processes
 #   PG_SHARED_BUFFERS  PostgreSQL's shared_buffers (default 1GB)
+#   LOAD          who sends the searches: rust (default; crates/index/examples/
+#                 search_load.rs, one thread) or python (the asyncio clients
+#                 of index_load.py, which need a whole core at 10,000/s)
 #
 # Needs python3 (3.11, standard library) with the `cryptography` package for
 # the ed25519 join signatures. All traffic goes to 127.0.0.1 only.
@@ -63,11 +66,15 @@ trap 'exit 130' INT TERM
 # ---------------------------------------------------------------- build
 build_peershare
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
-    (cd "$ROOT" && cargo build --release -p peershare-index --example raw_search)
+    (cd "$ROOT" && cargo build --release -p peershare-index --example raw_search \
+        --example search_load)
 fi
 RAW_SEARCH=$(dirname "$BIN")/examples/raw_search
 [ -x "$RAW_SEARCH" ] || die "no raw_search example at $RAW_SEARCH"
-export RAW_SEARCH
+SEARCH_LOAD=$(dirname "$BIN")/examples/search_load
+[ "${LOAD:-rust}" = python ] || [ -x "$SEARCH_LOAD" ] ||
+    die "no search_load example at $SEARCH_LOAD (or LOAD=python)"
+export RAW_SEARCH SEARCH_LOAD
 
 # 1000 client connections plus the index's own.
 ulimit -n 8192 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

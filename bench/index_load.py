@@ -379,8 +379,11 @@ async def http_level(targets, tokens, queries, clients):
     """Searches for DURATION seconds with `clients` connections, each from
     its own address and logged in as one of the users (round robin), as
     people searching at once would be; connection i goes to index
-    targets[i % len(targets)] ((host, port) pairs)."""
+    targets[i % len(targets)] ((host, port) pairs). Sent by search_load
+    (one Rust thread) unless LOAD=python."""
     paths = [search_path(*q) for q in queries]
+    if os.environ.get("LOAD", "rust") != "python":
+        return rust_level(targets, tokens, paths, clients)
     conns = await asyncio.gather(*(Conn(*targets[i % len(targets)], client_source(i)).open()
                                    for i in range(clients)))
     latencies, errors, shed, sent = [], [0], [0], [0]
@@ -424,6 +427,19 @@ async def http_level(targets, tokens, queries, clients):
     return {"n": len(latencies), "rps": len(latencies) / elapsed, "errors": errors[0], "shed": shed[0],
             "unfinished": len(pending), "p50": pct(latencies, 50), "p99": pct(latencies, 99),
             "max_wait": DURATION + GRACE}
+
+
+def rust_level(targets, tokens, paths, clients):
+    """http_level by crates/index/examples/search_load.rs, which reports the
+    same figures."""
+    plan = os.path.join(os.environ["BENCH_DATA"], "search-plan.json")
+    with open(plan, "w") as f:
+        json.dump({"targets": [list(t) for t in targets], "tokens": tokens, "paths": paths,
+                   "clients": clients, "duration": DURATION, "grace": GRACE,
+                   "max_requests": MAX_REQUESTS}, f)
+    out = subprocess.run([os.environ["SEARCH_LOAD"], plan], check=True, capture_output=True,
+                         text=True)
+    return json.loads(out.stdout)
 
 
 def raw_baseline(store, kinds):

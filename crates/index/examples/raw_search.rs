@@ -1,7 +1,8 @@
 //! The baseline of bench/index.sh: the same searches run straight on the
 //! search structure (the online catalogue and its text index), with no HTTP,
 //! on one thread, after loading an index's database the way the index does
-//! at start. Not a test; bench/index.sh builds and runs it beside a live
+//! at start. Each search is what the index runs on its search thread:
+//! `search::find_json`, ranking and writing the page's JSON. Not a test; bench/index.sh builds and runs it beside a live
 //! index.
 //!
 //! Usage: `raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES`, where the
@@ -92,7 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let q = &prepared[k % prepared.len()];
             k += 1;
             let t = Instant::now();
-            search::find(&catalogue, q)?;
+            search::find_json(&catalogue, q).map_err(|e| e.to_string())?;
             latencies.push(t.elapsed().as_secs_f64());
         }
         let elapsed = start.elapsed().as_secs_f64();

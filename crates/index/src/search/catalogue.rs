@@ -13,6 +13,8 @@
 //! validates input: the rows it gets were checked and stored already.
 
 use rand::Rng;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
@@ -25,7 +27,7 @@ use super::text::{
     self, FileFilter, HolderBoard, NameMatch, Ranked, TextChange, TextIndex, TextIndexError,
     TitleDoc,
 };
-use super::{SearchHit, Source};
+use super::{SearchHit, SearchResults, Source};
 use crate::store::{FileRow, OnlineCounts};
 
 /// A file's BLAKE3 id as bytes.
@@ -58,6 +60,10 @@ struct PeerEntry {
     peer_id: Arc<str>,
     user: Arc<str>,
     addrs: Arc<[String]>,
+    /// The peer as results list it (a [`Source`] in JSON), written once at
+    /// join: a popular file's page names hundreds of sources, and copying
+    /// these bytes costs a fraction of serializing each source again.
+    source_json: Box<RawValue>,
     last_seen: AtomicI64,
     /// Title ordinals, one per listing, sorted.
     titles: Vec<u32>,
@@ -201,6 +207,45 @@ fn file_id_hex(key: &FileKey) -> String {
     out
 }
 
+/// A peer's [`Source`] as JSON.
+fn source_json(peer: &OnlinePeer) -> Box<RawValue> {
+    let source = Source {
+        user: peer.user.clone(),
+        peer_id: peer.peer_id.clone(),
+        addrs: peer.addrs.clone(),
+    };
+    serde_json::value::to_raw_value(&source).expect("a source is plain strings")
+}
+
+/// What a result says of one file, borrowed from the catalogue.
+struct Listed<'a> {
+    names: Vec<&'a str>,
+    size: i64,
+    holders: Vec<&'a PeerEntry>,
+    sources_total: i64,
+}
+
+/// [`SearchResults`] borrowed from the catalogue: the same fields in the
+/// same order, so the same JSON (a test compares the two).
+#[derive(Serialize)]
+struct PageJson<'a> {
+    total: i64,
+    total_is_lower_bound: bool,
+    total_is_estimate: bool,
+    offset: i64,
+    results: Vec<HitJson<'a>>,
+}
+
+/// [`SearchHit`] borrowed from the catalogue, its sources written at join.
+#[derive(Serialize)]
+struct HitJson<'a> {
+    id: &'a str,
+    names: Vec<&'a str>,
+    size: i64,
+    sources: Vec<&'a RawValue>,
+    sources_total: i64,
+}
+
 fn file_key(id: &str) -> Option<FileKey> {
     let mut key = [0u8; 32];
     hex::decode_to_slice(id, &mut key).ok()?;
@@ -282,6 +327,7 @@ impl Catalogue {
 
     /// A peer joined (or joined again): it is online with exactly `files`.
     pub fn join(&self, peer: OnlinePeer, files: &[FileRow]) -> Pending {
+        let source_json = source_json(&peer);
         let mut changes = Vec::new();
         let mut state = self.write();
         // The old listings go after the new ones are counted, so titles the
@@ -295,6 +341,7 @@ impl Catalogue {
             peer_id: peer_id.clone(),
             user: peer.user.into(),
             addrs: peer.addrs.into(),
+            source_json,
             last_seen: AtomicI64::new(peer.last_seen),
             titles: Vec::with_capacity(files.len()),
         });
@@ -702,8 +749,38 @@ impl Catalogue {
         files.iter().filter_map(|&f| Self::hit(&state, f)).collect()
     }
 
-    /// The online file with this id, if it passes `filter`.
-    pub fn by_id(&self, file_id: &str, filter: &FileFilter) -> Option<SearchHit> {
+    /// `head` with the results for `files` (skipping any gone since), as the
+    /// JSON of [`SearchResults`], written from the catalogue's own strings.
+    pub fn page_json(&self, head: SearchResults, files: &[u32]) -> serde_json::Result<Vec<u8>> {
+        let state = self.read();
+        let ids: Vec<(u32, String)> = files
+            .iter()
+            .filter_map(|&f| Some((f, file_id_hex(&state.files.get(f)?.key))))
+            .collect();
+        let results: Vec<HitJson<'_>> = ids
+            .iter()
+            .filter_map(|(f, id)| {
+                let listed = Self::listed(&state, *f)?;
+                Some(HitJson {
+                    id,
+                    names: listed.names,
+                    size: listed.size,
+                    sources: listed.holders.iter().map(|p| &*p.source_json).collect(),
+                    sources_total: listed.sources_total,
+                })
+            })
+            .collect();
+        serde_json::to_vec(&PageJson {
+            total: head.total,
+            total_is_lower_bound: head.total_is_lower_bound,
+            total_is_estimate: head.total_is_estimate,
+            offset: head.offset,
+            results,
+        })
+    }
+
+    /// The slot of the online file with this id, if it passes `filter`.
+    pub fn by_id(&self, file_id: &str, filter: &FileFilter) -> Option<u32> {
         let state = self.read();
         let &slot = state.file_slots.get(&file_key(file_id)?)?;
         let file = state.files.get(slot)?;
@@ -716,12 +793,31 @@ impl Catalogue {
                     .is_some_and(|e| &*e.ext == ext)
             })
         });
-        (size_ok && ext_ok)
-            .then(|| Self::hit(&state, slot))
-            .flatten()
+        (size_ok && ext_ok && !file.holders.is_empty()).then_some(slot)
     }
 
     fn hit(state: &State, slot: u32) -> Option<SearchHit> {
+        let listed = Self::listed(state, slot)?;
+        Some(SearchHit {
+            id: file_id_hex(&state.files.get(slot)?.key),
+            names: listed.names.into_iter().map(str::to_string).collect(),
+            size: listed.size,
+            sources: listed
+                .holders
+                .into_iter()
+                .map(|p| Source {
+                    user: p.user.to_string(),
+                    peer_id: p.peer_id.to_string(),
+                    addrs: p.addrs.to_vec(),
+                })
+                .collect(),
+            sources_total: listed.sources_total,
+        })
+    }
+
+    /// What a result says of the file in `slot`, borrowed from `state`:
+    /// `None` once no online peer holds it.
+    fn listed(state: &State, slot: u32) -> Option<Listed<'_>> {
         let file = state.files.get(slot)?;
         if file.holders.is_empty() {
             return None;
@@ -748,19 +844,10 @@ impl Catalogue {
             .filter_map(|p| state.peers.get(p))
             .collect();
         holders.sort_unstable_by(|a, b| (&a.user, &a.peer_id).cmp(&(&b.user, &b.peer_id)));
-        let sources = holders
-            .into_iter()
-            .map(|p| Source {
-                user: p.user.to_string(),
-                peer_id: p.peer_id.to_string(),
-                addrs: p.addrs.to_vec(),
-            })
-            .collect();
-        Some(SearchHit {
-            id: file_id_hex(&file.key),
-            names: names.into_iter().map(str::to_string).collect(),
+        Some(Listed {
+            names,
             size: i64::try_from(file.size).unwrap_or(i64::MAX),
-            sources,
+            holders,
             sources_total: sources_total as i64,
         })
     }

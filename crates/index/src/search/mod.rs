@@ -247,11 +247,32 @@ impl SearchQuery {
 }
 
 /// Runs a search over the online catalogue (blocking: tantivy and the
-/// catalogue's lock; call it off the async threads). Titles are ranked,
-/// then grouped by file in rank order; when a page needs more distinct
-/// files than the ranked titles give, more are ranked.
+/// catalogue's lock; call it off the async threads).
 pub fn find(catalogue: &Catalogue, query: &SearchQuery) -> Result<SearchResults, TextIndexError> {
-    let mut results = SearchResults {
+    let (head, files) = page_of(catalogue, query)?;
+    Ok(SearchResults {
+        results: catalogue.hits(&files),
+        ..head
+    })
+}
+
+/// [`find`], answered as the JSON of its [`SearchResults`] written
+/// straight from the catalogue (blocking, like [`find`]). The index
+/// answers with this.
+pub fn find_json(catalogue: &Catalogue, query: &SearchQuery) -> Result<Vec<u8>, ApiError> {
+    let internal = |e: &dyn std::fmt::Display| ApiError::Internal(e.to_string());
+    let (head, files) = page_of(catalogue, query).map_err(|e| internal(&e))?;
+    catalogue.page_json(head, &files).map_err(|e| internal(&e))
+}
+
+/// A query's totals (with no results yet) and the file slots of its page.
+/// Titles are ranked, then grouped by file in rank order; when a page
+/// needs more distinct files than the ranked titles give, more are ranked.
+fn page_of(
+    catalogue: &Catalogue,
+    query: &SearchQuery,
+) -> Result<(SearchResults, Vec<u32>), TextIndexError> {
+    let mut head = SearchResults {
         total: 0,
         total_is_lower_bound: false,
         total_is_estimate: false,
@@ -262,12 +283,13 @@ pub fn find(catalogue: &Catalogue, query: &SearchQuery) -> Result<SearchResults,
     let end = start.saturating_add(usize::try_from(query.limit).unwrap_or(usize::MAX));
     let filter = query.filter();
     let Some(name) = query.name_match() else {
+        let mut files = Vec::new();
         if query.mode == SearchMode::Id {
-            let hit = catalogue.by_id(&query.text, &filter);
-            results.total = i64::from(hit.is_some());
-            results.results = hit.into_iter().skip(start).collect();
+            files.extend(catalogue.by_id(&query.text, &filter));
+            head.total = files.len() as i64;
         }
-        return Ok(results);
+        files.drain(..start.min(files.len()));
+        return Ok((head, files));
     };
     // Most files have one name: a quarter more titles than the page needs
     // usually give enough files, and fewer make skipping work better.
@@ -280,38 +302,33 @@ pub fn find(catalogue: &Catalogue, query: &SearchQuery) -> Result<SearchResults,
         let files = catalogue.files_of(&ranked.best);
         let seen_all = !ranked.estimated && ranked.best.len() as u64 >= ranked.matches;
         if files.len() >= end || seen_all || wanted >= MAX_RANKED {
-            results.total = if seen_all {
+            head.total = if seen_all {
                 files.len() as i64
             } else {
-                results.total_is_estimate = true;
+                head.total_is_estimate = true;
                 // The share of distinct files among the ranked titles,
                 // applied to all matching titles.
                 let share = files.len() as f64 / ranked.best.len().max(1) as f64;
                 ((ranked.matches as f64 * share) as i64).max(files.len() as i64)
             };
-            let page = &files[start.min(files.len())..end.min(files.len())];
-            results.results = catalogue.hits(page);
-            return Ok(results);
+            let page = files[start.min(files.len())..end.min(files.len())].to_vec();
+            return Ok((head, page));
         }
         wanted = wanted.saturating_mul(4).min(MAX_RANKED);
     }
 }
 
-/// Runs [`find`] on a blocking thread and serializes its results there
-/// too: a page's hits are hundreds of small strings, and freeing them on
-/// the thread that allocated them costs a fraction of handing them to
-/// another (the allocator then collects frees across threads; a profile of
-/// the live index at 1M showed that at a quarter of its CPU).
+/// Runs [`find_json`] on a blocking thread: a page's JSON is written and
+/// freed on the thread that ran the search (handing hundreds of small
+/// allocations to another thread made the allocator collect frees across
+/// threads, a quarter of the index's CPU in a profile at 1M).
 pub async fn find_as_json(
     catalogue: Arc<Catalogue>,
     query: SearchQuery,
 ) -> Result<Vec<u8>, ApiError> {
-    tokio::task::spawn_blocking(move || {
-        let results = find(&catalogue, &query).map_err(|e| ApiError::Internal(e.to_string()))?;
-        serde_json::to_vec(&results).map_err(|e| ApiError::Internal(e.to_string()))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("search task failed: {e}")))?
+    tokio::task::spawn_blocking(move || find_json(&catalogue, &query))
+        .await
+        .map_err(|e| ApiError::Internal(format!("search task failed: {e}")))?
 }
 
 /// Fills `catalogue` with the store's peers seen at or after `cutoff` (ms)
@@ -440,6 +457,7 @@ pub async fn search(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::FileRow;
 
     fn params(q: &str, offset: Option<u32>, limit: Option<u32>) -> SearchParams {
         SearchParams {
@@ -463,5 +481,68 @@ mod tests {
         let err = SearchQuery::from_params(params("a", Some(996), Some(5))).unwrap_err();
         assert!(err.to_string().contains("narrow the search"), "{err}");
         assert!(SearchQuery::from_params(params("a", Some(u32::MAX), Some(500))).is_err());
+    }
+
+    fn with_mode(q: &str, mode: SearchMode, offset: u32) -> SearchQuery {
+        SearchQuery::from_params(SearchParams {
+            mode: Some(mode),
+            ..params(q, Some(offset), Some(7))
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_json_written_from_the_catalogue_is_the_typed_results_json() {
+        let folder = tempfile::tempdir().unwrap();
+        let catalogue = Catalogue::open(folder.path(), 10_000).unwrap();
+        let file = |n: u32, name: &str| FileRow {
+            file_id: format!("{n:064x}"),
+            name: name.to_string(),
+            size: 1000 + i64::from(n),
+            ext: "mp4".into(),
+        };
+        let mut last = catalogue::Pending::none();
+        // Eight peers (fewer than a page lists, so no sources are sampled),
+        // each with shared and own files, one under a second name, and
+        // names with quotes and non-ASCII to escape.
+        for p in 0..8u32 {
+            let mut files: Vec<FileRow> = (0..20)
+                .map(|n| file(n, &format!("lecture {n} \"intro\" ü.mp4")))
+                .collect();
+            files.push(file(100 + p, &format!("lecture solo {p}.mp4")));
+            files.push(file(3, "other name for three.mp4"));
+            let peer = OnlinePeer {
+                peer_id: format!("12D3KooPeer{p}"),
+                user: format!("user{}", p % 3),
+                addrs: vec![format!("/ip4/10.0.0.{p}/tcp/4001"), "/ip6/::1/tcp/1".into()],
+                last_seen: 1,
+            };
+            last = catalogue.join(peer, &files);
+        }
+        searchable(last).await.unwrap();
+        let queries = [
+            with_mode("lecture", SearchMode::Words, 0),
+            with_mode("lecture", SearchMode::Words, 5),
+            with_mode("solo", SearchMode::Words, 0),
+            with_mode("intro\" ü", SearchMode::Substring, 0),
+            with_mode("other name for three.mp4", SearchMode::Exact, 0),
+            with_mode(&format!("{:064x}", 3), SearchMode::Id, 0),
+            with_mode(&format!("{:064x}", 999), SearchMode::Id, 0),
+            with_mode("nothing like it", SearchMode::Words, 0),
+        ];
+        for query in &queries {
+            let typed = serde_json::to_value(find(&catalogue, query).unwrap()).unwrap();
+            let written: serde_json::Value =
+                serde_json::from_slice(&find_json(&catalogue, query).unwrap()).unwrap();
+            assert_eq!(written, typed, "{query:?}");
+        }
+        // The comparison saw real pages: sources, names and totals.
+        let page = find(&catalogue, &queries[0]).unwrap();
+        assert_eq!(page.results.len(), 7);
+        assert!(page.results.iter().all(|h| h.sources.len() == 8));
+        let three = find(&catalogue, &queries[5]).unwrap();
+        assert_eq!(three.total, 1);
+        assert_eq!(three.results[0].names.len(), 2);
+        catalogue.close();
     }
 }
