@@ -573,6 +573,47 @@ fn a_sharer_behind_a_symmetric_router_punches_through_to_a_port_keeping_one() {
     }
 }
 
+/// A downloader behind a router that changes ports cannot be connected
+/// back to (the sharer would knock on a port that router never opened), so
+/// facing a sharer whose libp2p port is mapped but whose data port is not,
+/// it punches the data connection on the direct libp2p connection instead
+/// of waiting for a dial-back and falling back to a stream.
+#[test]
+fn a_downloader_behind_a_symmetric_router_punches_to_a_mapped_sharer() {
+    if !mapping_routers_available() {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    let (net, hub, homes, status) = {
+        let net = Internet::new(&[Router::Upnp, Router::Symmetric]);
+        write_random(
+            &sandbox.share_dir("h1").join("mapped film.mkv"),
+            8 * MIB + 5,
+        );
+        let (hub, homes) = hub_and_homes(&sandbox, &net, 2, &[]);
+        homes[0].wait_shared(1);
+        let status = wait_until("h1 to map its port and be found public", WAIT, || {
+            let status = homes[0].status();
+            let reach = &status["reachability"];
+            (reach["port_mapping"] == "mapped" && reach["nat"] == "public").then_some(status)
+        });
+        (net, hub, homes, status)
+    };
+    let (h1, h2) = (&homes[0], &homes[1]);
+    let film = sandbox.share_dir("h1").join("mapped film.mkv");
+    assert!(
+        status["reachability"]["public_addrs"]
+            .to_string()
+            .contains("/ip4/60.1.0.11/tcp/"),
+        "{status}"
+    );
+    let path = download_from_mapped_home(h2, h1, &film);
+    assert_eq!(path["connection"], "hole_punched", "{path}");
+    let reach = h2.status()["reachability"].clone();
+    assert_eq!(reach["mapping"], "changes", "h2 knows its router: {reach}");
+    drop((hub, homes, net));
+}
+
 /// Whether this machine can build the namespaces and routers (root, iproute2, nftables).
 fn routers_available() -> bool {
     let available = can_make_namespaces() && have_nft();
@@ -770,10 +811,10 @@ fn mapped_home(
     (net, hub, homes, status)
 }
 
-/// The hub finds `name` at h1's mapped address and downloads it over a
-/// direct libp2p connection, the data on TCP; returns the data's path.
+/// `downloader` finds `name` at h1's mapped address and downloads it over
+/// a direct libp2p connection, the data on TCP; returns the data's path.
 fn download_from_mapped_home(
-    hub: &Daemon,
+    downloader: &Daemon,
     h1: &Daemon,
     file: &std::path::Path,
 ) -> serde_json::Value {
@@ -783,21 +824,23 @@ fn download_from_mapped_home(
         .expect("a file name");
     let words = name.rsplit_once('.').map_or(name, |(stem, _)| stem);
     let hit = wait_until(
-        "the hub to find h1's file at its mapped address",
+        "the downloader to find h1's file at its mapped address",
         WAIT,
         || {
-            let v = hub.cli_ok(&["search", words]);
+            let v = downloader.cli_ok(&["search", words]);
             let hit = v["results"].as_array()?.first()?.clone();
             let addrs = hit["sources"][0]["addrs"].to_string();
             addrs.contains("/ip4/60.1.0.11/").then_some(hit)
         },
     );
     assert_eq!(s(&hit["sources"][0], "peer_id"), h1.peer_id(), "{hit}");
-    let id = hub.start_download(&[name]);
-    let done = hub.wait_download_end(id);
+    let id = downloader.start_download(&[name]);
+    let done = downloader.wait_download_end(id);
     assert_eq!(s(&done, "state"), "done", "{done}");
-    assert!(same_bytes(file, &hub.downloads.join(name)));
-    let h1_seen = hub.known_peer(&h1.peer_id()).expect("the hub knows h1");
+    assert!(same_bytes(file, &downloader.downloads.join(name)));
+    let h1_seen = downloader
+        .known_peer(&h1.peer_id())
+        .expect("the downloader knows h1");
     assert_eq!(h1_seen["path"], "direct", "{h1_seen}");
     let path = done["peers"][0]["path"].clone();
     assert_eq!(path["channel"], "tcp", "{done}");

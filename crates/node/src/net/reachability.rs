@@ -226,6 +226,12 @@ impl Reachability {
         seen_as(&self.read().observed)
     }
 
+    /// Whether this peer's router keeps its port for every destination,
+    /// as peers on direct connections see it.
+    pub fn own_mapping(&self) -> NatMapping {
+        mapping_of(&self.read().observed)
+    }
+
     /// What AutoNAT concluded.
     pub fn nat(&self) -> NatState {
         self.read().nat

@@ -38,7 +38,7 @@ use crate::transfer::data_channel::{
 };
 use crate::transfer::punch::{self, Rendezvous};
 use crate::transfer::rate_limit::RateLimit;
-use crate::views::{ConnectionPath, DataChannel, DataPath};
+use crate::views::{ConnectionPath, DataChannel, DataPath, NatMapping};
 use crate::NodeError;
 
 /// How long a source may go without sending a byte while a piece is due:
@@ -463,8 +463,10 @@ async fn open_source(task: &SourceTask) -> Result<(DataStream, PieceLayout), Fai
 /// Opens the data connection when a connection to the sharer that is not
 /// relayed is open (or opens by hole punching within the host's patience)
 /// and its data port can be reached, by a plain connect or with the sharer
-/// connecting back at the same time (within [`DIRECT_DATA_PATIENCE`]);
-/// otherwise, or when that fails (a router that changes ports, a
+/// connecting back at the same time (within [`DIRECT_DATA_PATIENCE`]); or
+/// by punching, when only a relay joins the two or this peer's router
+/// changes ports for every destination (a dial-back would then knock on a
+/// port that router never opened); otherwise, or when that fails (a
 /// firewall), a data stream on the libp2p connection. docs/PROTOCOL.md
 /// tells the whole choice.
 async fn reach_source(
@@ -484,12 +486,21 @@ async fn reach_source(
     let ip = ip.or_else(|| reachability.direct_ip(&task.peer));
     let worth_trying =
         best != ConnectionPath::Relayed && !reachability.is_data_port_closed(&task.peer);
+    // Only towards the internet: on a LAN no router stands between the two.
+    let ports_change_here =
+        reachability.own_mapping() == NatMapping::Changes && ip.is_some_and(is_public_ip);
+    let worth_punching = best == ConnectionPath::Relayed || ports_change_here;
     if let (true, Some(ip)) = (worth_trying, ip) {
         let addr = SocketAddr::new(ip, grant.data_port);
         let patience = DIRECT_DATA_PATIENCE.min(task.patience.step);
         let behind_router =
             best == ConnectionPath::HolePunched || answered_on == Some(ConnectionPath::Relayed);
-        let connecting = connect_data(task, addr, grant.ticket, (best, behind_router));
+        let knock = match ports_change_here {
+            true => Knock::PlainOnly,
+            false if behind_router => Knock::DialBackAtOnce,
+            false => Knock::DialBackLater,
+        };
+        let connecting = connect_data(task, addr, grant.ticket, (best, knock));
         match tokio::time::timeout(patience, connecting).await {
             Ok(Ok((stream, connection))) => {
                 let path = DataPath {
@@ -505,11 +516,13 @@ async fn reach_source(
                 "the data connection did not open in time; trying a data stream instead"
             ),
         }
-        reachability.data_port_closed(task.peer);
+        if !worth_punching {
+            reachability.data_port_closed(task.peer);
+        }
     }
-    if best == ConnectionPath::Relayed && !reachability.is_data_port_closed(&task.peer) {
+    if worth_punching && !reachability.is_data_port_closed(&task.peer) {
         // The punch has its own patience; this bounds the handshake after it.
-        let punching = punch_source(task, grant);
+        let punching = punch_source(task, grant, best);
         let limit = PUNCH_PATIENCE + task.patience.step.min(DIRECT_DATA_PATIENCE);
         let punched = tokio::time::timeout(limit, punching)
             .await
@@ -524,7 +537,7 @@ async fn reach_source(
                 return Ok((stream, path));
             }
             Err(e) => {
-                tracing::info!(peer = %task.peer, "{e}; the data will go through the relay");
+                tracing::info!(peer = %task.peer, "{e}; the data will go on a stream");
                 reachability.data_port_closed(task.peer);
             }
         }
@@ -541,17 +554,28 @@ async fn reach_source(
     Ok((stream, path))
 }
 
+/// When [`connect_data`] asks the sharer to connect back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Knock {
+    /// After [`DIAL_BACK_AFTER`] without an answer.
+    DialBackLater,
+    /// At once: a router is known to stand in front of the sharer.
+    DialBackAtOnce,
+    /// Never: this peer's router changes ports for every destination, so
+    /// the sharer would knock on a port it never opened. A plain connect
+    /// gets [`DIAL_BACK_AFTER`].
+    PlainOnly,
+}
+
 /// Connects to the sharer's data port at `addr`. When it does not answer
-/// within [`DIAL_BACK_AFTER`], or at once when a router is known to stand
-/// in front of the sharer (`behind_router`), it asks the sharer, on the
-/// libp2p connection's `path`, to connect back while it keeps connecting:
-/// each router then lets the other side's packets in. Says whether the
-/// connection needed that.
+/// (as `knock` says), it asks the sharer, on the libp2p connection's
+/// `path`, to connect back while it keeps connecting: each router then lets
+/// the other side's packets in. Says whether the connection needed that.
 async fn connect_data(
     task: &SourceTask,
     addr: SocketAddr,
     ticket: u64,
-    (path, behind_router): (ConnectionPath, bool),
+    (path, knock): (ConnectionPath, Knock),
 ) -> Result<(DataStream, ConnectionPath), NodeError> {
     let cannot = |e: std::io::Error| {
         NodeError::Transfer(format!("cannot open a data connection to {addr}: {e}"))
@@ -559,12 +583,18 @@ async fn connect_data(
     let local = data_channel::fresh_local_port(addr).map_err(cannot)?;
     let connecting = data_channel::connect_from(local, addr, DIRECT_DATA_PATIENCE, || false);
     tokio::pin!(connecting);
-    let wait = match behind_router {
-        true => Duration::ZERO,
-        false => DIAL_BACK_AFTER,
+    let wait = match knock {
+        Knock::DialBackAtOnce => Duration::ZERO,
+        Knock::DialBackLater | Knock::PlainOnly => DIAL_BACK_AFTER,
     };
     let (tcp, connection) = match tokio::time::timeout(wait, &mut connecting).await {
         Ok(done) => (done.map_err(cannot)?, ConnectionPath::Direct),
+        Err(_) if knock == Knock::PlainOnly => {
+            return Err(NodeError::Transfer(format!(
+                "the data port at {addr} did not answer, and this peer's router changes ports \
+                 for every destination, so it cannot be connected back to; punching instead"
+            )));
+        }
         Err(_) => {
             // Held open until the connection forms: the sharer stops trying when it closes.
             let _asked = match ask_dial_back(task, path, ticket, local.port()).await {
@@ -607,11 +637,16 @@ async fn ask_sharer(
     Ok(stream)
 }
 
-/// Opens the data connection when only a relay joins the two, because a
-/// router on one side changes ports for every destination: both ends
-/// punch towards each other's public IP at once ([`punch`]). Needs both
+/// Opens the data connection when a router on one side changes ports for
+/// every destination (so only a relay joins the two, or a dial-back cannot
+/// reach this peer): both ends punch towards each other's public IP at
+/// once ([`punch`]), asked on the libp2p connection's `path`. Needs both
 /// IPs: the sharer's from its grant, this peer's as peers see it.
-async fn punch_source(task: &SourceTask, grant: &Grant) -> Result<DataStream, NodeError> {
+async fn punch_source(
+    task: &SourceTask,
+    grant: &Grant,
+    path: ConnectionPath,
+) -> Result<DataStream, NodeError> {
     let their_ip = grant
         .public_ip
         .filter(|ip| is_public_ip(*ip))
@@ -640,7 +675,7 @@ async fn punch_source(task: &SourceTask, grant: &Grant) -> Result<DataStream, No
         ip: own_ip,
         port: local.port(),
     };
-    let mut asked = ask_sharer(task, ConnectionPath::Relayed, ask).await?;
+    let mut asked = ask_sharer(task, path, ask).await?;
     let tcp = tokio::select! {
         punched = &mut punching => punched.map_err(cannot)?,
         refused = refusal(&mut asked) => return Err(refused),
