@@ -41,10 +41,19 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn resident_memory_grows_with_touched_memory() {
-        let before = super::resident_bytes().unwrap();
-        let block = vec![1u8; 64 << 20];
-        let after = super::resident_bytes().unwrap();
-        assert!(block.iter().all(|&b| b == 1));
-        assert!(after >= before + (48 << 20), "{before} → {after}");
+        // Tests running beside this one free memory too (a text index's
+        // arena is tens of MiB), so one of a few tries must see the growth.
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            let before = super::resident_bytes().unwrap();
+            let block = vec![1u8; 64 << 20];
+            let after = super::resident_bytes().unwrap();
+            assert!(block.iter().all(|&b| b == 1));
+            if after >= before + (48 << 20) {
+                return;
+            }
+            seen.push(format!("{before} → {after}"));
+        }
+        panic!("resident memory never grew by 48 MiB: {seen:?}");
     }
 }

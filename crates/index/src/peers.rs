@@ -98,22 +98,18 @@ pub struct Joined {
 }
 
 /// Most peers handed to a joining peer for the DHT.
-pub const BOOTSTRAP_PEERS: i64 = 5;
+pub const BOOTSTRAP_PEERS: usize = 5;
 
-/// Full addresses of a few online peers other than `peer_id`.
-async fn bootstrap_addrs(state: &AppState, peer_id: &str) -> Result<Vec<String>, ApiError> {
-    let cutoff = state.online_cutoff(now_ms());
-    let peers = state
-        .store()
-        .bootstrap_peers(cutoff, peer_id, BOOTSTRAP_PEERS)
-        .await?;
-    Ok(peers
+/// Full addresses of a few online peers other than `peer_id`, from the
+/// catalogue (the store keeps no index on when peers were last seen:
+/// every heartbeat would update it).
+fn bootstrap_addrs(state: &AppState, peer_id: &str) -> Vec<String> {
+    state
+        .catalogue()
+        .recent_peers(BOOTSTRAP_PEERS, peer_id)
         .into_iter()
-        .flat_map(|(id, addrs_json)| {
-            let addrs: Vec<String> = serde_json::from_str(&addrs_json).unwrap_or_default();
-            addrs.into_iter().map(move |a| format!("{a}/p2p/{id}"))
-        })
-        .collect())
+        .flat_map(|(id, addrs)| addrs.into_iter().map(move |a| format!("{a}/p2p/{id}")))
+        .collect()
 }
 
 /// Decodes bytes sent as hex or as base64 (standard or URL-safe, padded or not).
@@ -345,7 +341,7 @@ pub async fn join(
             last_seen: now,
         };
         search::searchable(state.catalogue().join(online, &files)).await?;
-        let bootstrap = bootstrap_addrs(&state, &peer_id).await?;
+        let bootstrap = bootstrap_addrs(&state, &peer_id);
         Ok(Json(Joined {
             bootstrap,
             peer_id,

@@ -1337,28 +1337,6 @@ impl Store {
         })
     }
 
-    /// Up to `limit` online peers other than `peer_id`, most recently seen first:
-    /// (peer id, addresses as JSON), for a joining peer to enter the DHT through.
-    pub async fn bootstrap_peers(
-        &self,
-        cutoff: i64,
-        peer_id: &str,
-        limit: i64,
-    ) -> Result<Vec<(String, String)>, sqlx::Error> {
-        with_db!(self, |DB, write, read, lock| {
-            sqlx::query_as(
-                "SELECT peer_id, addrs FROM peers \
-                 WHERE left_at IS NULL AND last_seen >= $1 AND peer_id <> $2 \
-                 ORDER BY last_seen DESC LIMIT $3",
-            )
-            .bind(cutoff)
-            .bind(peer_id)
-            .bind(limit)
-            .fetch_all(read)
-            .await
-        })
-    }
-
     // ----- users and browse -----------------------------------------------
 
     /// Users with their peers, ordered by name; with `all` false only users

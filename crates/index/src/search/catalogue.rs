@@ -439,6 +439,29 @@ impl Catalogue {
         true
     }
 
+    /// Up to `limit` online peers other than `except`, most recently seen
+    /// first: (peer id, addresses).
+    pub fn recent_peers(&self, limit: usize, except: &str) -> Vec<(String, Vec<String>)> {
+        let state = self.read();
+        let mut recent: Vec<(i64, &PeerEntry)> = state
+            .peers
+            .items
+            .iter()
+            .flatten()
+            .filter(|p| &*p.peer_id != except)
+            .map(|p| (p.last_seen.load(AtomicOrdering::Relaxed), p))
+            .collect();
+        if recent.len() > limit {
+            recent.select_nth_unstable_by(limit, |a, b| b.0.cmp(&a.0));
+            recent.truncate(limit);
+        }
+        recent.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.peer_id.cmp(&b.1.peer_id)));
+        recent
+            .into_iter()
+            .map(|(_, p)| (p.peer_id.to_string(), p.addrs.to_vec()))
+            .collect()
+    }
+
     /// The peers last seen here before `cutoff` (ms).
     pub fn stale_peers(&self, cutoff: i64) -> Vec<String> {
         self.read()
@@ -896,5 +919,36 @@ mod tests {
         }
         // Every holder turns up over many draws.
         assert_eq!(seen.len(), 30);
+    }
+
+    #[test]
+    fn recent_peers_are_the_most_recently_seen_others() {
+        let folder = tempfile::tempdir().unwrap();
+        let catalogue = Catalogue::open(folder.path(), 100).unwrap();
+        for (n, seen) in [
+            (0, 50),
+            (1, 10),
+            (2, 70),
+            (3, 30),
+            (4, 90),
+            (5, 20),
+            (6, 60),
+        ] {
+            let peer = OnlinePeer {
+                peer_id: format!("p{n}"),
+                user: "u".into(),
+                addrs: vec![format!("/ip4/10.0.0.{n}/tcp/1")],
+                last_seen: seen,
+            };
+            drop(catalogue.join(peer, &[]));
+        }
+        // A heartbeat moves p1 to the front.
+        assert!(catalogue.heartbeat("p1", 100));
+        let recent = catalogue.recent_peers(4, "p4");
+        let ids: Vec<&str> = recent.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["p1", "p2", "p6", "p0"]);
+        assert_eq!(recent[0].1, ["/ip4/10.0.0.1/tcp/1"]);
+        assert_eq!(catalogue.recent_peers(10, "p9").len(), 7);
+        catalogue.close();
     }
 }
