@@ -1346,6 +1346,8 @@ impl EventLoop {
                     self.swarm.add_external_address(address.clone());
                 }
                 self.listen_addrs.send_modify(|addrs| addrs.push(address));
+                self.reachability
+                    .listening_at(self.listen_addrs.borrow().iter());
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 self.forget_listen_addr(&without_peer(address))
@@ -1458,6 +1460,8 @@ impl EventLoop {
         }
         self.listen_addrs
             .send_modify(|addrs| addrs.retain(|a| a != address));
+        self.reachability
+            .listening_at(self.listen_addrs.borrow().iter());
     }
 
     /// A peer offering the relay protocol at a public address becomes a candidate relay.

@@ -130,6 +130,8 @@ struct State {
     closed_data_ports: HashMap<PeerId, Instant>,
     /// Where peers on direct connections see this peer, newest last.
     observed: VecDeque<(PeerId, Multiaddr)>,
+    /// The ports this peer listens on (TCP and UDP).
+    listen_ports: BTreeSet<u16>,
 }
 
 /// The shared record; cheap to clone.
@@ -168,6 +170,7 @@ impl Reachability {
             circuit_bytes: HashMap::new(),
             closed_data_ports: HashMap::new(),
             observed: VecDeque::new(),
+            listen_ports: BTreeSet::new(),
         };
         Self {
             state: Arc::new(RwLock::new(state)),
@@ -203,7 +206,7 @@ impl Reachability {
             relayed_addrs: state.relayed_addrs.iter().map(|a| a.to_string()).collect(),
             relay_service: state.relay_service.clone(),
             seen_as: seen_as(&state.observed).map(|ip| ip.to_string()),
-            mapping: mapping_of(&state.observed),
+            mapping: mapping_of(&state.observed, &state.listen_ports),
         }
     }
 
@@ -229,7 +232,21 @@ impl Reachability {
     /// Whether this peer's router keeps its port for every destination,
     /// as peers on direct connections see it.
     pub fn own_mapping(&self) -> NatMapping {
-        mapping_of(&self.read().observed)
+        let state = self.read();
+        mapping_of(&state.observed, &state.listen_ports)
+    }
+
+    /// This peer now listens at `addrs` (those not relayed count).
+    pub fn listening_at<'a>(&self, addrs: impl IntoIterator<Item = &'a Multiaddr>) {
+        let ports = addrs
+            .into_iter()
+            .filter(|a| !is_relayed(a))
+            .filter_map(|a| match a.iter().nth(1) {
+                Some(Protocol::Tcp(port) | Protocol::Udp(port)) => Some(port),
+                _ => None,
+            })
+            .collect();
+        self.write().listen_ports = ports;
     }
 
     /// What AutoNAT concluded.
@@ -445,10 +462,18 @@ fn seen_as(observed: &VecDeque<(PeerId, Multiaddr)>) -> Option<IpAddr> {
     counts.into_iter().max_by_key(|(_, c)| *c).map(|(ip, _)| ip)
 }
 
-/// Whether the router keeps this peer's port towards every destination:
-/// known once two observers saw the same IP and transport, from the same
-/// local port (libp2p dials from its listening port).
-fn mapping_of(observed: &VecDeque<(PeerId, Multiaddr)>) -> NatMapping {
+/// Whether the router keeps this peer's port towards every destination.
+/// libp2p dials from its listening port when it can, but not always (a
+/// second connection to the same address gets a new port), so different
+/// ports seen outside do not prove a router that changes them: one that
+/// keeps ports shows each dial's own. A listening port seen outside does
+/// prove it keeps them (or forwards that port), whatever else is seen;
+/// without one, two ports seen mean a new port for every destination, and
+/// one port seen by two observers means the port is kept.
+fn mapping_of(
+    observed: &VecDeque<(PeerId, Multiaddr)>,
+    listen_ports: &BTreeSet<u16>,
+) -> NatMapping {
     let mut ports: HashMap<(IpAddr, bool), BTreeSet<u16>> = HashMap::new();
     let mut seen: HashMap<(IpAddr, bool), usize> = HashMap::new();
     for (_, addr) in observed {
@@ -463,10 +488,12 @@ fn mapping_of(observed: &VecDeque<(PeerId, Multiaddr)>) -> NatMapping {
     }
     let mut mapping = NatMapping::Unknown;
     for (key, ports) in ports {
-        if ports.len() > 1 {
-            return NatMapping::Changes;
+        if ports.iter().any(|p| listen_ports.contains(p)) {
+            return NatMapping::Kept;
         }
-        if seen[&key] > 1 {
+        if ports.len() > 1 {
+            mapping = NatMapping::Changes;
+        } else if seen[&key] > 1 && mapping == NatMapping::Unknown {
             mapping = NatMapping::Kept;
         }
     }
@@ -628,6 +655,12 @@ mod tests {
         record.observed(b, at("/ip4/60.1.0.12/tcp/4000"));
         assert_eq!(record.view().mapping, NatMapping::Kept);
         record.observed(c, at("/ip4/60.1.0.12/tcp/51234"));
+        assert_eq!(record.view().mapping, NatMapping::Changes);
+        // Listening on 4000, seen outside as 4000: the router keeps ports,
+        // and 51234 was a dial from a port of its own.
+        record.listening_at([&at("/ip4/192.168.1.2/tcp/4000")]);
+        assert_eq!(record.view().mapping, NatMapping::Kept);
+        record.listening_at([&at("/ip4/192.168.1.2/tcp/4100")]);
         assert_eq!(record.view().mapping, NatMapping::Changes);
         // A lying peer is outvoted, however often it repeats itself.
         for _ in 0..5 {
