@@ -102,14 +102,19 @@ pub const BOOTSTRAP_PEERS: usize = 5;
 
 /// Full addresses of a few online peers other than `peer_id`, from the
 /// catalogue (the store keeps no index on when peers were last seen:
-/// every heartbeat would update it).
-fn bootstrap_addrs(state: &AppState, peer_id: &str) -> Vec<String> {
-    state
-        .catalogue()
-        .recent_peers(BOOTSTRAP_PEERS, peer_id)
+/// every heartbeat would update it). On a blocking thread: the
+/// catalogue's lock waits for any join being applied.
+async fn bootstrap_addrs(state: &AppState, peer_id: &str) -> Result<Vec<String>, ApiError> {
+    let catalogue = state.catalogue().clone();
+    let except = peer_id.to_string();
+    let recent =
+        tokio::task::spawn_blocking(move || catalogue.recent_peers(BOOTSTRAP_PEERS, &except))
+            .await
+            .map_err(|e| ApiError::Internal(format!("bootstrap task failed: {e}")))?;
+    Ok(recent
         .into_iter()
         .flat_map(|(id, addrs)| addrs.into_iter().map(move |a| format!("{a}/p2p/{id}")))
-        .collect()
+        .collect())
 }
 
 /// Decodes bytes sent as hex or as base64 (standard or URL-safe, padded or not).
@@ -341,7 +346,7 @@ pub async fn join(
             last_seen: now,
         };
         search::searchable(state.catalogue().join(online, &files)).await?;
-        let bootstrap = bootstrap_addrs(&state, &peer_id);
+        let bootstrap = bootstrap_addrs(&state, &peer_id).await?;
         Ok(Json(Joined {
             bootstrap,
             peer_id,
