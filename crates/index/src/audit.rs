@@ -35,6 +35,9 @@ use crate::store::{now_ms, AuditRow, Store};
 const QUEUE: usize = 4096;
 /// Records written in one transaction, at most.
 const BATCH: usize = 512;
+/// Longest a record nobody waits for (a search's) waits for others to be
+/// written with.
+const LINGER: Duration = Duration::from_millis(100);
 /// Rejections of one kind from one address for one name within this long
 /// after the first are counted into one record instead of written one by one.
 pub const REJECTION_WINDOW: Duration = Duration::from_secs(60);
@@ -261,6 +264,22 @@ impl Window {
     }
 }
 
+/// Adds to a `batch` of records nobody waits for more that come within
+/// [`LINGER`], up to [`BATCH`], so a stream of searches is written in a few
+/// transactions a second rather than one per handful of records (each a
+/// round of thread hand-offs to the database's worker); a record someone
+/// waits for ends the wait. Returns false once the queue is closed.
+async fn gather(rx: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) -> bool {
+    let until = tokio::time::Instant::now() + LINGER;
+    while batch.len() < BATCH && batch.iter().all(|p| p.ack.is_none()) {
+        tokio::select! {
+            n = rx.recv_many(batch, BATCH - batch.len()) => if n == 0 { return false },
+            _ = tokio::time::sleep_until(until) => break,
+        }
+    }
+    true
+}
+
 /// Deletes records older than `retention` before `now`, logging failures.
 async fn prune(store: &Store, retention: Option<Duration>, now: i64) {
     if let Some(keep) = retention {
@@ -309,19 +328,15 @@ impl Audit {
             loop {
                 let mut rows = Vec::new();
                 let open = tokio::select! {
-                    n = rx.recv_many(&mut batch, BATCH) => n > 0,
+                    n = rx.recv_many(&mut batch, BATCH) => n > 0 && gather(&mut rx, &mut batch).await,
                     _ = flush.tick() => true,
                 };
-                if open {
-                    for pending in &batch {
-                        if rejections.admit(&pending.row, &mut rows) {
-                            rows.push(pending.row.clone());
-                        }
+                for pending in &batch {
+                    if rejections.admit(&pending.row, &mut rows) {
+                        rows.push(pending.row.clone());
                     }
-                    rejections.flush(now_ms(), &mut rows);
-                } else {
-                    rejections.flush(i64::MAX, &mut rows);
                 }
+                rejections.flush(if open { now_ms() } else { i64::MAX }, &mut rows);
                 let ok = match store.insert_audit(&rows).await {
                     Ok(()) => true,
                     Err(e) => {
@@ -456,6 +471,71 @@ mod tests {
             user_name: Some("victim".to_string()),
             ..AuditRow::default()
         }
+    }
+
+    fn pending(at: i64, acked: bool) -> (Pending, Option<oneshot::Receiver<bool>>) {
+        let (ack, done) = oneshot::channel();
+        let row = row(at, "ok", "a");
+        match acked {
+            true => (
+                Pending {
+                    row,
+                    ack: Some(ack),
+                },
+                Some(done),
+            ),
+            false => (Pending { row, ack: None }, None),
+        }
+    }
+
+    /// Sends a record nobody waits for after `delay` (in paused time).
+    fn send_later(tx: &mpsc::Sender<Pending>, delay_ms: u64, acked: bool) {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            let _ = tx.send(pending(delay_ms as i64, acked).0).await;
+        });
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn records_nobody_waits_for_are_gathered_for_a_while_and_others_at_once() {
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        // Searches arriving within the linger join the batch; later ones wait.
+        let mut batch = vec![pending(0, false).0];
+        send_later(&tx, 30, false);
+        send_later(&tx, 60, false);
+        send_later(&tx, LINGER.as_millis() as u64 + 50, false);
+        assert!(gather(&mut rx, &mut batch).await);
+        let at: Vec<i64> = batch.iter().map(|p| p.row.at).collect();
+        assert_eq!(at, [0, 30, 60]);
+        // A record someone waits for ends the gathering as it arrives.
+        let mut batch = vec![pending(0, false).0];
+        send_later(&tx, LINGER.as_millis() as u64 + 100, true);
+        send_later(&tx, LINGER.as_millis() as u64 + 110, false);
+        tokio::time::sleep(LINGER + Duration::from_millis(60)).await;
+        assert_eq!(rx.len(), 1, "the late search is still queued");
+        let mut batch2 = Vec::new();
+        rx.recv_many(&mut batch2, BATCH).await;
+        assert!(gather(&mut rx, &mut batch2).await);
+        assert_eq!(
+            batch2.len(),
+            2,
+            "the late search and the acknowledged record"
+        );
+        assert!(batch2[1].ack.is_some());
+        assert_eq!(rx.len(), 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(rx.len(), 1, "what came after the acknowledged record waits");
+        // A full batch is not held back, and a closed queue says so.
+        batch.truncate(0);
+        batch.extend((0..BATCH).map(|i| pending(i as i64, false).0));
+        let started = tokio::time::Instant::now();
+        assert!(gather(&mut rx, &mut batch).await);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        drop(tx);
+        let mut rest = Vec::new();
+        rx.recv_many(&mut rest, BATCH).await;
+        assert!(!gather(&mut rx, &mut rest).await);
     }
 
     #[test]

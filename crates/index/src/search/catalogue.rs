@@ -279,6 +279,14 @@ impl Catalogue {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Whether a read would not wait right now (no change is being applied).
+    pub fn readable_at_once(&self) -> bool {
+        matches!(
+            self.state.try_read(),
+            Ok(_) | Err(std::sync::TryLockError::Poisoned(_))
+        )
+    }
+
     /// The listing budget.
     pub fn budget(&self) -> u64 {
         self.budget
@@ -949,6 +957,22 @@ mod tests {
         assert_eq!(ids, ["p1", "p2", "p6", "p0"]);
         assert_eq!(recent[0].1, ["/ip4/10.0.0.1/tcp/1"]);
         assert_eq!(catalogue.recent_peers(10, "p9").len(), 7);
+        catalogue.close();
+    }
+
+    #[test]
+    fn a_catalogue_being_changed_is_not_readable_at_once() {
+        let folder = tempfile::tempdir().unwrap();
+        let catalogue = Catalogue::open(folder.path(), 100).unwrap();
+        assert!(catalogue.readable_at_once());
+        {
+            let _reading = catalogue.read();
+            assert!(catalogue.readable_at_once(), "readers share");
+        }
+        let changing = catalogue.write();
+        assert!(!catalogue.readable_at_once());
+        drop(changing);
+        assert!(catalogue.readable_at_once());
         catalogue.close();
     }
 }

@@ -53,7 +53,7 @@ const BOARD_CHUNK: usize = 1 << 16;
 /// Matches ranked one by one, in index order, before a query counts as
 /// broad: up to this many, every match is ranked and counted exactly;
 /// past it, the total is estimated and words queries skip what cannot rank.
-const EXACT_MATCHES: u64 = 1024;
+pub const EXACT_MATCHES: u64 = 1024;
 
 /// A text index failure (I/O in its folder, or the indexer is gone).
 #[derive(Debug, thiserror::Error)]
