@@ -480,6 +480,19 @@ def cpu_of(pids):
     return None if None in used else sum(used)
 
 
+async def wait_quiet(pids, limit=900):
+    """Waits until `pids` use under 5 % of a core for 3 s in a row (the text
+    index's merges after a fill done), at most `limit` s; returns the wait."""
+    start = time.perf_counter()
+    quiet, used = 0, cpu_of(pids)
+    while quiet < 3 and time.perf_counter() - start < limit and used is not None:
+        await asyncio.sleep(1)
+        now = cpu_of(pids)
+        quiet = quiet + 1 if now is not None and now - used < 0.05 else 0
+        used = now
+    return time.perf_counter() - start
+
+
 async def search_level(targets, pids, token, tokens, queries, clients, probe):
     """One level after the indexes are idle; adds `cpu_ms`, the indexes' CPU
     per answered search (this load generator shares the cores, so req/s
@@ -509,7 +522,8 @@ async def search_bench(target, store, token, tokens, pid, second):
     raw = raw_baseline(store, kinds)
     probe = search_path(*kinds["exact"][0])
     say("")
-    say(f"raw structure loaded from the store in {raw['load_secs']:.1f} s")
+    say(f"raw structure loaded from the store in {raw['load_secs']:.1f} s "
+        f"(its merges done {raw.get('settle_secs', float('nan')):.0f} s later)")
     say("matching file ids per query (min / median / max of up to 20 queries; estimates past a page):")
     for kind in kinds:
         lo, mid, hi = raw["kinds"][kind]["totals"]
@@ -599,6 +613,8 @@ async def main():
     say(f"fill total {time.perf_counter() - t:.1f} s; index VmHWM after fill: {vm_hwm(pid)}{stored}")
     if second:
         await wait_caught_up((host, port), second[0])
+    pids = [pid] + ([second[1]] if second else [])
+    say(f"index quiet (merges after the fill done) {await wait_quiet(pids):.0f} s later")
     await search_bench((host, port), store, state["token"], state["tokens"], pid, second)
     say("")
     say(f"index peak RSS (VmHWM): {vm_hwm(pid)}")

@@ -1,14 +1,17 @@
 //! The baseline of bench/index.sh: the same searches run straight on the
 //! search structure (the online catalogue and its text index), with no HTTP,
 //! on one thread, after loading an index's database the way the index does
-//! at start. Each search is what the index runs on its search thread:
-//! `search::find_json`, ranking and writing the page's JSON. Not a test; bench/index.sh builds and runs it beside a live
-//! index.
+//! at start and waiting for the text index's merges to end (an index that
+//! has been idle a second searches the merged segments). Each search is
+//! what the index runs for a request: `search::find_json`, ranking and
+//! writing the page's JSON. Not a test; bench/index.sh builds and runs it
+//! beside a live index.
 //!
 //! Usage: `raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES`, where the
 //! store is an index.db file or a PostgreSQL URL and the queries file is `{"kind": [[q, mode, ext or null], ...], ...}`. Prints one
 //! JSON object: per kind, queries run, queries/s, p50 and p99 (seconds) and
-//! the min/median/max totals of its first 20 queries; and the load time.
+//! the min/median/max totals of its first 20 queries; the load time and
+//! the wait for merges.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +55,32 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[at]
 }
 
+/// CPU time this process has used, in clock ticks (Linux).
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Waits until the text index's merges after the load are done (the
+/// process idle for 3 s in a row, at most 15 minutes) and the indexer has
+/// had time to search the merged segments, as the index does once idle;
+/// returns the wait in seconds.
+async fn settle() -> f64 {
+    let start = Instant::now();
+    let (mut quiet, mut used) = (0, cpu_ticks());
+    while quiet < 3 && start.elapsed().as_secs() < 900 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = cpu_ticks();
+        quiet = match (used, now) {
+            (Some(before), Some(after)) if after.saturating_sub(before) < 5 => quiet + 1,
+            _ => 0,
+        };
+        used = now;
+    }
+    start.elapsed().as_secs_f64()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -76,6 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| e.to_string())?;
     store.close().await;
     let load_secs = began.elapsed().as_secs_f64();
+    let settle_secs = settle().await;
 
     let mut out = serde_json::Map::new();
     for (kind, list) in &kinds {
@@ -109,7 +139,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }),
         );
     }
-    let report = serde_json::json!({ "load_secs": load_secs, "kinds": out });
+    let report =
+        serde_json::json!({ "load_secs": load_secs, "settle_secs": settle_secs, "kinds": out });
     println!("{report}");
     catalogue.close();
     Ok(())

@@ -21,7 +21,8 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use tantivy::columnar::ColumnValues;
 use tantivy::fastfield::AliveBitSet;
@@ -37,7 +38,7 @@ use tantivy::{
     DocId, DocSet, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Searcher, SegmentReader,
     TantivyDocument, Term, TERMINATED,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::scratch::ScratchDirectory;
 use super::tokens;
@@ -46,6 +47,9 @@ use super::tokens;
 const WRITER_MEMORY: usize = 96 << 20;
 /// Writer threads (each gets an equal share of [`WRITER_MEMORY`]).
 const WRITER_THREADS: usize = 1;
+/// How long the indexer waits for changes before it looks whether merges
+/// finished since the last commit.
+const MERGES_LOOKED_AT_EVERY: Duration = Duration::from_secs(1);
 /// Most changes folded into one commit; more wait for the next one.
 const MAX_CHANGES_PER_COMMIT: usize = 200_000;
 /// Titles per lazily allocated chunk of the [`HolderBoard`].
@@ -266,7 +270,7 @@ pub struct TextIndex {
     fields: Fields,
     reader: IndexReader,
     columns: ColumnCache,
-    batches: Mutex<Option<mpsc::UnboundedSender<Batch>>>,
+    batches: Mutex<Option<mpsc::Sender<Batch>>>,
     indexer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -549,7 +553,7 @@ impl TextIndex {
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
             .try_into()?;
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel();
         let thread_reader = reader.clone();
         let indexer = std::thread::Builder::new()
             .name("search-indexer".into())
@@ -729,10 +733,18 @@ fn run_indexer(
     mut writer: IndexWriter,
     reader: IndexReader,
     fields: Fields,
-    mut batches: mpsc::UnboundedReceiver<Batch>,
+    batches: mpsc::Receiver<Batch>,
     released: Arc<Mutex<Vec<u32>>>,
 ) {
-    while let Some(first) = batches.blocking_recv() {
+    loop {
+        let first = match batches.recv_timeout(MERGES_LOOKED_AT_EVERY) {
+            Ok(batch) => batch,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                search_merged_segments(writer.index(), &reader);
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut waiting = Vec::new();
         let mut deleted = Vec::new();
         let mut changes = 0;
@@ -787,6 +799,27 @@ fn run_indexer(
     }
     if let Err(e) = writer.wait_merging_threads() {
         tracing::warn!("search index merges did not finish: {e}");
+    }
+}
+
+/// Searches the segments merges made since the last commit (they are
+/// committed by the merge, but a reader sees them only once reloaded): a
+/// filled index searches a handful of large segments instead of the many
+/// small ones its last commit had.
+fn search_merged_segments(index: &Index, reader: &IndexReader) {
+    let Ok(committed) = index.searchable_segment_ids() else {
+        return;
+    };
+    let searcher = reader.searcher();
+    let searched: HashSet<SegmentId> = searcher
+        .segment_readers()
+        .iter()
+        .map(SegmentReader::segment_id)
+        .collect();
+    if committed.len() != searched.len() || committed.iter().any(|id| !searched.contains(id)) {
+        if let Err(e) = reader.reload() {
+            tracing::warn!("cannot search the merged segments: {e}");
+        }
     }
 }
 
@@ -1232,6 +1265,52 @@ mod tests {
 
     fn words(text: &str) -> NameMatch {
         NameMatch::Words(tokens::words(text))
+    }
+
+    #[tokio::test]
+    async fn segments_merged_after_the_last_commit_are_searched_without_another() {
+        let folder = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(folder.path(), Arc::default()).unwrap();
+        // The merge policy merges 8 segments of a size: the 8th commit
+        // starts a merge that ends after it, with no commit to follow.
+        const COMMITS: u32 = 8;
+        for batch in 0..COMMITS {
+            let adds = (batch * 50..(batch + 1) * 50)
+                .map(|ord| TextChange::Add(title(ord).0))
+                .collect();
+            index.submit(adds).searchable().await.unwrap();
+        }
+        let writer_index = index.reader.searcher().index().clone();
+        let searched = |index: &TextIndex| -> HashSet<SegmentId> {
+            let searcher = index.reader.searcher();
+            let ids = searcher.segment_readers().iter();
+            ids.map(SegmentReader::segment_id).collect()
+        };
+        // Merges end on their own time; the indexer, idle, picks them up.
+        let mut waited = Duration::ZERO;
+        loop {
+            let committed: HashSet<SegmentId> = writer_index
+                .searchable_segment_ids()
+                .unwrap()
+                .into_iter()
+                .collect();
+            if committed == searched(&index) && committed.len() < COMMITS as usize {
+                break;
+            }
+            assert!(
+                waited < Duration::from_secs(30),
+                "merged segments were never searched"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+        }
+        let all = index.reader.searcher().num_docs();
+        assert_eq!(
+            all,
+            u64::from(COMMITS * 50),
+            "nothing is lost in the merges"
+        );
+        index.close();
     }
 
     #[tokio::test]
