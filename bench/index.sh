@@ -20,7 +20,7 @@
 #   DURATION      seconds of searching per query kind and level (default 8)
 #   GRACE         extra seconds in-flight searches get before they are
 #                 cancelled and counted as unfinished (default 10)
-#   MAX_REQUESTS  cap on searches per query kind and level (default 50000)
+#   MAX_REQUESTS  cap on searches per query kind and level (default 400000)
 #   RAW_DURATION  seconds of the raw baseline per kind (default DURATION/2)
 #   BENCH_DIR     where the temporary folder goes (default: $TMPDIR or /tmp)
 #   SKIP_BUILD=1  use the existing release binary instead of building it
