@@ -473,27 +473,19 @@ mod tests {
         }
     }
 
-    fn pending(at: i64, acked: bool) -> (Pending, Option<oneshot::Receiver<bool>>) {
-        let (ack, done) = oneshot::channel();
+    /// A record; one someone waits for when `acked` (the wait is dropped).
+    fn pending(at: i64, acked: bool) -> Pending {
         let row = row(at, "ok", "a");
-        match acked {
-            true => (
-                Pending {
-                    row,
-                    ack: Some(ack),
-                },
-                Some(done),
-            ),
-            false => (Pending { row, ack: None }, None),
-        }
+        let ack = acked.then(|| oneshot::channel().0);
+        Pending { row, ack }
     }
 
-    /// Sends a record nobody waits for after `delay` (in paused time).
+    /// Sends [`pending`]`(delay_ms, acked)` after `delay_ms` (in paused time).
     fn send_later(tx: &mpsc::Sender<Pending>, delay_ms: u64, acked: bool) {
         let tx = tx.clone();
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            let _ = tx.send(pending(delay_ms as i64, acked).0).await;
+            let _ = tx.send(pending(delay_ms as i64, acked)).await;
         });
     }
 
@@ -501,7 +493,7 @@ mod tests {
     async fn records_nobody_waits_for_are_gathered_for_a_while_and_others_at_once() {
         let (tx, mut rx) = mpsc::channel(QUEUE);
         // Searches arriving within the linger join the batch; later ones wait.
-        let mut batch = vec![pending(0, false).0];
+        let mut batch = vec![pending(0, false)];
         send_later(&tx, 30, false);
         send_later(&tx, 60, false);
         send_later(&tx, LINGER.as_millis() as u64 + 50, false);
@@ -509,7 +501,6 @@ mod tests {
         let at: Vec<i64> = batch.iter().map(|p| p.row.at).collect();
         assert_eq!(at, [0, 30, 60]);
         // A record someone waits for ends the gathering as it arrives.
-        let mut batch = vec![pending(0, false).0];
         send_later(&tx, LINGER.as_millis() as u64 + 100, true);
         send_later(&tx, LINGER.as_millis() as u64 + 110, false);
         tokio::time::sleep(LINGER + Duration::from_millis(60)).await;
@@ -527,10 +518,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(rx.len(), 1, "what came after the acknowledged record waits");
         // A full batch is not held back, and a closed queue says so.
-        batch.truncate(0);
-        batch.extend((0..BATCH).map(|i| pending(i as i64, false).0));
+        let mut full: Vec<Pending> = (0..BATCH).map(|i| pending(i as i64, false)).collect();
         let started = tokio::time::Instant::now();
-        assert!(gather(&mut rx, &mut batch).await);
+        assert!(gather(&mut rx, &mut full).await);
         assert_eq!(started.elapsed(), Duration::ZERO);
         drop(tx);
         let mut rest = Vec::new();
