@@ -4,8 +4,9 @@
 # file rows, then measures searches at several concurrency levels and, in the
 # same run, the same queries on the raw search structure (the baseline:
 # crates/index/examples/raw_search.rs loads the catalogue and text index from
-# index.db and searches in-process on one thread), printing both and the
-# ratio. Not run in CI.
+# index.db and searches in-process on one thread; each kind is measured on it
+# right before and right after that kind's levels, as the machine's speed
+# drifts), printing both and the ratio. Not run in CI.
 #
 #   bench/index.sh                                   # 1000 peers x 1000 files
 #   PEERS=50 FILES=200 DURATION=2 GRACE=3 bench/index.sh   # quick run (~1 min)

@@ -452,16 +452,44 @@ def rust_level(targets, tokens, paths, clients):
     return json.loads(out.stdout)
 
 
-def raw_baseline(store, kinds):
+class RawBaseline:
     """The same queries on the raw search structure (crates/index/examples/
     raw_search.rs: the catalogue and text index loaded from the store, no
-    HTTP, one thread), RAW_DURATION seconds per kind."""
-    queries = os.path.join(os.environ["BENCH_DATA"], "bench-queries.json")
-    with open(queries, "w") as f:
-        json.dump({k: [list(q) for q in v] for k, v in kinds.items()}, f)
-    out = subprocess.run([os.environ["RAW_SEARCH"], store, queries, str(RAW_DURATION),
-                          str(MAX_REQUESTS)], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)
+    HTTP, one thread), RAW_DURATION seconds a measure. The structure is
+    loaded once and measures one kind on request, so each kind's baseline
+    is taken right before and right after that kind's levels: this
+    machine's speed drifts by up to 2x within minutes."""
+
+    def __init__(self, store, kinds):
+        queries = os.path.join(os.environ["BENCH_DATA"], "bench-queries.json")
+        with open(queries, "w") as f:
+            json.dump({k: [list(q) for q in v] for k, v in kinds.items()}, f)
+        self.proc = subprocess.Popen(
+            [os.environ["RAW_SEARCH"], store, queries, str(RAW_DURATION), str(MAX_REQUESTS),
+             "--on-request"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.loaded = self._answer()
+
+    def _answer(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"raw_search stopped (exit status {self.proc.wait()})")
+        return json.loads(line)
+
+    def measure(self, kind):
+        self.proc.stdin.write(kind + "\n")
+        self.proc.stdin.flush()
+        return self._answer()
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def between(before, after):
+    """The baseline a kind's levels are divided by: the mean of the raw
+    measures taken before and after them."""
+    return {"n": before["n"] + after["n"],
+            **{k: (before[k] + after[k]) / 2 for k in ("qps", "p50", "p99")}}
 
 
 def ms(v):
@@ -527,16 +555,21 @@ def level_row(kind, label, r, base):
         f"{r['cpu_ms']:8.2f}")
 
 
+def raw_row(kind, label, raw):
+    say(f"{kind:<18} {label:>7} {raw['n']:>9} {raw['qps']:9.1f} {ms(raw['p50'])} "
+        f"{ms(raw['p99'])}")
+
+
 async def search_bench(target, store, token, tokens, pid, second):
     kinds = build_queries()
-    raw = raw_baseline(store, kinds)
+    raw = RawBaseline(store, kinds)
     probe = search_path(*kinds["exact"][0])
     say("")
-    say(f"raw structure loaded from the store in {raw['load_secs']:.1f} s "
-        f"(its merges done {raw.get('settle_secs', float('nan')):.0f} s later)")
+    say(f"raw structure loaded from the store in {raw.loaded['load_secs']:.1f} s "
+        f"(its merges done {raw.loaded['settle_secs']:.0f} s later)")
     say("matching file ids per query (min / median / max of up to 20 queries; estimates past a page):")
     for kind in kinds:
-        lo, mid, hi = raw["kinds"][kind]["totals"]
+        lo, mid, hi = raw.loaded["totals"][kind]
         say(f"  {kind:<18} {lo:>8} {mid:>8} {hi:>8}")
     say("")
     say("p50/raw, p99/raw: index latency over the raw query's; cost/raw: wall time per answered")
@@ -544,27 +577,35 @@ async def search_bench(target, store, token, tokens, pid, second):
     say("shed: answered 503 Retry-After (the client then waits 1-2 s); latencies are of answered searches;")
     say("cpu ms: the index's CPU time per answered search (this load generator shares the cores)")
     say(f"search: {DURATION:g} s per level (+{GRACE:g} s grace), default page (50); raw = same "
-        f"query on the search structure in-process, 1 thread, {RAW_DURATION:g} s")
+        f"query on the search structure in-process, 1 thread, {RAW_DURATION:g} s, measured right")
+    say("before (raw) and right after (raw') the kind's levels, which are divided by their mean;")
+    say("drift: raw' req/s over raw's (the machine's speed moves by up to 2x within minutes)")
     say(f"{'kind':<18} {'clients':>7} {'requests':>9} {'req/s':>9} {'p50 ms':>9} {'p99 ms':>9} "
         f"{'errors':>6} {'shed':>6} {'unfin':>5} {'p50/raw':>8} {'p99/raw':>8} {'cost/raw':>8} "
         f"{'cpu ms':>8}")
     summary = []
     for kind, queries in kinds.items():
-        base = raw["kinds"][kind]
-        say(f"{kind:<18} {'raw':>7} {base['n']:>9} {base['qps']:9.1f} {ms(base['p50'])} "
-            f"{ms(base['p99'])}")
+        before = raw.measure(kind)
+        rows = []
         for clients in LEVELS:
             r = await search_level([target], [pid], token, tokens, queries, clients, probe)
-            level_row(kind, str(clients), r, base)
-            summary.append((kind, clients, r, base))
+            rows.append((str(clients), r))
         if second:
             # Both processes, the clients split over them: "pair" rows.
             clients = max(LEVELS)
             r = await search_level([target, second[0]], [pid, second[1]], token, tokens, queries,
                                    clients, probe)
-            level_row(kind, f"2x{clients // 2}", r, base)
-            summary.append((kind, f"pair {clients}", r, base))
-        say(f"{'':<18} {'':>7} index VmHWM so far: {vm_hwm(pid)}")
+            rows.append((f"2x{clients // 2}", r))
+        after = raw.measure(kind)
+        base = between(before, after)
+        raw_row(kind, "raw", before)
+        for label, r in rows:
+            level_row(kind, label, r, base)
+            summary.append((kind, label, r, base))
+        raw_row(kind, "raw'", after)
+        say(f"{'':<18} {'':>7} drift {after['qps'] / before['qps']:.2f}; "
+            f"index VmHWM so far: {vm_hwm(pid)}")
+    raw.close()
     return summary
 
 

@@ -7,13 +7,23 @@
 //! writing the page's JSON. Not a test; bench/index.sh builds and runs it
 //! beside a live index.
 //!
-//! Usage: `raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES`, where the
-//! store is an index.db file or a PostgreSQL URL and the queries file is `{"kind": [[q, mode, ext or null], ...], ...}`. Prints one
-//! JSON object: per kind, queries run, queries/s, p50 and p99 (seconds) and
-//! the min/median/max totals of its first 20 queries; the load time and
-//! the wait for merges.
+//! Usage: `raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES [--on-request]`,
+//! where the store is an index.db file or a PostgreSQL URL and the queries
+//! file is `{"kind": [[q, mode, ext or null], ...], ...}`. Prints one JSON
+//! object: per kind, queries run, queries/s, p50 and p99 (seconds) and the
+//! min/median/max totals of its first 20 queries; the load time and the
+//! wait for merges.
+//!
+//! With `--on-request` it loads once, prints the load time, the wait and
+//! the totals on one line, then measures one kind per line read from stdin
+//! (its name) and prints that kind's figures on one line, until stdin ends.
+//! The bench measures each kind right before and right after the index's
+//! levels of that kind: this machine's speed drifts by up to 2x within
+//! minutes, so a baseline taken minutes away from the level it divides
+//! measures the machine, not the index.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -81,11 +91,69 @@ async fn settle() -> f64 {
     start.elapsed().as_secs_f64()
 }
 
+/// The min/median/max totals of a kind's first 20 queries.
+fn totals(catalogue: &Catalogue, prepared: &[SearchQuery]) -> Result<serde_json::Value, String> {
+    let mut totals: Vec<i64> = prepared
+        .iter()
+        .take(20)
+        .map(|q| search::find(catalogue, q).map(|r| r.total))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    totals.sort_unstable();
+    Ok(serde_json::json!([
+        totals.first(),
+        totals.get(totals.len() / 2),
+        totals.last()
+    ]))
+}
+
+/// Runs `prepared` round robin for `seconds` (at most `max` queries, at
+/// least 5) and reports queries run, queries/s, p50 and p99.
+fn measure(
+    catalogue: &Catalogue,
+    prepared: &[SearchQuery],
+    seconds: f64,
+    max: usize,
+) -> Result<serde_json::Value, String> {
+    let mut latencies = Vec::new();
+    let start = Instant::now();
+    let mut k = 0;
+    while (start.elapsed().as_secs_f64() < seconds && latencies.len() < max) || k < 5 {
+        let q = &prepared[k % prepared.len()];
+        k += 1;
+        let t = Instant::now();
+        search::find_json(catalogue, q).map_err(|e| e.to_string())?;
+        latencies.push(t.elapsed().as_secs_f64());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    Ok(serde_json::json!({
+        "n": latencies.len(),
+        "qps": latencies.len() as f64 / elapsed,
+        "p50": percentile(&latencies, 50.0),
+        "p99": percentile(&latencies, 99.0),
+    }))
+}
+
+fn print_line(value: &serde_json::Value) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{value}")?;
+    out.flush()
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let [_, db, queries, seconds, max] = args.as_slice() else {
-        return Err("usage: raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES".into());
+    let (db, queries, seconds, max, on_request) = match args.as_slice() {
+        [_, db, queries, seconds, max] => (db, queries, seconds, max, false),
+        [_, db, queries, seconds, max, flag] if flag == "--on-request" => {
+            (db, queries, seconds, max, true)
+        }
+        _ => {
+            return Err(
+                "usage: raw_search STORE QUERIES_JSON SECONDS MAX_QUERIES [--on-request]".into(),
+            )
+        }
     };
     let seconds: f64 = seconds.parse()?;
     let max: usize = max.parse()?;
@@ -107,41 +175,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let load_secs = began.elapsed().as_secs_f64();
     let settle_secs = settle().await;
 
-    let mut out = serde_json::Map::new();
-    for (kind, list) in &kinds {
-        let prepared: Vec<SearchQuery> = list.iter().map(|(q, m, e)| query(q, m, e)).collect();
-        let mut totals: Vec<i64> = prepared
-            .iter()
-            .take(20)
-            .map(|q| search::find(&catalogue, q).map(|r| r.total))
-            .collect::<Result<_, _>>()?;
-        totals.sort_unstable();
-        let mut latencies = Vec::new();
-        let start = Instant::now();
-        let mut k = 0;
-        while (start.elapsed().as_secs_f64() < seconds && latencies.len() < max) || k < 5 {
-            let q = &prepared[k % prepared.len()];
-            k += 1;
-            let t = Instant::now();
-            search::find_json(&catalogue, q).map_err(|e| e.to_string())?;
-            latencies.push(t.elapsed().as_secs_f64());
-        }
-        let elapsed = start.elapsed().as_secs_f64();
-        latencies.sort_by(f64::total_cmp);
-        out.insert(
-            kind.clone(),
-            serde_json::json!({
-                "n": latencies.len(),
-                "qps": latencies.len() as f64 / elapsed,
-                "p50": percentile(&latencies, 50.0),
-                "p99": percentile(&latencies, 99.0),
-                "totals": [totals.first(), totals.get(totals.len() / 2), totals.last()],
-            }),
-        );
+    let prepared: BTreeMap<&String, Vec<SearchQuery>> = kinds
+        .iter()
+        .map(|(kind, list)| (kind, list.iter().map(|(q, m, e)| query(q, m, e)).collect()))
+        .collect();
+    let mut all_totals = serde_json::Map::new();
+    for (kind, list) in &prepared {
+        all_totals.insert(kind.to_string(), totals(&catalogue, list)?);
     }
-    let report =
-        serde_json::json!({ "load_secs": load_secs, "settle_secs": settle_secs, "kinds": out });
-    println!("{report}");
+    if on_request {
+        print_line(&serde_json::json!({
+            "load_secs": load_secs, "settle_secs": settle_secs, "totals": all_totals,
+        }))?;
+        for line in std::io::stdin().lock().lines() {
+            let kind = line?;
+            let list = prepared
+                .get(&kind)
+                .ok_or_else(|| format!("no query kind {kind:?} in {queries}"))?;
+            print_line(&measure(&catalogue, list, seconds, max)?)?;
+        }
+    } else {
+        let mut out = serde_json::Map::new();
+        for (kind, list) in &prepared {
+            let mut figures = measure(&catalogue, list, seconds, max)?;
+            figures["totals"] = all_totals[kind.as_str()].clone();
+            out.insert(kind.to_string(), figures);
+        }
+        print_line(&serde_json::json!({
+            "load_secs": load_secs, "settle_secs": settle_secs, "kinds": out,
+        }))?;
+    }
     catalogue.close();
     Ok(())
 }
