@@ -18,6 +18,7 @@
 //! (no file name has any) are refused with 400.
 
 pub mod catalogue;
+mod merging;
 pub mod scratch;
 pub mod text;
 pub mod tokens;

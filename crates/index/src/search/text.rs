@@ -12,7 +12,8 @@
 //! Holder counts are not indexed (only the tier, in the sort key,
 //! rewritten when a file changes tier): ranking and the online filter read the [`HolderBoard`]
 //! at search time, so peers coming, going and timing out almost never
-//! touch this index. It stores no names (the catalogue has them) and
+//! touch this index. Its segments are merged as [`super::merging`]
+//! decides. It stores no names (the catalogue has them) and
 //! keeps its files in a folder it owns, emptied at every start, since the
 //! durable store is the truth it is rebuilt from.
 
@@ -22,7 +23,7 @@ use std::ops::RangeInclusive;
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{mpsc, Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tantivy::columnar::ColumnValues;
 use tantivy::fastfield::AliveBitSet;
@@ -40,6 +41,7 @@ use tantivy::{
 };
 use tokio::sync::oneshot;
 
+use super::merging::{IdleFlag, MergeSmallWhenIdle, MERGE_SMALL_AFTER_IDLE};
 use super::scratch::ScratchDirectory;
 use super::tokens;
 
@@ -736,15 +738,25 @@ fn run_indexer(
     batches: mpsc::Receiver<Batch>,
     released: Arc<Mutex<Vec<u32>>>,
 ) {
+    let idle = IdleFlag::default();
+    writer.set_merge_policy(Box::new(MergeSmallWhenIdle::new(idle.clone())));
+    let mut last_change = Instant::now();
     loop {
         let first = match batches.recv_timeout(MERGES_LOOKED_AT_EVERY) {
             Ok(batch) => batch,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 search_merged_segments(writer.index(), &reader);
+                if last_change.elapsed() >= MERGE_SMALL_AFTER_IDLE && idle.begin() {
+                    // tantivy asks the merge policy after every commit.
+                    if let Err(e) = writer.commit() {
+                        tracing::warn!("cannot merge the search index's small segments: {e}");
+                    }
+                }
                 continue;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
+        idle.end();
         let mut waiting = Vec::new();
         let mut deleted = Vec::new();
         let mut changes = 0;
@@ -796,6 +808,7 @@ fn run_indexer(
         for done in waiting {
             let _ = done.send(outcome.clone());
         }
+        last_change = Instant::now();
     }
     if let Err(e) = writer.wait_merging_threads() {
         tracing::warn!("search index merges did not finish: {e}");
@@ -810,13 +823,13 @@ fn search_merged_segments(index: &Index, reader: &IndexReader) {
     let Ok(committed) = index.searchable_segment_ids() else {
         return;
     };
-    let searcher = reader.searcher();
-    let searched: HashSet<SegmentId> = searcher
+    let searched: HashSet<SegmentId> = reader
+        .searcher()
         .segment_readers()
         .iter()
         .map(SegmentReader::segment_id)
         .collect();
-    if committed.len() != searched.len() || committed.iter().any(|id| !searched.contains(id)) {
+    if committed.into_iter().collect::<HashSet<_>>() != searched {
         if let Err(e) = reader.reload() {
             tracing::warn!("cannot search the merged segments: {e}");
         }
@@ -1310,6 +1323,49 @@ mod tests {
             u64::from(COMMITS * 50),
             "nothing is lost in the merges"
         );
+        index.close();
+    }
+
+    #[tokio::test]
+    async fn an_idle_indexer_merges_its_small_segments_into_one() {
+        let folder = tempfile::tempdir().unwrap();
+        let index = TextIndex::open(folder.path(), Arc::default()).unwrap();
+        // One large segment and three small ones: too few of a size for
+        // the log policy, each under an eighth of the large one.
+        let batches = [0..800, 800..810, 810..820, 820..830];
+        for ords in batches.clone() {
+            let adds = ords.map(|ord| TextChange::Add(title(ord).0)).collect();
+            index.submit(adds).searchable().await.unwrap();
+        }
+        let sizes = |index: &TextIndex| -> Vec<u32> {
+            let searcher = index.reader.searcher();
+            let mut sizes: Vec<u32> = (searcher.segment_readers().iter())
+                .map(SegmentReader::num_docs)
+                .collect();
+            sizes.sort_unstable();
+            sizes
+        };
+        assert_eq!(sizes(&index), vec![10, 10, 10, 800], "one segment a commit");
+        let idle_from = Instant::now();
+        while sizes(&index) != vec![30, 800] {
+            assert!(
+                idle_from.elapsed() < MERGE_SMALL_AFTER_IDLE + Duration::from_secs(20),
+                "small segments never merged: {:?}",
+                sizes(&index)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // (The indexer's idle time began a moment before this test saw
+        // the last commit.)
+        let merged_after = idle_from.elapsed() + Duration::from_millis(500);
+        assert!(merged_after >= MERGE_SMALL_AFTER_IDLE, "merged before idle");
+        // A change ends the idle time: the next small segment stays until
+        // the indexer is idle again.
+        let adds = (830..835)
+            .map(|ord| TextChange::Add(title(ord).0))
+            .collect();
+        index.submit(adds).searchable().await.unwrap();
+        assert_eq!(sizes(&index), vec![5, 30, 800]);
         index.close();
     }
 
