@@ -519,11 +519,12 @@ def cpu_of(pids):
 
 
 async def wait_quiet(pids, limit=900):
-    """Waits until `pids` use under 5 % of a core for 3 s in a row (the text
-    index's merges after a fill done), at most `limit` s; returns the wait."""
+    """Waits until `pids` use under 5 % of a core for 5 s in a row (the text
+    index's merges after a fill done, its small segments merged once it has
+    been idle 3 s), at most `limit` s; returns the wait."""
     start = time.perf_counter()
     quiet, used = 0, cpu_of(pids)
-    while quiet < 3 and time.perf_counter() - start < limit and used is not None:
+    while quiet < 5 and time.perf_counter() - start < limit and used is not None:
         await asyncio.sleep(1)
         now = cpu_of(pids)
         quiet = quiet + 1 if now is not None and now - used < 0.05 else 0

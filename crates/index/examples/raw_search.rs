@@ -73,13 +73,14 @@ fn cpu_ticks() -> Option<u64> {
 }
 
 /// Waits until the text index's merges after the load are done (the
-/// process idle for 3 s in a row, at most 15 minutes) and the indexer has
-/// had time to search the merged segments, as the index does once idle;
+/// process idle for 5 s in a row, at most 15 minutes: the small segments
+/// are merged once the indexer has been idle 3 s) and the indexer has had
+/// time to search the merged segments, as the index does once idle;
 /// returns the wait in seconds.
 async fn settle() -> f64 {
     let start = Instant::now();
     let (mut quiet, mut used) = (0, cpu_ticks());
-    while quiet < 3 && start.elapsed().as_secs() < 900 {
+    while quiet < 5 && start.elapsed().as_secs() < 900 {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let now = cpu_ticks();
         quiet = match (used, now) {
