@@ -1332,8 +1332,7 @@ mod tests {
         let index = TextIndex::open(folder.path(), Arc::default()).unwrap();
         // One large segment and three small ones: too few of a size for
         // the log policy, each under an eighth of the large one.
-        let batches = [0..800, 800..810, 810..820, 820..830];
-        for ords in batches.clone() {
+        for ords in [0..800, 800..810, 810..820, 820..830] {
             let adds = ords.map(|ord| TextChange::Add(title(ord).0)).collect();
             index.submit(adds).searchable().await.unwrap();
         }
