@@ -1,7 +1,8 @@
 //! The online catalogue: in memory, every online peer (its user, addresses,
 //! last heartbeat and listings) and the files and titles (a file id with one
-//! of its names) they make findable, with the [`TextIndex`] over the titles
-//! and the [`HolderBoard`] that ranks and filters them.
+//! of its names) they make findable, with the [`TextIndex`] over the titles,
+//! the [`ExactNames`] that find them by whole name, and the [`HolderBoard`]
+//! that ranks and filters them.
 //!
 //! It is a view, never the truth: the store commits every change first and
 //! the catalogue follows (a join, publish, unpublish, leave, heartbeat,
@@ -22,10 +23,11 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use super::names::ExactNames;
 pub use super::text::Pending;
 use super::text::{
-    self, FileFilter, HolderBoard, NameMatch, Ranked, TextChange, TextIndex, TextIndexError,
-    TitleDoc,
+    self, popularity, Best, FileFilter, HolderBoard, NameMatch, Ranked, TextChange, TextIndex,
+    TextIndexError, TitleDoc,
 };
 use super::{SearchHit, SearchResults, Source};
 use crate::store::{FileRow, OnlineCounts};
@@ -145,6 +147,8 @@ struct State {
     titles: Vec<Option<TitleEntry>>,
     /// (file slot, hash of the name) → title ordinal.
     title_slots: HashMap<(u32, u64), u32>,
+    /// Online titles by exact name.
+    names: ExactNames,
     hasher: RandomState,
     listings: u64,
     /// Listings of each user with online peers, across their peers.
@@ -160,6 +164,14 @@ impl State {
             self.user_listings.remove(user);
         }
     }
+}
+
+/// The name of title `t`, or nothing when it is offline.
+fn title_name(titles: &[Option<TitleEntry>], t: u32) -> &str {
+    titles
+        .get(t as usize)
+        .and_then(Option::as_ref)
+        .map_or("", |e| &e.name)
 }
 
 /// Most sources listed per result; the rest are counted in
@@ -677,6 +689,9 @@ impl Catalogue {
             ext: row.ext.as_str().into(),
             holders: 0,
         });
+        state
+            .names
+            .insert(ord, &name, |t| title_name(&state.titles, t));
         if let Some(f) = state.files.get_mut(file) {
             f.titles.push(ord);
         }
@@ -703,10 +718,17 @@ impl Catalogue {
             }
         }
         if emptied {
-            if let Some(gone) = state.titles[title as usize].take() {
-                let hash = state.hasher.hash_one(&*gone.name);
+            let name = state.titles[title as usize]
+                .as_ref()
+                .map(|e| e.name.clone());
+            if let Some(name) = name {
+                state
+                    .names
+                    .remove(title, &name, |t| title_name(&state.titles, t));
+                let hash = state.hasher.hash_one(&*name);
                 state.title_slots.remove(&(file, hash));
             }
+            state.titles[title as usize] = None;
             self.board.set(title, 0, 0);
             if let Some(f) = state.files.get_mut(file) {
                 f.titles.retain(|&t| t != title);
@@ -760,7 +782,52 @@ impl Catalogue {
         filter: &FileFilter,
         wanted: usize,
     ) -> Result<Ranked, TextIndexError> {
-        self.text.rank(name, filter, &self.board, wanted)
+        match name {
+            NameMatch::Exact(name) => Ok(self.rank_exact(name, filter, wanted)),
+            _ => self.text.rank(name, filter, &self.board, wanted),
+        }
+    }
+
+    /// The best `wanted` online titles named exactly `name`, ranked by
+    /// popularity alone (every one matches equally well); the total is
+    /// exact, as every title with the name is looked at.
+    fn rank_exact(&self, name: &str, filter: &FileFilter, wanted: usize) -> Ranked {
+        let state = self.read();
+        let mut best = Best::new(wanted);
+        let mut matches = 0;
+        let named = state.names.titles(name, |t| title_name(&state.titles, t));
+        for title in named {
+            let Some(entry) = state.titles[title as usize].as_ref() else {
+                continue;
+            };
+            let Some(file) = state.files.get(entry.file) else {
+                continue;
+            };
+            if filter.ext.as_deref().is_some_and(|ext| ext != &*entry.ext)
+                || filter.min_size.is_some_and(|m| file.size < m)
+                || filter.max_size.is_some_and(|m| file.size > m)
+            {
+                continue;
+            }
+            matches += 1;
+            best.offer(popularity(file.holders.len() as u32), title);
+        }
+        Ranked {
+            matches,
+            estimated: false,
+            best: best.into_sorted(),
+        }
+    }
+
+    /// How many online titles are named exactly `name`, or nothing when
+    /// the catalogue is being changed right now.
+    pub fn titles_named_at_once(&self, name: &str) -> Option<u32> {
+        let state = match self.state.try_read() {
+            Ok(state) => state,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        Some(state.names.count(name, |t| title_name(&state.titles, t)))
     }
 
     /// The distinct files of `ranked` titles in order, as (file slot) list.
@@ -957,6 +1024,90 @@ mod tests {
         assert_eq!(ids, ["p1", "p2", "p6", "p0"]);
         assert_eq!(recent[0].1, ["/ip4/10.0.0.1/tcp/1"]);
         assert_eq!(catalogue.recent_peers(10, "p9").len(), 7);
+        catalogue.close();
+    }
+
+    fn peer(n: u32) -> OnlinePeer {
+        OnlinePeer {
+            peer_id: format!("p{n}"),
+            user: format!("u{n}"),
+            addrs: Vec::new(),
+            last_seen: 0,
+        }
+    }
+
+    fn file(id: u8, name: &str, size: i64) -> FileRow {
+        FileRow {
+            file_id: format!("{id:02x}").repeat(32),
+            name: name.into(),
+            size,
+            ext: name.rsplit_once('.').map_or("", |(_, e)| e).into(),
+        }
+    }
+
+    /// The file ids of an exact search's titles, best first, and its total.
+    fn exact(catalogue: &Catalogue, name: &str, filter: &FileFilter) -> (Vec<String>, u64) {
+        let ranked = catalogue
+            .rank(&NameMatch::Exact(name.into()), filter, 10)
+            .unwrap();
+        assert!(!ranked.estimated);
+        let ids = catalogue
+            .hits(&catalogue.files_of(&ranked.best))
+            .into_iter()
+            .map(|hit| hit.id[..2].to_string())
+            .collect();
+        (ids, ranked.matches)
+    }
+
+    #[test]
+    fn exact_names_are_ranked_by_holders_filtered_and_gone_with_their_last_holder() {
+        let folder = tempfile::tempdir().unwrap();
+        let catalogue = Catalogue::open(folder.path(), 100).unwrap();
+        let everything = FileFilter::default();
+        // Three files named "song.mp3" (one also as "Song.mp3"), held by
+        // one, three and two peers.
+        drop(catalogue.join(peer(0), &[file(1, "song.mp3", 10), file(2, "song.mp3", 20)]));
+        drop(catalogue.join(peer(1), &[file(2, "song.mp3", 20), file(3, "song.mp3", 30)]));
+        drop(catalogue.join(peer(2), &[file(2, "Song.mp3", 20), file(3, "song.mp3", 30)]));
+        drop(catalogue.join(peer(3), &[file(2, "song.mp3", 20)]));
+        assert_eq!(
+            exact(&catalogue, "song.mp3", &everything),
+            (vec!["02".into(), "03".into(), "01".into()], 3)
+        );
+        assert_eq!(
+            exact(&catalogue, "Song.mp3", &everything),
+            (vec!["02".into()], 1)
+        );
+        assert_eq!(exact(&catalogue, "song", &everything).1, 0);
+        let sized = FileFilter {
+            min_size: Some(15),
+            max_size: Some(25),
+            ..FileFilter::default()
+        };
+        assert_eq!(
+            exact(&catalogue, "song.mp3", &sized),
+            (vec!["02".into()], 1)
+        );
+        let other_ext = FileFilter {
+            ext: Some("flac".into()),
+            ..FileFilter::default()
+        };
+        assert_eq!(exact(&catalogue, "song.mp3", &other_ext).1, 0);
+        assert_eq!(catalogue.titles_named_at_once("song.mp3"), Some(3));
+
+        // File 1's only holder leaves; file 3 loses one of its two.
+        drop(catalogue.remove_peer("p0"));
+        drop(catalogue.unpublish("p2", &"03".repeat(32)));
+        assert_eq!(
+            exact(&catalogue, "song.mp3", &everything),
+            (vec!["02".into(), "03".into()], 2)
+        );
+        drop(catalogue.remove_peer("p1"));
+        assert_eq!(
+            exact(&catalogue, "song.mp3", &everything),
+            (vec!["02".into()], 1)
+        );
+        assert_eq!(catalogue.titles_named_at_once("song.mp3"), Some(1));
         catalogue.close();
     }
 

@@ -1,10 +1,11 @@
 //! The text index over the names of online files: one tantivy document per
 //! title (a file id with one of its names), keyed by the title's ordinal in
 //! the [`Catalogue`](super::catalogue::Catalogue), with fields for whole
-//! words, word prefixes, substring grams, the exact name, the extension,
-//! the size, and a sort key of the file's popularity tier and the name's
-//! length. Segments are sorted by that key, so broad words queries are
-//! ranked a band of tiers at a time with block-max pruning (see `rank`).
+//! words, word prefixes, substring grams, the extension, the size, and a
+//! sort key of the file's popularity tier and the name's length (exact
+//! names are the catalogue's: [`super::names`]). Segments are sorted by
+//! that key, so broad words queries are ranked a band of tiers at a time
+//! with block-max pruning (see `rank`).
 //!
 //! One indexer thread owns the writer. Batches of additions and deletions
 //! arrive in the order the catalogue decided them, are committed together
@@ -32,7 +33,7 @@ use tantivy::query::{
     BooleanQuery, EnableScoring, Occur, PhraseQuery, Query, RegexQuery, TermQuery, Weight,
 };
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED,
 };
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use tantivy::{
@@ -261,7 +262,6 @@ struct Fields {
     words: Field,
     prefixes: Field,
     grams: Field,
-    exact: Field,
     ext: Field,
     size: Field,
     order: Field,
@@ -312,7 +312,6 @@ fn schema() -> (Schema, Fields) {
             "grams",
             terms(NameTerms::Grams.name(), WithFreqsAndPositions),
         ),
-        exact: b.add_text_field("exact", STRING),
         // With frequencies, so a filtered words query stays a plain
         // intersection of terms (which can skip what cannot rank).
         ext: b.add_text_field("ext", terms("raw", WithFreqs)),
@@ -414,7 +413,6 @@ impl Fields {
         d.add_text(self.words, &doc.name);
         d.add_text(self.prefixes, &doc.name);
         d.add_text(self.grams, &doc.name);
-        d.add_text(self.exact, &doc.name);
         d.add_text(self.ext, &doc.ext);
         d.add_u64(self.size, doc.size);
         d.add_u64(self.order, doc.order());
@@ -478,7 +476,8 @@ impl Fields {
     fn clauses(&self, name: &NameMatch, filter: &FileFilter) -> Option<Vec<Box<dyn Query>>> {
         let mut must = match name {
             NameMatch::Words(words) => self.word_terms(words),
-            NameMatch::Exact(text) => vec![term_query(self.exact, text, IndexRecordOption::Basic)],
+            // Exact names are the catalogue's (see `search::names`).
+            NameMatch::Exact(_) => Vec::new(),
             NameMatch::Substring(text) => vec![self.substring_query(text)?],
         };
         if must.is_empty() {
@@ -603,7 +602,8 @@ impl TextIndex {
     /// and shortest first, as segments are sorted). Past [`EXACT_MATCHES`],
     /// the total is estimated from a sample ([`estimate_matches`]), and a
     /// words query goes on over the whole index skipping blocks that cannot
-    /// rank; other modes keep the best of what was seen.
+    /// rank; a substring query keeps the best of what was seen. An exact
+    /// name matches nothing here: the catalogue answers it.
     pub fn rank(
         &self,
         name: &NameMatch,
@@ -628,12 +628,7 @@ impl TextIndex {
         };
         let searcher = self.reader.searcher();
         let query = all_of(must);
-        // Every exact match matches equally well: only popularity ranks them.
-        let scoring = match name {
-            NameMatch::Exact(_) => EnableScoring::disabled_from_searcher(&searcher),
-            _ => EnableScoring::enabled_from_searcher(&searcher),
-        };
-        let weight = query.weight(scoring)?;
+        let weight = query.weight(EnableScoring::enabled_from_searcher(&searcher))?;
         let mut best = Best::new(wanted);
         let views = segment_views(&searcher, &self.columns, board, filter)?;
         let walk = walk_matches(&views, &*weight, &mut best, exact_limit)?;
@@ -837,7 +832,7 @@ fn search_merged_segments(index: &Index, reader: &IndexReader) {
 }
 
 /// The titles kept for a page: the best `wanted` by rank, each once.
-struct Best {
+pub(super) struct Best {
     wanted: usize,
     heap: BinaryHeap<Candidate>,
     kept: HashSet<u32>,
@@ -866,7 +861,7 @@ impl PartialOrd for Candidate {
 }
 
 impl Best {
-    fn new(wanted: usize) -> Self {
+    pub(super) fn new(wanted: usize) -> Self {
         Self {
             wanted: wanted.max(1),
             heap: BinaryHeap::with_capacity(wanted.max(1) + 1),
@@ -876,7 +871,7 @@ impl Best {
 
     /// Keeps `title` if it ranks among the best (a title already kept, seen
     /// again by a second pass, is not kept twice).
-    fn offer(&mut self, rank: Score, title: u32) {
+    pub(super) fn offer(&mut self, rank: Score, title: u32) {
         let candidate = Candidate(rank, title);
         if self.heap.len() >= self.wanted {
             if self.heap.peek().is_none_or(|worst| candidate >= *worst) {
@@ -902,7 +897,7 @@ impl Best {
             .flatten()
     }
 
-    fn into_sorted(self) -> Vec<(Score, u32)> {
+    pub(super) fn into_sorted(self) -> Vec<(Score, u32)> {
         let mut best: Vec<(Score, u32)> = self.heap.into_iter().map(|c| (c.0, c.1)).collect();
         best.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
         best
@@ -910,7 +905,7 @@ impl Best {
 }
 
 /// Popularity weight of a file with `holders` online listings.
-fn popularity(holders: u32) -> Score {
+pub(super) fn popularity(holders: u32) -> Score {
     1.0 + (holders as Score).ln_1p()
 }
 
