@@ -1279,9 +1279,10 @@ mod tests {
     async fn segments_merged_after_the_last_commit_are_searched_without_another() {
         let folder = tempfile::tempdir().unwrap();
         let index = TextIndex::open(folder.path(), Arc::default()).unwrap();
-        // The merge policy merges 8 segments of a size: the 8th commit
-        // starts a merge that ends after it, with no commit to follow.
-        const COMMITS: u32 = 8;
+        // The merge policy merges MERGE_FACTOR segments of a size: the
+        // last commit starts a merge that ends after it, with no commit to
+        // follow.
+        const COMMITS: u32 = crate::search::merging::MERGE_FACTOR as u32;
         for batch in 0..COMMITS {
             let adds = (batch * 50..(batch + 1) * 50)
                 .map(|ord| TextChange::Add(title(ord).0))
